@@ -1,0 +1,57 @@
+"""Shared test fixtures and conventions (see ../shared/design.md, "Tests and shared data").
+
+* ``shared_dir``: the read-only ``../shared`` folder; skipped with a reason when absent, a failure when
+  ``TRIBEV2_REQUIRE_SHARED=1`` (CI). Copy files into ``tmp_path`` before writing anything next to them.
+* ``require_program(name)``: a system program installed by apt (espeak-ng, chromium); skipped when missing,
+  a failure when ``TRIBEV2_REQUIRE_SYSTEM=1`` (CI).
+* Every test gets its own cache root (``TRIBEV2_CACHE``) and Hugging Face cache, and no network.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _missing(what: str, variable: str) -> None:
+    if os.environ.get(variable) == "1":
+        pytest.fail(f"{what} is required here ({variable}=1)")
+    pytest.skip(f"{what} is not available")
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not (SHARED / "README.md").is_file():
+        _missing(f"the shared fixtures folder {SHARED}", "TRIBEV2_REQUIRE_SHARED")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def require_program():
+    def check(name: str) -> str:
+        path = shutil.which(name)
+        if path is None:
+            _missing(f"the system program '{name}'", "TRIBEV2_REQUIRE_SYSTEM")
+        return path
+
+    return check
+
+
+@pytest.fixture(autouse=True)
+def _isolated_caches(tmp_path_factory, monkeypatch):
+    """Each test session shares one cache root (built demo models are reused across tests) that is
+    never the user's real cache."""
+    root = tmp_path_factory.getbasetemp() / "tribev2-cache"
+    monkeypatch.setenv("TRIBEV2_CACHE", str(root))
+    monkeypatch.setenv("HF_HOME", str(tmp_path_factory.getbasetemp() / "hf-home"))

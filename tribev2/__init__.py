@@ -1,0 +1,9 @@
+"""tribev2: run the TRIBE v2 multimodal brain-encoding model and get predicted cortical activity as xarray."""
+
+__version__ = "0.1.0"
+
+from .io import open_dataset, save_dataset  # noqa: E402
+from .model import load_model  # noqa: E402
+from .predict import predict_features  # noqa: E402
+
+__all__ = ["__version__", "load_model", "open_dataset", "predict_features", "save_dataset"]

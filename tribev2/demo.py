@@ -1,0 +1,134 @@
+"""Untrained demo weights (and, from the features layer, tiny demo extractors) that need no network.
+
+``demo_model()`` builds a brain model with the release's geometry from a fixed seed, saves it once under
+``<cache root>/demo/`` in the hub's form (``config.yaml`` + ``best.ckpt``) and loads it back through
+:func:`tribev2.load_model`, the path real weights take. Its predictions are *not* brain responses: they show
+the shapes, the timing and the tools, nothing about the brain.
+
+``python -m tribev2.demo`` (what ``make demo`` runs) predicts three minutes of synthetic features and
+writes ``outputs/demo/predictions.nc``. ``TRIBEV2_WEIGHTS=<folder or hub id>`` uses real weights instead.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import sys
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from .cache import atomic_path, cache_dir
+from .model import BrainConfig, TribeModel, load_model
+
+DEMO_SEED = 2026
+DEMO_LABEL = "UNTRAINED DEMO WEIGHTS (random, seeded): predictions show shapes and timing, not brain activity"
+
+
+def release_experiment_config() -> dict:
+    """The release geometry as a ``config.yaml`` mapping, with its build arguments under ``model_build_args``."""
+    text = resources.files("tribev2.data").joinpath("release_brain_config.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def demo_model(*, feature_dims: dict[str, tuple[int, int]] | None = None, n_outputs: int | None = None,
+               n_output_timesteps: int | None = None, hidden: int | None = None, depth: int | None = None,
+               heads: int | None = None, low_rank_head: int | None = None, max_seq_len: int | None = None,
+               device: str = "auto", dtype: torch.dtype = torch.float32) -> TribeModel:
+    """Seeded random weights in the release geometry (or a smaller one given by the keyword arguments),
+    saved once under the cache root and loaded through :func:`tribev2.load_model`."""
+    experiment = release_experiment_config()
+    build_args = experiment.pop("model_build_args")
+    brain = experiment["brain_model_config"]
+    for key, value in {"hidden": hidden, "low_rank_head": low_rank_head, "max_seq_len": max_seq_len}.items():
+        if value is not None:
+            brain[key] = value
+    for key, value in {"depth": depth, "heads": heads}.items():
+        if value is not None:
+            brain["encoder"][key] = value
+    for key, value in {"feature_dims": feature_dims, "n_outputs": n_outputs,
+                       "n_output_timesteps": n_output_timesteps}.items():
+        if value is not None:
+            build_args[key] = {m: list(v) for m, v in value.items()} if key == "feature_dims" else value
+    experiment["data"]["duration_trs"] = build_args["n_output_timesteps"]
+    experiment["tribev2_demo"] = True
+    return load_model(_saved_demo_folder(experiment, build_args), device=device, dtype=dtype)
+
+
+def _saved_demo_folder(experiment: dict, build_args: dict) -> Path:
+    key = hashlib.sha256(json.dumps([experiment, build_args, DEMO_SEED], sort_keys=True).encode()).hexdigest()
+    folder = cache_dir("demo") / f"brain-{key[:16]}"
+    if (folder / "best.ckpt").is_file():
+        return folder
+    config = BrainConfig.from_files(experiment, build_args, source="demo config")
+    model = _seeded_model(config)
+    with atomic_path(folder) as tmp:
+        tmp.mkdir()
+        (tmp / "config.yaml").write_text(yaml.safe_dump(experiment, sort_keys=False))
+        state = {f"model.{k}": v.to(torch.float16) for k, v in model.state_dict().items()}
+        torch.save({"state_dict": state, "model_build_args": copy.deepcopy(build_args)}, tmp / "best.ckpt")
+    return folder
+
+
+def _seeded_model(config: BrainConfig) -> TribeModel:
+    """Weights ~ N(0, 1/fan_in), small biases, norm gains and residual scales near 1, from a fixed seed."""
+    generator = torch.Generator().manual_seed(DEMO_SEED)
+    model = TribeModel(config)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith(".g") or name.endswith("residual_scale"):
+                param.copy_(1 + 0.1 * torch.randn(param.shape, generator=generator))
+            elif name == "time_pos_embed":
+                param.copy_(0.1 * torch.randn(param.shape, generator=generator))
+            elif name.endswith("bias"):
+                param.copy_(0.01 * torch.randn(param.shape, generator=generator))
+            else:
+                fan_in = param.shape[-2] if name == "predictor.weights" else param.shape[-1]
+                param.copy_(torch.randn(param.shape, generator=generator) / fan_in ** 0.5)
+    return model
+
+
+def synthetic_features(model: TribeModel, duration_s: float, *, seed: int = 0) -> dict[str, np.ndarray]:
+    """Smooth random features (L, D, T) for every modality of ``model``, at its feature rate."""
+    rng = np.random.default_rng(seed)
+    n = round(duration_s * model.config.feature_rate_hz)
+    kernel = np.hanning(9) / np.hanning(9).sum()
+    features = {}
+    for name, (groups, dim) in model.config.feature_dims.items():
+        noise = rng.standard_normal((groups, dim, n + len(kernel) - 1)).astype(np.float32)
+        smooth = np.apply_along_axis(lambda row: np.convolve(row, kernel, mode="valid"), -1, noise)
+        features[name] = smooth.astype(np.float32)
+    return features
+
+
+def main(argv: list[str] | None = None) -> int:
+    from . import predict_features, save_dataset
+
+    out = Path(argv[0] if argv else "outputs/demo/predictions.nc")
+    weights = os.environ.get("TRIBEV2_WEIGHTS")
+    model = load_model(weights) if weights else demo_model()
+    label = f"weights: {weights}" if weights else DEMO_LABEL
+    print(f"tribev2 demo: {label}")
+    duration = 180.0
+    features = synthetic_features(model, duration)
+    ds = predict_features(features, model=model, duration_s=duration)
+    ds.attrs["note"] = label
+    save_dataset(ds, out)
+    p = ds.prediction
+    print(f"  input: {duration:g} s of synthetic features for {', '.join(features)} at "
+          f"{model.config.feature_rate_hz:g} Hz")
+    print(f"  output: {dict(ds.sizes)} on {ds.attrs['mesh']}; time {float(ds.time[0]):g}..{float(ds.time[-1]):g} s "
+          f"(row t models BOLD at t + {ds.time.attrs['hemodynamic_offset_s']:g} s)")
+    print(f"  prediction mean {float(p.mean()):.4f}, std {float(p.std()):.4f}; "
+          f"left {float(p.sel(hemi='left').mean()):.4f}, right {float(p.sel(hemi='right').mean()):.4f}")
+    print(f"  wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,242 @@
+"""Load TRIBE v2 weights from the Hugging Face Hub or a local folder, strictly, and convert checkpoints.
+
+Two on-disk forms are accepted, both with the experiment's ``config.yaml`` beside them (the attention head
+count cannot be read from the weights):
+
+* the hub's form: ``best.ckpt``, a Lightning checkpoint ``{"state_dict": {"model.<key>": tensor},
+  "model_build_args": {...}}``, read with ``torch.load(weights_only=True)``;
+* the converted form: ``model.safetensors`` (keys without the ``model.`` prefix) + ``build_args.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from .config import BrainConfig, read_yaml
+from .tribe import TribeModel
+
+CONFIG_FILE = "config.yaml"
+CHECKPOINT_FILE = "best.ckpt"
+SAFETENSORS_FILE = "model.safetensors"
+BUILD_ARGS_FILE = "build_args.json"
+DEFAULT_SOURCE = "facebook/tribev2"
+WEIGHTS_LICENSE = ("The released TRIBE v2 weights are licensed CC BY-NC 4.0 (non-commercial use only); "
+                   "see https://huggingface.co/facebook/tribev2.")
+
+_license_shown = False
+
+
+class CheckpointError(ValueError):
+    """Weights that do not fit the model described by ``config.yaml``."""
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA, then Apple MPS, then CPU."""
+    if str(device) != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def load_model(source: str | os.PathLike = DEFAULT_SOURCE, *, revision: str | None = None,
+               cache_dir: str | os.PathLike | None = None, device: str | torch.device = "auto",
+               dtype: torch.dtype = torch.float32) -> TribeModel:
+    """Load a TRIBE v2 brain model.
+
+    ``source`` is a local folder or a Hugging Face repo id (downloaded through ``huggingface_hub``, which
+    honours its cache, ``revision`` and ``HF_HUB_OFFLINE``). Loading is strict: every key of the checkpoint
+    must match the model built from ``config.yaml`` in name and shape. Floating-point weights are cast to
+    ``dtype``. The returned model is in eval mode on ``device`` and carries ``source``, ``revision`` and
+    ``weights_sha256`` attributes for provenance.
+    """
+    files = _locate_files(source, revision=revision, cache_dir=cache_dir)
+    experiment = read_yaml(files["config"])
+    state_dict, build_args = _read_weights(files)
+    config = BrainConfig.from_files(experiment, build_args, source=str(files["config"]))
+    model = TribeModel(config)
+    _load_strict(model, state_dict, files["weights"], dtype)
+    model = model.to(device=resolve_device(device), dtype=dtype).eval()
+    model.requires_grad_(False)
+    model.source = str(source)
+    model.revision = files.get("revision") or revision or ""
+    model.weights_sha256 = _sha256(files["weights"])
+    model.experiment_config = experiment
+    if not experiment.get("tribev2_demo"):
+        _show_license_once()
+    return model
+
+
+def convert(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Write the converted form (``model.safetensors`` + ``build_args.json`` + ``config.yaml``) of a
+    ``best.ckpt`` folder (or hub repo id) into ``dst``. The converted model loads to identical weights."""
+    from safetensors.torch import save_file
+
+    files = _locate_files(src)
+    if files["format"] != "ckpt":
+        raise CheckpointError(f"{src}: already in the converted form ({SAFETENSORS_FILE})")
+    state_dict, build_args = _read_weights(files)
+    dst = Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state_dict.items()}, str(dst / SAFETENSORS_FILE))
+    (dst / BUILD_ARGS_FILE).write_text(json.dumps(_jsonable(build_args), indent=2) + "\n")
+    shutil.copyfile(files["config"], dst / CONFIG_FILE)
+    return dst
+
+
+# -- locating files --------------------------------------------------------------------------------------------
+def _locate_files(source, *, revision=None, cache_dir=None) -> dict:
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return _files_in_folder(path)
+    if path.exists() or str(source).startswith((".", "/", "~")) or str(source).count("/") != 1:
+        raise FileNotFoundError(f"{source}: not a folder holding {CONFIG_FILE} and weights, nor a Hugging Face "
+                                f"repo id like '{DEFAULT_SOURCE}'")
+    return _files_from_hub(str(source), revision=revision, cache_dir=cache_dir)
+
+
+def _files_in_folder(folder: Path) -> dict:
+    config = folder / CONFIG_FILE
+    if not config.is_file():
+        raise FileNotFoundError(f"{folder}: no {CONFIG_FILE}; it is required beside the weights "
+                                f"(the head count cannot be read from them)")
+    if (folder / CHECKPOINT_FILE).is_file():
+        return {"config": config, "weights": folder / CHECKPOINT_FILE, "format": "ckpt"}
+    if (folder / SAFETENSORS_FILE).is_file():
+        build_args = folder / BUILD_ARGS_FILE
+        if not build_args.is_file():
+            raise FileNotFoundError(f"{folder}: {SAFETENSORS_FILE} needs {BUILD_ARGS_FILE} beside it "
+                                    f"(feature_dims, n_outputs, n_output_timesteps)")
+        return {"config": config, "weights": folder / SAFETENSORS_FILE, "build_args": build_args,
+                "format": "safetensors"}
+    raise FileNotFoundError(f"{folder}: no weights; expected {CHECKPOINT_FILE} or {SAFETENSORS_FILE} "
+                            f"+ {BUILD_ARGS_FILE}")
+
+
+def _files_from_hub(repo_id: str, *, revision=None, cache_dir=None) -> dict:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+    def fetch(name: str) -> Path:
+        return Path(hf_hub_download(repo_id, name, revision=revision, cache_dir=cache_dir))
+
+    try:
+        config = fetch(CONFIG_FILE)
+    except EntryNotFoundError as err:
+        raise FileNotFoundError(f"{repo_id}: the repo has no {CONFIG_FILE}; it is required beside the weights") from err
+    except LocalEntryNotFoundError as err:
+        raise FileNotFoundError(
+            f"{repo_id}: {CONFIG_FILE} is not in the Hugging Face cache and cannot be downloaded "
+            f"(offline, or no access). Connect once, log in with `huggingface-cli login` if the repo is gated, "
+            f"or pass a local folder.") from err
+    files = {"config": config, "revision": _snapshot_revision(config)}
+    try:
+        files.update(weights=fetch(CHECKPOINT_FILE), format="ckpt")
+    except (EntryNotFoundError, LocalEntryNotFoundError) as ckpt_err:
+        try:
+            files.update(weights=fetch(SAFETENSORS_FILE), build_args=fetch(BUILD_ARGS_FILE), format="safetensors")
+        except (EntryNotFoundError, LocalEntryNotFoundError):
+            raise FileNotFoundError(f"{repo_id}: found neither {CHECKPOINT_FILE} nor {SAFETENSORS_FILE} + "
+                                    f"{BUILD_ARGS_FILE} (in the cache or on the hub)") from ckpt_err
+    return files
+
+
+def _snapshot_revision(path: Path) -> str:
+    parts = path.parts
+    if "snapshots" in parts:
+        return parts[parts.index("snapshots") + 1]
+    return ""
+
+
+# -- reading and checking weights ------------------------------------------------------------------------------
+def _read_weights(files: dict) -> tuple[dict[str, torch.Tensor], Mapping]:
+    weights = files["weights"]
+    if files["format"] == "ckpt":
+        try:
+            ckpt = torch.load(weights, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as err:
+            raise CheckpointError(f"{weights}: cannot be read as a PyTorch checkpoint ({err})") from err
+        if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+            raise CheckpointError(f"{weights}: expected a Lightning checkpoint with a 'state_dict' entry")
+        if "model_build_args" not in ckpt:
+            raise CheckpointError(f"{weights}: no 'model_build_args' entry (feature_dims, n_outputs, "
+                                  f"n_output_timesteps)")
+        state_dict = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
+        return state_dict, ckpt["model_build_args"]
+    from safetensors.torch import load_file
+
+    try:
+        state_dict = load_file(str(weights))
+    except Exception as err:
+        raise CheckpointError(f"{weights}: cannot be read as safetensors ({err})") from err
+    try:
+        build_args = json.loads(Path(files["build_args"]).read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{files['build_args']}: not valid JSON ({err})") from err
+    return state_dict, build_args
+
+
+def _load_strict(model: TribeModel, state_dict: Mapping[str, torch.Tensor], weights: Path,
+                 dtype: torch.dtype) -> None:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing key(s) {_short_list(missing)}")
+        if unexpected:
+            parts.append(f"unexpected key(s) {_short_list(unexpected)}")
+        raise CheckpointError(f"{weights}: the weights do not match the model described by {CONFIG_FILE}: "
+                              + "; ".join(parts))
+    for key, target in expected.items():
+        found = state_dict[key]
+        if tuple(found.shape) != tuple(target.shape):
+            raise CheckpointError(f"{weights}: key '{key}' has shape {tuple(found.shape)}, expected "
+                                  f"{tuple(target.shape)} from {CONFIG_FILE}")
+        if not found.is_floating_point():
+            raise CheckpointError(f"{weights}: key '{key}' has dtype {found.dtype}; expected floating point")
+    model.load_state_dict({k: v.to(dtype) for k, v in state_dict.items()}, strict=True)
+
+
+def _short_list(keys: list[str], limit: int = 5) -> str:
+    shown = ", ".join(f"'{k}'" for k in keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def _sha256(path: Path) -> str:
+    # Hub blobs of large files are named after their sha256: reuse it instead of re-reading the file.
+    blob = Path(os.path.realpath(path)).name
+    if re.fullmatch(r"[0-9a-f]{64}", blob):
+        return blob
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _jsonable(value):
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _show_license_once() -> None:
+    global _license_shown
+    if not _license_shown:
+        print(WEIGHTS_LICENSE, file=sys.stderr)
+        _license_shown = True
