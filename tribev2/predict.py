@@ -154,6 +154,7 @@ def _subject_rows(subjects, n_rows: int) -> list[int]:
         if subjects == "all":
             return [n_rows - 1] + list(range(n_rows - 1))
         raise ValueError(f"subjects={subjects!r}: expected 'average', 'all' or a list of row indices")
+    available = f"rows 0..{n_rows - 2} and 'average'" if n_rows > 1 else "only the 'average' row"
     rows = []
     for s in subjects:
         if s == AVERAGE_SUBJECT:
@@ -161,9 +162,7 @@ def _subject_rows(subjects, n_rows: int) -> list[int]:
         elif isinstance(s, (int, np.integer)) and 0 <= s < n_rows - 1:
             rows.append(int(s))
         else:
-            raise ValueError(f"subject {s!r} is not available: this checkpoint has rows 0..{n_rows - 2} "
-                             f"and 'average'" if n_rows > 1 else
-                             f"subject {s!r} is not available: this checkpoint has only the 'average' row")
+            raise ValueError(f"subject {s!r} is not available: this checkpoint has {available}")
     return rows
 
 

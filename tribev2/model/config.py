@@ -111,8 +111,11 @@ class BrainConfig:
 
     @classmethod
     def from_files(cls, experiment: Mapping[str, Any], build_args: Mapping[str, Any], *,
-                   source: str = "config.yaml") -> "BrainConfig":
-        """Combine a parsed ``config.yaml`` with the build arguments stored beside the weights."""
+                   source: str = "config.yaml", n_subject_rows: int | None = None) -> "BrainConfig":
+        """Combine a parsed ``config.yaml`` with the build arguments stored beside the weights.
+
+        ``n_subject_rows`` is the row count of the stored subject layer, when known.
+        """
         brain = experiment.get("brain_model_config")
         if not isinstance(brain, Mapping):
             raise ConfigError(f"{source}: no 'brain_model_config' section; this is not a TRIBE v2 experiment config")
@@ -127,10 +130,17 @@ class BrainConfig:
             if key not in build_args:
                 raise ConfigError(f"{source}: build arguments lack '{key}'")
 
+        # Training builds one row per subject plus, with subject dropout, the shared "average subject" row.
+        # The reference's inference forces average_subjects and keeps that last row only; released
+        # checkpoints hold either just it or all rows.
         n_subjects = int(subject_layers.get("n_subjects", 0) or 0)
-        if experiment.get("average_subjects") or subject_layers.get("average_subjects"):
-            n_subjects = 0  # inference keeps only the shared "average subject" row, as the reference does
-        n_rows = n_subjects + (1 if subject_layers.get("subject_dropout") else 0)
+        all_rows = n_subjects + (1 if subject_layers.get("subject_dropout") else 0)
+        allowed_rows = {1, max(1, all_rows)}
+        if n_subject_rows is None:
+            n_subject_rows = max(allowed_rows)
+        elif n_subject_rows not in allowed_rows:
+            raise ConfigError(f"{source}: the weights hold {n_subject_rows} subject row(s); subject_layers "
+                              f"(n_subjects={n_subjects}) allows {sorted(allowed_rows)}")
 
         config = cls(
             feature_dims=feature_dims,
@@ -146,7 +156,7 @@ class BrainConfig:
             time_pos_embedding=bool(brain.get("time_pos_embedding", True)),
             extractor_aggregation=str(brain.get("extractor_aggregation", "cat")),
             low_rank_head=int(brain["low_rank_head"]) if brain.get("low_rank_head") else None,
-            n_subject_rows=max(1, n_rows),
+            n_subject_rows=n_subject_rows,
             feature_rate_hz=float(data.get("frequency", 2.0)),
             tr_s=1.0 / float(neuro.get("frequency", 1.0)),
             hemodynamic_offset_s=float(neuro.get("offset", 5.0)),

@@ -64,7 +64,8 @@ def load_model(source: str | os.PathLike = DEFAULT_SOURCE, *, revision: str | No
     files = _locate_files(source, revision=revision, cache_dir=cache_dir)
     experiment = read_yaml(files["config"])
     state_dict, build_args = _read_weights(files)
-    config = BrainConfig.from_files(experiment, build_args, source=str(files["config"]))
+    config = BrainConfig.from_files(experiment, build_args, source=str(files["config"]),
+                                    n_subject_rows=_stored_subject_rows(state_dict))
     model = TribeModel(config)
     _load_strict(model, state_dict, files["weights"], dtype)
     model = model.to(device=resolve_device(device), dtype=dtype).eval()
@@ -126,20 +127,24 @@ def _files_in_folder(folder: Path) -> dict:
 
 def _files_from_hub(repo_id: str, *, revision=None, cache_dir=None) -> dict:
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError)
 
     def fetch(name: str) -> Path:
         return Path(hf_hub_download(repo_id, name, revision=revision, cache_dir=cache_dir))
 
     try:
         config = fetch(CONFIG_FILE)
-    except EntryNotFoundError as err:
-        raise FileNotFoundError(f"{repo_id}: the repo has no {CONFIG_FILE}; it is required beside the weights") from err
-    except LocalEntryNotFoundError as err:
+    except LocalEntryNotFoundError as err:  # before EntryNotFoundError: it is a subclass
         raise FileNotFoundError(
             f"{repo_id}: {CONFIG_FILE} is not in the Hugging Face cache and cannot be downloaded "
-            f"(offline, or no access). Connect once, log in with `huggingface-cli login` if the repo is gated, "
-            f"or pass a local folder.") from err
+            f"(offline, or no network). Connect once, or pass a local folder.") from err
+    except EntryNotFoundError as err:
+        raise FileNotFoundError(f"{repo_id}: the repo has no {CONFIG_FILE}; it is required beside the weights") from err
+    except (GatedRepoError, RepositoryNotFoundError) as err:
+        raise FileNotFoundError(
+            f"{repo_id}: the repo is gated or does not exist for this account. Request access on its Hugging Face "
+            f"page, log in with `hf auth login` (or set HF_TOKEN), or pass a local folder.") from err
     files = {"config": config, "revision": _snapshot_revision(config)}
     try:
         files.update(weights=fetch(CHECKPOINT_FILE), format="ckpt")
@@ -185,6 +190,11 @@ def _read_weights(files: dict) -> tuple[dict[str, torch.Tensor], Mapping]:
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{files['build_args']}: not valid JSON ({err})") from err
     return state_dict, build_args
+
+
+def _stored_subject_rows(state_dict: Mapping[str, torch.Tensor]) -> int | None:
+    weights = state_dict.get("predictor.weights")
+    return int(weights.shape[0]) if weights is not None and weights.dim() == 3 else None
 
 
 def _load_strict(model: TribeModel, state_dict: Mapping[str, torch.Tensor], weights: Path,
