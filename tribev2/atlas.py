@@ -31,6 +31,7 @@ import importlib.util
 import os
 import re
 import urllib.request
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -98,6 +99,10 @@ _ALIASES = {"hcp": "HCP-MMP1", "hcpmmp1": "HCP-MMP1", "glasser": "HCP-MMP1", "de
 class AtlasUnavailableError(FileNotFoundError):
     """The atlas's files are neither given, cached, installed nor downloadable (the message says how to get
     them)."""
+
+
+class AtlasUnavailableWarning(UserWarning):
+    """A prediction came out without its ``roi`` coordinate because the atlas could not be had."""
 
 
 @dataclass(frozen=True)
@@ -265,6 +270,15 @@ def attach_atlas(ds, atlas: Atlas | str = DEFAULT_ATLAS, **load_options):
     return ds.set_xindex("roi").assign_attrs(atlas=atlas.name, atlas_attribution=atlas.attribution)
 
 
+def attach_atlas_or_warn(ds, atlas: Atlas | str = DEFAULT_ATLAS):
+    """:func:`attach_atlas`, or ``ds`` unchanged with one warning when the atlas cannot be had."""
+    try:
+        return attach_atlas(ds, atlas)
+    except AtlasUnavailableError as error:
+        warnings.warn(f"predictions have no 'roi' coordinate: {error}", AtlasUnavailableWarning, stacklevel=3)
+        return ds
+
+
 # -- finding and fetching files -------------------------------------------------------------------------------
 def _spec(name: str, *, custom: bool) -> AtlasSpec:
     key = {n.lower(): n for n in ATLASES}.get(str(name).lower()) or _ALIASES.get(str(name).lower())
@@ -326,12 +340,17 @@ def _expected_files(spec: AtlasSpec) -> str:
     return " or ".join(f"lh./rh.{stem}[.<mesh>].annot" for stem in spec.stems)
 
 
+_FAILED_DOWNLOADS: dict[str, str] = {}  # URL -> why; not retried within one process (offline machines)
+
+
 def _download(spec: AtlasSpec) -> tuple[Path, Path]:
     folder = _atlas_cache(spec)
     files = []
     for file_name, url in spec.urls.items():
         target = folder / file_name
         if not target.is_file():
+            if url in _FAILED_DOWNLOADS:
+                raise AtlasUnavailableError(_how_to_get(spec, reason=_FAILED_DOWNLOADS[url]))
             try:
                 with atomic_path(target) as tmp:
                     with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
@@ -339,8 +358,8 @@ def _download(spec: AtlasSpec) -> tuple[Path, Path]:
                             out.write(chunk)
                     _check_md5(tmp, (spec.md5 or {}).get(file_name), url)
             except OSError as error:
-                raise AtlasUnavailableError(_how_to_get(spec, reason=f"download of {url} failed ({error})")) \
-                    from error
+                _FAILED_DOWNLOADS[url] = f"download of {url} failed ({error})"
+                raise AtlasUnavailableError(_how_to_get(spec, reason=_FAILED_DOWNLOADS[url])) from error
         files.append(target)
     return tuple(files)
 

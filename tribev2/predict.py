@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from .atlas import DEFAULT_ATLAS, Atlas, attach_atlas_or_warn
 from .model import TribeModel
 from .surface import mesh_for_vertices
 
@@ -22,14 +23,17 @@ AVERAGE_SUBJECT = "average"
 
 def predict_features(features: Mapping[str, np.ndarray | torch.Tensor], *, model: TribeModel,
                      duration_s: float | None = None, subjects: str | Sequence[int | str] = AVERAGE_SUBJECT,
-                     batch_size: int = 8, stimulus: Mapping[str, object] | None = None) -> xr.Dataset:
+                     batch_size: int = 8, stimulus: Mapping[str, object] | None = None,
+                     atlas: str | Atlas | None = DEFAULT_ATLAS) -> xr.Dataset:
     """Predict cortical activity from features covering a whole stimulus.
 
     ``features`` maps modality name -> array ``(L, D, T)`` (or ``(L·D, T)``) sampled at the model's feature
     rate (2 Hz) from the stimulus onset; any subset of the model's modalities (missing ones contribute
     nothing). ``duration_s`` (default ``T / rate``) fixes how many TRs the result has. ``subjects`` is
     ``"average"`` (the shared row used for new people), ``"all"`` (every row of the checkpoint) or a list of
-    row indices. ``stimulus`` optionally records ``path``, ``sha256`` in the result's attributes.
+    row indices. ``stimulus`` optionally records ``path``, ``sha256`` in the result's attributes. ``atlas``
+    (a :func:`tribev2.load_atlas` name or an Atlas; ``None`` for none) adds the indexed ``roi`` coordinate
+    (``ds.sel(roi="V1")``); when it cannot be had (offline, cold cache) a warning says so and ``roi`` is left out.
     Returns the Dataset described in ``design.md``: ``prediction (time, vertex, subject)``.
     """
     config = model.config
@@ -62,13 +66,15 @@ def predict_features(features: Mapping[str, np.ndarray | torch.Tensor], *, model
 
     return build_dataset(prediction[:n_keep].numpy(), model=model, subject_names=_subject_names(rows, config),
                          modalities=list(arrays), duration_s=float(duration_s), window=window_index,
-                         stimulus=stimulus)
+                         stimulus=stimulus, atlas=atlas)
 
 
 def build_dataset(prediction: np.ndarray, *, model: TribeModel, subject_names: Sequence[str],
                   modalities: Sequence[str], duration_s: float, window: np.ndarray | None = None,
-                  stimulus: Mapping[str, object] | None = None) -> xr.Dataset:
-    """Wrap a ``(time, vertex, subject)`` array in the Dataset schema of ``design.md``."""
+                  stimulus: Mapping[str, object] | None = None,
+                  atlas: str | Atlas | None = DEFAULT_ATLAS) -> xr.Dataset:
+    """Wrap a ``(time, vertex, subject)`` array in the Dataset schema of ``design.md`` (with ``roi`` from
+    ``atlas`` when it is available: see :func:`predict_features`)."""
     from . import __version__
 
     config = model.config
@@ -104,7 +110,8 @@ def build_dataset(prediction: np.ndarray, *, model: TribeModel, subject_names: S
     }
     data = xr.DataArray(prediction.astype(np.float32, copy=False), dims=("time", "vertex", "subject"),
                         attrs={"long_name": "predicted BOLD response", "units": "a.u."})
-    return xr.Dataset({"prediction": data}, coords=coords, attrs=attrs).set_xindex("hemi")
+    ds = xr.Dataset({"prediction": data}, coords=coords, attrs=attrs).set_xindex("hemi")
+    return ds if atlas is None else attach_atlas_or_warn(ds, atlas)
 
 
 # -- checks and helpers ----------------------------------------------------------------------------------------
