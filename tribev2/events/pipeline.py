@@ -1,0 +1,147 @@
+"""``events_from``: a video, audio, text or transcript file (or an events table) -> the events table.
+
+The steps follow the reference's demo pipeline, with its long-input timing bug fixed:
+
+1. a Video row (video files) and an Audio row (the file itself, the video's soundtrack decoded into the cache,
+   or speech synthesised from a text file), both starting at 0;
+2. Audio/Video rows cut in 60-s chunks (:mod:`tribev2.events.chunks`);
+3. words with timings, from ``transcript=`` or from speech recognition, added **once per file at their true
+   time** (the reference adds them once per chunk, shifted; PR #29's proposed fix duplicates them instead);
+4. the Text row, Sentence rows and per-word ``sentence``/``context`` (:mod:`tribev2.events.language`).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from .asr import transcribe
+from .chunks import chunk_media
+from .language import add_text_events
+from .media import AUDIO_SUFFIXES, TEXT_SUFFIXES, VIDEO_SUFFIXES, MediaError, probe, soundtrack
+from .table import check_events, make_table, media_row
+from .transcripts import TRANSCRIPT_SUFFIXES, read_transcript, words_from_table
+from .tts import SpeechEngine, synthesize
+
+EVENTS_SUFFIXES = (".parquet",)  # plus .tsv/.csv files with a 'type' column
+_WORD_FIELDS_FROM_AUDIO = ("timeline", "subject", "session", "task", "run")
+
+
+def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
+                transcript: str | os.PathLike | pd.DataFrame | None = None, language: str = "english",
+                asr_model: str | os.PathLike | None = None, tts: str | SpeechEngine = "espeak-ng",
+                device: str = "auto", progress: bool = False) -> pd.DataFrame:
+    """Build the events table of a stimulus (see :mod:`tribev2.events.table` for its columns).
+
+    ``stimulus``: a video (.mp4 .avi .mkv .mov .webm .m4v), an audio file (.wav .mp3 .flac .ogg .m4a .aac
+    .opus), a text file (.txt: read aloud with ``tts``, then transcribed, as the reference does), a transcript
+    (.json .tsv .csv .srt .vtt: words only), an events table (DataFrame, .parquet, or .tsv/.csv with a
+    ``type`` column), or None with ``transcript=``.
+    ``transcript``: words with timings for the stimulus' speech (a file, see
+    :func:`tribev2.events.read_transcript`, or a words DataFrame); skips speech recognition.
+    ``language``: the speech's language (English by default, as the reference); ``asr_model``: the Whisper
+    model (see :mod:`tribev2.events.asr`); ``tts``: the text-to-speech engine for text files.
+    """
+    if isinstance(stimulus, pd.DataFrame):
+        return _complete(check_events(stimulus, source="events table"), language)
+    if stimulus is None:
+        if transcript is None:
+            raise ValueError("give a stimulus file, an events table, or transcript=")
+        return _with_words([], _transcript_words(transcript), 0.0, language)
+    path = Path(stimulus)
+    if not path.is_file():
+        raise FileNotFoundError(f"stimulus {path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix in EVENTS_SUFFIXES or (suffix in (".tsv", ".csv") and _has_type_column(path)):
+        return _complete(check_events(_read_table(path), source=str(path)), language)
+    if suffix in TRANSCRIPT_SUFFIXES:
+        return _with_words([], read_transcript(path), 0.0, language)
+    if suffix in TEXT_SUFFIXES:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if not text.strip():
+            raise ValueError(f"stimulus {path}: the text file is empty; write the text to read aloud in it")
+        audio = probe(synthesize(text, language=language, engine=tts, name=path.stem))
+        media = [media_row("Audio", audio.path, duration=audio.duration_s, frequency=audio.sample_rate)]
+    elif suffix in VIDEO_SUFFIXES or suffix in AUDIO_SUFFIXES:
+        media = _media_rows(probe(path), suffix in VIDEO_SUFFIXES)
+    else:
+        raise ValueError(f"stimulus {path}: unsupported file type {suffix or '(no suffix)'!r}; expected a video "
+                         f"({' '.join(VIDEO_SUFFIXES)}), audio ({' '.join(AUDIO_SUFFIXES)}), text (.txt), a "
+                         f"transcript ({' '.join(TRANSCRIPT_SUFFIXES)}) or an events table (.parquet)")
+    audio_rows = [row for row in media if row["type"] == "Audio"]
+    if transcript is not None:
+        words = _transcript_words(transcript)
+    elif audio_rows:
+        words = transcribe(audio_rows[0]["filepath"], language=language, model=asr_model, device=device,
+                           progress=progress)
+        if words.empty:
+            warnings.warn(f"no speech was recognised in {path}: the events have no words, so text features "
+                          f"will be empty. If it has speech, pass transcript= (or another asr_model=).",
+                          stacklevel=2)
+    else:
+        words = pd.DataFrame()
+    shift = audio_rows[0]["start"] - audio_rows[0]["offset"] if audio_rows else 0.0
+    return _with_words(media, words, shift, language, template=audio_rows[0] if audio_rows else None)
+
+
+def _media_rows(info, is_video: bool) -> list[dict]:
+    rows = []
+    if is_video:
+        if not info.has_video:
+            raise MediaError(f"{info.path}: has no video stream; pass it as audio (e.g. rename it .m4a)")
+        rows.append(media_row("Video", info.path, duration=info.duration_s, frequency=info.frame_rate))
+        if not info.has_audio:
+            warnings.warn(f"{info.path} has no audio track: only video features will be computed (no audio, "
+                          f"no words)", stacklevel=3)
+            return rows
+    if info.has_audio:
+        wav = soundtrack(info)
+        rate = probe(wav).sample_rate
+        rows.insert(0, media_row("Audio", wav, duration=info.duration_s, frequency=rate))
+    elif not is_video:
+        raise MediaError(f"{info.path}: has no audio stream")
+    return rows
+
+
+def _transcript_words(transcript) -> pd.DataFrame:
+    if isinstance(transcript, pd.DataFrame):
+        return words_from_table(transcript, source="transcript table")
+    return read_transcript(transcript)
+
+
+def _with_words(media: list[dict], words: pd.DataFrame, shift: float, language: str, *,
+                template: dict | None = None) -> pd.DataFrame:
+    """Media rows (chunked) + the words placed at ``file time + shift`` with their Text/Sentence rows."""
+    if not media and words.empty:
+        raise ValueError("the transcript has no timed words")
+    events = chunk_media(make_table(media)) if media else make_table([])
+    if words.empty:
+        return events
+    fields = {k: template[k] for k in _WORD_FIELDS_FROM_AUDIO} if template else {}
+    rows = words.assign(type="Word", start=words["start"] + shift, **fields)
+    text_events = add_text_events(make_table(rows.to_dict("records")), language=language)
+    return make_table(events.to_dict("records") + text_events.to_dict("records"))
+
+
+def _complete(events: pd.DataFrame, language: str) -> pd.DataFrame:
+    """An events table given by the user: add Text/Sentence rows and contexts when its words lack them."""
+    words = events[events["type"] == "Word"]
+    if words.empty or words["context"].notna().all() and (words["context"].astype(str) != "").all():
+        return events
+    rest = events[~events["type"].isin(["Word", "Text", "Sentence"])]
+    return make_table(rest.to_dict("records") + add_text_events(words, language=language).to_dict("records"))
+
+
+def _has_type_column(path: Path) -> bool:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        header = f.readline()
+    return "type" in [c.strip().lower() for c in header.replace("\t", ",").split(",")]
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if path.suffix.lower() == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")

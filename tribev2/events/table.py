@@ -1,0 +1,116 @@
+"""The events table: one row per thing that happens in the stimulus, in the reference's columns and order.
+
+An events table is a :class:`pandas.DataFrame` with these columns (the reference's, in its order):
+
+============== =========================================================================================
+column         meaning
+============== =========================================================================================
+type           ``Video``, ``Audio`` (media, possibly cut in chunks), ``Text`` (the whole transcript),
+               ``Sentence``, ``Word``
+start          seconds from the stimulus onset (timeline time)
+duration       seconds
+timeline       name of the timeline the row belongs to (``"default"``)
+subject        ``"default"`` (kept for compatibility with the reference's study tables)
+session, task, run  empty strings (same)
+filepath       media file of a Video/Audio row; empty for the others
+frequency      frame rate (Video, frames/s) or sample rate (Audio, Hz)
+offset         where in the file a Video/Audio row starts, seconds: file time = start time − start + offset
+stop           start + duration
+text           the word (Word, as transcribed), the punctuated text (Text), the sentence (Sentence)
+sequence_id    transcript segment of a Word (0-based); 0 for the Text row
+sentence       the sentence a Word belongs to, as it appears in the Text row (with its trailing space)
+language       transcript language (``"english"``) for Word and Text rows
+sentence_char  offset of the Word in ``sentence``
+text_char      offset of the Word in the Text row's text
+context        what the text model reads for this Word: the Text from up to 1,024 words back through
+               this word (see :mod:`tribev2.events.language`)
+modality       always empty (a column of the reference's tables, unused at inference)
+============== =========================================================================================
+
+Missing values follow the reference exactly (``NaN`` in some cells, ``""`` in others) so that tables compare
+equal to it cell by cell.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+EVENT_COLUMNS = ("type", "start", "duration", "timeline", "subject", "session", "task", "run", "filepath",
+                 "frequency", "offset", "stop", "text", "sequence_id", "sentence", "language", "sentence_char",
+                 "text_char", "context", "modality")
+EVENT_TYPES = ("Video", "Audio", "Text", "Sentence", "Word")
+MEDIA_TYPES = ("Video", "Audio")
+DEFAULT_TIMELINE = "default"
+_NUMERIC = ("start", "duration", "frequency", "offset", "stop", "sequence_id", "sentence_char", "text_char",
+            "modality")
+_BOOKKEEPING = {"timeline": DEFAULT_TIMELINE, "subject": "default", "session": "", "task": "", "run": ""}
+
+
+def media_row(kind: str, filepath: str, *, duration: float, frequency: float, start: float = 0.0,
+              offset: float = 0.0, timeline: str = DEFAULT_TIMELINE) -> dict:
+    """A Video or Audio row covering ``duration`` seconds of ``filepath`` from ``offset``."""
+    return {**_BOOKKEEPING, "type": kind, "start": float(start), "duration": float(duration),
+            "timeline": timeline, "filepath": str(filepath), "frequency": float(frequency),
+            "offset": float(offset), "sentence": "", "context": ""}
+
+
+def make_table(rows: Iterable[Mapping]) -> pd.DataFrame:
+    """Rows (dicts with any subset of the columns) -> a standardized events table."""
+    return standardize_events(pd.DataFrame(list(rows), columns=list(EVENT_COLUMNS)))
+
+
+def standardize_events(events: pd.DataFrame) -> pd.DataFrame:
+    """Every column present, ``stop`` recomputed, rows sorted by timeline, start (ascending) and duration
+    (descending), stably, as the reference orders them."""
+    table = events.reindex(columns=list(EVENT_COLUMNS) + [c for c in events.columns if c not in EVENT_COLUMNS])
+    for column in _NUMERIC:
+        table[column] = pd.to_numeric(table[column], errors="raise").astype(np.float64)
+    for column, value in _BOOKKEEPING.items():
+        table[column] = table[column].fillna(value)
+    table["stop"] = table["start"] + table["duration"]
+    order = np.lexsort((-table["duration"].to_numpy(), table["start"].to_numpy(),
+                        table["timeline"].astype(str).to_numpy()))
+    return table.iloc[order].reset_index(drop=True)
+
+
+def check_events(events: pd.DataFrame, *, source: str = "events") -> pd.DataFrame:
+    """Validate a user-given events table (from a file or a DataFrame) and standardize it."""
+    if not isinstance(events, pd.DataFrame):
+        raise TypeError(f"{source}: expected a pandas.DataFrame events table, got {type(events).__name__}")
+    missing = [c for c in ("type", "start", "duration") if c not in events.columns]
+    if missing:
+        raise ValueError(f"{source}: an events table needs the columns type, start, duration; missing "
+                         f"{', '.join(missing)}")
+    unknown = sorted(set(events["type"].dropna().astype(str)) - set(EVENT_TYPES))
+    if unknown:
+        raise ValueError(f"{source}: unknown event type(s) {unknown}; expected some of {list(EVENT_TYPES)}")
+    try:
+        table = standardize_events(events)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{source}: start/duration/offset/frequency must be numbers ({err})") from None
+    times = table[["start", "duration"]].to_numpy()
+    if not np.isfinite(times).all() or (table["duration"] < 0).any():
+        raise ValueError(f"{source}: every row needs a finite start and a non-negative duration")
+    media = table[table["type"].isin(MEDIA_TYPES)]
+    if media["filepath"].isna().any() or (media["filepath"].astype(str) == "").any():
+        raise ValueError(f"{source}: Video/Audio rows need a filepath")
+    words = table[table["type"] == "Word"]
+    if words["text"].isna().any():
+        raise ValueError(f"{source}: Word rows need a text")
+    return table
+
+
+def timeline_stop(events: pd.DataFrame) -> float:
+    """End of the stimulus: the latest stop of any event (the reference's timeline span ends there)."""
+    if events.empty:
+        raise ValueError("the events table is empty: nothing to predict")
+    return float((events["start"] + events["duration"]).max())
+
+
+def n_trs(events: pd.DataFrame, tr_s: float) -> int:
+    """TRs the reference keeps: every TR that starts before the timeline stop."""
+    return max(1, math.ceil(timeline_stop(events) / tr_s - 1e-9))
