@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+import pandas as pd
+from xarray.indexes import PandasIndex
 
 from .cache import atomic_path, cache_dir
 from .surface import FSAVERAGE_SIZES, HEMIS, check_mesh
@@ -44,6 +46,7 @@ from .surface import FSAVERAGE_SIZES, HEMIS, check_mesh
 NO_REGION = "unassigned"
 DEFAULT_ATLAS = "HCP-MMP1"
 ATLAS_DIR_VARIABLE = "TRIBEV2_ATLAS_DIR"
+REGION_ORDER_ATTR, REGION_SEPARATOR = "regions", "\n"  # roi coordinate attribute: the atlas's names, in order
 
 _FILE_HEMI = {"left": "lh", "right": "rh"}
 _NO_REGION_NAMES = {"???", "unknown", "medialwall", "medial_wall", "medial wall", "corpuscallosum",
@@ -249,8 +252,28 @@ def match_names(names: Sequence[str], patterns: str | Iterable[str], *, what: st
     return [n for n in names if n in chosen]
 
 
+class RegionIndex(PandasIndex):
+    """The index of the ``roi`` coordinate: ``ds.sel(roi=...)`` takes a region name, a shell-style pattern
+    (``"V*"``, ``"*IPS*"``) or a list of them, and returns every matching vertex of both hemispheres, always
+    keeping the ``vertex`` dimension (also for a region of one vertex). xarray allows one index per ``sel``
+    call on a dimension: select ``hemi`` in a second call, or use ``ds.tribe.sel(roi=..., hemi=...)``."""
+
+    def sel(self, labels, method=None, tolerance=None):
+        from xarray.core.indexing import IndexSelResult
+
+        if method is not None or tolerance is not None:
+            raise ValueError("roi selection takes names or patterns only (no method=, tolerance=)")
+        (_, patterns), = labels.items()
+        if isinstance(patterns, np.ndarray):
+            patterns = patterns.tolist()
+        names = np.asarray(self.index.values, dtype=object)
+        wanted = match_names(list(pd.unique(names)), patterns, what="this data's roi coordinate")
+        return IndexSelResult({self.dim: np.flatnonzero(np.isin(names, wanted))})
+
+
 def attach_atlas(ds, atlas: Atlas | str = DEFAULT_ATLAS, **load_options):
-    """``ds`` with a ``roi`` coordinate along ``vertex`` (indexed, so ``ds.sel(roi="V1")`` works) and the
+    """``ds`` with a ``roi`` coordinate along ``vertex`` (indexed by :class:`RegionIndex`, so
+    ``ds.sel(roi="V1")`` works; its ``regions`` attribute lists the atlas's region names in order) and the
     atlas's name and attribution in ``attrs``. ``atlas`` is an :class:`Atlas` or a name for
     :func:`load_atlas` (``load_options`` passed on). Replaces any ``roi`` already there."""
     from .surface import mesh_for_vertices
@@ -266,8 +289,16 @@ def attach_atlas(ds, atlas: Atlas | str = DEFAULT_ATLAS, **load_options):
     roi = atlas.vertex_names[vertex_ids]
     if "roi" in ds.coords:
         ds = ds.drop_vars("roi")
-    ds = ds.assign_coords(roi=("vertex", roi, {"long_name": f"{atlas.name} region", "atlas": atlas.name}))
-    return ds.set_xindex("roi").assign_attrs(atlas=atlas.name, atlas_attribution=atlas.attribution)
+    ds = ds.assign_coords(roi=("vertex", roi, {"long_name": f"{atlas.name} region", "atlas": atlas.name,
+                                               REGION_ORDER_ATTR: REGION_SEPARATOR.join(atlas.names)}))
+    return ds.set_xindex("roi", RegionIndex).assign_attrs(atlas=atlas.name, atlas_attribution=atlas.attribution)
+
+
+def region_order(roi) -> list[str]:
+    """The region names present in a ``roi`` coordinate, in atlas order when it records one."""
+    present = list(pd.unique(np.asarray(roi.values, dtype=object)))
+    recorded = [n for n in roi.attrs.get(REGION_ORDER_ATTR, "").split(REGION_SEPARATOR) if n in set(present)]
+    return recorded + [n for n in present if n not in set(recorded)]
 
 
 def attach_atlas_or_warn(ds, atlas: Atlas | str = DEFAULT_ATLAS):

@@ -1,0 +1,346 @@
+"""Questions asked of a prediction: by region (the ``ds.tribe`` accessor), how well it fits measured BOLD
+(:func:`evaluate`), and what each modality adds (:func:`contributions`).
+
+The accessor works on any Dataset or DataArray with a ``vertex`` dimension (predictions, correlation maps,
+contributions)::
+
+    ds.tribe.with_atlas("Desikan-Killiany")    # switch the roi coordinate
+    ds.tribe.sel(roi="V*", hemi="left")         # shell-style patterns, lists, and hemi in one call
+    ds.tribe.by_roi()                           # mean per region: (time, roi, subject)
+    ds.tribe.by_roi(hemi="separate")            # (time, hemi, roi, subject)
+    ds.tribe.top_rois(10)                       # tidy table of the 10 regions with the highest mean
+
+Plain ``ds.sel(roi="V1")`` also works (the ``roi`` index); it takes one name per call, and one index per
+``sel`` call (``ds.sel(roi="V1").sel(hemi="left")``).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .atlas import DEFAULT_ATLAS, NO_REGION, Atlas, attach_atlas, match_names, region_order
+from .surface import HEMIS, mesh_for_vertices
+
+_RETRIEVAL_EPS = 1e-15  # as the reference's rank metric: scores = pred · truth / (eps + ‖truth‖)
+
+
+@xr.register_dataset_accessor("tribe")
+@xr.register_dataarray_accessor("tribe")
+class TribeAccessor:
+    """Region-level views of cortical data (``ds.tribe``); see the module documentation."""
+
+    def __init__(self, obj: xr.Dataset | xr.DataArray):
+        self._obj = obj
+
+    @property
+    def mesh(self) -> str:
+        """The fsaverage mesh of the data (from ``attrs["mesh"]``, else the vertex count)."""
+        return self._obj.attrs.get("mesh") or mesh_for_vertices(self._obj.sizes["vertex"])
+
+    def with_atlas(self, atlas: str | Atlas = DEFAULT_ATLAS, **load_options):
+        """A copy whose ``roi`` coordinate comes from ``atlas`` (a name for :func:`tribev2.load_atlas`, with
+        ``path=`` etc. passed on, or an :class:`~tribev2.Atlas`)."""
+        return attach_atlas(self._obj, atlas, **load_options)
+
+    def sel(self, roi: str | Sequence[str] | None = None, hemi: str | Sequence[str] | None = None,
+            **indexers):
+        """The vertices of the regions matching ``roi`` (a name, a shell-style pattern such as ``"V*"`` or
+        ``"*IPS*"``, or a list of them), optionally of one hemisphere; other ``indexers`` go to ``.sel``."""
+        obj = self._obj
+        keep = np.ones(obj.sizes["vertex"], dtype=bool)
+        if roi is not None:
+            names = self._roi()
+            keep &= np.isin(names.values, match_names(region_order(names), roi, what="this data's roi coordinate"))
+        if hemi is not None:
+            wanted = [hemi] if isinstance(hemi, str) else list(hemi)
+            unknown = set(wanted) - set(HEMIS)
+            if unknown:
+                raise ValueError(f"hemi={hemi!r}: expected 'left', 'right' or both")
+            keep &= np.isin(obj["hemi"].values, wanted)
+        return obj.isel(vertex=np.flatnonzero(keep)).sel(**indexers)
+
+    def by_roi(self, hemi: str = "combined", *, include_unassigned: bool = False):
+        """Mean over the vertices of each region (NaN ignored), ``vertex`` replaced by ``roi``.
+
+        ``hemi="combined"`` pools both hemispheres (``(time, roi, subject)`` for a prediction);
+        ``"separate"`` keeps them apart (``(time, hemi, roi, subject)``; NaN where a hemisphere lacks the
+        region). Vertices of no region are left out unless ``include_unassigned``. A ``n_vertices``
+        coordinate counts the vertices averaged. Variables without ``vertex`` are kept as they are.
+        """
+        if hemi not in ("combined", "separate"):
+            raise ValueError(f"hemi={hemi!r}: expected 'combined' or 'separate'")
+        regions = _Regions(self._roi(), self._obj["hemi"].values, hemi == "separate", include_unassigned)
+        if isinstance(self._obj, xr.DataArray):
+            return regions.mean(self._obj)
+        obj = self._obj.drop_vars([n for n, c in self._obj.coords.items() if "vertex" in c.dims])
+        means = {name: regions.mean(var) if "vertex" in var.dims else var
+                 for name, var in self._obj.data_vars.items()}
+        return xr.Dataset(means, coords=obj.coords, attrs=self._obj.attrs)
+
+    def top_rois(self, k: int = 10, *, variable: str = "prediction", hemi: str = "combined",
+                 absolute: bool = False) -> pd.DataFrame:
+        """The ``k`` regions with the highest mean (over their vertices and every dimension but ``subject``;
+        select times first, e.g. ``ds.isel(time=slice(10, 20)).tribe.top_rois()``) as a tidy table:
+        ``subject, rank, roi[, hemi], value, n_vertices``. ``absolute`` ranks by ``|value|``; ``variable``
+        names the Dataset variable (ignored for a DataArray)."""
+        data = self._obj if isinstance(self._obj, xr.DataArray) else self._obj[variable]
+        regional = data.tribe.by_roi(hemi=hemi)
+        other = [d for d in regional.dims if d not in ("roi", "hemi", "subject")]
+        regional = regional.mean(other)
+        if "subject" not in regional.dims:
+            regional = regional.expand_dims(subject=["-"])
+        rows = []
+        for subject in regional["subject"].values:
+            table = regional.sel(subject=subject).to_dataframe(name="value").reset_index()
+            table = table.dropna(subset=["value"])
+            order = (table["value"].abs() if absolute else table["value"]).sort_values(ascending=False).index
+            table = table.loc[order[:k]].assign(subject=subject, rank=np.arange(1, min(k, len(order)) + 1))
+            rows.append(table)
+        columns = ["subject", "rank", "roi"] + (["hemi"] if hemi == "separate" else []) + ["value", "n_vertices"]
+        return pd.concat(rows, ignore_index=True)[columns]
+
+    def _roi(self) -> xr.DataArray:
+        if "roi" not in self._obj.coords:
+            raise ValueError("no 'roi' coordinate: attach one with .tribe.with_atlas(name) (or "
+                             "predict_features(..., atlas=name))")
+        return self._obj["roi"]
+
+
+class _Regions:
+    """Vertex -> region grouping and the NaN-ignoring mean over it."""
+
+    def __init__(self, roi: xr.DataArray, vertex_hemi: np.ndarray, separate: bool, include_unassigned: bool):
+        import scipy.sparse
+
+        names = [n for n in region_order(roi) if include_unassigned or n != NO_REGION]
+        codes = pd.Index(names).get_indexer(roi.values)  # -1: left out
+        n_names = len(names)
+        self.hemis = list(HEMIS) if separate else None
+        if separate:
+            codes = np.where(codes >= 0, codes + n_names * (vertex_hemi == "right"), -1)
+        n_groups = n_names * (2 if separate else 1)
+        kept = np.flatnonzero(codes >= 0)
+        self.matrix = scipy.sparse.csr_matrix((np.ones(len(kept)), (codes[kept], kept)),
+                                              shape=(n_groups, len(roi)))  # (G, V) membership
+        self.names = names
+        self.counts = np.asarray(self.matrix.sum(axis=1)).ravel().astype(np.int64)
+
+    def mean(self, data: xr.DataArray) -> xr.DataArray:
+        axis = data.get_axis_num("vertex")
+        values = np.moveaxis(np.asarray(data.values, dtype=np.float64), axis, 0)
+        flat = values.reshape(values.shape[0], -1)  # (V, rest)
+        finite = np.isfinite(flat)
+        sums = self.matrix @ np.where(finite, flat, 0.0)
+        counts = self.matrix @ finite.astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = sums / counts  # (G, rest); NaN where a group has no finite value
+        group_dims = ("hemi", "roi") if self.hemis else ("roi",)
+        group_shape = (len(self.hemis), len(self.names)) if self.hemis else (len(self.names),)
+        means = means.reshape(group_shape + values.shape[1:])
+        means = np.moveaxis(means, list(range(len(group_dims))), list(range(axis, axis + len(group_dims))))
+        dims = data.dims[:axis] + group_dims + data.dims[axis + 1:]
+        coords = {name: coord for name, coord in data.coords.items() if "vertex" not in coord.dims}
+        coords["roi"] = ("roi", np.array(self.names, dtype=object))
+        if self.hemis:
+            coords["hemi"] = ("hemi", np.array(self.hemis, dtype=object))
+        coords["n_vertices"] = (group_dims, self.counts.reshape(group_shape))
+        dtype = data.dtype if np.issubdtype(data.dtype, np.floating) else np.float64
+        return xr.DataArray(means.astype(dtype, copy=False), dims=dims, coords=coords, name=data.name,
+                            attrs=data.attrs)
+
+
+# -- evaluation against measured BOLD ----------------------------------------------------------------------------
+def evaluate(ds: xr.Dataset | xr.DataArray, ground_truth, *, tr_s: float | None = None, start_s: float = 0.0,
+             k: int = 1, segment_trs: int | None = None, variable: str = "prediction",
+             by_roi: bool = False, hemi: str = "combined") -> xr.Dataset:
+    """Compare a prediction with measured BOLD on the same mesh.
+
+    ``ground_truth``: an array ``(time, vertex)``; a DataArray with ``time`` (seconds) and ``vertex``; a
+    path to NetCDF/Zarr, the ``(left, right)`` pair of GIFTI files, or a volumetric NIfTI (projected to the
+    surface as the reference does: nilearn ``vol_to_surf``, ball of radius 3 mm around each pial vertex,
+    linear interpolation); see :func:`tribev2.io.load_ground_truth`.
+
+    Time: ground truth is in acquisition time, its first volume at ``start_s`` seconds after the stimulus
+    onset and one volume every ``tr_s`` seconds (default: the file's TR, else the prediction's 1 s).
+    Prediction row ``t`` models BOLD at ``t + hemodynamic_offset_s`` (5 s), so it is compared with the
+    ground truth linearly interpolated at that time (an exact pick when the TRs agree); rows whose time
+    falls outside the recording, and rows where the ground truth is zero at every vertex (missing data, as
+    the reference drops them), are left out.
+
+    Returns a Dataset: ``pearson_r (vertex, subject)`` (Pearson r over time per vertex; NaN, with a warning,
+    where either series is constant), ``mse (vertex, subject)``, their means ``pearson_r_mean``, ``mse_mean``
+    and ``topk_accuracy (subject)``: top-``k`` retrieval as the reference computes it: predictions and
+    ground truth are averaged over each segment (``segment_trs`` rows; default the model's 100-s windows),
+    each predicted segment is scored against every measured one (dot product with the L2-normalised
+    truth) and counts as retrieved when its own segment ranks among the ``k`` best (ties share the mean
+    rank). With ``by_roi=True`` every metric is summarised per region instead (``(roi, subject)``, or
+    ``(hemi, roi, subject)`` with ``hemi="separate"``): mean r and MSE over the region's vertices, and
+    retrieval using only them.
+    """
+    from .io import load_ground_truth
+
+    prediction = ds if isinstance(ds, xr.DataArray) else ds[variable]
+    if "subject" not in prediction.dims:
+        prediction = prediction.expand_dims(subject=["-"], axis=-1)
+    prediction = prediction.transpose("time", "vertex", "subject")
+    truth = load_ground_truth(ground_truth, mesh=prediction.tribe.mesh, tr_s=tr_s, start_s=start_s)
+    if truth.sizes["vertex"] != prediction.sizes["vertex"]:
+        raise ValueError(f"ground truth has {truth.sizes['vertex']:,} vertices, the prediction "
+                         f"{prediction.sizes['vertex']:,}: they must be on the same mesh (see "
+                         f"tribev2.io.resample)")
+    offset = float(prediction["time"].attrs.get("hemodynamic_offset_s", 0.0))
+    rows, measured = _aligned_truth(prediction["time"].values + offset, truth)
+    predicted = prediction.values[rows].astype(np.float64)  # (T, V, S)
+    if len(rows) < 2:
+        raise ValueError(f"only {len(rows)} prediction row(s) overlap the ground truth (its times "
+                         f"{truth.time.values[0]:g}..{truth.time.values[-1]:g} s, predictions model "
+                         f"{offset:g} s later than their row time): need at least 2")
+
+    r = _pearson(predicted, measured[:, :, None])  # (V, S)
+    mse = ((predicted - measured[:, :, None]) ** 2).mean(axis=0)  # (V, S)
+    segments = _segments(prediction, rows, segment_trs)
+    template = prediction.isel(time=0, drop=True)  # (vertex, subject) with the vertex coordinates and indexes
+    maps = xr.Dataset({
+        "pearson_r": template.copy(data=r).assign_attrs(long_name="Pearson r over time", units=""),
+        "mse": template.copy(data=mse).assign_attrs(long_name="mean squared error over time")})
+    attrs = {"k": k, "n_timepoints": len(rows), "n_segments": int(segments.max() + 1), "tr_s": float(
+        prediction["time"].attrs.get("tr_s", 1.0)), "hemodynamic_offset_s": offset,
+        "alignment": "prediction row t vs ground truth linearly interpolated at t + hemodynamic_offset_s"}
+    if by_roi:
+        summary = maps.tribe.by_roi(hemi=hemi)
+        groups = _Regions(maps["roi"], maps["hemi"].values, hemi == "separate", False)
+        members = np.split(groups.matrix.indices, groups.matrix.indptr[1:-1])  # vertices of each region
+        accuracy = np.stack([_topk_accuracy(predicted[:, m], measured[:, m], segments, k) if len(m) else
+                             np.full(predicted.shape[2], np.nan) for m in members])
+        summary["topk_accuracy"] = (summary["pearson_r"].dims, accuracy.reshape(summary["pearson_r"].shape))
+        return summary.assign_attrs(attrs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN subjects: already warned about
+        maps["pearson_r_mean"] = ("subject", np.nanmean(r, axis=0))
+    maps["mse_mean"] = ("subject", mse.mean(axis=0))
+    maps["topk_accuracy"] = ("subject", _topk_accuracy(predicted, measured, segments, k),
+                             {"long_name": f"top-{k} segment retrieval accuracy"})
+    return maps.assign_attrs(attrs)
+
+
+def _aligned_truth(times: np.ndarray, truth: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the prediction inside the recording, and the truth linearly interpolated there: (T, V)."""
+    source = truth["time"].values.astype(np.float64)
+    values = np.asarray(truth.transpose("time", "vertex").values, dtype=np.float64)
+    tolerance = 1e-6
+    rows = np.flatnonzero((times >= source[0] - tolerance) & (times <= source[-1] + tolerance))
+    position = np.interp(times[rows], source, np.arange(len(source)))
+    lower = np.minimum(np.floor(position + tolerance).astype(np.int64), len(source) - 1)
+    upper = np.minimum(lower + 1, len(source) - 1)
+    weight = np.clip(position - lower, 0.0, 1.0)[:, None]
+    aligned = values[lower] * (1.0 - weight) + values[upper] * weight
+    present = ~(aligned == 0).all(axis=1)
+    return rows[present], aligned[present]
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson r along axis 0, broadcasting the rest; NaN (with one warning) where a series is constant."""
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    denominator = np.sqrt((a ** 2).sum(axis=0) * (b ** 2).sum(axis=0))
+    numerator = (a * b).sum(axis=0)
+    undefined = ~(denominator > 0)
+    if undefined.any():
+        warnings.warn(f"Pearson r is undefined at {int(undefined.sum()):,} of {undefined.size:,} "
+                      "vertex/subject pairs (constant prediction or ground truth over time): set to NaN",
+                      RuntimeWarning, stacklevel=3)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(undefined, np.nan, numerator / np.where(undefined, 1.0, denominator))
+
+
+def _segments(prediction: xr.DataArray, rows: np.ndarray, segment_trs: int | None) -> np.ndarray:
+    """Segment index (0, 1, ...) of each kept row."""
+    if segment_trs is not None:
+        if not (isinstance(segment_trs, (int, np.integer)) and segment_trs > 0):
+            raise ValueError(f"segment_trs={segment_trs!r}: expected a positive number of rows")
+        labels = rows // segment_trs
+    elif "window" in prediction.coords:
+        labels = prediction["window"].values[rows]
+    else:
+        labels = np.zeros(len(rows), dtype=np.int64)
+    return pd.factorize(labels)[0]
+
+
+def _topk_accuracy(predicted: np.ndarray, measured: np.ndarray, segments: np.ndarray, k: int) -> np.ndarray:
+    """Top-k retrieval of segment means, per subject: predicted (T, V, S), measured (T, V) -> (S,)."""
+    n_segments = int(segments.max() + 1)
+    if n_segments < 2:
+        warnings.warn("top-k retrieval needs at least 2 segments; this comparison has 1 (pass segment_trs= "
+                      "to cut it into shorter segments): topk_accuracy is NaN", RuntimeWarning, stacklevel=3)
+        return np.full(predicted.shape[2], np.nan)
+    one_hot = np.eye(n_segments)[segments]  # (T, N)
+    sizes = one_hot.sum(axis=0)[:, None]
+    truth = one_hot.T @ measured / sizes  # (N, V)
+    truth = truth / (_RETRIEVAL_EPS + np.linalg.norm(truth, axis=1, keepdims=True))
+    accuracy = []
+    for s in range(predicted.shape[2]):
+        scores = (one_hot.T @ predicted[:, :, s] / sizes) @ truth.T  # (N predicted, N measured)
+        true_scores = np.diag(scores)[:, None]
+        rank = ((scores > true_scores).sum(axis=1) + (scores >= true_scores).sum(axis=1) - 1) / 2
+        accuracy.append(float((rank < k).mean()))
+    return np.array(accuracy)
+
+
+# -- modality contributions ------------------------------------------------------------------------------------
+def contributions(features: Mapping[str, np.ndarray], *, model, duration_s: float | None = None,
+                  subjects="average", batch_size: int = 8, atlas: str | Atlas | None = DEFAULT_ATLAS
+                  ) -> xr.DataArray:
+    """What each modality adds to the prediction: the prediction from all ``features`` minus the prediction
+    with that modality absent (zeros after its projection, as the reference ablates modalities).
+
+    Arguments as in :func:`tribev2.predict_features`. Returns ``contribution (modality, time, vertex,
+    subject)`` with the prediction's coordinates (``roi`` included when the atlas is available). When
+    ``features`` holds one modality, "absent" leaves the model with no input at all.
+    """
+    from .predict import predict_features
+
+    options = dict(model=model, duration_s=duration_s, subjects=subjects, batch_size=batch_size)
+    full = predict_features(features, atlas=atlas, **options)
+    parts = []
+    for name in features:
+        rest = {other: x for other, x in features.items() if other != name}
+        without = (predict_features(rest, atlas=None, **options).prediction.values if rest else
+                   _no_input_prediction(model, features, full))
+        parts.append(full.prediction.values - without)
+    contribution = xr.DataArray(np.stack(parts), dims=("modality",) + full.prediction.dims,
+                                coords={**full.prediction.coords,
+                                        "modality": ("modality", np.array(list(features), dtype=object))},
+                                attrs={"long_name": "prediction minus prediction without the modality",
+                                       "units": full.prediction.attrs.get("units", "")},
+                                name="contribution")
+    return contribution.assign_attrs({k: v for k, v in full.attrs.items() if k not in contribution.attrs})
+
+
+def _no_input_prediction(model, features: Mapping[str, np.ndarray], full: xr.Dataset) -> np.ndarray:
+    """The model's output with every modality absent, ``(time, vertex, subject)`` like ``full``: the encoder
+    sees only its position embedding, so every window gives the same output."""
+    import torch
+
+    from .predict import AVERAGE_SUBJECT
+
+    config = model.config
+    rows = [config.n_subject_rows - 1 if s == AVERAGE_SUBJECT else int(s) for s in full["subject"].values]
+    name, x = next(iter(features.items()))
+    groups, dim = config.feature_dims[name]
+    param = next(model.parameters())
+    probe = {name: torch.zeros(1, groups, dim, config.window_samples, device=param.device)}
+    with torch.inference_mode():
+        aggregated = torch.zeros_like(model.aggregate(probe))  # (1, S, H)
+        encoded = model.encode(aggregated)
+        pooled = model.pool(encoded.transpose(1, 2)).transpose(1, 2)  # (1, T_out, H)
+        window = torch.stack([model.head(pooled, row)[0] for row in rows], dim=-1).float().cpu().numpy()
+    steps = window.shape[1]  # window: (V, T_out, S)
+    n_time = full.sizes["time"]
+    tiled = np.tile(window.transpose(1, 0, 2), (math.ceil(n_time / steps), 1, 1))
+    return tiled[:n_time]
