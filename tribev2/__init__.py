@@ -7,6 +7,7 @@ from .atlas import Atlas, load_atlas  # noqa: E402
 from .io import open_dataset, save_dataset  # noqa: E402
 from .model import load_model  # noqa: E402
 from .predict import predict_features  # noqa: E402
+from . import viz  # noqa: E402  (cheap: PyVista and matplotlib load on first use)
 
 __all__ = ["__version__", "Atlas", "contributions", "evaluate", "load_atlas", "load_model", "open_dataset",
            "predict_features", "save_dataset"]

@@ -1,0 +1,104 @@
+"""The prediction over time as an MP4 (H.264 through PyAV, no ffmpeg program needed).
+
+Each frame shows one time point in the chosen views side by side, above a colorbar and the time.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from ..cache import atomic_path
+from .scene import BrainScene, ColorScale, brain_maps
+from .static import _painter
+
+
+def brain_frames(data, *, time=None, views: str | Sequence[str] = ("lateral",), hemi: str = "both",
+                 surface: str = "half-inflated", subject=None, mesh: str | None = None, cmap=None,
+                 vmin: float | None = None, vmax: float | None = None, symmetric: bool | str = "auto",
+                 percentile: float | None = None, threshold: float | None = None, outlines=None,
+                 sulcal: bool = True, size: tuple[int, int] = (480, 360),
+                 legend: bool = True) -> Iterator[tuple[float | None, np.ndarray]]:
+    """Yield ``(time, image)`` per time point: the views side by side, with a colorbar and the time below
+    when ``legend``. One colour scale for every frame (the range of all of them, or their ``percentile``);
+    the other arguments are those of :func:`tribev2.viz.plot_surface`."""
+    views = [views] if isinstance(views, str) else list(views)
+    maps = brain_maps(data, time=time, subject=subject, mesh=mesh)
+    scale = ColorScale.for_values(maps.values, cmap=cmap, vmin=vmin, vmax=vmax, symmetric=symmetric,
+                                  percentile=percentile, threshold=threshold)
+    with BrainScene(maps.mesh, surface=surface, hemi=hemi, size=size, sulcal=sulcal) as scene:
+        paint = _painter(scene, outlines)
+        strip = None
+        for index, values in enumerate(maps.values):
+            scene.paint(paint(scale.colors(values, scene.background)))
+            image = np.concatenate([scene.image(view) for view in views], axis=1)
+            if legend:
+                strip = strip if strip is not None else _colorbar_strip(scale, image.shape[1], maps)
+                image = np.concatenate([image, _stamp(strip, maps.label(index))], axis=0)
+            yield maps.times[index], image
+
+
+def save_movie(data, path: str | os.PathLike, *, fps: float = 2.0, quality: int = 20, **frame_options) -> Path:
+    """Write the maps of ``data`` over time to an MP4 at ``path`` (one frame per time point, ``fps`` frames
+    per second: 1.0 plays a 1-s-TR prediction in real time) and return the path.
+
+    ``quality`` is x264's CRF (lower is better, 17..28 sensible). ``frame_options`` are those of
+    :func:`brain_frames` (``views``, ``hemi``, ``surface``, ``cmap``, ``vmin``/``vmax``, ``threshold``,
+    ``outlines``, ``time`` to keep some time points, ``size``...). The file is written atomically.
+    """
+    import av
+
+    path = Path(path)
+    if path.suffix.lower() != ".mp4":
+        raise ValueError(f"{path}: expected a file name ending in .mp4")
+    if not fps > 0:
+        raise ValueError(f"fps={fps!r}: expected a positive number of frames per second")
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
+        stream = None
+        for _, image in brain_frames(data, **frame_options):
+            image = _even(image)
+            if stream is None:
+                stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+                stream.width, stream.height = image.shape[1], image.shape[0]
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"crf": str(quality)}
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode(None))
+    return path
+
+
+def _even(image: np.ndarray) -> np.ndarray:
+    """Pad to even width and height (4:2:0 video needs them) with white."""
+    pad = ((0, image.shape[0] % 2), (0, image.shape[1] % 2), (0, 0))
+    return np.pad(image, pad, constant_values=255) if any(p[1] for p in pad) else image
+
+
+def _colorbar_strip(scale: ColorScale, width: int, maps, height: int = 56) -> np.ndarray:
+    """A white strip ``(height, width, 3)`` with a horizontal colorbar on its right half."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    dpi = 100
+    figure = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor="white")
+    bar = figure.colorbar(scale.mappable(), cax=figure.add_axes((0.5, 0.55, 0.45, 0.25)), orientation="horizontal")
+    bar.ax.tick_params(labelsize=8)
+    label = " ".join(filter(None, [maps.name, f"({maps.units})" if maps.units else ""]))
+    if label:
+        figure.text(0.5, 0.95, label, fontsize=8, va="top")
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def _stamp(strip: np.ndarray, text: str) -> np.ndarray:
+    """``strip`` with ``text`` written at its left."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    picture = Image.fromarray(strip)
+    ImageDraw.Draw(picture).text((12, strip.shape[0] // 2), text, fill=(0, 0, 0), anchor="lm",
+                                 font=ImageFont.load_default(size=max(12, strip.shape[0] // 3)))
+    return np.asarray(picture)

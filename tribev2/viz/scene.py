@@ -1,0 +1,393 @@
+"""The rendering core shared by every view: maps out of Datasets, colours, cameras and an off-screen cortex.
+
+Everything the figures, the movie, the HTML report and the viewer draw goes through three steps:
+
+1. :func:`brain_maps` turns a Dataset / DataArray / array into ``(n_maps, V)`` values on a named fsaverage mesh
+   (NaN where a vertex has no value, e.g. after ``ds.sel(roi=...)``);
+2. :func:`color_limits` and :func:`colorize` (or :func:`rgb_colors`) give each vertex an RGB colour over the
+   sulcal background;
+3. :class:`BrainScene` holds the two hemispheres in one PyVista plotter, takes new colours without rebuilding
+   anything, and renders a named view (``lateral``, ``medial``, ``dorsal``, ``ventral``, ``anterior``,
+   ``posterior``) to an ``(H, W, 3)`` image, off-screen (EGL, no display needed) or in a notebook.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..surface import FSAVERAGE_SIZES, HEMIS, check_mesh, load_sulcal_depth, load_surface, mesh_for_vertices
+
+VIEWS = ("lateral", "medial", "dorsal", "ventral", "anterior", "posterior")
+SPLIT_VIEWS = ("lateral", "medial")  # with both hemispheres: one image per hemisphere, side by side
+DISPLAY_HEMIS = ("left", "right", "both")
+# camera direction (focal point -> camera) and view-up per view; lateral/medial depend on the hemisphere
+_CAMERAS = {
+    ("lateral", "left"): ((-1, 0, 0), (0, 0, 1)), ("lateral", "right"): ((1, 0, 0), (0, 0, 1)),
+    ("medial", "left"): ((1, 0, 0), (0, 0, 1)), ("medial", "right"): ((-1, 0, 0), (0, 0, 1)),
+    "dorsal": ((0, 0, 1), (0, 1, 0)), "ventral": ((0, 0, -1), (0, 1, 0)),
+    "anterior": ((0, 1, 0), (0, 0, 1)), "posterior": ((0, -1, 0), (0, 0, 1)),
+}
+HEMI_GAP_MM = 6.0  # space between the hemispheres when both are shown (inflated surfaces overlap otherwise)
+
+
+# -- data ------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BrainMaps:
+    """``values (n_maps, V)`` on both hemispheres of ``mesh`` (left first), NaN where there is no value;
+    ``times`` holds each map's time in seconds (``None`` for maps without a time)."""
+
+    mesh: str
+    values: np.ndarray
+    times: tuple[float | None, ...]
+    name: str = ""
+    units: str = ""
+
+    def label(self, index: int) -> str:
+        t = self.times[index]
+        return "" if t is None else f"t = {t:g} s"
+
+
+def brain_maps(data, *, time=None, subject=None, mesh: str | None = None,
+               variable: str = "prediction") -> BrainMaps:
+    """Per-vertex maps from a prediction Dataset, a DataArray with a ``vertex`` dimension or a NumPy array.
+
+    ``time``: one time in seconds, a list of times, or ``None`` for every time point. ``subject``: a name of
+    the ``subject`` coordinate (default: ``"average"`` when present, else the first). ``mesh``: needed only
+    when neither the data's attributes nor its vertex count say which fsaverage mesh it lives on.
+    A DataArray that holds part of the cortex (``ds.sel(roi="V1")``, ``sel(hemi="left")``) is placed at its
+    ``vertex`` ids; the other vertices are NaN (not drawn).
+    """
+    import xarray as xr
+
+    if isinstance(data, xr.Dataset):
+        if variable not in data.data_vars:
+            raise ValueError(f"the Dataset has no variable {variable!r}; it has {list(data.data_vars)} "
+                             "(pass variable=... or a DataArray)")
+        mesh = mesh or data.attrs.get("mesh") or None
+        data = data[variable]
+    if not isinstance(data, xr.DataArray):
+        array = np.asarray(data, dtype=np.float64)
+        if array.ndim not in (1, 2):
+            raise ValueError(f"data has shape {array.shape}; expected (vertex,) or (map, vertex) values, "
+                             "or an xarray Dataset / DataArray")
+        array = np.atleast_2d(array)
+        mesh = check_mesh(mesh) if mesh else mesh_for_vertices(array.shape[1])
+        _check_width(array.shape[1], mesh)
+        return BrainMaps(mesh, array, (None,) * len(array))
+    if "vertex" not in data.dims:
+        raise ValueError(f"data has dims {data.dims}; expected a 'vertex' dimension")
+    if "subject" in data.dims:
+        data = data.sel(subject=_pick_subject(data, subject))
+    times: tuple[float | None, ...]
+    if "time" in data.dims:
+        if time is not None:
+            data = data.sel(time=_nearest_times(data, time))
+        times = tuple(float(t) for t in np.atleast_1d(data["time"].values))
+        data = data.transpose(..., "time", "vertex") if data.ndim > 1 else data
+    else:
+        if time is not None:
+            raise ValueError("time=... was given but the data has no 'time' dimension")
+        times = (None,)
+    extra = [d for d in data.dims if d not in ("time", "vertex") and data.sizes[d] > 1]
+    if extra:
+        raise ValueError(f"data still has the dimension(s) {extra}: select or reduce them first "
+                         f"(e.g. .sel({extra[0]}=...) or .mean({extra[0]!r}))")
+    values = np.asarray(data.values, dtype=np.float64).reshape(len(times), data.sizes["vertex"])
+    mesh = check_mesh(mesh or data.attrs.get("mesh") or _mesh_from_vertices(data))
+    full = np.full((len(times), 2 * FSAVERAGE_SIZES[mesh]), np.nan)
+    ids = np.asarray(data["vertex"].values, dtype=np.int64) if "vertex" in data.coords else np.arange(values.shape[1])
+    if ids.size and (ids.min() < 0 or ids.max() >= full.shape[1]):
+        raise ValueError(f"vertex ids run from {ids.min()} to {ids.max()}, outside {mesh}'s {full.shape[1]:,} "
+                         "vertices (pass mesh=...)")
+    full[:, ids] = values
+    name = str(data.attrs.get("long_name") or data.name or "")
+    return BrainMaps(mesh, full, times, name, str(data.attrs.get("units", "")))
+
+
+def _check_width(n_vertices: int, mesh: str) -> None:
+    if n_vertices != 2 * FSAVERAGE_SIZES[mesh]:
+        raise ValueError(f"{n_vertices:,} values do not match {mesh} ({2 * FSAVERAGE_SIZES[mesh]:,} vertices, "
+                         "left then right)")
+
+
+def _mesh_from_vertices(data) -> str:
+    """The mesh of a DataArray without a ``mesh`` attribute: from its full vertex count, or the smallest
+    mesh that holds its vertex ids when it covers only part of the cortex."""
+    n = data.sizes["vertex"]
+    if any(n == 2 * size for size in FSAVERAGE_SIZES.values()):
+        return mesh_for_vertices(n)
+    if "vertex" in data.coords and n:
+        top = int(np.max(data["vertex"].values))
+        for mesh, size in FSAVERAGE_SIZES.items():
+            if top < 2 * size and size >= n / 2:
+                return mesh
+    raise ValueError(f"cannot tell the mesh of {n:,} vertices; pass mesh='fsaverage5' (or another)")
+
+
+def _pick_subject(data, subject):
+    names = [str(s) for s in data["subject"].values]
+    if subject is None:
+        return "average" if "average" in names else data["subject"].values[0]
+    if str(subject) not in names:
+        raise ValueError(f"subject={subject!r} is not in the data; it has {names}")
+    return data["subject"].values[names.index(str(subject))]
+
+
+def _nearest_times(data, time):
+    """The data's time points nearest to ``time`` (seconds), refusing times more than half a step away."""
+    available = np.asarray(data["time"].values, dtype=np.float64)
+    wanted = np.atleast_1d(np.asarray(time, dtype=np.float64))
+    step = float(np.median(np.diff(available))) if available.size > 1 else 1.0
+    index = np.abs(available[None, :] - wanted[:, None]).argmin(axis=1)
+    far = np.abs(available[index] - wanted) > step / 2 + 1e-9
+    if far.any():
+        raise ValueError(f"time={wanted[far].tolist()} s is outside the data's time points "
+                         f"({available[0]:g}..{available[-1]:g} s every {step:g} s)")
+    chosen = available[index]
+    return chosen if np.ndim(time) else chosen[0]
+
+
+# -- colours ---------------------------------------------------------------------------------------------------
+def color_limits(values: np.ndarray, *, vmin: float | None = None, vmax: float | None = None,
+                 symmetric: bool | str = "auto", percentile: float | None = None) -> tuple[float, float]:
+    """Colour limits for ``values`` (NaN ignored).
+
+    Given ``vmin``/``vmax`` win. Otherwise the limits span the data, or its ``percentile`` (e.g. 99: robust
+    to outliers). ``symmetric`` (``"auto"``: when the data has both signs) centres them on zero.
+    """
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        raise ValueError("the data has no finite value to colour")
+    if percentile is not None and not 0 < percentile <= 100:
+        raise ValueError(f"percentile={percentile!r}: expected a number in (0, 100]")
+    if symmetric == "auto":
+        symmetric = bool(finite.min() < 0 < finite.max()) or (vmin is not None and vmax is None and vmin < 0)
+    if symmetric:
+        top = vmax if vmax is not None else -vmin if vmin is not None else _spread(np.abs(finite), percentile)
+        top = top if top > 0 else 1.0
+        return -float(top), float(top)
+    low = vmin if vmin is not None else _spread(finite, 100 - percentile if percentile else None, low=True)
+    high = vmax if vmax is not None else _spread(finite, percentile)
+    if high <= low:
+        high = low + 1.0
+    return float(low), float(high)
+
+
+def _spread(values: np.ndarray, percentile: float | None, low: bool = False) -> float:
+    if percentile is None:
+        return float(values.min() if low else values.max())
+    return float(np.percentile(values, percentile))
+
+
+def default_cmap(limits: tuple[float, float]) -> str:
+    """A diverging map for limits centred on zero, a sequential one otherwise."""
+    return "RdBu_r" if math.isclose(limits[0], -limits[1]) else "YlOrRd"
+
+
+@dataclass(frozen=True)
+class ColorScale:
+    """How values become colours: ``cmap`` over ``limits``; ``|value| < threshold`` shows the background."""
+
+    limits: tuple[float, float]
+    cmap: object = "RdBu_r"  # a matplotlib colormap or its name
+    threshold: float | None = None
+
+    @classmethod
+    def for_values(cls, values: np.ndarray, *, cmap: str | None = None, vmin: float | None = None,
+                   vmax: float | None = None, symmetric: bool | str = "auto", percentile: float | None = None,
+                   threshold: float | None = None) -> ColorScale:
+        """Limits from ``values`` (see :func:`color_limits`); ``cmap`` defaults to :func:`default_cmap`."""
+        if threshold is not None and not threshold >= 0:
+            raise ValueError(f"threshold={threshold!r}: expected a non-negative number")
+        limits = color_limits(values, vmin=vmin, vmax=vmax, symmetric=symmetric, percentile=percentile)
+        return cls(limits, cmap or default_cmap(limits), threshold)
+
+    def colors(self, values: np.ndarray, background: np.ndarray) -> np.ndarray:
+        return colorize(values, background, limits=self.limits, cmap=self.cmap, threshold=self.threshold)
+
+    def mappable(self):
+        """A matplotlib ``ScalarMappable`` for colorbars."""
+        from matplotlib import colormaps
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        return ScalarMappable(Normalize(*self.limits), colormaps.get_cmap(self.cmap))
+
+
+def sulcal_background(sulc: np.ndarray) -> np.ndarray:
+    """Gray levels in [0, 1] from sulcal depth: gyri light, sulci darker (FreeSurfer's convention)."""
+    return 0.7 - 0.22 * np.tanh(np.asarray(sulc, dtype=np.float64) / 0.6)
+
+
+def colorize(values: np.ndarray, background: np.ndarray, *, limits: tuple[float, float], cmap="RdBu_r",
+             threshold: float | None = None, alpha: float = 1.0) -> np.ndarray:
+    """``(V, 3)`` uint8 colours: ``cmap`` over ``limits`` where ``|value| >= threshold``, the gray
+    ``background`` (``(V,)`` in [0, 1]) where the value is NaN or below the threshold."""
+    from matplotlib import colormaps
+
+    values = np.asarray(values, dtype=np.float64)
+    shown = np.isfinite(values)
+    if threshold is not None:
+        shown &= np.abs(values) >= threshold
+    low, high = limits
+    scaled = np.clip((np.nan_to_num(values) - low) / (high - low), 0.0, 1.0)
+    colours = colormaps.get_cmap(cmap)(scaled)[:, :3]
+    gray = np.repeat(np.asarray(background, dtype=np.float64)[:, None], 3, axis=1)
+    mixed = np.where(shown[:, None], alpha * colours + (1 - alpha) * gray, gray)
+    return (mixed * 255).round().astype(np.uint8)
+
+
+def rgb_colors(channels: np.ndarray, background: np.ndarray, *, percentile: float = 99.0) -> np.ndarray:
+    """``(V, 3)`` uint8 colours from three non-negative channels per vertex (e.g. text, audio, video
+    contributions as red, green, blue), each scaled to its ``percentile`` and blended over the background by
+    the strongest channel (the reference's ``plot_surf_rgb``)."""
+    channels = np.nan_to_num(np.asarray(channels, dtype=np.float64), nan=0.0).clip(min=0)
+    if channels.ndim != 2 or channels.shape[1] != 3:
+        raise ValueError(f"channels have shape {channels.shape}; expected (vertex, 3)")
+    scale = np.percentile(channels, percentile, axis=0)
+    scaled = np.clip(channels / np.where(scale > 0, scale, 1.0), 0.0, 1.0)
+    strength = scaled.max(axis=1, keepdims=True)
+    colour = scaled / np.where(strength > 0, strength, 1.0)
+    gray = np.repeat(np.asarray(background, dtype=np.float64)[:, None], 3, axis=1)
+    return ((strength * colour + (1 - strength) * gray) * 255).round().astype(np.uint8)
+
+
+def region_borders(labels: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """``(V,)`` bool: region outlines one vertex wide, i.e. the vertices that share a triangle with a vertex
+    of a higher label (integer ``labels``; each border is drawn on the side of its lower label)."""
+    labels = np.asarray(labels)
+    corners = labels[faces]  # (F, 3)
+    below_top = corners < corners.max(axis=1, keepdims=True)
+    border = np.zeros(len(labels), dtype=bool)
+    border[faces[below_top]] = True
+    return border
+
+
+def draw_outlines(colours: np.ndarray, borders: np.ndarray, color=(25, 25, 25)) -> np.ndarray:
+    """``colours`` with the ``borders`` vertices (see :func:`region_borders`) painted ``color``."""
+    colours = colours.copy()
+    colours[borders] = color
+    return colours
+
+
+# -- the scene -------------------------------------------------------------------------------------------------
+class BrainScene:
+    """Both hemispheres of an fsaverage mesh in one PyVista plotter.
+
+    ``paint(colours)`` swaps the per-vertex colours in place (no new meshes, so movies and sliders are fast);
+    ``image(view)`` renders a view to ``(H, W, 3)`` uint8. With ``hemi="both"`` the lateral and medial views
+    show the left and right hemispheres side by side (``2W`` wide); the others show both in one picture.
+    ``size`` is ``(width, height)`` of one hemisphere's picture. ``sulcal=False`` draws a uniform gray cortex
+    instead of the sulcal-depth shading. Pass ``plotter=`` to draw into an existing (e.g. notebook) plotter
+    instead of an off-screen one.
+    """
+
+    def __init__(self, mesh: str, *, surface: str = "half-inflated", hemi: str = "both",
+                 size: tuple[int, int] = (480, 360), sulcal: bool = True, background: str = "white",
+                 plotter=None):
+        import pyvista as pv
+
+        if hemi not in DISPLAY_HEMIS:
+            raise ValueError(f"hemi={hemi!r}: expected one of {', '.join(map(repr, DISPLAY_HEMIS))}")
+        self.mesh, self.surface, self.hemi = check_mesh(mesh), surface, hemi
+        self.size = (int(size[0]), int(size[1]))
+        self.hemis = HEMIS if hemi == "both" else (hemi,)
+        self.n_per_hemi = FSAVERAGE_SIZES[self.mesh]
+        self.plotter = plotter or pv.Plotter(off_screen=True, window_size=self.size)
+        self.plotter.set_background(background)
+        self.plotter.enable_parallel_projection()
+        self.surfaces = {h: load_surface(self.mesh, surface, h) for h in HEMIS}
+        depth = np.concatenate([load_sulcal_depth(self.mesh, h) for h in HEMIS])
+        self.background = sulcal_background(depth if sulcal else np.zeros_like(depth))
+        self.polydata, self.actors = {}, {}
+        for h in self.hemis:
+            points = self.surfaces[h].coordinates + self._offset(h)
+            faces = self.surfaces[h].faces
+            poly = pv.PolyData(points, np.hstack([np.full((len(faces), 1), 3), faces]).ravel())
+            poly.point_data["rgb"] = np.zeros((len(points), 3), dtype=np.uint8)
+            self.polydata[h] = poly
+            self.actors[h] = self.plotter.add_mesh(poly, scalars="rgb", rgb=True, smooth_shading=True,
+                                                   ambient=0.25, diffuse=0.8, specular=0.05, show_scalar_bar=False,
+                                                   name=f"cortex-{h}")
+        self.paint(np.repeat((self.background * 255).round().astype(np.uint8)[:, None], 3, axis=1))
+
+    @property
+    def faces(self) -> np.ndarray:
+        """Triangles of both hemispheres in whole-brain vertex ids (right shifted by one hemisphere)."""
+        return np.vstack([self.surfaces["left"].faces, self.surfaces["right"].faces + self.n_per_hemi])
+
+    def vertex_at(self, point: Sequence[float]) -> int:
+        """The whole-brain id of the shown vertex nearest to a 3-D ``point`` (e.g. where a click landed)."""
+        best, best_distance = -1, np.inf
+        for h, poly in self.polydata.items():
+            distances = np.linalg.norm(np.asarray(poly.points) - np.asarray(point, dtype=float), axis=1)
+            index = int(distances.argmin())
+            if distances[index] < best_distance:
+                best, best_distance = index + (0 if h == "left" else self.n_per_hemi), distances[index]
+        return best
+
+    def _offset(self, hemi: str) -> np.ndarray:
+        """Shift along x so that the left hemisphere ends, and the right begins, half a gap from x = 0."""
+        x = self.surfaces[hemi].coordinates[:, 0]
+        shift = -HEMI_GAP_MM / 2 - x.max() if hemi == "left" else HEMI_GAP_MM / 2 - x.min()
+        return np.array([shift, 0.0, 0.0])
+
+    def paint(self, colours: np.ndarray) -> None:
+        """Set the ``(V, 3)`` uint8 colours of both hemispheres (left then right)."""
+        colours = np.asarray(colours)
+        if colours.shape != (2 * self.n_per_hemi, 3):
+            raise ValueError(f"colours have shape {colours.shape}; expected ({2 * self.n_per_hemi}, 3)")
+        for h, poly in self.polydata.items():
+            start = 0 if h == "left" else self.n_per_hemi
+            poly.point_data["rgb"][:] = colours[start:start + self.n_per_hemi]
+            poly.Modified()
+
+    def image(self, view: str = "lateral", hemis: Sequence[str] | None = None) -> np.ndarray:
+        """Render ``view`` of ``hemis`` (default: the scene's) to an ``(H, W, 3)`` uint8 array."""
+        if hemis is None and self.hemi == "both" and view in SPLIT_VIEWS:
+            return np.concatenate([self.image(view, (h,)) for h in HEMIS], axis=1)
+        self.set_view(view, hemis)
+        self.plotter.render()
+        return np.asarray(self.plotter.screenshot(return_img=True))[..., :3].copy()
+
+    def set_view(self, view: str, hemis: Sequence[str] | None = None) -> None:
+        """Point the camera for ``view``, showing ``hemis`` (default: those of the scene; lateral and medial
+        views of both hemispheres show the left one)."""
+        if view not in VIEWS:
+            raise ValueError(f"view={view!r}: expected one of {', '.join(map(repr, VIEWS))}")
+        hemis = tuple(hemis or (self.hemis[:1] if view in SPLIT_VIEWS else self.hemis))
+        unknown = [h for h in hemis if h not in self.actors]
+        if unknown:
+            raise ValueError(f"hemisphere(s) {unknown} are not in this scene (hemi={self.hemi!r})")
+        for h, actor in self.actors.items():
+            actor.SetVisibility(h in hemis)
+        direction, up = _CAMERAS.get(view) or _CAMERAS[(view, hemis[0])]
+        points = np.vstack([self.polydata[h].points for h in hemis])
+        direction, up = np.asarray(direction, dtype=float), np.asarray(up, dtype=float)
+        right = np.cross(up, direction)  # the image's x axis for a camera looking along -direction
+        across, along = points @ right, points @ up
+        centre = points.mean(axis=0)
+        centre += right * ((across.max() + across.min()) / 2 - centre @ right)
+        centre += up * ((along.max() + along.min()) / 2 - centre @ up)
+        camera = self.plotter.camera
+        camera.focal_point = tuple(centre)
+        camera.position = tuple(centre + direction * 500.0)
+        camera.up = tuple(up)
+        width, height = self.plotter.window_size
+        half_w, half_h = (across.max() - across.min()) / 2, (along.max() - along.min()) / 2
+        camera.parallel_scale = 1.04 * max(half_h, half_w * height / width)
+        self.plotter.reset_camera_clipping_range()
+
+    def close(self) -> None:
+        self.plotter.close()
+
+    def __enter__(self) -> BrainScene:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

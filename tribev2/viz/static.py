@@ -1,0 +1,162 @@
+"""Publication figures: cortical maps rendered off-screen and laid out in a matplotlib figure.
+
+``plot_surface(ds, time=[5, 10, 20], views=["lateral", "medial"])`` draws a grid (views × time points) with
+one colour scale and a colorbar; ``render`` returns one view as an image array; ``plot_contributions`` draws the
+modality contributions as an RGB overlay (text red, audio green, video blue).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .scene import BrainMaps, BrainScene, ColorScale, brain_maps, draw_outlines, region_borders, rgb_colors
+
+RGB_NAMES = ("red", "green", "blue")  # colours of the three modality channels, in the data's modality order
+
+
+def render(data, *, view: str = "lateral", hemi: str = "both", surface: str = "half-inflated", time=None,
+           subject=None, mesh: str | None = None, cmap=None, vmin: float | None = None, vmax: float | None = None,
+           symmetric: bool | str = "auto", percentile: float | None = None, threshold: float | None = None,
+           outlines=None, sulcal: bool = True, size: tuple[int, int] = (480, 360)) -> np.ndarray:
+    """One view of one map as an ``(H, W, 3)`` uint8 image (arguments as in :func:`plot_surface`)."""
+    maps = brain_maps(data, time=time, subject=subject, mesh=mesh)
+    if len(maps.values) != 1:
+        raise ValueError(f"the data holds {len(maps.values)} maps; pick one with time=...")
+    scale = ColorScale.for_values(maps.values, cmap=cmap, vmin=vmin, vmax=vmax, symmetric=symmetric,
+                                  percentile=percentile, threshold=threshold)
+    with BrainScene(maps.mesh, surface=surface, hemi=hemi, size=size, sulcal=sulcal) as scene:
+        paint = _painter(scene, outlines)
+        scene.paint(paint(scale.colors(maps.values[0], scene.background)))
+        return scene.image(view)
+
+
+def plot_surface(data, *, time=None, views: str | Sequence[str] = "lateral", hemi: str = "both",
+                 surface: str = "half-inflated", subject=None, mesh: str | None = None, cmap=None,
+                 vmin: float | None = None, vmax: float | None = None, symmetric: bool | str = "auto",
+                 percentile: float | None = None, threshold: float | None = None, outlines=None,
+                 sulcal: bool = True, colorbar: bool = True, title: str | None = None,
+                 size: tuple[int, int] = (480, 360), dpi: int = 100):
+    """Cortical maps as a matplotlib ``Figure``: one row per view, one column per time point.
+
+    ``data``: a prediction Dataset, a DataArray with a ``vertex`` dimension (``ds.prediction.mean("time")``,
+    a correlation map, ``ds.sel(roi="V1")``...) or an array ``(V,)``. ``time``: seconds, one or a list (needed
+    when the data has several time points). ``views``: ``"lateral"``, ``"medial"``, ``"dorsal"``,
+    ``"ventral"``, ``"anterior"``, ``"posterior"`` or a list. ``hemi``: ``"left"``, ``"right"`` or
+    ``"both"``. ``surface``: ``"half-inflated"`` (default), ``"inflated"``, ``"pial"``, ``"white"``.
+    Colours: ``cmap`` (diverging for data of both signs, else sequential), limits ``vmin``/``vmax`` or the
+    data's range or ``percentile`` (``symmetric`` about zero: ``"auto"``, ``True``, ``False``), shared by
+    every panel; values with ``|value| < threshold`` show the sulcal background. ``outlines``: an
+    :class:`~tribev2.Atlas` (or atlas name) whose region borders are drawn. ``size``: pixels of one
+    hemisphere's picture.
+    """
+    from matplotlib.figure import Figure
+
+    views = [views] if isinstance(views, str) else list(views)
+    maps = brain_maps(data, time=time, subject=subject, mesh=mesh)
+    if maps.values.shape[0] > 12:
+        raise ValueError(f"the data holds {maps.values.shape[0]} maps (time points); choose up to 12 with "
+                         "time=[...] (tribev2.viz.save_movie shows them all)")
+    scale = ColorScale.for_values(maps.values, cmap=cmap, vmin=vmin, vmax=vmax, symmetric=symmetric,
+                                  percentile=percentile, threshold=threshold)
+    with BrainScene(maps.mesh, surface=surface, hemi=hemi, size=size, sulcal=sulcal) as scene:
+        paint = _painter(scene, outlines)
+        panels = _panels(scene, [paint(scale.colors(v, scene.background)) for v in maps.values], views)
+    figure = _grid_figure(Figure, panels, views, [maps.label(i) for i in range(len(maps.values))], dpi=dpi,
+                          title=title, colorbar_room=colorbar)
+    if colorbar:
+        bar = figure.colorbar(scale.mappable(), cax=figure.add_axes((0.915, 0.2, 0.018, 0.6)))
+        bar.set_label(" ".join(filter(None, [maps.name, f"({maps.units})" if maps.units else ""])))
+        if scale.threshold:
+            bar.ax.axhspan(-scale.threshold, scale.threshold, color="0.7")
+    return figure
+
+
+def plot_contributions(contributions, *, views: str | Sequence[str] = "lateral", hemi: str = "both",
+                       surface: str = "half-inflated", mesh: str | None = None, percentile: float = 99.0,
+                       sulcal: bool = True, title: str | None = None, size: tuple[int, int] = (480, 360),
+                       dpi: int = 100):
+    """Modality contributions as one RGB map (text red, audio green, video blue), like the reference's
+    ``plot_surf_rgb``: each channel scaled to its ``percentile``, mixed colours where modalities overlap.
+
+    ``contributions``: a DataArray with ``modality`` and ``vertex`` dimensions (non-negative values, e.g. the
+    share of each vertex's response due to each modality) or a Dataset with one variable per modality.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    views = [views] if isinstance(views, str) else list(views)
+    channels, names, mesh = modality_channels(contributions, mesh=mesh)
+    with BrainScene(mesh, surface=surface, hemi=hemi, size=size, sulcal=sulcal) as scene:
+        panels = _panels(scene, [rgb_colors(channels, scene.background, percentile=percentile)], views)
+    figure = _grid_figure(Figure, panels, views, [""], dpi=dpi, title=title, colorbar_room=False)
+    figure.legend(handles=[Patch(color=c, label=m) for m, c in zip(names, RGB_NAMES)], loc="lower center",
+                  ncol=3, frameon=False)
+    return figure
+
+
+def modality_channels(contributions, *, mesh: str | None = None) -> tuple[np.ndarray, list[str], str]:
+    """``(V, 3)`` channels, the three modality names and the mesh of a contributions DataArray/Dataset."""
+    import xarray as xr
+
+    if isinstance(contributions, xr.Dataset):
+        contributions = contributions.to_dataarray("modality")
+    if not isinstance(contributions, xr.DataArray) or "modality" not in contributions.dims:
+        raise ValueError("contributions must be a DataArray with a 'modality' dimension (or a Dataset with "
+                         "one variable per modality)")
+    names = [str(m) for m in contributions["modality"].values]
+    if len(names) != 3:
+        raise ValueError(f"contributions have modalities {names}; an RGB map needs exactly three")
+    per_modality = [brain_maps(contributions.sel(modality=m), mesh=mesh) for m in contributions["modality"].values]
+    if any(len(m.values) != 1 for m in per_modality):
+        raise ValueError("contributions must hold one map per modality (reduce the 'time' dimension first)")
+    return np.stack([m.values[0] for m in per_modality], axis=1), names, per_modality[0].mesh
+
+
+# -- helpers shared by the figures, the movie and the report ---------------------------------------------------
+def _painter(scene: BrainScene, outlines):
+    """A function that adds ``outlines`` (an Atlas, an atlas name or None) to a colour array."""
+    if outlines is None:
+        return lambda colours: colours
+    from ..atlas import Atlas, load_atlas
+
+    atlas = outlines if isinstance(outlines, Atlas) else load_atlas(outlines, mesh=scene.mesh)
+    if len(atlas.labels) != len(scene.background):
+        raise ValueError(f"outlines: atlas {atlas.name!r} is on {atlas.mesh}, the data on {scene.mesh}")
+    borders = region_borders(atlas.labels, scene.faces)
+    return lambda colours: draw_outlines(colours, borders)
+
+
+def _panels(scene: BrainScene, colour_sets: Sequence[np.ndarray], views: Sequence[str]) -> list[list[np.ndarray]]:
+    """Images ``[view][map]``."""
+    grid = [[None] * len(colour_sets) for _ in views]
+    for column, colours in enumerate(colour_sets):
+        scene.paint(colours)
+        for row, view in enumerate(views):
+            grid[row][column] = scene.image(view)
+    return grid
+
+
+def _grid_figure(figure_class, panels, views, column_titles, *, dpi, title, colorbar_room):
+    rows, columns = len(panels), len(panels[0])
+    height = sum(row[0].shape[0] for row in panels) / dpi
+    width = max(row[0].shape[1] for row in panels) * columns / dpi
+    margin_top = 0.35 if title or any(column_titles) else 0.05
+    figure = figure_class(figsize=(width * (1.12 if colorbar_room else 1.0) + (0.3 if rows > 1 else 0),
+                                   height + margin_top + 0.05), dpi=dpi)
+    grid = figure.add_gridspec(rows, columns, wspace=0.01, hspace=0.01, left=0.04 if rows > 1 else 0.0,
+                               right=0.9 if colorbar_room else 1.0, top=1 - margin_top / (height + margin_top),
+                               bottom=0.0)
+    for r, row in enumerate(panels):
+        for c, image in enumerate(row):
+            ax = figure.add_subplot(grid[r, c])
+            ax.imshow(image, interpolation="antialiased")
+            ax.set_axis_off()
+            if r == 0 and column_titles[c]:
+                ax.set_title(column_titles[c], fontsize=10)
+            if c == 0 and rows > 1:
+                ax.text(-0.02, 0.5, views[r], transform=ax.transAxes, rotation=90, ha="right", va="center")
+    if title:
+        figure.suptitle(title, y=0.995, fontsize=12)
+    return figure

@@ -1,0 +1,354 @@
+"""The notebook viewer: a 3-D cortex to rotate, scrub through time and click into, beside region time courses.
+
+``tribev2.viz.brain(ds)`` returns a :class:`BrainViewer`, displayed as ipywidgets:
+
+* the cortex, either live in the browser through PyVista's trame backend (rotate, zoom, click a region) or, with
+  no browser attached (a script, ``nbconvert``, a saved notebook on GitHub), as an image re-rendered off-screen
+  after each change;
+* a time slider with a play button, view presets, the colormap, colour limits and threshold;
+* atlas-region outlines and a region picker (a click on the cortex, or the list) that outlines the region and
+  plots its mean time course (prediction, and ground truth when given);
+* overlays: the prediction over time, a correlation map, or modality contributions as RGB.
+
+Every control is also a method (``set_time``, ``set_view``, ``select_region``, ``set_overlay``...), so a viewer
+can be driven from code and its state rendered with :meth:`BrainViewer.image`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+
+from .scene import VIEWS, BrainScene, ColorScale, brain_maps, draw_outlines, region_borders, rgb_colors
+from .static import modality_channels
+
+BACKENDS = ("auto", "static", "trame")
+PRESETS = {"left lateral": ("lateral", ("left",)), "left medial": ("medial", ("left",)),
+           "right lateral": ("lateral", ("right",)), "right medial": ("medial", ("right",)),
+           **{v: (v, None) for v in VIEWS if v not in ("lateral", "medial")}}
+CMAPS = ("RdBu_r", "coolwarm", "seismic", "YlOrRd", "hot", "inferno", "viridis")
+HIGHLIGHT = (0, 200, 60)  # outline of the picked region
+
+
+def brain(ds, *, truth=None, atlas=None, correlation=None, contributions=None, subject=None,
+          view: str = "left lateral", hemi: str = "both", surface: str = "half-inflated", cmap=None,
+          percentile: float | None = 99.0, threshold: float | None = None, backend: str = "auto",
+          size: tuple[int, int] = (640, 440)) -> BrainViewer:
+    """An interactive cortex for a prediction Dataset (see the module doc and :class:`BrainViewer`).
+
+    ``truth``: measured responses on the same mesh (a DataArray ``(time, vertex)``) drawn beside the
+    prediction in region time courses. ``atlas``: an :class:`~tribev2.Atlas` or atlas name for outlines and
+    the region picker (default: the Dataset's ``roi`` coordinate). ``correlation``: a map ``(vertex,)``
+    (e.g. per-vertex correlation with ``truth``). ``contributions``: a DataArray ``(modality, vertex)`` with
+    three modalities, shown as RGB. ``view``: a preset of :data:`PRESETS`. ``percentile``/``threshold``/``cmap``:
+    initial colours. ``backend``: ``"trame"`` (live 3-D, needs a browser and ``pyvista[jupyter]``),
+    ``"static"`` (images) or ``"auto"`` (trame inside a Jupyter server session when trame is installed).
+    """
+    return BrainViewer(ds, truth=truth, atlas=atlas, correlation=correlation, contributions=contributions,
+                       subject=subject, view=view, hemi=hemi, surface=surface, cmap=cmap, percentile=percentile,
+                       threshold=threshold, backend=backend, size=size)
+
+
+class BrainViewer:
+    """State and widgets of :func:`brain`. ``widget`` is the ipywidgets box; the viewer displays as it."""
+
+    def __init__(self, ds, *, truth=None, atlas=None, correlation=None, contributions=None, subject=None,
+                 view="left lateral", hemi="both", surface="half-inflated", cmap=None, percentile=99.0,
+                 threshold=None, backend="auto", size=(640, 440)):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend={backend!r}: expected one of {', '.join(map(repr, BACKENDS))}")
+        self.prediction = brain_maps(ds, subject=subject)
+        self.mesh = self.prediction.mesh
+        self.truth = brain_maps(truth, subject=subject, mesh=self.mesh) if truth is not None else None
+        self.backend = _choose_backend(backend)
+        plotter = _notebook_plotter(size) if self.backend == "trame" else None
+        self.scene = BrainScene(self.mesh, surface=surface, hemi=hemi, size=size, plotter=plotter)
+        self.labels, self.region_names = _regions(ds, atlas, self.mesh)
+        self.overlays = {"prediction": self.prediction.values}
+        if correlation is not None:
+            self.overlays["correlation"] = brain_maps(correlation, mesh=self.mesh).values[:1]
+        if contributions is not None:
+            channels, self.modalities, _ = modality_channels(contributions, mesh=self.mesh)
+            self.overlays["contributions"] = channels
+        self.percentile = percentile
+        self.state = {"time": 0, "view": view, "overlay": "prediction", "outlines": False, "region": None}
+        self.scales = {name: ColorScale.for_values(values, cmap=cmap, percentile=percentile, threshold=threshold)
+                       for name, values in self.overlays.items() if name != "contributions"}
+        self._check_preset(view)
+        self._borders = region_borders(self.labels, self.scene.faces) if self.labels is not None else None
+        self._build_widgets()
+        self.refresh()
+
+    # -- state changes (the widgets call these) -----------------------------------------------------------------
+    def set_time(self, time_s: float) -> None:
+        """Show the time point nearest to ``time_s`` seconds."""
+        times = np.asarray([t if t is not None else 0.0 for t in self.prediction.times])
+        self._show_time_index(int(np.abs(times - time_s).argmin()))
+
+    def _show_time_index(self, index: int) -> None:
+        self.state["time"] = index
+        self._sync(self._time, value=index)
+        self.refresh()
+
+    def set_view(self, preset: str) -> None:
+        """Turn the camera to a preset of :data:`PRESETS` (``"left lateral"``, ``"dorsal"``...)."""
+        self.state["view"] = self._check_preset(preset)
+        self._sync(self._view, value=preset)
+        self.refresh()
+
+    def set_overlay(self, name: str) -> None:
+        """Show ``"prediction"``, ``"correlation"`` or ``"contributions"`` (those given to :func:`brain`)."""
+        if name not in self.overlays:
+            raise ValueError(f"overlay {name!r} is not available; this viewer has {list(self.overlays)}")
+        self.state["overlay"] = name
+        self._sync(self._overlay, value=name)
+        self._sync_scale_widgets()
+        self.refresh()
+
+    def set_colors(self, *, cmap=None, vmin: float | None = None, vmax: float | None = None,
+                   threshold: float | None = None) -> None:
+        """Change the colormap, limits or threshold of the current overlay."""
+        name = self.state["overlay"]
+        if name == "contributions":
+            raise ValueError("the contributions overlay is RGB; it has no colormap or limits")
+        scale = self.scales[name]
+        limits = (scale.limits[0] if vmin is None else vmin, scale.limits[1] if vmax is None else vmax)
+        if not limits[1] > limits[0]:
+            raise ValueError(f"vmin={limits[0]} must be below vmax={limits[1]}")
+        self.scales[name] = ColorScale(limits, cmap or scale.cmap, scale.threshold if threshold is None else threshold)
+        self._sync_scale_widgets()
+        self.refresh()
+
+    def show_outlines(self, show: bool = True) -> None:
+        """Draw the borders of every atlas region."""
+        if show and self.labels is None:
+            raise ValueError("no atlas: pass atlas=... to brain() or attach one to the Dataset")
+        self.state["outlines"] = bool(show)
+        self._sync(self._outlines, value=bool(show))
+        self.refresh()
+
+    def select_region(self, name: str | None) -> None:
+        """Outline region ``name`` and plot its mean time course (``None`` clears the selection)."""
+        if name is not None and (self.labels is None or name not in self.region_names[1:]):
+            known = "no atlas" if self.labels is None else f"{len(self.region_names) - 1} regions, e.g. " + \
+                ", ".join(self.region_names[1:6])
+            raise ValueError(f"region {name!r} is not in the atlas ({known})")
+        self.state["region"] = name
+        self._sync(self._region, value=name)
+        self.refresh()
+
+    def pick(self, point) -> str | None:
+        """Select the region under a 3-D ``point`` of the shown surface (what a click on the cortex does);
+        returns its name (``None`` outside every region)."""
+        if self.labels is None:
+            return None
+        label = self.labels[self.scene.vertex_at(point)]
+        self.select_region(self.region_names[label] if label > 0 else None)
+        return self.state["region"]
+
+    # -- what is shown ------------------------------------------------------------------------------------------
+    def colors(self) -> np.ndarray:
+        """``(V, 3)`` uint8 colours of the current state."""
+        name = self.state["overlay"]
+        values = self.overlays[name]
+        if name == "contributions":
+            colours = rgb_colors(values, self.scene.background, percentile=self.percentile or 99.0)
+        else:
+            colours = self.scales[name].colors(values[min(self.state["time"], len(values) - 1)],
+                                               self.scene.background)
+        if self.state["outlines"]:
+            colours = draw_outlines(colours, self._borders)
+        if self.state["region"] is not None:
+            inside = self.labels == self.region_names.index(self.state["region"])
+            colours = draw_outlines(colours, region_borders(inside.astype(np.int8), self.scene.faces), HIGHLIGHT)
+        return colours
+
+    def image(self) -> np.ndarray:
+        """The cortex as currently shown, rendered off-screen: ``(H, W, 3)`` uint8."""
+        view, hemis = PRESETS[self.state["view"]]
+        self.scene.paint(self.colors())
+        return self.scene.image(view, hemis)
+
+    def region_timecourse(self, name: str | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Mean time course over the vertices of region ``name`` (default: the selected one):
+        ``{"prediction": (times, values)[, "truth": (times, values)]}``."""
+        name = name or self.state["region"]
+        if name is None:
+            raise ValueError("no region selected")
+        inside = self.labels == self.region_names.index(name)
+        courses = {"prediction": self.prediction}
+        if self.truth is not None:
+            courses["truth"] = self.truth
+        return {key: (np.asarray(maps.times, dtype=float), np.nanmean(maps.values[:, inside], axis=1))
+                for key, maps in courses.items()}
+
+    def refresh(self) -> None:
+        """Re-draw the cortex and the time-course panel from the current state."""
+        if self.backend == "trame":
+            view, hemis = PRESETS[self.state["view"]]
+            self.scene.paint(self.colors())
+            self.scene.set_view(view, hemis)
+            self.scene.plotter.render()
+            self._cortex.viewer.update()
+        else:
+            self._cortex.value = _png(self.image())
+        self._plot.value = _png(self._timecourse_figure())
+        t = self.prediction.times[self.state["time"]]
+        self._time_label.value = f"t = {t:g} s (BOLD at t + offset)" if t is not None else ""
+
+    # -- widgets ------------------------------------------------------------------------------------------------
+    def _build_widgets(self) -> None:
+        import ipywidgets as w
+
+        last = len(self.prediction.times) - 1
+        self._quiet = False  # True while code (not the user) moves a widget
+        self._time = w.IntSlider(0, min=0, max=last, description="time", readout=False, continuous_update=False,
+                                 layout=w.Layout(width="320px"))
+        play = w.Play(0, min=0, max=last, interval=600, description="play")
+        w.jslink((play, "value"), (self._time, "value"))
+        self._time_label = w.Label()
+        self._view = w.Dropdown(options=list(PRESETS), value=self.state["view"], description="view")
+        self._overlay = w.Dropdown(options=list(self.overlays), value="prediction", description="overlay")
+        self._cmap = w.Dropdown(options=sorted(set(CMAPS) | {str(s.cmap) for s in self.scales.values()}),
+                                description="colormap")
+        self._limits = w.FloatRangeSlider(description="limits", continuous_update=False, readout_format=".3g")
+        self._threshold = w.FloatSlider(description="threshold", continuous_update=False, readout_format=".3g")
+        self._outlines = w.Checkbox(False, description="region outlines", disabled=self.labels is None)
+        names = [] if self.labels is None else sorted(self.region_names[1:], key=str.lower)
+        self._region = w.Dropdown(options=[("(none)", None)] + [(n, n) for n in names], description="region",
+                                  disabled=self.labels is None)
+        self._plot = w.Image(format="png", layout=w.Layout(width="420px"))
+        if self.backend == "trame":
+            self._cortex = self.scene.plotter.show(jupyter_backend="server", return_viewer=True)
+            self.scene.plotter.enable_point_picking(callback=self.pick, left_clicking=True, show_message=False,
+                                                    show_point=False, use_picker=False)
+        else:
+            self._cortex = w.Image(format="png")
+        self._sync_scale_widgets()
+        for widget, action in ((self._time, self._show_time_index), (self._view, self.set_view),
+                               (self._overlay, self.set_overlay), (self._outlines, self.show_outlines),
+                               (self._region, self.select_region), (self._cmap, lambda v: self.set_colors(cmap=v)),
+                               (self._limits, lambda v: self.set_colors(vmin=v[0], vmax=v[1])),
+                               (self._threshold, lambda v: self.set_colors(threshold=v))):
+            widget.observe(lambda change, action=action: self._quiet or action(change["new"]), "value")
+        controls = w.VBox([w.HBox([play, self._time, self._time_label]), w.HBox([self._view, self._overlay]),
+                           w.HBox([self._cmap, self._limits]), w.HBox([self._threshold, self._outlines]),
+                           self._region])
+        self.widget = w.VBox([w.HBox([self._cortex, self._plot]), controls])
+
+    def _sync(self, widget, **traits) -> None:
+        """Show new values in a widget without firing its callback."""
+        self._quiet = True
+        try:
+            with widget.hold_trait_notifications():
+                for trait, value in traits.items():
+                    setattr(widget, trait, value)
+        finally:
+            self._quiet = False
+
+    def _sync_scale_widgets(self) -> None:
+        """Point the colormap, limits and threshold controls at the current overlay's scale."""
+        name = self.state["overlay"]
+        for control in (self._cmap, self._limits, self._threshold):
+            control.disabled = name == "contributions"
+        if name == "contributions":
+            return
+        scale = self.scales[name]
+        top = float(max(np.nanmax(np.abs(self.overlays[name])), *np.abs(scale.limits)))
+        self._sync(self._cmap, value=str(scale.cmap))
+        self._sync(self._limits, min=-top, max=top, step=top / 200, value=scale.limits)
+        self._sync(self._threshold, min=0.0, max=top, step=top / 200, value=scale.threshold or 0.0)
+
+    def _check_preset(self, preset: str) -> str:
+        if preset not in PRESETS:
+            raise ValueError(f"view={preset!r}: expected one of {', '.join(map(repr, PRESETS))}")
+        _, hemis = PRESETS[preset]
+        if hemis and self.scene.hemi != "both" and hemis != (self.scene.hemi,):
+            raise ValueError(f"view={preset!r} shows the {hemis[0]} hemisphere; this viewer has hemi="
+                             f"{self.scene.hemi!r}")
+        return preset
+
+    def _timecourse_figure(self):
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(4.2, 2.6), dpi=100, layout="constrained")
+        ax = figure.add_subplot()
+        region = self.state["region"]
+        t_now = self.prediction.times[self.state["time"]]
+        if region is None:
+            ax.text(0.5, 0.5, "pick a region (list below or click\non the cortex) to see its time course",
+                    ha="center", va="center", transform=ax.transAxes, fontsize=9, color="0.4")
+            ax.set_axis_off()
+            return figure
+        for key, (times, values) in self.region_timecourse(region).items():
+            ax.plot(times, values, label=key, lw=1.5, ls="-" if key == "prediction" else "--")
+        if t_now is not None:
+            ax.axvline(t_now, color="0.3", lw=1)
+        ax.set_title(f"{region}: mean over {int((self.labels == self.region_names.index(region)).sum())} vertices",
+                     fontsize=9)
+        ax.set_xlabel("time (s)", fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.legend(fontsize=8, frameon=False)
+        return figure
+
+    # -- display ------------------------------------------------------------------------------------------------
+    def _repr_mimebundle_(self, **kwargs):
+        """The widgets, plus a PNG of the cortex for front ends without a live kernel (GitHub, nbviewer)."""
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        data["image/png"] = _png(self.image())
+        return bundle
+
+    def close(self) -> None:
+        self.widget.close()
+        self.scene.close()
+
+
+def _choose_backend(backend: str) -> str:
+    if backend != "auto":
+        return backend
+    import importlib.util
+
+    live = os.environ.get("JPY_SESSION_NAME") and importlib.util.find_spec("trame_vtk") is not None
+    return "trame" if live else "static"
+
+
+def _notebook_plotter(size):
+    import pyvista as pv
+
+    return pv.Plotter(notebook=True, window_size=size)
+
+
+def _regions(ds, atlas, mesh: str) -> tuple[np.ndarray | None, tuple[str, ...]]:
+    """``(labels (V,), names)`` with ``names[0]`` meaning no region, from ``atlas`` or the Dataset's ``roi``."""
+    from ..atlas import NO_REGION, Atlas, load_atlas
+
+    if atlas is not None:
+        atlas = atlas if isinstance(atlas, Atlas) else load_atlas(atlas, mesh=mesh)
+        if atlas.mesh != mesh:
+            raise ValueError(f"atlas {atlas.name!r} is on {atlas.mesh}; the data is on {mesh}")
+        return atlas.labels, atlas.names
+    roi = getattr(ds, "coords", {}).get("roi")
+    if roi is None:
+        return None, (NO_REGION,)
+    per_vertex = np.full(len(brain_maps(ds).values[0]), NO_REGION, dtype=object)
+    per_vertex[np.asarray(ds["vertex"].values)] = np.asarray(roi.values, dtype=object)
+    names = (NO_REGION,) + tuple(n for n in dict.fromkeys(per_vertex) if n != NO_REGION)
+    lookup = {n: i for i, n in enumerate(names)}
+    return np.array([lookup[n] for n in per_vertex]), names
+
+
+def _png(image) -> bytes:
+    """PNG bytes of an ``(H, W, 3)`` array or a matplotlib Figure."""
+    buffer = io.BytesIO()
+    if isinstance(image, np.ndarray):
+        from PIL import Image
+
+        Image.fromarray(image).save(buffer, format="png")
+    else:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(image).print_png(buffer)
+    return buffer.getvalue()
