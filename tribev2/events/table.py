@@ -70,7 +70,8 @@ def standardize_events(events: pd.DataFrame) -> pd.DataFrame:
     for column in _NUMERIC:
         table[column] = pd.to_numeric(table[column], errors="raise").astype(np.float64)
     for column, value in _BOOKKEEPING.items():
-        table[column] = table[column].fillna(value)
+        if table[column].isna().any():
+            table[column] = table[column].astype(object).fillna(value)
     table["stop"] = table["start"] + table["duration"]
     order = np.lexsort((-table["duration"].to_numpy(), table["start"].to_numpy(),
                         table["timeline"].astype(str).to_numpy()))

@@ -1,0 +1,119 @@
+"""Media rows, chunking, the soundtrack in the cache, and clear errors for files that cannot be used."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from tribev2.cache import cache_root
+from tribev2.data.make_demo_stimulus import demo_frame, write_mp4
+from tribev2.events import MediaError, check_events, events_from, probe
+from tribev2.events.chunks import chunk_bounds, chunk_media
+from tribev2.events.media import soundtrack
+from tribev2.events.table import make_table, media_row
+
+
+def tone(seconds: float, rate: int = 22050) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+
+
+def leftovers() -> list[str]:
+    """Temporary entries (atomic writes in progress or abandoned) anywhere in the cache."""
+    return [str(p) for p in cache_root().rglob(".*")] if cache_root().exists() else []
+
+
+@pytest.mark.parametrize("duration, expected", [
+    (30.0, [(0, 30)]), (89.0, [(0, 89)]), (90.0, [(0, 60), (60, 30)]), (130.0, [(0, 60), (60, 70)]),
+    (150.0, [(0, 60), (60, 60), (120, 30)]), (200.0, [(0, 60), (60, 60), (120, 80)]),
+])
+def test_chunk_bounds_follow_the_reference(duration, expected):
+    assert chunk_bounds(duration) == [(float(a), float(b)) for a, b in expected]
+
+
+def test_chunks_move_start_and_offset_together():
+    events = make_table([media_row("Video", "v.mp4", duration=130.0, frequency=25.0, start=5.0, offset=2.0)])
+    chunks = chunk_media(events)
+    assert chunks[["start", "offset", "duration", "stop"]].to_numpy().tolist() == [[5, 2, 60, 65], [65, 62, 70, 135]]
+
+
+def test_video_gives_video_and_audio_rows_and_a_cached_soundtrack(tmp_path):
+    path = write_mp4(tmp_path / "clip.mp4", lambda t: demo_frame(t, 3.0), 3.0, audio=tone(3.0))
+    info = probe(path)
+    assert (info.duration_s, info.frame_rate, info.sample_rate) == (3.0, 10.0, 22050)
+    events = events_from(path, transcript=pd.DataFrame({"text": ["hello"], "start": [1.0], "duration": [0.5]}))
+    media = events[events["type"].isin(["Audio", "Video"])]
+    assert media["type"].tolist() == ["Audio", "Video"]
+    assert media["duration"].tolist() == [3.0, 3.0]
+    wav = media["filepath"].iloc[0]
+    samples, rate = sf.read(wav)
+    assert rate == 22050 and abs(len(samples) / rate - 3.0) < 0.05
+    assert soundtrack(info) == type(info.path)(wav)  # decoded once, then reused from the cache
+    assert leftovers() == []
+
+
+def test_audio_file_is_used_as_it_is(tmp_path):
+    path = tmp_path / "speech.flac"
+    sf.write(path, tone(2.5, 16000), 16000)
+    events = events_from(path, transcript=pd.DataFrame({"text": ["hi"], "start": [0.5], "duration": [0.2]}))
+    audio = events[events["type"] == "Audio"].iloc[0]
+    assert audio["filepath"] == str(path) and audio["duration"] == 2.5 and audio["frequency"] == 16000
+
+
+def test_video_without_audio_warns_and_keeps_the_video(tmp_path):
+    path = write_mp4(tmp_path / "silent_film.mp4", lambda t: demo_frame(t, 2.0), 2.0)
+    with pytest.warns(UserWarning, match="silent_film.mp4 has no audio track"):
+        events = events_from(path)
+    assert events["type"].tolist() == ["Video"]
+
+
+def test_audio_only_mp4_is_not_a_video(tmp_path):
+    path = write_mp4(tmp_path / "voice.mp4", None, 2.0, audio=tone(2.0))
+    with pytest.raises(MediaError, match="voice.mp4: has no video stream"):
+        events_from(path)
+
+
+@pytest.mark.parametrize("name, content", [("garbage.mp4", b"this is not a video" * 100), ("noise.wav", b"RIFF1234")])
+def test_corrupt_files_name_the_file(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(MediaError, match=f"{name}: cannot be read as audio/video"):
+        events_from(path)
+    assert leftovers() == []
+
+
+def test_truncated_video_fails_cleanly(tmp_path):
+    whole = write_mp4(tmp_path / "whole.mp4", lambda t: demo_frame(t, 3.0), 3.0, audio=tone(3.0))
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(MediaError, match="cut.mp4"):
+        events_from(cut)
+    assert leftovers() == []
+
+
+def test_unsupported_missing_and_empty_inputs(tmp_path):
+    (tmp_path / "notes.docx").write_bytes(b"PK")
+    with pytest.raises(ValueError, match=r"notes.docx: unsupported file type '.docx'; expected a video"):
+        events_from(tmp_path / "notes.docx")
+    with pytest.raises(FileNotFoundError, match="nothing.mp4: no such file"):
+        events_from(tmp_path / "nothing.mp4")
+    (tmp_path / "empty.txt").write_text("  \n")
+    with pytest.raises(ValueError, match="empty.txt: the text file is empty"):
+        events_from(tmp_path / "empty.txt")
+
+
+def test_events_tables_are_checked_and_completed(tmp_path):
+    words = pd.DataFrame({"type": "Word", "text": ["Hello", "there.", "Bye"], "start": [0.1, 0.5, 1.2],
+                          "duration": [0.3, 0.4, 0.3]})
+    events = events_from(words)  # words without contexts get their Text, Sentence rows and contexts
+    assert events.loc[events["type"] == "Word", "context"].tolist() == ["Hello", "Hello there.", "Hello there. Bye"]
+    path = tmp_path / "events.tsv"
+    events.to_csv(path, sep="\t", index=False)
+    again = events_from(path)
+    assert again["context"].fillna("").tolist() == events["context"].fillna("").tolist()
+    with pytest.raises(ValueError, match="unknown event type"):
+        check_events(pd.DataFrame({"type": ["Music"], "start": [0.0], "duration": [1.0]}))
+    with pytest.raises(ValueError, match="needs the columns type, start, duration; missing duration"):
+        check_events(pd.DataFrame({"type": ["Word"], "start": [0.0]}))

