@@ -25,6 +25,7 @@ the HCP data use terms: see :data:`ATLASES` (``attribution``), repeated in every
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import hashlib
 import importlib.util
@@ -245,8 +246,9 @@ def match_names(names: Sequence[str], patterns: str | Iterable[str], *, what: st
     for pattern in patterns:
         found = fnmatch.filter(names, pattern)
         if not found:
-            close = [n for n in names if n.lower().startswith(str(pattern).lower().strip("*")[:2])][:10]
-            hint = f"; close names: {', '.join(close)}" if close else ""
+            lower = {n.lower(): n for n in names}
+            close = difflib.get_close_matches(str(pattern).strip("*").lower(), list(lower), n=8, cutoff=0.5)
+            hint = f"; close names: {', '.join(lower[n] for n in close)}" if close else ""
             raise KeyError(f"{pattern!r} matches no region of {what}{hint}")
         chosen.update(found)
     return [n for n in names if n in chosen]
@@ -382,15 +384,15 @@ def _download(spec: AtlasSpec) -> tuple[Path, Path]:
         if not target.is_file():
             if url in _FAILED_DOWNLOADS:
                 raise AtlasUnavailableError(_how_to_get(spec, reason=_FAILED_DOWNLOADS[url]))
-            try:
-                with atomic_path(target) as tmp:
+            with atomic_path(target) as tmp:
+                try:
                     with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
                         while chunk := response.read(1 << 20):
                             out.write(chunk)
-                    _check_md5(tmp, (spec.md5 or {}).get(file_name), url)
-            except OSError as error:
-                _FAILED_DOWNLOADS[url] = f"download of {url} failed ({error})"
-                raise AtlasUnavailableError(_how_to_get(spec, reason=_FAILED_DOWNLOADS[url])) from error
+                except OSError as error:
+                    _FAILED_DOWNLOADS[url] = f"download of {url} failed ({error})"
+                    raise AtlasUnavailableError(_how_to_get(spec, reason=_FAILED_DOWNLOADS[url])) from error
+                _check_md5(tmp, (spec.md5 or {}).get(file_name), url)
         files.append(target)
     return tuple(files)
 
