@@ -60,10 +60,22 @@ def restore_indexes(ds: xr.Dataset) -> xr.Dataset:
     :class:`tribev2.atlas.RegionIndex`) along ``vertex``."""
     from .atlas import RegionIndex
 
+    ds = _object_strings(ds)
     for name, index in (("hemi", None), ("roi", RegionIndex)):
         if name in ds.coords and name not in ds.xindexes:
             ds = ds.set_xindex(name, index) if index else ds.set_xindex(name)
     return ds
+
+
+def _object_strings(ds: xr.Dataset) -> xr.Dataset:
+    """String coordinates as Python-object arrays, as predictions hold them (files give fixed-width or NumPy
+    StringDType strings back)."""
+    strings = {name: coord.astype(object) for name, coord in ds.coords.items()
+               if coord.dtype.kind in "UT" and name not in ds.xindexes}
+    dims = [name for name, coord in ds.coords.items() if coord.dtype.kind in "UT" and name in ds.dims]
+    for name in dims:  # indexed dimension coordinates (subject): rebuild the index on the object values
+        ds = ds.assign_coords({name: ds[name].values.astype(object)})
+    return ds.assign_coords(strings)
 
 
 def _drop_custom_indexes(ds: xr.Dataset) -> xr.Dataset:
