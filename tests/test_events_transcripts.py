@@ -103,3 +103,18 @@ def test_bad_transcripts_name_the_file_and_the_expected_form(tmp_path, name, con
 def test_missing_transcript_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such file"):
         read_transcript(tmp_path / "nothing.json")
+
+
+def test_without_a_spacy_pipeline_sentences_come_from_rules():
+    from tribev2.events.language import add_text_events, sentence_splitter, spacy_pipeline_name
+
+    if spacy_pipeline_name("french") is not None:
+        pytest.skip("a French spaCy pipeline is installed")
+    sentence_splitter.cache_clear()
+    words = pd.DataFrame({"type": "Word", "text": ["Bonjour", "Paris.", "Il", "pleut."], "start": [0.0, 0.5, 1.2, 1.5],
+                          "duration": 0.3, "sequence_id": 0.0, "timeline": "default"})
+    with pytest.warns(UserWarning, match="no spaCy pipeline for 'french' is installed"):
+        events = add_text_events(words, language="french")
+    assert events.loc[events["type"] == "Text", "text"].item() == "Bonjour paris. Il pleut"
+    assert (events["type"] == "Sentence").sum() == 2
+    assert set(events.loc[events["type"] == "Word", "language"]) == {"french"}

@@ -7,10 +7,14 @@ window's output TRs are concatenated in order and TRs that start after the stimu
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 import xarray as xr
 
@@ -176,3 +180,175 @@ def _subject_rows(subjects, n_rows: int) -> list[int]:
 def _subject_names(rows: Sequence[int], config) -> list[str]:
     last = config.n_subject_rows - 1
     return [AVERAGE_SUBJECT if r == last else str(r) for r in rows]
+
+
+# -- from a stimulus: events, windows, features, and the events table inside the Dataset ------------------------
+EVENT_DIM = "event"
+OVERLAP_DIM = "overlap"
+WEIGHTS_VARIABLE = "TRIBEV2_WEIGHTS"
+EXTRACTORS_VARIABLE = "TRIBEV2_EXTRACTORS"
+
+
+def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
+            modalities: Sequence[str] | None = None, transcript=None, language: str = "english",
+            subjects: str | Sequence[int | str] = AVERAGE_SUBJECT, atlas: str | Atlas | None = DEFAULT_ATLAS,
+            cache_dir: str | None = None, device: str = "auto", progress: bool = True,
+            batch_size: int = 8) -> xr.Dataset:
+    """Predicted cortical activity for a stimulus: ``ds = tribev2.predict("clip.mp4")``.
+
+    ``stimulus``: a video, audio or text file, a transcript, or an events table (see
+    :func:`tribev2.events_from`; ``transcript=`` gives the words of a media file and skips speech recognition,
+    ``language=`` is the speech's language). The events are cut into the model's windows
+    (``model.config.window_s``, 100 s, from 0, as the reference); each window's features come from
+    :func:`tribev2.features.extract_features` and go through the brain model
+    (:func:`predict_features`). One TR per ``model.config.tr_s`` from 0 to the end of the last event.
+
+    ``model``: a loaded model, a folder or hub id, or None for ``$TRIBEV2_WEIGHTS`` (a folder, a hub id, or
+    ``demo`` for :func:`tribev2.demo.demo_model` fitted to the extractors), else the released weights.
+    ``extractors``: feature extractors (a list or ``{modality: extractor}``), or None for
+    ``$TRIBEV2_EXTRACTORS`` (``demo``: :func:`tribev2.demo.demo_extractors`), else those the model's
+    ``config.yaml`` names. ``modalities`` keeps only some of them (the others count as missing).
+    ``cache_dir`` overrides the cache root (``$TRIBEV2_CACHE``) for this call.
+
+    The returned Dataset has the ``design.md`` schema plus the events: coordinates ``event_<column>`` along
+    ``event`` (the events table; :func:`events_table` gives it back as a DataFrame), ``tr_events (time,
+    overlap)``, the indices of the events overlapping each TR (``-1`` pads), and ``words (time)``, the words
+    heard in each TR.
+    """
+    from .events import events_from
+    from .events.media import file_sha256
+    from .events.table import timeline_stop
+    from .features import check_compatible, extract_features
+
+    with _cache_root(cache_dir):
+        model, extractors = _model_and_extractors(model, extractors, device)
+        if modalities is not None:
+            unknown = sorted(set(modalities) - {e.modality for e in extractors})
+            if unknown:
+                raise ValueError(f"modalities {unknown} have no extractor; available: "
+                                 f"{[e.modality for e in extractors]}")
+            extractors = [e for e in extractors if e.modality in modalities]
+        check_compatible(extractors, model)
+        events = events_from(stimulus, transcript=transcript, language=language, device=device, progress=progress)
+        duration = timeline_stop(events)
+        window_s = model.config.window_s
+        starts = window_s * np.arange(max(1, math.ceil(duration / window_s - 1e-9)))
+        per_window = [extract_features(events, extractors=extractors, start=float(s), duration=window_s)
+                      for s in _progress(starts, progress, "windows")]
+        if not per_window[0]:
+            raise ValueError(f"{_describe(stimulus)}: none of the extractors ({[e.modality for e in extractors]}) "
+                             f"has events to read (types present: {sorted(set(events['type']))})")
+        features = {m: np.concatenate([w[m] for w in per_window], axis=-1) for m in per_window[0]}
+        path = None if isinstance(stimulus, pd.DataFrame) or stimulus is None else Path(stimulus)
+        info = {"path": path or "", "sha256": file_sha256(path) if path else ""}
+        ds = predict_features(features, model=model, duration_s=duration, subjects=subjects,
+                              batch_size=batch_size, stimulus=info, atlas=atlas)
+    ds.attrs["language"] = language
+    ds.attrs["extractors"] = ",".join(f"{e.modality}={e.source}" for e in extractors)
+    return attach_events(ds, events)
+
+
+def attach_events(ds: xr.Dataset, events: pd.DataFrame) -> xr.Dataset:
+    """Add the events table to ``ds`` (coordinates ``event_<column>`` along ``event``; missing strings
+    become ``""`` so that NetCDF can store them), ``tr_events (time, overlap)`` and ``words (time)``.
+
+    An event overlaps the TR ``[t, t + tr)`` when it starts before ``t + tr`` and ends after ``t`` (an event
+    of zero duration: when it starts inside the TR)."""
+    from .events.table import EVENT_COLUMNS, NUMERIC_COLUMNS
+
+    table = events.reset_index(drop=True)
+    coords = {EVENT_DIM: (EVENT_DIM, np.arange(len(table), dtype=np.int64))}
+    for column in EVENT_COLUMNS:
+        values = table[column]
+        coords[f"event_{column}"] = (EVENT_DIM, values.to_numpy(np.float64) if column in NUMERIC_COLUMNS else
+                                     np.array([v if isinstance(v, str) else "" for v in values], dtype=object))
+    overlaps = _tr_overlaps(table, ds.sizes["time"], float(ds["time"].attrs.get("tr_s", 1.0)))
+    texts = table["text"].fillna("").astype(str).to_numpy(object)
+    is_word = (table["type"] == "Word").to_numpy()
+    words = np.array([" ".join(texts[[i for i in row if i >= 0 and is_word[i]]]) for row in overlaps], dtype=object)
+    coords["tr_events"] = (("time", OVERLAP_DIM), overlaps, {
+        "long_name": f"indices along '{EVENT_DIM}' of the events overlapping each TR (-1: none)"})
+    coords["words"] = ("time", words, {"long_name": "words (Word events) overlapping each TR"})
+    return ds.assign_coords(coords)
+
+
+def events_table(ds: xr.Dataset, *, time: float | None = None) -> pd.DataFrame:
+    """The events table stored in a Dataset returned by :func:`predict` (all of it, or the events that
+    overlap the TR starting at ``time``). Missing strings read back as ``""``."""
+    from .events.table import EVENT_COLUMNS, NUMERIC_COLUMNS
+
+    if f"event_{EVENT_COLUMNS[0]}" not in ds.coords:
+        raise ValueError("this Dataset holds no events table (it comes from predict_features, not predict)")
+    table = pd.DataFrame({c: pd.Series(ds[f"event_{c}"].values.tolist(), dtype=np.float64 if c in NUMERIC_COLUMNS
+                                       else "str") for c in EVENT_COLUMNS})
+    if time is None:
+        return table
+    rows = ds["tr_events"].sel(time=time).values
+    return table.iloc[rows[rows >= 0]]
+
+
+def _tr_overlaps(events: pd.DataFrame, n_time: int, tr_s: float) -> np.ndarray:
+    """``(n_time, max overlaps)`` int64 event indices per TR, ascending, padded with -1."""
+    starts, durations = events["start"].to_numpy(float), events["duration"].to_numpy(float)
+    first = np.floor(starts / tr_s).astype(np.int64)
+    end = np.where(durations > 0, np.ceil((starts + durations) / tr_s), first + 1).astype(np.int64)
+    first, end = np.clip(first, 0, n_time), np.clip(end, 0, n_time)
+    counts = np.maximum(end - first, 0)
+    event = np.repeat(np.arange(len(events)), counts)
+    tr = np.concatenate([np.arange(a, b) for a, b in zip(first, end)]) if len(events) else np.zeros(0, np.int64)
+    order = np.lexsort((event, tr))
+    tr, event = tr[order], event[order]
+    per_tr = np.bincount(tr, minlength=n_time)
+    slot = np.arange(len(tr)) - np.repeat(np.cumsum(per_tr) - per_tr, per_tr)
+    table = np.full((n_time, max(1, int(per_tr.max(initial=0)))), -1, dtype=np.int64)
+    table[tr, slot] = event
+    return table
+
+
+def _model_and_extractors(model, extractors, device: str):
+    """Resolve the defaults (see :func:`predict`): ``(TribeModel, [extractors])``."""
+    from .features import extractors_from_config, feature_dims
+    from .model import load_model
+
+    if extractors is None and os.environ.get(EXTRACTORS_VARIABLE, "").strip().lower() == "demo":
+        from .demo import demo_extractors
+
+        extractors = demo_extractors(device=device)
+    weights = model if model is not None else os.environ.get(WEIGHTS_VARIABLE) or None
+    if isinstance(weights, str) and weights.strip().lower() == "demo":
+        if extractors is None:
+            raise ValueError(f"{WEIGHTS_VARIABLE}=demo needs demo extractors: set {EXTRACTORS_VARIABLE}=demo or pass "
+                             f"extractors=")
+        from .demo import demo_model
+
+        model = demo_model(feature_dims=feature_dims(extractors), device=device)
+    elif not isinstance(weights, TribeModel):
+        model = load_model(weights, device=device) if weights is not None else load_model(device=device)
+    if extractors is None:
+        extractors = extractors_from_config(model.experiment_config, device=device)
+    return model, list(extractors.values()) if isinstance(extractors, Mapping) else list(extractors)
+
+
+@contextlib.contextmanager
+def _cache_root(folder):
+    """``TRIBEV2_CACHE`` pointed at ``folder`` inside the block (unchanged for None)."""
+    saved = os.environ.get("TRIBEV2_CACHE")
+    if folder is not None:
+        os.environ["TRIBEV2_CACHE"] = str(folder)
+    try:
+        yield
+    finally:
+        if folder is not None and saved is None:
+            os.environ.pop("TRIBEV2_CACHE", None)
+        elif folder is not None:
+            os.environ["TRIBEV2_CACHE"] = saved
+
+
+def _progress(items, enabled: bool, label: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=label, disable=not enabled or len(items) < 2, leave=False)
+
+
+def _describe(stimulus) -> str:
+    return "the events table" if isinstance(stimulus, pd.DataFrame) else str(stimulus)

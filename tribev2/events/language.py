@@ -73,13 +73,15 @@ def sentence_splitter(language: str = "english"):
 
     code = language_code(language)
     name = spacy_pipeline_name(code)
-    if name is not None:
-        return spacy.load(name, exclude=["ner", "lemmatizer"])
-    warnings.warn(f"no spaCy pipeline for {language!r} is installed (tried {code}_core_web_lg/md/sm): sentences are "
-                  f"split by spaCy's rule-based sentencizer, so contexts may differ from the reference's. Install "
-                  f"one with `python -m spacy download {code}_core_web_lg`.", stacklevel=2)
-    nlp = spacy.blank(code)
-    nlp.add_pipe("sentencizer")
+    if name is None:
+        warnings.warn(f"no spaCy pipeline for {language!r} is installed (tried {code}_core_web_lg/md/sm): sentences "
+                      f"are split by spaCy's rule-based sentencizer, so contexts may differ from the reference's. "
+                      f"Install one with `python -m spacy download {code}_core_web_lg`.", stacklevel=2)
+        nlp = spacy.blank(code)
+        nlp.add_pipe("sentencizer")
+    else:
+        nlp = spacy.load(name, exclude=["ner", "lemmatizer"])
+    nlp.max_length = 10 ** 8  # whole transcripts are parsed at once (without NER, memory stays modest)
     return nlp
 
 
@@ -119,9 +121,9 @@ def _timeline_text_events(words: pd.DataFrame, nlp, language: str) -> pd.DataFra
                 "duration": float(stops.max() - words["start"].min()), "text": text,
                 "sequence_id": first["sequence_id"], "sentence": "", "language": language, "context": ""}
     sentence_rows = []
-    for k in sorted(set(which)):
-        members = [i for i, s in enumerate(which) if s == k]
-        begin, end = float(words["start"].iloc[members[0]]), float(stops[members[-1]])
+    ids, firsts = np.unique(which, return_index=True)  # words are in text order, so sentences are contiguous
+    for k, first_word, last_word in zip(ids, firsts, np.append(firsts[1:], len(which)) - 1):
+        begin, end = float(words["start"].iloc[first_word]), float(stops[last_word])
         sentence_rows.append({**common, "type": "Sentence", "start": begin - SENTENCE_MARGIN_S,
                               "duration": end - begin + 2 * SENTENCE_MARGIN_S, "text": sentences[k].text_with_ws,
                               "language": "", "context": ""})

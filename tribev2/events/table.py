@@ -33,7 +33,6 @@ equal to it cell by cell.
 
 from __future__ import annotations
 
-import math
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -45,7 +44,7 @@ EVENT_COLUMNS = ("type", "start", "duration", "timeline", "subject", "session", 
 EVENT_TYPES = ("Video", "Audio", "Text", "Sentence", "Word")
 MEDIA_TYPES = ("Video", "Audio")
 DEFAULT_TIMELINE = "default"
-_NUMERIC = ("start", "duration", "frequency", "offset", "stop", "sequence_id", "sentence_char", "text_char",
+NUMERIC_COLUMNS = ("start", "duration", "frequency", "offset", "stop", "sequence_id", "sentence_char", "text_char",
             "modality")
 _BOOKKEEPING = {"timeline": DEFAULT_TIMELINE, "subject": "default", "session": "", "task": "", "run": ""}
 
@@ -67,7 +66,7 @@ def standardize_events(events: pd.DataFrame) -> pd.DataFrame:
     """Every column present, ``stop`` recomputed, rows sorted by timeline, start (ascending) and duration
     (descending), stably, as the reference orders them."""
     table = events.reindex(columns=list(EVENT_COLUMNS) + [c for c in events.columns if c not in EVENT_COLUMNS])
-    for column in _NUMERIC:
+    for column in NUMERIC_COLUMNS:
         table[column] = pd.to_numeric(table[column], errors="raise").astype(np.float64)
     for column, value in _BOOKKEEPING.items():
         if table[column].isna().any():
@@ -111,7 +110,3 @@ def timeline_stop(events: pd.DataFrame) -> float:
         raise ValueError("the events table is empty: nothing to predict")
     return float((events["start"] + events["duration"]).max())
 
-
-def n_trs(events: pd.DataFrame, tr_s: float) -> int:
-    """TRs the reference keeps: every TR that starts before the timeline stop."""
-    return max(1, math.ceil(timeline_stop(events) / tr_s - 1e-9))
