@@ -268,10 +268,10 @@ def region_borders(labels: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return border
 
 
-def draw_outlines(colours: np.ndarray, borders: np.ndarray, color=(25, 25, 25)) -> np.ndarray:
+def draw_outlines(colours: np.ndarray, borders: np.ndarray, color=(0, 0, 0), opacity: float = 0.7) -> np.ndarray:
     """``colours`` with the ``borders`` vertices (see :func:`region_borders`) painted ``color``."""
     colours = colours.copy()
-    colours[borders] = color
+    colours[borders] = (opacity * np.asarray(color) + (1 - opacity) * colours[borders]).round()
     return colours
 
 

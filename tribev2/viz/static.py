@@ -66,7 +66,8 @@ def plot_surface(data, *, time=None, views: str | Sequence[str] = "lateral", hem
     figure = _grid_figure(Figure, panels, views, [maps.label(i) for i in range(len(maps.values))], dpi=dpi,
                           title=title, colorbar_room=colorbar)
     if colorbar:
-        bar = figure.colorbar(scale.mappable(), cax=figure.add_axes((0.915, 0.2, 0.018, 0.6)))
+        width = figure.get_figwidth() * dpi
+        bar = figure.colorbar(scale.mappable(), cax=figure.add_axes((1 - 75 / width, 0.2, 12 / width, 0.6)))
         bar.set_label(" ".join(filter(None, [maps.name, f"({maps.units})" if maps.units else ""])))
         if scale.threshold:
             bar.ax.axhspan(-scale.threshold, scale.threshold, color="0.7")
@@ -74,30 +75,33 @@ def plot_surface(data, *, time=None, views: str | Sequence[str] = "lateral", hem
 
 
 def plot_contributions(contributions, *, views: str | Sequence[str] = "lateral", hemi: str = "both",
-                       surface: str = "half-inflated", mesh: str | None = None, percentile: float = 99.0,
-                       sulcal: bool = True, title: str | None = None, size: tuple[int, int] = (480, 360),
-                       dpi: int = 100):
-    """Modality contributions as one RGB map (text red, audio green, video blue), like the reference's
-    ``plot_surf_rgb``: each channel scaled to its ``percentile``, mixed colours where modalities overlap.
-
-    ``contributions``: a DataArray with ``modality`` and ``vertex`` dimensions (non-negative values, e.g. the
-    share of each vertex's response due to each modality) or a Dataset with one variable per modality.
-    """
+                       surface: str = "half-inflated", subject=None, mesh: str | None = None,
+                       percentile: float = 99.0, sulcal: bool = True, title: str | None = None,
+                       size: tuple[int, int] = (480, 360), dpi: int = 100):
+    """Modality contributions as one RGB map (first modality red, second green, third blue: text, audio,
+    video for TRIBE v2), like the reference's ``plot_surf_rgb``: each channel scaled to its ``percentile``,
+    mixed colours where modalities overlap. ``contributions``: see :func:`modality_channels`."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
     views = [views] if isinstance(views, str) else list(views)
-    channels, names, mesh = modality_channels(contributions, mesh=mesh)
+    channels, names, mesh = modality_channels(contributions, subject=subject, mesh=mesh)
     with BrainScene(mesh, surface=surface, hemi=hemi, size=size, sulcal=sulcal) as scene:
         panels = _panels(scene, [rgb_colors(channels, scene.background, percentile=percentile)], views)
-    figure = _grid_figure(Figure, panels, views, [""], dpi=dpi, title=title, colorbar_room=False)
+    figure = _grid_figure(Figure, panels, views, [""], dpi=dpi, title=title, colorbar_room=False, bottom=30)
     figure.legend(handles=[Patch(color=c, label=m) for m, c in zip(names, RGB_NAMES)], loc="lower center",
                   ncol=3, frameon=False)
     return figure
 
 
-def modality_channels(contributions, *, mesh: str | None = None) -> tuple[np.ndarray, list[str], str]:
-    """``(V, 3)`` channels, the three modality names and the mesh of a contributions DataArray/Dataset."""
+def modality_channels(contributions, *, subject=None, mesh: str | None = None) -> tuple[np.ndarray, list[str], str]:
+    """``(V, 3)`` non-negative channels, the three modality names and the mesh of modality contributions.
+
+    ``contributions``: a DataArray with ``modality`` and ``vertex`` dimensions, as
+    :func:`tribev2.contributions` returns (signed, over time: each vertex's channel is then the
+    root-mean-square over time of what the modality adds), or non-negative per-modality maps (e.g.
+    per-modality encoding scores; absolute values are used); or a Dataset with one variable per modality.
+    """
     import xarray as xr
 
     if isinstance(contributions, xr.Dataset):
@@ -108,10 +112,12 @@ def modality_channels(contributions, *, mesh: str | None = None) -> tuple[np.nda
     names = [str(m) for m in contributions["modality"].values]
     if len(names) != 3:
         raise ValueError(f"contributions have modalities {names}; an RGB map needs exactly three")
-    per_modality = [brain_maps(contributions.sel(modality=m), mesh=mesh) for m in contributions["modality"].values]
-    if any(len(m.values) != 1 for m in per_modality):
-        raise ValueError("contributions must hold one map per modality (reduce the 'time' dimension first)")
-    return np.stack([m.values[0] for m in per_modality], axis=1), names, per_modality[0].mesh
+    mesh = mesh or contributions.attrs.get("mesh")
+    if "time" in contributions.dims:
+        contributions = np.sqrt((contributions ** 2).mean("time"))
+    maps = [brain_maps(contributions.sel(modality=m), subject=subject, mesh=mesh)
+            for m in contributions["modality"].values]
+    return np.abs(np.stack([m.values[0] for m in maps], axis=1)), names, maps[0].mesh
 
 
 # -- helpers shared by the figures, the movie and the report ---------------------------------------------------
@@ -138,16 +144,20 @@ def _panels(scene: BrainScene, colour_sets: Sequence[np.ndarray], views: Sequenc
     return grid
 
 
-def _grid_figure(figure_class, panels, views, column_titles, *, dpi, title, colorbar_room):
+def _grid_figure(figure_class, panels, views, column_titles, *, dpi, title, colorbar_room, bottom=4):
+    """A figure of whole pixels: the panel images at their size, room for row labels, titles, a colorbar
+    (right) and a legend (``bottom`` pixels)."""
     rows, columns = len(panels), len(panels[0])
-    height = sum(row[0].shape[0] for row in panels) / dpi
-    width = max(row[0].shape[1] for row in panels) * columns / dpi
-    margin_top = 0.35 if title or any(column_titles) else 0.05
-    figure = figure_class(figsize=(width * (1.12 if colorbar_room else 1.0) + (0.3 if rows > 1 else 0),
-                                   height + margin_top + 0.05), dpi=dpi)
-    grid = figure.add_gridspec(rows, columns, wspace=0.01, hspace=0.01, left=0.04 if rows > 1 else 0.0,
-                               right=0.9 if colorbar_room else 1.0, top=1 - margin_top / (height + margin_top),
-                               bottom=0.0)
+    panel_width = max(row[0].shape[1] for row in panels)
+    left = 24 if rows > 1 else 0
+    top = 34 if title or any(column_titles) else 4
+    right = 90 if colorbar_room else 0
+    width = left + columns * panel_width + right
+    height = top + sum(row[0].shape[0] for row in panels) + bottom
+    figure = figure_class(figsize=(width / dpi, height / dpi), dpi=dpi)
+    grid = figure.add_gridspec(rows, columns, wspace=0.0, hspace=0.0, left=left / width,
+                               right=1 - right / width, top=1 - top / height, bottom=bottom / height,
+                               height_ratios=[row[0].shape[0] for row in panels])
     for r, row in enumerate(panels):
         for c, image in enumerate(row):
             ax = figure.add_subplot(grid[r, c])
@@ -156,7 +166,8 @@ def _grid_figure(figure_class, panels, views, column_titles, *, dpi, title, colo
             if r == 0 and column_titles[c]:
                 ax.set_title(column_titles[c], fontsize=10)
             if c == 0 and rows > 1:
-                ax.text(-0.02, 0.5, views[r], transform=ax.transAxes, rotation=90, ha="right", va="center")
+                ax.annotate(views[r], (0, 0.5), xycoords="axes fraction", xytext=(-3, 0), textcoords="offset points",
+                            rotation=90, ha="right", va="center")
     if title:
-        figure.suptitle(title, y=0.995, fontsize=12)
+        figure.suptitle(title, y=1 - 2 / height, va="top", fontsize=12)
     return figure

@@ -38,13 +38,17 @@ def brain(ds, *, truth=None, atlas=None, correlation=None, contributions=None, s
           size: tuple[int, int] = (640, 440)) -> BrainViewer:
     """An interactive cortex for a prediction Dataset (see the module doc and :class:`BrainViewer`).
 
-    ``truth``: measured responses on the same mesh (a DataArray ``(time, vertex)``) drawn beside the
-    prediction in region time courses. ``atlas``: an :class:`~tribev2.Atlas` or atlas name for outlines and
-    the region picker (default: the Dataset's ``roi`` coordinate). ``correlation``: a map ``(vertex,)``
-    (e.g. per-vertex correlation with ``truth``). ``contributions``: a DataArray ``(modality, vertex)`` with
-    three modalities, shown as RGB. ``view``: a preset of :data:`PRESETS`. ``percentile``/``threshold``/``cmap``:
-    initial colours. ``backend``: ``"trame"`` (live 3-D, needs a browser and ``pyvista[jupyter]``),
-    ``"static"`` (images) or ``"auto"`` (trame inside a Jupyter server session when trame is installed).
+    ``truth``: measured BOLD on the same mesh, anything :func:`tribev2.io.load_ground_truth` reads (a
+    DataArray ``(time, vertex)`` with acquisition times, a file...), drawn beside the prediction in region
+    time courses, both on the BOLD time axis (prediction row ``t`` at ``t`` + the hemodynamic offset).
+    ``atlas``: an :class:`~tribev2.Atlas` or atlas name for outlines and the region picker (default: the
+    Dataset's ``roi`` coordinate). ``correlation``: a map ``(vertex,)``, e.g.
+    ``tribev2.evaluate(ds, truth).pearson_r``. ``contributions``: what :func:`tribev2.contributions` returns
+    (or per-modality maps), shown as RGB (see :func:`tribev2.viz.static.modality_channels`). ``view``: a
+    preset of :data:`PRESETS`. ``percentile``/``threshold``/``cmap`` (a matplotlib colormap name): initial
+    colours. ``backend``: ``"trame"`` (live 3-D, needs a browser and ``pyvista[jupyter]``), ``"static"``
+    (images re-rendered off-screen) or ``"auto"`` (trame inside a Jupyter server session when trame is
+    installed, else static).
     """
     return BrainViewer(ds, truth=truth, atlas=atlas, correlation=correlation, contributions=contributions,
                        subject=subject, view=view, hemi=hemi, surface=surface, cmap=cmap, percentile=percentile,
@@ -61,7 +65,8 @@ class BrainViewer:
             raise ValueError(f"backend={backend!r}: expected one of {', '.join(map(repr, BACKENDS))}")
         self.prediction = brain_maps(ds, subject=subject)
         self.mesh = self.prediction.mesh
-        self.truth = brain_maps(truth, subject=subject, mesh=self.mesh) if truth is not None else None
+        self.offset_s = float(ds["time"].attrs.get("hemodynamic_offset_s", 0.0)) if "time" in ds.coords else 0.0
+        self.truth = _truth_maps(truth, self.mesh) if truth is not None else None
         self.backend = _choose_backend(backend)
         plotter = _notebook_plotter(size) if self.backend == "trame" else None
         self.scene = BrainScene(self.mesh, surface=surface, hemi=hemi, size=size, plotter=plotter)
@@ -70,7 +75,7 @@ class BrainViewer:
         if correlation is not None:
             self.overlays["correlation"] = brain_maps(correlation, mesh=self.mesh).values[:1]
         if contributions is not None:
-            channels, self.modalities, _ = modality_channels(contributions, mesh=self.mesh)
+            channels, self.modalities, _ = modality_channels(contributions, subject=subject, mesh=self.mesh)
             self.overlays["contributions"] = channels
         self.percentile = percentile
         self.state = {"time": 0, "view": view, "overlay": "prediction", "outlines": False, "region": None}
@@ -162,7 +167,8 @@ class BrainViewer:
             colours = draw_outlines(colours, self._borders)
         if self.state["region"] is not None:
             inside = self.labels == self.region_names.index(self.state["region"])
-            colours = draw_outlines(colours, region_borders(inside.astype(np.int8), self.scene.faces), HIGHLIGHT)
+            colours = draw_outlines(colours, region_borders(inside.astype(np.int8), self.scene.faces), HIGHLIGHT,
+                                    opacity=1.0)
         return colours
 
     def image(self) -> np.ndarray:
@@ -172,17 +178,18 @@ class BrainViewer:
         return self.scene.image(view, hemis)
 
     def region_timecourse(self, name: str | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Mean time course over the vertices of region ``name`` (default: the selected one):
-        ``{"prediction": (times, values)[, "truth": (times, values)]}``."""
+        """Mean time course over the vertices of region ``name`` (default: the selected one) on the time
+        axis of the BOLD signal: ``{"prediction": (times, values)[, "truth": (times, values)]}``, the
+        prediction's row times shifted by its hemodynamic offset, the ground truth at its acquisition times."""
         name = name or self.state["region"]
         if name is None:
             raise ValueError("no region selected")
         inside = self.labels == self.region_names.index(name)
-        courses = {"prediction": self.prediction}
+        courses = {"prediction": (self.prediction, self.offset_s)}
         if self.truth is not None:
-            courses["truth"] = self.truth
-        return {key: (np.asarray(maps.times, dtype=float), np.nanmean(maps.values[:, inside], axis=1))
-                for key, maps in courses.items()}
+            courses["truth"] = (self.truth, 0.0)
+        return {key: (np.asarray(maps.times, dtype=float) + shift, np.nanmean(maps.values[:, inside], axis=1))
+                for key, (maps, shift) in courses.items()}
 
     def refresh(self) -> None:
         """Re-draw the cortex and the time-course panel from the current state."""
@@ -196,7 +203,7 @@ class BrainViewer:
             self._cortex.value = _png(self.image())
         self._plot.value = _png(self._timecourse_figure())
         t = self.prediction.times[self.state["time"]]
-        self._time_label.value = f"t = {t:g} s (BOLD at t + offset)" if t is not None else ""
+        self._time_label.value = f"t = {t:g} s (BOLD at {t + self.offset_s:g} s)" if t is not None else ""
 
     # -- widgets ------------------------------------------------------------------------------------------------
     def _build_widgets(self) -> None:
@@ -285,10 +292,10 @@ class BrainViewer:
         for key, (times, values) in self.region_timecourse(region).items():
             ax.plot(times, values, label=key, lw=1.5, ls="-" if key == "prediction" else "--")
         if t_now is not None:
-            ax.axvline(t_now, color="0.3", lw=1)
+            ax.axvline(t_now + self.offset_s, color="0.3", lw=1)
         ax.set_title(f"{region}: mean over {int((self.labels == self.region_names.index(region)).sum())} vertices",
                      fontsize=9)
-        ax.set_xlabel("time (s)", fontsize=8)
+        ax.set_xlabel("BOLD time (s after stimulus onset)", fontsize=8)
         ax.tick_params(labelsize=8)
         ax.legend(fontsize=8, frameon=False)
         return figure
@@ -313,6 +320,12 @@ def _choose_backend(backend: str) -> str:
 
     live = os.environ.get("JPY_SESSION_NAME") and importlib.util.find_spec("trame_vtk") is not None
     return "trame" if live else "static"
+
+
+def _truth_maps(truth, mesh: str):
+    from ..io import load_ground_truth
+
+    return brain_maps(load_ground_truth(truth, mesh=mesh), mesh=mesh)
 
 
 def _notebook_plotter(size):

@@ -1,0 +1,54 @@
+"""MP4 movies of a prediction: they decode back (PyAV) with one frame per time point, at the chosen rate."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import tribev2
+from tribev2.demo import demo_model, synthetic_features
+from tribev2.viz import brain_frames, save_movie
+
+
+@pytest.fixture(scope="module")
+def prediction():
+    model = demo_model(n_outputs=2 * 642, hidden=96, depth=1, heads=2, low_rank_head=16,
+                       feature_dims={"text": (2, 8), "audio": (2, 8), "video": (2, 8)})
+    return tribev2.predict_features(synthetic_features(model, 12), model=model, atlas=None)
+
+
+def test_movie_decodes_with_one_frame_per_time_point(prediction, tmp_path):
+    import av
+
+    path = save_movie(prediction, tmp_path / "brain.mp4", fps=4, views=["lateral", "dorsal"],
+                      percentile=99, threshold=0.2, size=(161, 121))
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+        assert stream.average_rate == Fraction(4)
+    assert len(frames) == prediction.sizes["time"] == 12
+    # lateral (left | right, 2 × 161) and dorsal (161) over the 56-px colorbar strip, padded to even sizes
+    assert frames[0].shape == (178, 484, 3)
+    changing = np.abs(frames[0].astype(int) - frames[6]).mean()
+    assert changing > 1.0  # the prediction moves between TRs
+    brain = frames[0][:121]
+    assert ((brain < 235).any(axis=-1)).mean() > 0.25  # the cortex fills a good part of the picture
+
+
+def test_frames_share_one_colour_scale_and_stamp_the_time(prediction):
+    frames = list(brain_frames(prediction, time=[0, 5], views="medial", hemi="left", size=(160, 120)))
+    assert [t for t, _ in frames] == [0.0, 5.0]
+    first, second = frames[0][1], frames[1][1]
+    assert first.shape == second.shape == (120 + 56, 160, 3)
+    assert not np.array_equal(first[120:, :60], second[120:, :60])  # "t = 0 s" vs "t = 5 s"
+    assert np.array_equal(first[120:, 80:], second[120:, 80:])  # the same colorbar
+
+
+def test_movie_checks_its_arguments(prediction, tmp_path):
+    with pytest.raises(ValueError, match=r"\.mp4"):
+        save_movie(prediction, tmp_path / "brain.gif")
+    with pytest.raises(ValueError, match="fps"):
+        save_movie(prediction, tmp_path / "brain.mp4", fps=0)
+    assert not (tmp_path / "brain.mp4").exists()
