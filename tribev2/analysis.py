@@ -130,14 +130,22 @@ class _Regions:
                                               shape=(n_groups, len(roi)))  # (G, V) membership
         self.names = names
         self.counts = np.asarray(self.matrix.sum(axis=1)).ravel().astype(np.int64)
+        self.by_column = self.matrix.tocsc()  # the faster layout for (G, V) @ (V, rest)
+
+    def members(self) -> list[np.ndarray]:
+        """The vertex indices of each group."""
+        return np.split(self.matrix.indices, self.matrix.indptr[1:-1])
 
     def mean(self, data: xr.DataArray) -> xr.DataArray:
         axis = data.get_axis_num("vertex")
         values = np.moveaxis(np.asarray(data.values, dtype=np.float64), axis, 0)
-        flat = values.reshape(values.shape[0], -1)  # (V, rest)
+        flat = np.ascontiguousarray(values.reshape(values.shape[0], -1))  # (V, rest)
         finite = np.isfinite(flat)
-        sums = self.matrix @ np.where(finite, flat, 0.0)
-        counts = self.matrix @ finite.astype(np.float64)
+        if finite.all():
+            sums, counts = self.by_column @ flat, self.counts[:, None].astype(np.float64)
+        else:
+            sums = self.by_column @ np.where(finite, flat, 0.0)
+            counts = self.by_column @ finite.astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             means = sums / counts  # (G, rest); NaN where a group has no finite value
         group_dims = ("hemi", "roi") if self.hemis else ("roi",)
@@ -212,19 +220,19 @@ def evaluate(ds: xr.Dataset | xr.DataArray, ground_truth, *, tr_s: float | None 
     attrs = {"k": k, "n_timepoints": len(rows), "n_segments": int(segments.max() + 1), "tr_s": float(
         prediction["time"].attrs.get("tr_s", 1.0)), "hemodynamic_offset_s": offset,
         "alignment": "prediction row t vs ground truth linearly interpolated at t + hemodynamic_offset_s"}
+    predicted_means, measured_means = _segment_means(predicted, segments), _segment_means(measured, segments)
     if by_roi:
         summary = maps.tribe.by_roi(hemi=hemi)
         groups = _Regions(maps["roi"], maps["hemi"].values, hemi == "separate", False)
-        members = np.split(groups.matrix.indices, groups.matrix.indptr[1:-1])  # vertices of each region
-        accuracy = np.stack([_topk_accuracy(predicted[:, m], measured[:, m], segments, k) if len(m) else
-                             np.full(predicted.shape[2], np.nan) for m in members])
+        accuracy = np.stack([_topk_accuracy(predicted_means[:, m], measured_means[:, m], k) if len(m) else
+                             np.full(predicted.shape[2], np.nan) for m in groups.members()])
         summary["topk_accuracy"] = (summary["pearson_r"].dims, accuracy.reshape(summary["pearson_r"].shape))
         return summary.assign_attrs(attrs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN subjects: already warned about
         maps["pearson_r_mean"] = ("subject", np.nanmean(r, axis=0))
     maps["mse_mean"] = ("subject", mse.mean(axis=0))
-    maps["topk_accuracy"] = ("subject", _topk_accuracy(predicted, measured, segments, k),
+    maps["topk_accuracy"] = ("subject", _topk_accuracy(predicted_means, measured_means, k),
                              {"long_name": f"top-{k} segment retrieval accuracy"})
     return maps.assign_attrs(attrs)
 
@@ -272,20 +280,23 @@ def _segments(prediction: xr.DataArray, rows: np.ndarray, segment_trs: int | Non
     return pd.factorize(labels)[0]
 
 
-def _topk_accuracy(predicted: np.ndarray, measured: np.ndarray, segments: np.ndarray, k: int) -> np.ndarray:
-    """Top-k retrieval of segment means, per subject: predicted (T, V, S), measured (T, V) -> (S,)."""
-    n_segments = int(segments.max() + 1)
-    if n_segments < 2:
+def _segment_means(values: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """Mean of the rows of each segment: (T, ...) -> (N, ...)."""
+    one_hot = np.eye(int(segments.max() + 1))[segments]  # (T, N)
+    means = one_hot.T @ values.reshape(len(values), -1) / one_hot.sum(axis=0)[:, None]
+    return means.reshape((one_hot.shape[1],) + values.shape[1:])
+
+
+def _topk_accuracy(predicted: np.ndarray, measured: np.ndarray, k: int) -> np.ndarray:
+    """Top-k retrieval among segment means, per subject: predicted (N, V, S), measured (N, V) -> (S,)."""
+    if len(measured) < 2:
         warnings.warn("top-k retrieval needs at least 2 segments; this comparison has 1 (pass segment_trs= "
                       "to cut it into shorter segments): topk_accuracy is NaN", RuntimeWarning, stacklevel=3)
         return np.full(predicted.shape[2], np.nan)
-    one_hot = np.eye(n_segments)[segments]  # (T, N)
-    sizes = one_hot.sum(axis=0)[:, None]
-    truth = one_hot.T @ measured / sizes  # (N, V)
-    truth = truth / (_RETRIEVAL_EPS + np.linalg.norm(truth, axis=1, keepdims=True))
+    truth = measured / (_RETRIEVAL_EPS + np.linalg.norm(measured, axis=1, keepdims=True))  # (N, V)
     accuracy = []
     for s in range(predicted.shape[2]):
-        scores = (one_hot.T @ predicted[:, :, s] / sizes) @ truth.T  # (N predicted, N measured)
+        scores = predicted[:, :, s] @ truth.T  # (N predicted, N measured)
         true_scores = np.diag(scores)[:, None]
         rank = ((scores > true_scores).sum(axis=1) + (scores >= true_scores).sum(axis=1) - 1) / 2
         accuracy.append(float((rank < k).mean()))
