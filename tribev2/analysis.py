@@ -304,36 +304,62 @@ def _topk_accuracy(predicted: np.ndarray, measured: np.ndarray, k: int) -> np.nd
 
 
 # -- modality contributions ------------------------------------------------------------------------------------
-def contributions(features: Mapping[str, np.ndarray], *, model, duration_s: float | None = None,
-                  subjects="average", batch_size: int = 8, atlas: str | Atlas | None = DEFAULT_ATLAS
-                  ) -> xr.DataArray:
-    """What each modality adds to the prediction: the prediction from all ``features`` minus the prediction
+def contributions(source, *, model=None, extractors=None, duration_s: float | None = None,
+                  subjects="average", batch_size: int = 8, atlas: str | Atlas | None = DEFAULT_ATLAS,
+                  transcript=None, language: str = "english", device: str = "auto",
+                  progress: bool = False) -> xr.DataArray:
+    """What each modality adds to the prediction: the prediction with every modality minus the prediction
     with that modality absent (zeros after its projection, as the reference ablates modalities).
 
-    Arguments as in :func:`tribev2.predict_features`. Returns ``contribution (modality, time, vertex,
-    subject)`` with the prediction's coordinates (``roi`` included when the atlas is available). When
-    ``features`` holds one modality, "absent" leaves the model with no input at all.
+    ``source`` is either features ``{modality: (L, D, T)}`` (then ``model`` is required and the other
+    arguments are those of :func:`tribev2.predict_features`), or a stimulus as :func:`tribev2.predict` takes
+    it (a media/text/transcript file or an events table; ``model``, ``extractors``, ``transcript``,
+    ``language``, ``device`` as there): its events are built once and every ablation reuses the feature cache,
+    so each modality costs one brain-model pass, not a new extraction.
+
+    Returns ``contribution (modality, time, vertex, subject)`` with the full prediction's coordinates (``roi``
+    when the atlas is available) and attributes. With a single modality, "absent" leaves the model with no
+    input at all (its output from the position embedding alone).
     """
     from .predict import predict_features
 
-    options = dict(model=model, duration_s=duration_s, subjects=subjects, batch_size=batch_size)
-    full = predict_features(features, atlas=atlas, **options)
+    if isinstance(source, Mapping):
+        if model is None:
+            raise ValueError("contributions(features, model=...): features need the brain model they were made for")
+        names = list(source)
+        options = dict(model=model, duration_s=duration_s, subjects=subjects, batch_size=batch_size)
+
+        def run(kept: list[str], atlas=None) -> xr.Dataset:
+            return predict_features({m: source[m] for m in kept}, atlas=atlas, **options)
+    else:
+        from .events import events_from
+        from .predict import _model_and_extractors, predict
+
+        model, extractors = _model_and_extractors(model, extractors, device)
+        names = [e.modality for e in extractors]
+        events = source if isinstance(source, pd.DataFrame) else events_from(
+            source, transcript=transcript, language=language, device=device, progress=progress)
+        options = dict(model=model, extractors=extractors, subjects=subjects, batch_size=batch_size,
+                       language=language, device=device, progress=progress)
+
+        def run(kept: list[str], atlas=None) -> xr.Dataset:
+            return predict(events, modalities=kept, atlas=atlas, **options)
+    full = run(names, atlas)
     parts = []
-    for name in features:
-        rest = {other: x for other, x in features.items() if other != name}
-        without = (predict_features(rest, atlas=None, **options).prediction.values if rest else
-                   _no_input_prediction(model, features, full))
+    for name in names:
+        rest = [m for m in names if m != name]
+        without = run(rest).prediction.values if rest else _no_input_prediction(model, full)
         parts.append(full.prediction.values - without)
     contribution = xr.DataArray(np.stack(parts), dims=("modality",) + full.prediction.dims,
                                 coords={**full.prediction.coords,
-                                        "modality": ("modality", np.array(list(features), dtype=object))},
+                                        "modality": ("modality", np.array(names, dtype=object))},
                                 attrs={"long_name": "prediction minus prediction without the modality",
                                        "units": full.prediction.attrs.get("units", "")},
                                 name="contribution")
     return contribution.assign_attrs({k: v for k, v in full.attrs.items() if k not in contribution.attrs})
 
 
-def _no_input_prediction(model, features: Mapping[str, np.ndarray], full: xr.Dataset) -> np.ndarray:
+def _no_input_prediction(model, full: xr.Dataset) -> np.ndarray:
     """The model's output with every modality absent, ``(time, vertex, subject)`` like ``full``: the encoder
     sees only its position embedding, so every window gives the same output."""
     import torch
@@ -342,10 +368,9 @@ def _no_input_prediction(model, features: Mapping[str, np.ndarray], full: xr.Dat
 
     config = model.config
     rows = [config.n_subject_rows - 1 if s == AVERAGE_SUBJECT else int(s) for s in full["subject"].values]
-    name, x = next(iter(features.items()))
-    groups, dim = config.feature_dims[name]
+    name, (groups, dim) = next(iter(config.feature_dims.items()))
     param = next(model.parameters())
-    probe = {name: torch.zeros(1, groups, dim, config.window_samples, device=param.device)}
+    probe = {name: torch.zeros(1, groups, dim, config.window_samples, device=param.device, dtype=param.dtype)}
     with torch.inference_mode():
         aggregated = torch.zeros_like(model.aggregate(probe))  # (1, S, H)
         encoded = model.encode(aggregated)
