@@ -75,7 +75,10 @@ class TribeAccessor:
         """
         if hemi not in ("combined", "separate"):
             raise ValueError(f"hemi={hemi!r}: expected 'combined' or 'separate'")
-        regions = _Regions(self._roi(), self._obj["hemi"].values, hemi == "separate", include_unassigned)
+        if hemi == "separate" and "hemi" not in self._obj.coords:
+            raise ValueError("by_roi(hemi='separate') needs the 'hemi' coordinate along 'vertex'")
+        vertex_hemi = self._obj["hemi"].values if hemi == "separate" else None
+        regions = _Regions(self._roi(), vertex_hemi, hemi == "separate", include_unassigned)
         if isinstance(self._obj, xr.DataArray):
             return regions.mean(self._obj)
         obj = self._obj.drop_vars([n for n, c in self._obj.coords.items() if "vertex" in c.dims])
@@ -115,7 +118,7 @@ class TribeAccessor:
 class _Regions:
     """Vertex -> region grouping and the NaN-ignoring mean over it."""
 
-    def __init__(self, roi: xr.DataArray, vertex_hemi: np.ndarray, separate: bool, include_unassigned: bool):
+    def __init__(self, roi: xr.DataArray, vertex_hemi: np.ndarray | None, separate: bool, include_unassigned: bool):
         import scipy.sparse
 
         names = [n for n in region_order(roi) if include_unassigned or n != NO_REGION]
@@ -223,7 +226,8 @@ def evaluate(ds: xr.Dataset | xr.DataArray, ground_truth, *, tr_s: float | None 
     predicted_means, measured_means = _segment_means(predicted, segments), _segment_means(measured, segments)
     if by_roi:
         summary = maps.tribe.by_roi(hemi=hemi)
-        groups = _Regions(maps["roi"], maps["hemi"].values, hemi == "separate", False)
+        groups = _Regions(maps["roi"], maps["hemi"].values if hemi == "separate" else None, hemi == "separate",
+                          False)
         accuracy = np.stack([_topk_accuracy(predicted_means[:, m], measured_means[:, m], k) if len(m) else
                              np.full(predicted.shape[2], np.nan) for m in groups.members()])
         summary["topk_accuracy"] = (summary["pearson_r"].dims, accuracy.reshape(summary["pearson_r"].shape))

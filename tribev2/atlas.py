@@ -277,18 +277,17 @@ def attach_atlas(ds, atlas: Atlas | str = DEFAULT_ATLAS, **load_options):
     """``ds`` with a ``roi`` coordinate along ``vertex`` (indexed by :class:`RegionIndex`, so
     ``ds.sel(roi="V1")`` works; its ``regions`` attribute lists the atlas's region names in order) and the
     atlas's name and attribution in ``attrs``. ``atlas`` is an :class:`Atlas` or a name for
-    :func:`load_atlas` (``load_options`` passed on). Replaces any ``roi`` already there."""
+    :func:`load_atlas` (``load_options`` passed on). Replaces any ``roi`` already there. Works on a subset of
+    vertices too (``vertex`` holds the ids on the mesh named by ``attrs["mesh"]``)."""
     from .surface import mesh_for_vertices
 
-    n_vertices = ds.sizes["vertex"]
-    mesh = mesh_for_vertices(n_vertices)
+    mesh = check_mesh(ds.attrs["mesh"]) if ds.attrs.get("mesh") else mesh_for_vertices(ds.sizes["vertex"])
     if not isinstance(atlas, Atlas):
         atlas = load_atlas(atlas, mesh=mesh, **load_options)
-    if len(atlas.labels) != n_vertices:
-        raise ValueError(f"atlas {atlas.name!r} covers {len(atlas.labels):,} vertices ({atlas.mesh}); this "
-                         f"Dataset has {n_vertices:,} ({mesh})")
-    vertex_ids = ds["vertex"].values
-    roi = atlas.vertex_names[vertex_ids]
+    if atlas.mesh != mesh:
+        raise ValueError(f"atlas {atlas.name!r} is on {atlas.mesh} ({len(atlas.labels):,} vertices); this data is "
+                         f"on {mesh}: load the atlas with mesh={mesh!r}")
+    roi = atlas.vertex_names[ds["vertex"].values]
     if "roi" in ds.coords:
         ds = ds.drop_vars("roi")
     ds = ds.assign_coords(roi=("vertex", roi, {"long_name": f"{atlas.name} region", "atlas": atlas.name,
