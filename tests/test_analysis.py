@@ -124,6 +124,10 @@ def test_with_atlas_switches_the_roi(ds, shared_dir):
     assert desikan.attrs["atlas"] == "Desikan-Killiany"
     assert "precentral" in desikan.roi.values and "V1" not in desikan.roi.values
     assert desikan.sel(roi="precentral").sizes["vertex"] > 0
+    right = ds.drop_vars("roi").sel(hemi="right").tribe.with_atlas()  # a subset: vertex ids on the mesh
+    np.testing.assert_array_equal(right.roi.values, ds.roi.values[10242:])
+    with pytest.raises(ValueError, match="atlas 'HCP-MMP1' is on fsaverage4 .* this data is on fsaverage5"):
+        ds.tribe.with_atlas(tribev2.load_atlas(mesh="fsaverage4"))
 
 
 def test_cold_cache_offline_warns_once_and_predicts(model, tmp_path, monkeypatch):
