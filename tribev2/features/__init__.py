@@ -1,0 +1,14 @@
+"""Feature extraction: text, audio and video models turned into 2 Hz layer-group features per window.
+
+``extract_features(events, extractors=..., start=..., duration=...)`` returns ``{modality: (L, D, T)}`` for one
+window; :func:`extractors_for` builds the extractors a brain model's checkpoint was trained with.
+"""
+
+from .audio import AudioExtractor
+from .base import EventExtractor, Extractor, ExtractorLoadError, IncompatibleExtractorError, check_compatible, \
+    extract_features, feature_dims
+from .text import TextExtractor
+from .video import VideoExtractor
+
+__all__ = ["AudioExtractor", "EventExtractor", "Extractor", "ExtractorLoadError", "IncompatibleExtractorError",
+           "TextExtractor", "VideoExtractor", "check_compatible", "extract_features", "feature_dims"]

@@ -1,0 +1,438 @@
+"""What every extractor shares: configuration, layer groups, the 2 Hz grid, the events table, the cache.
+
+An extractor is configured once (model source, device, dtype, batch size, layer fractions) and then called
+per time window, as the reference calls its extractors per segment::
+
+    features = extractor.extract(events, start=0.0, duration=100.0)   # (layer groups, width, 200) at 2 Hz
+
+Layer groups follow the reference (``upstream.md`` §4.2): of the model's hidden states (embedding output
+first), ``cache_n_layers`` are kept at ``round(linspace(0, n - 1, cache_n_layers))`` (text and video only),
+then the kept stack is cut at ``int(f * (n_kept - 1))`` for each fraction ``f`` of ``layers`` and each piece
+is averaged ("group_mean"): fractions (0.5, 0.75, 1.0) give two groups.
+
+Features are cached under ``<cache root>/features/<modality>/``, keyed by the stimulus content (sha256 of
+the file, or the words themselves), the extractor's configuration and the model's identity (hub commit or
+sha256 of the weight files); a changed input or configuration never reuses stale features, and files are
+written atomically, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..cache import atomic_path, cache_dir
+from ..model import resolve_device
+from ..model.loading import _sha256
+
+# Bump when a change to the extraction code changes its numbers: old cache entries are then ignored.
+FEATURES_VERSION = 1
+EVENT_COLUMNS = ("type", "start", "duration", "offset", "filepath", "text", "context")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class ExtractorLoadError(OSError):
+    """A feature model that cannot be found, downloaded or read."""
+
+
+class IncompatibleExtractorError(ValueError):
+    """Extractors whose layer groups or widths do not fit the brain model's ``feature_dims``."""
+
+
+# -- layer groups ----------------------------------------------------------------------------------------------
+def cached_layer_indices(n_states: int, cache_n_layers: int | None) -> list[int]:
+    """Hidden-state indices the reference keeps: ``round(linspace(0, n - 1, cache_n_layers))`` (or all)."""
+    if cache_n_layers is None or cache_n_layers >= n_states:
+        return list(range(n_states))
+    return [round(x) for x in np.linspace(0, n_states - 1, cache_n_layers)]
+
+
+def layer_groups(n_kept: int, layers: Sequence[float]) -> list[slice]:
+    """Slices of the kept stack averaged into groups ("group_mean"): cuts at ``int(f * (n_kept - 1))``."""
+    if len(layers) < 2 or any(not 0 <= f <= 1 for f in layers):
+        raise ValueError(f"layers must be at least two fractions in [0, 1], got {list(layers)}")
+    cuts = sorted({int(f * (n_kept - 1)) for f in layers})
+    cuts[-1] += 1  # the last group includes its end
+    if len(cuts) < 2:
+        raise ValueError(f"layers {list(layers)} give no layer group over {n_kept} hidden states")
+    return [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:])]
+
+
+# -- the 2 Hz grid ---------------------------------------------------------------------------------------------
+def n_samples(duration: float, frequency: float) -> int:
+    return round(duration * frequency)
+
+
+def place_words(values: np.ndarray, starts: np.ndarray, durations: np.ndarray, *, start: float, duration: float,
+                frequency: float) -> np.ndarray:
+    """Sum per-word features ``(W, G, D)`` into a window's grid ``(G, D, n)``, relative to the window start.
+
+    A word fills ``max(1, round(overlap * f))`` samples from ``round((max(word start, start) - start) * f)``
+    (Python's half-to-even rounding), shifted left if it would run past the window's end; words that share
+    a sample are summed (the reference's "sum" aggregation).
+    """
+    n = n_samples(duration, frequency)
+    out = np.zeros(values.shape[1:] + (n,), dtype=np.float32)
+    end = start + duration
+    for value, word_start, word_duration in zip(values, starts, durations):
+        first = max(word_start, start)
+        count = max(1, round((min(word_start + word_duration, end) - first) * frequency))
+        index = min(round((first - start) * frequency), n - count)
+        out[..., index:index + count] += value[..., None]
+    return out
+
+
+def place_on_event_grid(out: np.ndarray, values: np.ndarray, *, event_start: float, start: float,
+                        frequency: float) -> None:
+    """Add an event's features ``(G, D, n_event)`` (on its own grid from ``event_start``) into ``out``.
+
+    As in the reference, the event's grid is not re-sampled: event sample ``j`` lands on window sample
+    ``j + round((event_start - start) * f)``; samples outside the window are dropped.
+    """
+    shift = round((event_start - start) * frequency)
+    first, last = max(0, shift), min(out.shape[-1], shift + values.shape[-1])
+    if first < last:
+        out[..., first:last] += values[..., first - shift:last - shift]
+
+
+# -- the events table ------------------------------------------------------------------------------------------
+def event_rows(events: pd.DataFrame, event_type: str, columns: Sequence[str]) -> pd.DataFrame:
+    """The rows of one type, checked: a clear error for missing columns and negative or non-finite times."""
+    if not isinstance(events, pd.DataFrame):
+        raise TypeError(f"events must be a pandas DataFrame with columns {list(EVENT_COLUMNS)}, "
+                        f"got {type(events).__name__}")
+    if "type" not in events.columns:
+        raise ValueError(f"events table has no 'type' column (expected columns {list(EVENT_COLUMNS)})")
+    rows = events[events["type"] == event_type]
+    if rows.empty:
+        return rows
+    missing = [c for c in ("start", "duration", *columns) if c not in rows.columns]
+    if missing:
+        raise ValueError(f"events table: {event_type} rows need the column(s) {missing}")
+    for column in ("start", "duration", *(c for c in columns if c == "offset")):
+        values = pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values) | (values < 0)
+        if bad.any():
+            shown = ", ".join(f"{i} ({v!r})" for i, v in zip(rows.index[bad][:5], rows[column][bad][:5]))
+            raise ValueError(f"events table: {event_type} rows need finite, non-negative '{column}' values; "
+                             f"bad at row(s) {shown}")
+    return rows
+
+
+def overlapping(rows: pd.DataFrame, start: float, duration: float) -> pd.DataFrame:
+    """Rows that overlap ``[start, start + duration)``; an event ending exactly at ``start`` does not."""
+    starts, durations = rows["start"].to_numpy(float), rows["duration"].to_numpy(float)
+    stops = starts + durations
+    inside = (starts < start + duration) & ((stops > start) | ((durations == 0) & (starts >= start)))
+    return rows[inside]
+
+
+def check_window(start: float, duration: float) -> None:
+    if not (isinstance(start, (int, float)) and math.isfinite(start)):
+        raise ValueError(f"start must be a finite number of seconds, got {start!r}")
+    if not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
+        raise ValueError(f"duration must be a positive number of seconds, got {duration!r}")
+
+
+# -- content identity and the cache ----------------------------------------------------------------------------
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 of a file's content, remembered per (path, size, mtime) under the cache root."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    memo_key = hashlib.sha256(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()
+    memo = cache_dir("features") / "digests" / memo_key
+    if memo.is_file():
+        return memo.read_text().strip()
+    digest = _sha256(path)
+    with atomic_path(memo) as tmp:
+        tmp.write_text(digest)
+    return digest
+
+
+def cache_file(modality: str, key: Mapping[str, Any]) -> Path:
+    """Where the features for ``key`` (a JSON-able mapping) live under the features cache."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    return cache_dir("features") / modality / f"{digest}.npy"
+
+
+def write_cached(path: Path, value: np.ndarray) -> np.ndarray:
+    value = np.ascontiguousarray(value, dtype=np.float32)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, value)
+    return value
+
+
+def cached_array(modality: str, key: Mapping[str, Any], compute: Callable[[], np.ndarray], *,
+                 enabled: bool = True) -> np.ndarray:
+    """``compute()`` once per ``key``, stored as ``.npy`` (written atomically) under the features cache."""
+    if not enabled:
+        return compute()
+    path = cache_file(modality, key)
+    if path.is_file():
+        return np.load(path)
+    return write_cached(path, compute())
+
+
+# -- loading Hugging Face models -------------------------------------------------------------------------------
+def load_pretrained(loader: Callable[..., Any], source: str, revision: str | None, what: str, **kwargs) -> Any:
+    """``loader.from_pretrained(source, revision=...)`` with one clear message for gated or missing models."""
+    from huggingface_hub.errors import GatedRepoError
+
+    try:
+        return loader.from_pretrained(source, revision=revision, **kwargs)
+    except (OSError, GatedRepoError, ValueError) as err:
+        if isinstance(err, ValueError) and "does not appear to have" not in str(err):
+            raise
+        local = Path(source).expanduser().is_dir()
+        hint = ("check that this folder holds the model's files (config.json, weights, and its tokenizer or "
+                "preprocessor files)" if local else
+                f"if the model is gated (meta-llama models are), request access at https://huggingface.co/{source} "
+                f"and log in with `hf auth login` (or set HF_TOKEN); offline (HF_HUB_OFFLINE=1), download it "
+                f"once while online; or pass a local folder as `source=`")
+        raise ExtractorLoadError(f"cannot load the {what} '{source}': {hint}.\n  ({type(err).__name__}: "
+                                 f"{str(err).strip().splitlines()[0] if str(err).strip() else err!r})") from err
+
+
+def model_identity(source: str, revision: str | None) -> str:
+    """The hub commit of a repo id, or the sha256 of a local folder's weight files."""
+    folder = Path(source).expanduser()
+    if folder.is_dir():
+        weights = sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES)
+        return hashlib.sha256("".join(f"{p.name}:{file_digest(p)};" for p in weights).encode()).hexdigest()
+    from transformers.utils import cached_file
+
+    config = Path(cached_file(source, "config.json", revision=revision))
+    parts = config.parts
+    return parts[parts.index("snapshots") + 1] if "snapshots" in parts else str(revision)
+
+
+def as_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {list(DTYPES)} or a torch.dtype, got {dtype!r}")
+    return DTYPES[dtype]
+
+
+# -- the extractor interface -----------------------------------------------------------------------------------
+class Extractor:
+    """Base class: a Hugging Face model turned into ``(layer groups, width, samples)`` features at 2 Hz.
+
+    Subclasses set ``modality`` (the brain model's name for it), ``event_type`` (the events rows they read),
+    ``subselects_layers`` (whether ``cache_n_layers`` applies, as in the reference) and implement
+    :meth:`extract`. The model's configuration is read at construction (so ``n_groups`` and ``width`` are
+    known at once and a gated or missing model fails early); its weights load on first use.
+    """
+
+    modality: ClassVar[str]
+    event_type: ClassVar[str]
+    subselects_layers: ClassVar[bool] = True
+    registry: ClassVar[dict[str, type["Extractor"]]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "modality" in cls.__dict__:
+            Extractor.registry[cls.modality] = cls
+
+    def __init__(self, source: str | os.PathLike, *, revision: str | None = None, device: str = "auto",
+                 dtype: str | torch.dtype = torch.float32, batch_size: int = 4,
+                 layers: Sequence[float] = (0.5, 0.75, 1.0), cache_n_layers: int | None = 20,
+                 frequency: float = 2.0, cache: bool = True, progress: bool | None = None):
+        from transformers import AutoConfig
+
+        if not (isinstance(batch_size, int) and batch_size > 0):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if not (math.isfinite(frequency) and frequency > 0):
+            raise ValueError(f"frequency must be a positive rate in Hz, got {frequency!r}")
+        self.source = str(source)
+        self.revision = revision
+        self.device = resolve_device(device)
+        self.dtype = as_dtype(dtype)
+        self.batch_size = batch_size
+        self.layers = tuple(float(f) for f in layers)
+        self.cache_n_layers = cache_n_layers
+        self.frequency = float(frequency)
+        self.cache = cache
+        self.progress = progress
+        self.config = load_pretrained(AutoConfig, self.source, revision, f"{self.modality} model config")
+        n_states = self.config.num_hidden_layers + 1  # the embedding output comes first
+        self.layer_indices = cached_layer_indices(n_states, cache_n_layers if self.subselects_layers else None)
+        self.groups = layer_groups(len(self.layer_indices), self.layers)
+        self._model = None
+        self._identity = None
+
+    @property
+    def width(self) -> int:
+        return int(self.config.hidden_size)
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.groups)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The network, loaded on first use in ``dtype`` on ``device``, in eval mode."""
+        if self._model is None:
+            model = self._load_model()
+            model.to(self.device).eval().requires_grad_(False)
+            self._model = model
+        return self._model
+
+    def _load_model(self) -> torch.nn.Module:
+        from transformers import AutoModel
+
+        # An explicit dtype pins the reference's float32: transformers 5 would otherwise load the weights'
+        # own dtype (bfloat16 for Llama-3.2-3B), where transformers 4 defaulted to float32.
+        return load_pretrained(AutoModel, self.source, self.revision, f"{self.modality} model", dtype=self.dtype)
+
+    def group_mean(self, stack: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+        """``(n_kept, ...)`` -> ``(n_groups, ...)``: each group of the kept hidden states averaged."""
+        return _stack([stack[g].mean(0) for g in self.groups])
+
+    def fingerprint(self) -> dict:
+        """Everything the numbers depend on, for the cache key."""
+        if self._identity is None:
+            self._identity = model_identity(self.source, self.revision)
+        return {"version": FEATURES_VERSION, "extractor": type(self).__name__, "model": self._identity,
+                "dtype": str(self.dtype), "layers": self.layers, "layer_indices": self.layer_indices,
+                "frequency": self.frequency}
+
+    def extract(self, events: pd.DataFrame, start: float, duration: float) -> np.ndarray:
+        """Features ``(n_groups, width, round(duration * frequency))`` for the window ``[start, start + duration)``."""
+        raise NotImplementedError
+
+    @classmethod
+    def options_from_config(cls, data: Mapping[str, Any]) -> dict:
+        """Constructor options read from a checkpoint's ``config.yaml`` ``data`` section (model name, layers)."""
+        section = data.get(f"{cls.modality}_feature") or {}
+        options = {"source": section.get("model_name")}
+        layers = data.get("layers_to_use") or section.get("layers")
+        if layers is not None:
+            options["layers"] = tuple(layers) if isinstance(layers, (list, tuple)) else (layers,)
+        for key in ("cache_n_layers", "frequency"):
+            if section.get(key) is not None:
+                options[key] = section[key]
+        return options
+
+    def _bar(self, iterable: Iterable | None = None, **kwargs):
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, disable=None if self.progress is None else not self.progress, leave=False,
+                    **kwargs)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.source!r}, device={str(self.device)!r}, dtype={self.dtype}, "
+                f"groups={self.n_groups}, width={self.width})")
+
+
+def _stack(parts: list):
+    return torch.stack(parts) if isinstance(parts[0], torch.Tensor) else np.stack(parts)
+
+
+class EventExtractor(Extractor):
+    """Audio and video: features computed per event (a whole file, or a chunk of it, at ``offset`` for
+    ``duration`` seconds) on the event's own 2 Hz grid, cached per event, then cut for each window.
+
+    Subclasses implement :meth:`event_features` and may override :meth:`compute_events` to batch events.
+    """
+
+    def event_features(self, filepath: str, offset: float, duration: float) -> np.ndarray:
+        """``(n_groups, width, round(duration * frequency))`` for one event."""
+        raise NotImplementedError
+
+    def compute_events(self, todo: list[tuple[str, float, float]]) -> Iterator[np.ndarray]:
+        """Features of each event in order, yielded one by one (each is cached as soon as it is done)."""
+        for event in self._bar(todo, desc=self.modality, unit="event"):
+            yield self.event_features(*event)
+
+    def extract(self, events: pd.DataFrame, start: float, duration: float) -> np.ndarray:
+        """Each event overlapping ``[start, start + duration)`` contributes its own grid, shifted to the window
+        (``place_on_event_grid``); zeros elsewhere."""
+        check_window(start, duration)
+        rows = overlapping(event_rows(events, self.event_type, ("offset", "filepath")), start, duration)
+        out = np.zeros((self.n_groups, self.width, n_samples(duration, self.frequency)), dtype=np.float32)
+        if rows.empty:
+            return out
+        keyed = [(str(row.filepath), float(row.offset), float(row.duration)) for row in rows.itertuples()]
+        values = self.features_of_events(keyed)
+        for row, value in zip(rows.itertuples(), values):
+            place_on_event_grid(out, value, event_start=float(row.start), start=start, frequency=self.frequency)
+        return out
+
+    def features_of_events(self, keyed: list[tuple[str, float, float]]) -> list[np.ndarray]:
+        """Cached per ``(file content, offset, duration)``; the missing ones computed by :meth:`compute_events`."""
+        for path, _, _ in keyed:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"{path}: the {self.event_type} event's file does not exist "
+                                        f"(relative paths are read from {Path.cwd()})")
+        if not self.cache:
+            return list(self.compute_events(keyed))
+        paths = [cache_file(self.modality, {**self.fingerprint(), "file": file_digest(path), "offset": offset,
+                                            "duration": duration}) for path, offset, duration in keyed]
+        found = {i: np.load(p) for i, p in enumerate(paths) if p.is_file()}
+        todo = [i for i in range(len(keyed)) if i not in found]
+        for i, value in zip(todo, self.compute_events([keyed[i] for i in todo])):
+            found[i] = write_cached(paths[i], value)
+        return [found[i] for i in range(len(keyed))]
+
+
+# -- several extractors ----------------------------------------------------------------------------------------
+def _as_list(extractors: Sequence[Extractor] | Mapping[str, Extractor]) -> list[Extractor]:
+    items = list(extractors.values()) if isinstance(extractors, Mapping) else list(extractors)
+    for item in items:
+        if not isinstance(item, Extractor):
+            raise TypeError(f"extractors must be tribev2 feature extractors, got {type(item).__name__}")
+    modalities = [e.modality for e in items]
+    if len(set(modalities)) != len(modalities):
+        raise ValueError(f"one extractor per modality, got {modalities}")
+    return items
+
+
+def feature_dims(extractors: Sequence[Extractor] | Mapping[str, Extractor]) -> dict[str, tuple[int, int]]:
+    """``{modality: (layer groups, width)}``: what a brain model must take to use these extractors."""
+    return {e.modality: (e.n_groups, e.width) for e in _as_list(extractors)}
+
+
+def check_compatible(extractors: Sequence[Extractor] | Mapping[str, Extractor], model) -> None:
+    """Raise :class:`IncompatibleExtractorError` if an extractor does not fit ``model.config.feature_dims``.
+
+    A modality of the brain model without an extractor is allowed: it contributes nothing, as in the reference.
+    """
+    expected = model.config.feature_dims
+    problems = []
+    for name, dims in feature_dims(extractors).items():
+        if name not in expected:
+            problems.append(f"the brain model has no '{name}' input (it takes {list(expected)})")
+        elif tuple(expected[name]) != dims:
+            problems.append(f"{name}: the extractor gives {dims[0]} layer group(s) x {dims[1]} features, the "
+                            f"brain model expects {expected[name][0]} x {expected[name][1]} "
+                            f"(feature_dims['{name}'])")
+    if problems:
+        raise IncompatibleExtractorError("extractors do not fit the brain model: " + "; ".join(problems))
+
+
+def extract_features(events: pd.DataFrame, *, extractors: Sequence[Extractor] | Mapping[str, Extractor],
+                     start: float, duration: float) -> dict[str, np.ndarray]:
+    """``{modality: (layer groups, width, round(2 * duration))}`` for one window, as the reference extracts.
+
+    A modality whose event type (Word, Audio, Video) is absent from the whole table is left out of the result
+    (the reference then drops that extractor, and the brain model treats the modality as missing); one with
+    events elsewhere but none in this window gives zeros.
+    """
+    check_window(start, duration)
+    if not isinstance(events, pd.DataFrame) or "type" not in events.columns:
+        raise ValueError("events must be a pandas DataFrame with a 'type' column "
+                         f"(columns {list(EVENT_COLUMNS)})")
+    present = set(events["type"].unique())
+    return {e.modality: e.extract(events, start, duration) for e in _as_list(extractors)
+            if e.event_type in present}

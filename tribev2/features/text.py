@@ -1,0 +1,149 @@
+"""Text features: a causal language model's hidden states for each word in its context (release: Llama-3.2-3B).
+
+What the reference does (``upstream.md`` §4.2-4.3, ``../shared/features/README.md`` items 1-3), per Word row:
+
+* the input is the word's ``context`` (the running text ending with the word), tokenized without BOS;
+* the word's tokens are the last ``max(1, n_context - n_prefix)`` tokens, where ``n_prefix`` counts the tokens
+  of ``context[:-len(text)].rstrip()``; every hidden state (embedding output first) is averaged over them;
+* 20 of the hidden states are kept, then averaged into layer groups (:mod:`tribev2.features.base`);
+* each word is placed on the window's 2 Hz grid relative to the window start; words sharing a sample add up.
+
+Speed-up with identical numbers: successive contexts usually extend each other (the context grows by one word
+until it reaches the pipeline's 1,024-word cap), so in a causal model the states of a shorter context are the
+first positions of the longer one. Words whose token ids are prefixes of one sequence share one forward pass
+of that sequence; a word per forward is only needed once the context slides. The shortcut is checked to hold
+for the loaded model (causal attention) before it is used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .base import Extractor, cached_array, check_window, event_rows, load_pretrained, n_samples, overlapping, \
+    place_words
+
+
+class TextExtractor(Extractor):
+    """Word features from a causal language model (``meta-llama/Llama-3.2-3B`` in the release).
+
+    ``batch_size`` is the number of token sequences per forward pass (right-padded).
+    """
+
+    modality = "text"
+    event_type = "Word"
+
+    def __init__(self, source="meta-llama/Llama-3.2-3B", **options):
+        options.setdefault("batch_size", 8)
+        super().__init__(source, **options)
+        self._tokenizer = None
+        self._causal = None
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = load_pretrained(AutoTokenizer, self.source, self.revision, "text tokenizer",
+                                              truncation_side="left")
+        return self._tokenizer
+
+    # -- per word ----------------------------------------------------------------------------------------------
+    def token_ids(self, contexts: list[str], texts: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
+        """Token ids of each context (no BOS, left-truncated to the tokenizer's maximum length) and the number
+        of trailing tokens that belong to the word."""
+        tokenizer = self.tokenizer
+        prefixes = [context[:-len(text)].rstrip() for context, text in zip(contexts, texts)]
+        ids = tokenizer(contexts, add_special_tokens=False)["input_ids"]
+        prefix_ids = tokenizer(prefixes, add_special_tokens=False)["input_ids"]
+        limit = tokenizer.model_max_length
+        ids = [np.asarray(x[-limit:], dtype=np.int64) for x in ids]
+        n_word = np.array([max(1, len(x) - len(p)) for x, p in zip(ids, prefix_ids)])
+        return ids, n_word
+
+    def hidden_state_means(self, contexts: list[str], texts: list[str]) -> np.ndarray:
+        """``(W, n_states, width)``: every hidden state, averaged over each word's own tokens."""
+        ids, n_word = self.token_ids(contexts, texts)
+        chains = self._chains(ids) if self.causal else [[w] for w in range(len(ids))]
+        out = np.zeros((len(ids), self.config.num_hidden_layers + 1, self.width), dtype=np.float32)
+        chains.sort(key=lambda chain: len(ids[chain[-1]]))  # similar lengths share a batch: little padding
+        batches = [chains[i:i + self.batch_size] for i in range(0, len(chains), self.batch_size)]
+        for batch in self._bar(batches, desc="text", unit="batch"):
+            states = self._forward([ids[chain[-1]] for chain in batch])  # (n_states, B, T, D)
+            for b, chain in enumerate(batch):
+                for w in chain:
+                    end = len(ids[w])
+                    out[w] = states[:, b, end - n_word[w]:end].float().mean(1).cpu().numpy()
+        return out
+
+    def word_features(self, contexts: list[str], texts: list[str]) -> np.ndarray:
+        """``(W, n_groups, width)``: the kept hidden states of each word, averaged into layer groups."""
+        means = self.hidden_state_means(contexts, texts)[:, self.layer_indices]  # (W, n_kept, D)
+        return self.group_mean(means.transpose(1, 0, 2)).transpose(1, 0, 2)
+
+    @staticmethod
+    def _chains(ids: list[np.ndarray]) -> list[list[int]]:
+        """Group consecutive words whose token ids are prefixes of the chain's longest sequence (kept last)."""
+        chains: list[list[int]] = []
+        for w, seq in enumerate(ids):
+            if chains:
+                chain = chains[-1]
+                longest = ids[chain[-1]]
+                if len(seq) >= len(longest) and np.array_equal(seq[:len(longest)], longest):
+                    chain.append(w)
+                    continue
+                if len(seq) < len(longest) and np.array_equal(longest[:len(seq)], seq):
+                    chain.insert(-1, w)
+                    continue
+            chains.append([w])
+        return chains
+
+    def _forward(self, sequences: list[np.ndarray]) -> torch.Tensor:
+        """Right-padded batch -> all hidden states ``(n_states, B, T, D)``; pads never reach real tokens."""
+        length = max(len(s) for s in sequences)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else \
+            self.tokenizer.eos_token_id
+        input_ids = torch.full((len(sequences), length), pad or 0, dtype=torch.long)
+        mask = torch.zeros((len(sequences), length), dtype=torch.long)
+        for b, seq in enumerate(sequences):
+            input_ids[b, :len(seq)] = torch.from_numpy(seq)
+            mask[b, :len(seq)] = 1
+        with torch.inference_mode():
+            output = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
+                                output_hidden_states=True, use_cache=False)
+        return torch.stack(output.hidden_states)
+
+    @property
+    def causal(self) -> bool:
+        """Whether a position's states ignore later tokens (checked once on the loaded model)."""
+        if self._causal is None:
+            probe = np.arange(1, 5, dtype=np.int64) % self.config.vocab_size
+            short, long = self._forward([probe[:2]]), self._forward([probe])
+            self._causal = bool(torch.allclose(short[:, 0], long[:, 0, :2], rtol=1e-3, atol=1e-4))
+        return self._causal
+
+    # -- per window ---------------------------------------------------------------------------------------------
+    def extract(self, events: pd.DataFrame, start: float, duration: float) -> np.ndarray:
+        """Features of the words overlapping ``[start, start + duration)``, placed on the window's 2 Hz grid;
+        zeros where no word falls (also when the window has no word at all, as in the reference)."""
+        check_window(start, duration)
+        words = overlapping(event_rows(events, self.event_type, ("text", "context")), start, duration)
+        if words.empty:
+            return np.zeros((self.n_groups, self.width, n_samples(duration, self.frequency)), dtype=np.float32)
+        texts, contexts = _strings(words, "text"), _strings(words, "context")
+        starts, durations = words["start"].to_numpy(float), words["duration"].to_numpy(float)
+        key = {**self.fingerprint(), "window": [float(start), float(duration)],
+               "words": [list(w) for w in zip(starts.tolist(), durations.tolist(), texts, contexts)]}
+        return cached_array(self.modality, key, lambda: place_words(
+            self.word_features(contexts, texts), starts, durations, start=start, duration=duration,
+            frequency=self.frequency), enabled=self.cache)
+
+
+def _strings(words: pd.DataFrame, column: str) -> list[str]:
+    values = words[column]
+    bad = values.isna() | (values.astype(str).str.len() == 0)
+    if bad.any():
+        raise ValueError(f"events table: Word rows need a non-empty '{column}'; missing at row(s) "
+                         f"{list(words.index[bad][:5])}")
+    return values.astype(str).tolist()

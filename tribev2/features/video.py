@@ -1,0 +1,218 @@
+"""Video features: a video encoder's token-averaged hidden states per 0.5-s bin (release: V-JEPA2 ViT-g).
+
+What the reference does per Video event (``upstream.md`` §4.6, ``../shared/features/README.md`` items 1, 5-7):
+
+* the event is cut into ``round(2 * duration)`` bins; bin ``k`` ends at ``t_k = linspace(0, d, n + 1)[k]``,
+  where ``d`` is the clip's duration (the event's, capped by what the file holds after ``offset``);
+* each bin sees ``frames_per_clip`` frames (the model config's, 64) at 16 fps over the ``clip_duration``
+  (4 s) ending at ``t_k``: times ``max(0, t_k - (F - 1 - j) / F * clip_duration)``, clamped at the clip
+  start; the frame at time ``t`` is ``int(fps * (offset + t) + 1e-5)`` (moviepy's convention);
+* frames are resized (shortest edge 292, bilinear with antialiasing on uint8, as the reference's processor),
+  centre-cropped to the model's crop size (256), rescaled and normalised with the ImageNet mean and std;
+* the encoder's hidden states (embedding output first, then every layer's output; the predictor is not
+  run) are averaged over all tokens; 20 are kept and averaged into layer groups.
+
+**The last-frame quirk.** The reference reads frames with moviepy, which answers a request past the last frame
+with the frame it read before. So the final request of the last bin (at the clip's end) repeats the previous
+request's frame: frame 142 of a 144-frame clip, not frame 143. This is reproduced, since the released model was
+trained on features made this way.
+
+**The last hidden state.** transformers 5 records V-JEPA2's last hidden state *before* the encoder's final
+LayerNorm; transformers 4 recorded it after. The states are taken here with forward hooks on the encoder's
+layers, independent of the installed version: by default the pre-norm output (transformers 5, which the
+parity fixtures were made with); ``final_norm=True`` applies the LayerNorm to it (the transformers 4 behaviour).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import torch
+
+from ..media import frame_index, iter_frames, probe
+from .base import EventExtractor, n_samples
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class VideoExtractor(EventExtractor):
+    """Video features from a V-JEPA2 encoder (``facebook/vjepa2-vitg-fpc64-256``).
+
+    Frames per clip, crop size and resize come from the model's config and video-processor config, so small
+    models stay cheap. ``batch_size`` is the number of bins (clips) per forward pass.
+    """
+
+    modality = "video"
+    event_type = "Video"
+
+    def __init__(self, source="facebook/vjepa2-vitg-fpc64-256", *, clip_duration: float = 4.0,
+                 final_norm: bool = False, **options):
+        options.setdefault("batch_size", 4)
+        super().__init__(source, **options)
+        if not (math.isfinite(clip_duration) and clip_duration > 0):
+            raise ValueError(f"clip_duration must be a positive number of seconds, got {clip_duration!r}")
+        self.clip_duration = float(clip_duration)
+        self.final_norm = final_norm
+        self.frames_per_clip = int(self.config.frames_per_clip)
+        self.crop_size = int(self.config.crop_size)
+        processor = self._processor_config()
+        crop = processor.get("crop_size") or {}
+        if crop and (crop.get("height"), crop.get("width")) != (self.crop_size, self.crop_size):
+            raise ValueError(f"{self.source}: the video processor crops to {crop}, the model expects "
+                             f"{self.crop_size}x{self.crop_size}")
+        # the processor's default: shortest edge int(crop * 256 / 224) (292 for 256)
+        self.shortest_edge = int((processor.get("size") or {}).get("shortest_edge") or
+                                 int(self.crop_size * 256 / 224))
+        self.mean = tuple(processor.get("image_mean") or IMAGENET_MEAN)
+        self.std = tuple(processor.get("image_std") or IMAGENET_STD)
+
+    def _processor_config(self) -> dict:
+        from transformers.utils import cached_file
+
+        for name in ("video_preprocessor_config.json", "preprocessor_config.json"):
+            path = cached_file(self.source, name, revision=self.revision, _raise_exceptions_for_missing_entries=False)
+            if path:
+                return json.loads(Path(path).read_text())
+        return {}
+
+    @classmethod
+    def options_from_config(cls, data: Mapping[str, Any]) -> dict:
+        section = data.get("video_feature") or {}
+        options = super().options_from_config({**data, "video_feature": section.get("image") or {}})
+        if section.get("frequency") is not None:
+            options["frequency"] = section["frequency"]
+        if section.get("clip_duration") is not None:
+            options["clip_duration"] = section["clip_duration"]
+        return options
+
+    def fingerprint(self) -> dict:
+        return {**super().fingerprint(), "clip_duration": self.clip_duration, "final_norm": self.final_norm,
+                "frames": self.frames_per_clip, "crop": self.crop_size, "resize": self.shortest_edge,
+                "mean": self.mean, "std": self.std}
+
+    # -- timing ------------------------------------------------------------------------------------------------
+    def request_times(self, clip_duration: float, n_bins: int) -> np.ndarray:
+        """``(n_bins, frames_per_clip)`` times (s, from the clip start) at which each bin asks for a frame."""
+        ends = np.linspace(0, clip_duration, n_bins + 1)[1:]
+        back = (self.frames_per_clip - 1 - np.arange(self.frames_per_clip)) / self.frames_per_clip
+        return np.maximum(0.0, ends[:, None] - back[None, :] * self.clip_duration)
+
+    # -- pixels ------------------------------------------------------------------------------------------------
+    def resize_crop(self, frame: np.ndarray) -> torch.Tensor:
+        """RGB uint8 ``(H, W, 3)`` -> uint8 ``(3, crop, crop)``: shortest edge to ``shortest_edge`` (bilinear,
+        antialiased, computed on uint8 as the reference's processor does), then a centre crop."""
+        image = torch.from_numpy(frame).permute(2, 0, 1)[None]  # (1, 3, H, W)
+        height, width = image.shape[-2:]
+        short, long = min(height, width), max(height, width)
+        long = int(self.shortest_edge * long / short)
+        size = (self.shortest_edge, long) if height <= width else (long, self.shortest_edge)
+        image = torch.nn.functional.interpolate(image, size=size, mode="bilinear", antialias=True,
+                                                align_corners=False)[0]
+        top = int(round((size[0] - self.crop_size) / 2))
+        left = int(round((size[1] - self.crop_size) / 2))
+        return image[:, top:top + self.crop_size, left:left + self.crop_size]
+
+    def normalize(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(..., 3, H, W)`` -> float: rescaled to [0, 1] and normalised per channel."""
+        mean = torch.tensor(self.mean, device=frames.device).view(3, 1, 1)
+        std = torch.tensor(self.std, device=frames.device).view(3, 1, 1)
+        return torch.nan_to_num((frames.float() / 255 - mean) / std)
+
+    # -- model -------------------------------------------------------------------------------------------------
+    def clip_state_means(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """``(B, frames, 3, crop, crop)`` -> ``(B, n_states, width)`` float32: every hidden state (embedding
+        output first, then each layer's output), averaged over all tokens."""
+        encoder = self.model.encoder
+        means: list[torch.Tensor] = []
+
+        def keep(tensor: torch.Tensor) -> None:
+            means.append(tensor.float().mean(1))
+
+        hooks = [encoder.layer[0].register_forward_pre_hook(lambda module, args: keep(args[0]))]
+        hooks += [layer.register_forward_hook(lambda module, args, out: keep(out[0] if isinstance(out, tuple)
+                                                                            else out))
+                  for layer in encoder.layer]
+        if self.final_norm:
+            hooks.append(encoder.layernorm.register_forward_hook(lambda module, args, out: means.__setitem__(
+                -1, out.float().mean(1))))
+        try:
+            with torch.inference_mode():
+                self.model(pixel_values_videos=pixel_values.to(self.device, self.dtype), skip_predictor=True)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return torch.stack(means, dim=1)
+
+    # -- per event ---------------------------------------------------------------------------------------------
+    def event_features(self, filepath: str, offset: float, duration: float) -> np.ndarray:
+        return self.group_mean(self.event_state_means(filepath, offset, duration)[:, self.layer_indices]
+                               .transpose(0, 1)).permute(0, 2, 1).numpy()
+
+    def event_state_means(self, filepath: str, offset: float, duration: float) -> torch.Tensor:
+        """``(n_bins, n_states, width)``: every hidden state per bin, token-averaged."""
+        info = probe(filepath)
+        if not info.has_video:
+            raise ValueError(f"{filepath}: a Video event needs a video stream; the file has none")
+        n_bins = n_samples(duration, self.frequency)
+        if n_bins < 1:
+            raise ValueError(f"{filepath}: the video event lasts {duration:g} s, shorter than one "
+                             f"{self.frequency:g} Hz feature sample")
+        clip = min(duration, info.duration - offset)
+        if clip <= 0:
+            raise ValueError(f"{filepath}: offset {offset:g} s is past the end of the video ({info.duration:g} s)")
+        requests = frame_index(offset + self.request_times(clip, n_bins), info.fps)  # (n_bins, F)
+        clips = self._clips(filepath, requests)
+        out = []
+        batches = range(0, n_bins, self.batch_size)
+        for first in self._bar(batches, desc="video", unit="batch"):
+            batch = torch.stack([next(clips) for _ in range(min(self.batch_size, n_bins - first))])
+            out.append(self.clip_state_means(self.normalize(batch.to(self.device))).cpu())
+        return torch.cat(out)
+
+    def _clips(self, filepath: str, requests: np.ndarray) -> Iterator[torch.Tensor]:
+        """uint8 ``(frames, 3, crop, crop)`` per bin, decoding the file once, in order, keeping only the frames
+        still needed. A request past the last frame gets the previous request's frame (moviepy's quirk)."""
+        needed = np.unique(requests)
+        frames = _frames_at(filepath, needed, self.resize_crop)
+        have: dict[int, torch.Tensor] = {}
+        last = None  # the last decoded frame, for bins wholly past the end
+        done = False
+        for k, bin_requests in enumerate(requests):
+            while not done and (not have or max(have) < bin_requests.max()):
+                item = next(frames, None)
+                if item is None:
+                    done = True
+                else:
+                    have[item[0]] = last = item[1]
+            if last is None:
+                raise ValueError(f"{filepath}: no video frame could be decoded for the requested times")
+            picked, previous = [], None
+            for index in bin_requests:
+                frame = have.get(int(index), previous if previous is not None else last)
+                picked.append(frame)
+                previous = frame
+            yield torch.stack(picked)
+            if k + 1 < len(requests):
+                keep_from = requests[k + 1:].min()
+                have = {i: f for i, f in have.items() if i >= keep_from}
+
+
+def _frames_at(filepath: str, needed: np.ndarray, prepare) -> Iterator[tuple[int, torch.Tensor]]:
+    """``(index, prepare(frame))`` for each needed index that the file holds, in order. An index that falls in
+    a gap of the stream (variable frame rate) gets the frame shown at that time: the last one before it."""
+    position, previous = 0, None
+    for index, frame in iter_frames(filepath, first=int(needed[0]), last=int(needed[-1])):
+        prepared = None
+        while position < len(needed) and needed[position] <= index:
+            if needed[position] == index:
+                prepared = prepared if prepared is not None else prepare(frame)
+                yield int(needed[position]), prepared
+            elif previous is not None:
+                yield int(needed[position]), prepare(previous)
+            position += 1
+        previous = frame

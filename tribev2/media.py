@@ -1,0 +1,212 @@
+"""Decode and probe media files: PyAV for containers (video frames, audio tracks), soundfile for WAV/FLAC/MP3/OGG.
+
+Three functions, no state:
+
+* :func:`probe` tells what a file holds (duration, video stream, audio stream) or raises a clear error;
+* :func:`read_audio` returns a waveform ``(samples, channels)`` from an audio file or a container's audio track,
+  optionally resampled and re-channelled by FFmpeg's resampler (what the ``ffmpeg`` command line does);
+* :func:`iter_frames` streams RGB frames with their index, where frame ``k`` is shown at ``k / fps`` (the
+  constant-rate convention of moviepy, which the reference used); :func:`frame_index` maps times to indices
+  the same way.
+
+torchvision and torchaudio are not used: they do not import beside torch 2.13 here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+# soundfile reads these directly (libsndfile); anything else goes through PyAV (FFmpeg).
+SOUNDFILE_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif")
+
+
+class MediaError(ValueError):
+    """A media file that is missing, unreadable, or lacks the stream asked for."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaInfo:
+    """What :func:`probe` finds in a file. Durations are in seconds."""
+
+    path: Path
+    duration: float  # of the container (FFmpeg's "Duration"), or of the audio for soundfile formats
+    fps: float | None = None  # average frame rate of the first video stream
+    n_frames: int | None = None  # as the container's header states it (may be absent or approximate)
+    width: int | None = None
+    height: int | None = None
+    sample_rate: int | None = None  # of the first audio stream
+    channels: int | None = None
+
+    @property
+    def has_video(self) -> bool:
+        return self.fps is not None
+
+    @property
+    def has_audio(self) -> bool:
+        return self.sample_rate is not None
+
+
+def _existing(path: str | os.PathLike) -> Path:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise MediaError(f"{path}: no such file")
+    return path
+
+
+def _open_container(path: Path):
+    import av
+
+    try:
+        return av.open(str(path))
+    except (av.error.FFmpegError, OSError) as err:  # InvalidDataError, ...
+        raise MediaError(f"{path}: cannot be read as a media file ({err})") from err
+
+
+def probe(path: str | os.PathLike) -> MediaInfo:
+    """Duration and streams of a media file; raises :class:`MediaError` if it cannot be decoded."""
+    path = _existing(path)
+    if path.suffix.lower() in SOUNDFILE_SUFFIXES:
+        import soundfile
+
+        try:
+            info = soundfile.info(str(path))
+        except (soundfile.LibsndfileError, RuntimeError) as err:
+            raise MediaError(f"{path}: cannot be read as audio ({err})") from err
+        return MediaInfo(path=path, duration=info.frames / info.samplerate, sample_rate=info.samplerate,
+                         channels=info.channels)
+    with _open_container(path) as container:
+        video = container.streams.video[0] if container.streams.video else None
+        audio = container.streams.audio[0] if container.streams.audio else None
+        if container.duration is not None:
+            duration = container.duration / 1_000_000  # av.time_base
+        else:
+            duration = max((float(s.duration * s.time_base) for s in (video, audio) if s and s.duration),
+                           default=0.0)
+        fields = {}
+        if video is not None:
+            fields.update(fps=_frame_rate(video, path), n_frames=video.frames or None,
+                          width=video.codec_context.width, height=video.codec_context.height)
+        if audio is not None:
+            fields.update(sample_rate=audio.codec_context.sample_rate, channels=audio.codec_context.channels)
+    return MediaInfo(path=path, duration=duration, **fields)
+
+
+def _frame_rate(stream, path: Path) -> float:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if not rate:
+        raise MediaError(f"{path}: the video stream states no frame rate")
+    return float(rate)
+
+
+def read_audio(path: str | os.PathLike, *, offset: float = 0.0, duration: float | None = None,
+               sample_rate: int | None = None, channels: int | None = None,
+               dtype: str = "float32") -> tuple[np.ndarray, int]:
+    """Waveform ``(samples, channels)`` and its sample rate, from ``offset`` for ``duration`` seconds.
+
+    WAV/FLAC/MP3/OGG files at their own rate are read with soundfile (16-bit PCM as ``int / 32768``). Other
+    containers (MP4, MKV, ...), or a requested ``sample_rate``/``channels``, go through FFmpeg's resampler,
+    as ``ffmpeg -ar RATE -ac CHANNELS`` would. ``dtype="int16"`` returns raw 16-bit PCM (what the ffmpeg command
+    line writes into a WAV file); the default is float32 in [-1, 1).
+    """
+    path = _existing(path)
+    if dtype not in ("float32", "int16"):
+        raise ValueError(f"dtype must be 'float32' or 'int16', got {dtype!r}")
+    if not (math.isfinite(offset) and offset >= 0):
+        raise ValueError(f"{path}: offset must be a non-negative number of seconds, got {offset!r}")
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        raise ValueError(f"{path}: duration must be a positive number of seconds, got {duration!r}")
+    if path.suffix.lower() in SOUNDFILE_SUFFIXES and sample_rate is None and channels is None:
+        wav, rate = _read_soundfile(path, dtype)
+    else:
+        wav, rate = _decode_audio(path, sample_rate, channels, dtype)
+    first = round(offset * rate)
+    last = len(wav) if duration is None else first + round(duration * rate)
+    if first >= len(wav):
+        raise MediaError(f"{path}: offset {offset:g} s is past the end of the audio ({len(wav) / rate:g} s)")
+    return wav[first:last], rate
+
+
+def _read_soundfile(path: Path, dtype: str) -> tuple[np.ndarray, int]:
+    import soundfile
+
+    try:
+        wav, rate = soundfile.read(str(path), dtype=dtype, always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError) as err:
+        raise MediaError(f"{path}: cannot be read as audio ({err})") from err
+    if len(wav) == 0:
+        raise MediaError(f"{path}: the audio file holds no samples")
+    return wav, int(rate)
+
+
+def _decode_audio(path: Path, sample_rate: int | None, channels: int | None, dtype: str) -> tuple[np.ndarray, int]:
+    import av
+
+    with _open_container(path) as container:
+        if not container.streams.audio:
+            raise MediaError(f"{path}: no audio stream")
+        stream = container.streams.audio[0]
+        rate = sample_rate or stream.codec_context.sample_rate
+        layout = {1: "mono", 2: "stereo"}.get(channels) if channels else stream.codec_context.layout.name
+        if layout is None:
+            raise ValueError(f"channels must be 1 or 2, got {channels!r}")
+        resampler = av.AudioResampler(format="s16" if dtype == "int16" else "flt", layout=layout, rate=rate)
+        chunks = []
+        try:
+            for frame in container.decode(stream):
+                chunks += [f.to_ndarray() for f in resampler.resample(frame)]
+            chunks += [f.to_ndarray() for f in resampler.resample(None)]  # flush
+        except av.error.FFmpegError as err:
+            raise MediaError(f"{path}: the audio stream cannot be decoded ({err})") from err
+    n_channels = 1 if layout == "mono" else 2 if layout == "stereo" else None
+    if not chunks:
+        raise MediaError(f"{path}: the audio stream holds no samples")
+    # packed formats come as (1, samples * channels), interleaved
+    wav = np.concatenate([c.reshape(-1) for c in chunks]).reshape(-1, n_channels or stream.codec_context.channels)
+    return wav, int(rate)
+
+
+def frame_index(times: np.ndarray | float, fps: float) -> np.ndarray:
+    """Index of the frame shown at each time: ``int(fps * t + 1e-5)``, moviepy's constant-rate convention."""
+    return (np.asarray(times, dtype=np.float64) * fps + 1e-5).astype(np.int64)
+
+
+def iter_frames(path: str | os.PathLike, *, first: int = 0, last: int | None = None
+                ) -> Iterator[tuple[int, np.ndarray]]:
+    """Stream ``(index, RGB uint8 (H, W, 3))`` for frames ``first..last`` (inclusive; ``None``: to the end).
+
+    Frame ``k`` is the one shown at ``k / fps`` (its presentation time, from the stream start). Decoding seeks
+    to the keyframe before ``first`` and runs forward, so only the requested span is decoded.
+    """
+    import av
+
+    path = _existing(path)
+    with _open_container(path) as container:
+        if not container.streams.video:
+            raise MediaError(f"{path}: no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        fps = _frame_rate(stream, path)
+        origin = stream.start_time or 0
+        if first > 0:
+            container.seek(origin + int(first / fps / stream.time_base), stream=stream, backward=True)
+        decoded = 0
+        try:
+            for frame in container.decode(stream):
+                decoded += 1
+                index = round(float((frame.pts - origin) * stream.time_base) * fps) if frame.pts is not None \
+                    else decoded - 1
+                if index < first:
+                    continue
+                if last is not None and index > last:
+                    break
+                yield index, frame.to_ndarray(format="rgb24")
+        except av.error.FFmpegError as err:
+            raise MediaError(f"{path}: the video stream cannot be decoded ({err})") from err
+        if decoded == 0:
+            raise MediaError(f"{path}: the video stream holds no frames")
