@@ -13,9 +13,11 @@ from tribev2.viz import brain_frames, save_movie
 
 
 @pytest.fixture(scope="module")
-def prediction():
-    model = demo_model(n_outputs=2 * 642, hidden=96, depth=1, heads=2, low_rank_head=16,
-                       feature_dims={"text": (2, 8), "audio": (2, 8), "video": (2, 8)})
+def prediction(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:  # module scope runs before conftest's per-test cache root
+        patch.setenv("TRIBEV2_CACHE", str(tmp_path_factory.getbasetemp() / "tribev2-cache"))
+        model = demo_model(n_outputs=2 * 642, hidden=96, depth=1, heads=2, low_rank_head=16,
+                           feature_dims={"text": (2, 8), "audio": (2, 8), "video": (2, 8)})
     return tribev2.predict_features(synthetic_features(model, 12), model=model, atlas=None)
 
 

@@ -22,6 +22,7 @@ _EXPORTS = {
     "plot_surface": "static", "plot_contributions": "static", "render": "static",
     "brain": "viewer", "BrainViewer": "viewer",
     "save_movie": "movie", "brain_frames": "movie",
+    "save_report": "report",
     "BrainScene": "scene", "brain_maps": "scene", "VIEWS": "scene",
 }
 __all__ = sorted(_EXPORTS)
