@@ -141,11 +141,6 @@ class Atlas:
         """The region name of every vertex, ``(2·N,)`` strings (left then right)."""
         return np.asarray(self.names, dtype=object)[self.labels]
 
-    def hemi(self, vertex_hemi: str) -> np.ndarray:
-        """The ``labels`` of one hemisphere, ``(N,)``."""
-        n = self.n_vertices_per_hemi
-        return self.labels[:n] if _check_hemi(vertex_hemi) == "left" else self.labels[n:]
-
     def match(self, patterns: str | Iterable[str]) -> list[str]:
         """Region names matching shell-style patterns (``"V1"``, ``"V*"``, ``"*IPS*"``), in atlas order.
         Raises ``KeyError`` listing close names when a pattern matches nothing."""
@@ -159,11 +154,6 @@ class Atlas:
             n = self.n_vertices_per_hemi
             mask[slice(n, None) if _check_hemi(hemi) == "left" else slice(None, n)] = False
         return np.flatnonzero(mask)
-
-
-def atlas_names() -> list[str]:
-    """The atlas names :func:`load_atlas` knows (others can be read from a folder with ``path=``)."""
-    return list(ATLASES)
 
 
 def load_atlas(name: str = DEFAULT_ATLAS, *, mesh: str = "fsaverage5",
