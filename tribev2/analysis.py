@@ -10,8 +10,10 @@ contributions)::
     ds.tribe.by_roi(hemi="separate")            # (time, hemi, roi, subject)
     ds.tribe.top_rois(10)                       # tidy table of the 10 regions with the highest mean
 
-Plain ``ds.sel(roi="V1")`` also works (the ``roi`` index); it takes one name per call, and one index per
-``sel`` call (``ds.sel(roi="V1").sel(hemi="left")``).
+Plain ``ds.sel(roi="V1")`` takes the same names, patterns and lists (the ``roi`` coordinate is indexed by
+:class:`tribev2.atlas.RegionIndex`) and always keeps the ``vertex`` dimension; xarray allows one index per
+``sel`` call, so ``hemi`` goes in a second call (``ds.sel(roi="V1").sel(hemi="left")``) or through
+``ds.tribe.sel``.
 """
 
 from __future__ import annotations
