@@ -90,7 +90,7 @@ def test_reference_stitching_end_to_end(shared_dir):
     model = tribev2.load_model(e2e / "brain", device="cpu")
     # (window, L, D, 200) -> (L, D, window · 200): the whole stimulus at 2 Hz
     features = {m: expected[f"features_{m}"].permute(1, 2, 0, 3).flatten(2).numpy() for m in model.config.modalities}
-    ds = tribev2.predict_features(features, model=model, duration_s=130.0)
+    ds = tribev2.predict_features(features, model=model, atlas=None, duration_s=130.0)
     preds = expected["preds"].numpy()
     assert ds.prediction.shape == (130, 1284, 1)
     np.testing.assert_allclose(ds.prediction.isel(subject=0).values, preds, atol=1e-4, rtol=0)

@@ -37,7 +37,7 @@ def direct_window(model, features, start_sample):
 def test_windows_are_stitched_and_rows_past_the_end_dropped(model):
     # 10-TR windows of 20 samples; 23.4 s -> 3 windows, 24 rows (the last TR starts before the end)
     features = synthetic_features(model, 23.4)
-    ds = tribev2.predict_features(features, model=model)
+    ds = tribev2.predict_features(features, model=model, atlas=None)
     assert dict(ds.sizes) == {"time": 24, "vertex": 1284, "subject": 1}
     np.testing.assert_array_equal(ds.time.values, np.arange(24.0))
     np.testing.assert_array_equal(ds.window.values, np.repeat([0, 1, 2], 10)[:24])
@@ -49,14 +49,14 @@ def test_windows_are_stitched_and_rows_past_the_end_dropped(model):
 
 def test_duration_fixes_the_number_of_rows(model):
     features = synthetic_features(model, 30)
-    assert tribev2.predict_features(features, model=model, duration_s=12).sizes["time"] == 12
-    assert tribev2.predict_features(features, model=model, duration_s=12.5).sizes["time"] == 13
-    longer = tribev2.predict_features(features, model=model, duration_s=45)
+    assert tribev2.predict_features(features, model=model, atlas=None, duration_s=12).sizes["time"] == 12
+    assert tribev2.predict_features(features, model=model, atlas=None, duration_s=12.5).sizes["time"] == 13
+    longer = tribev2.predict_features(features, model=model, atlas=None, duration_s=45)
     assert longer.sizes["time"] == 45  # features end at 30 s: zeros after, as the reference pads
 
 
 def test_schema(model):
-    ds = tribev2.predict_features({"text": synthetic_features(model, 10)["text"]}, model=model,
+    ds = tribev2.predict_features({"text": synthetic_features(model, 10)["text"]}, model=model, atlas=None,
                                   stimulus={"path": "clip.mp4", "sha256": "ab" * 32})
     assert ds.prediction.dims == ("time", "vertex", "subject")
     assert ds.prediction.dtype == np.float32
@@ -73,13 +73,14 @@ def test_schema(model):
 
 def test_missing_modality_differs_from_silent_one(model):
     features = synthetic_features(model, 10)
-    without_video = tribev2.predict_features({k: features[k] for k in ("text", "audio")}, model=model)
-    silent_video = tribev2.predict_features({**features, "video": np.zeros_like(features["video"])}, model=model)
+    without_video = tribev2.predict_features({k: features[k] for k in ("text", "audio")}, model=model, atlas=None)
+    silent_video = tribev2.predict_features({**features, "video": np.zeros_like(features["video"])}, 
+                                                 model=model, atlas=None)
     assert not np.allclose(without_video.prediction, silent_video.prediction)
 
 
 def test_netcdf_round_trip_keeps_schema_and_indexes(model, tmp_path):
-    ds = tribev2.predict_features(synthetic_features(model, 15), model=model)
+    ds = tribev2.predict_features(synthetic_features(model, 15), model=model, atlas=None)
     path = tribev2.save_dataset(ds, tmp_path / "out" / "pred.nc")
     back = tribev2.open_dataset(path)
     xr.testing.assert_identical(back, ds)
@@ -106,17 +107,17 @@ def test_all_subject_rows(tmp_path):
     model = tribev2.load_model(folder, device="cpu")
 
     features = {"text": np.random.default_rng(0).standard_normal((2, 8, 40)).astype(np.float32)}
-    ds = tribev2.predict_features(features, model=model, subjects="all")
+    ds = tribev2.predict_features(features, model=model, atlas=None, subjects="all")
     assert list(ds.subject.values) == ["average", "0", "1"]
-    average = tribev2.predict_features(features, model=model)
+    average = tribev2.predict_features(features, model=model, atlas=None)
     xr.testing.assert_allclose(ds.prediction.sel(subject=["average"]), average.prediction)
-    one = tribev2.predict_features(features, model=model, subjects=[1])
+    one = tribev2.predict_features(features, model=model, atlas=None, subjects=[1])
     xr.testing.assert_allclose(ds.prediction.sel(subject=["1"]), one.prediction)
     with torch.inference_mode():
         direct = model({"text": torch.from_numpy(features["text"][..., :20])[None]}, subject=0)[0].T
     np.testing.assert_allclose(ds.prediction.sel(subject="0").values[:10], direct.numpy(), atol=1e-5)
     with pytest.raises(ValueError, match=r"subject 5 is not available: this checkpoint has rows 0\.\.1"):
-        tribev2.predict_features(features, model=model, subjects=[5])
+        tribev2.predict_features(features, model=model, atlas=None, subjects=[5])
 
 
 @pytest.mark.parametrize("features, message", [
@@ -132,20 +133,20 @@ def test_all_subject_rows(tmp_path):
 ])
 def test_bad_features(model, features, message):
     with pytest.raises(ValueError, match=message):
-        tribev2.predict_features(features, model=model)
+        tribev2.predict_features(features, model=model, atlas=None)
 
 
 def test_flattened_layers_are_accepted(model):
     features = synthetic_features(model, 10)
     flat = {k: v.reshape(-1, v.shape[-1]) for k, v in features.items()}
-    xr.testing.assert_identical(tribev2.predict_features(flat, model=model),
-                                tribev2.predict_features(features, model=model))
+    xr.testing.assert_identical(tribev2.predict_features(flat, model=model, atlas=None),
+                                tribev2.predict_features(features, model=model, atlas=None))
 
 
 @pytest.mark.parametrize("duration", [0, -3, float("nan"), "10"])
 def test_bad_duration(model, duration):
     with pytest.raises(ValueError, match="duration_s must be a positive number"):
-        tribev2.predict_features(synthetic_features(model, 10), model=model, duration_s=duration)
+        tribev2.predict_features(synthetic_features(model, 10), model=model, atlas=None, duration_s=duration)
 
 
 def test_model_call_checks(model):
