@@ -70,12 +70,8 @@ def restore_indexes(ds: xr.Dataset) -> xr.Dataset:
 def _object_strings(ds: xr.Dataset) -> xr.Dataset:
     """String coordinates as Python-object arrays, as predictions hold them (files give fixed-width or NumPy
     StringDType strings back)."""
-    strings = {name: coord.astype(object) for name, coord in ds.coords.items()
-               if coord.dtype.kind in "UT" and name not in ds.xindexes}
-    dims = [name for name, coord in ds.coords.items() if coord.dtype.kind in "UT" and name in ds.dims]
-    for name in dims:  # indexed dimension coordinates (subject): rebuild the index on the object values
-        ds = ds.assign_coords({name: ds[name].values.astype(object)})
-    return ds.assign_coords(strings)
+    return ds.assign_coords({name: coord.astype(object) for name, coord in ds.coords.items()
+                             if coord.dtype.kind in "UT"})
 
 
 def _drop_custom_indexes(ds: xr.Dataset) -> xr.Dataset:
