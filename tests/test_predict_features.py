@@ -74,7 +74,7 @@ def test_schema(model):
 def test_missing_modality_differs_from_silent_one(model):
     features = synthetic_features(model, 10)
     without_video = tribev2.predict_features({k: features[k] for k in ("text", "audio")}, model=model, atlas=None)
-    silent_video = tribev2.predict_features({**features, "video": np.zeros_like(features["video"])}, 
+    silent_video = tribev2.predict_features({**features, "video": np.zeros_like(features["video"])},
                                                  model=model, atlas=None)
     assert not np.allclose(without_video.prediction, silent_video.prediction)
 
