@@ -12,13 +12,19 @@ from tribev2.demo import demo_model, synthetic_features
 from tribev2.viz import brain_frames, save_movie
 
 
-@pytest.fixture(scope="module")
-def prediction(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:  # module scope runs before conftest's per-test cache root
-        patch.setenv("TRIBEV2_CACHE", str(tmp_path_factory.getbasetemp() / "tribev2-cache"))
+def demo_prediction(duration_s: float, cache_root):
+    """A prediction of a small seeded demo model (fsaverage3) from synthetic features; the model is saved under
+    ``cache_root`` (module-scoped fixtures run before conftest points each test at the test cache)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TRIBEV2_CACHE", str(cache_root))
         model = demo_model(n_outputs=2 * 642, hidden=96, depth=1, heads=2, low_rank_head=16,
                            feature_dims={"text": (2, 8), "audio": (2, 8), "video": (2, 8)})
-    return tribev2.predict_features(synthetic_features(model, 12), model=model, atlas=None)
+    return tribev2.predict_features(synthetic_features(model, duration_s), model=model, atlas=None)
+
+
+@pytest.fixture(scope="module")
+def prediction(tmp_path_factory):
+    return demo_prediction(12, tmp_path_factory.getbasetemp() / "tribev2-cache")
 
 
 def test_movie_decodes_with_one_frame_per_time_point(prediction, tmp_path):

@@ -12,8 +12,9 @@ import subprocess
 import numpy as np
 import pytest
 
-import tribev2
-from tribev2.demo import demo_model, synthetic_features
+from test_viz_movie import demo_prediction
+
+from tribev2.data.make_demo_stimulus import write_mp4
 from tribev2.events import events_from
 from tribev2.events.table import make_table, media_row
 from tribev2.viz import save_report
@@ -23,32 +24,20 @@ WORDS = [("hello", 0.5, 0.4), ("brain", 1.2, 0.5), ("how", 2.1, 0.3), ("are", 2.
          ("today", 4.2, 0.5), ("friend", 6.1, 0.6)]
 
 
-def write_video(path, *, seconds=8, fps=10, switch_s=4.0):
-    """A 160 x 120 video, magenta until ``switch_s``, cyan after."""
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
-        for k in range(seconds * fps):
-            image = np.empty((120, 160, 3), np.uint8)
-            image[:] = MAGENTA if k / fps < switch_s else CYAN
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        container.mux(stream.encode(None))
-    return path
+def stimulus_frame(t: float) -> np.ndarray:
+    """A 160 x 120 picture, magenta until 4 s, cyan after."""
+    image = np.empty((120, 160, 3), np.uint8)
+    image[:] = MAGENTA if t < 4.0 else CYAN
+    return image
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     folder = tmp_path_factory.mktemp("report")
-    video = write_video(folder / "stimulus.mp4")
+    video = write_mp4(folder / "stimulus.mp4", stimulus_frame, 8.0)
     events = events_from(make_table([media_row("Video", video, duration=8.0, frequency=10.0)] +
                                     [{"type": "Word", "text": w, "start": s, "duration": d} for w, s, d in WORDS]))
-    with pytest.MonkeyPatch.context() as patch:  # module scope runs before conftest's per-test cache root
-        patch.setenv("TRIBEV2_CACHE", str(tmp_path_factory.getbasetemp() / "tribev2-cache"))
-        model = demo_model(n_outputs=2 * 642, hidden=96, depth=1, heads=2, low_rank_head=16,
-                           feature_dims={"text": (2, 8), "audio": (2, 8), "video": (2, 8)})
-    ds = tribev2.predict_features(synthetic_features(model, 8), model=model, atlas=None)
+    ds = demo_prediction(8, tmp_path_factory.getbasetemp() / "tribev2-cache")
     path = save_report(ds, folder / "report.html", events=events, views=["lateral", "dorsal"], percentile=99,
                        size=(160, 120), frame_width=240)
     return path, ds

@@ -7,11 +7,10 @@ import io
 import numpy as np
 import pytest
 import xarray as xr
+from test_viz_movie import demo_prediction
 from test_viz_static import coloured, desikan, dilate, seen  # noqa: F401  (desikan: the atlas fixture)
 
-import tribev2
 from tribev2.atlas import attach_atlas
-from tribev2.demo import demo_model, synthetic_features
 from tribev2.viz import brain
 from tribev2.viz.viewer import HIGHLIGHT, _choose_backend
 
@@ -175,10 +174,8 @@ def test_viewer_checks_its_arguments(region_dataset):
 
 
 @pytest.mark.slow
-def test_live_trame_viewer_on_a_prediction():
-    model = demo_model(n_outputs=2 * 642, hidden=96, depth=1, heads=2, low_rank_head=16,
-                       feature_dims={"text": (2, 8), "audio": (2, 8), "video": (2, 8)})
-    ds = tribev2.predict_features(synthetic_features(model, 6), model=model, atlas=None)
+def test_live_trame_viewer_on_a_prediction(tmp_path_factory):
+    ds = demo_prediction(6, tmp_path_factory.getbasetemp() / "tribev2-cache")
     viewer = brain(ds, backend="trame", size=(300, 200))
     try:
         assert type(viewer._cortex).__module__.startswith("trame_pyvista")

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .scene import BrainMaps, BrainScene, ColorScale, brain_maps, draw_outlines, region_borders, rgb_colors
+from .scene import BrainScene, ColorScale, brain_maps, draw_outlines, region_borders, rgb_colors
 
 RGB_NAMES = ("red", "green", "blue")  # colours of the three modality channels, in the data's modality order
 
