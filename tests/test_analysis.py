@@ -101,6 +101,10 @@ def test_by_roi_hemispheres_separate_and_unassigned(ds):
     assert separate.prediction.dims == ("time", "hemi", "roi", "subject")
     left = ds.prediction.values[:, (ds.roi.values == "MST") & (ds.hemi.values == "left")].mean(axis=1)
     np.testing.assert_allclose(separate.prediction.sel(hemi="left", roi="MST").values, left, rtol=1e-6)
+    no_right_v1 = ds.isel(vertex=np.flatnonzero((ds.roi.values != "V1") | (ds.hemi.values == "left")))
+    v1 = no_right_v1.tribe.by_roi(hemi="separate").sel(roi="V1")
+    assert np.isnan(v1.prediction.sel(hemi="right")).all() and np.isfinite(v1.prediction.sel(hemi="left")).all()
+    assert v1.n_vertices.values.tolist() == [int(((ds.roi == "V1") & (ds.hemi == "left")).sum()), 0]
     with_wall = ds.prediction.tribe.by_roi(include_unassigned=True)  # a DataArray works too
     assert NO_REGION in with_wall.roi.values and with_wall.sizes["roi"] == 181
     table = ds.tribe.top_rois(4, hemi="separate", absolute=True)

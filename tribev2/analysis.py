@@ -27,7 +27,7 @@ import pandas as pd
 import xarray as xr
 
 from .atlas import DEFAULT_ATLAS, NO_REGION, Atlas, attach_atlas, match_names, region_order
-from .surface import HEMIS, mesh_for_vertices
+from .surface import HEMIS, apply_to_vertices, mesh_for_vertices
 
 _RETRIEVAL_EPS = 1e-15  # as the reference's rank metric: scores = pred · truth / (eps + ‖truth‖)
 
@@ -136,6 +136,8 @@ class _Regions:
         self.names = names
         self.counts = np.asarray(self.matrix.sum(axis=1)).ravel().astype(np.int64)
         self.by_column = self.matrix.tocsc()  # the faster layout for (G, V) @ (V, rest)
+        scale = 1.0 / np.maximum(self.counts, 1)
+        self.averaging = scipy.sparse.diags(scale) @ self.by_column  # (G, V): rows of non-empty groups sum to 1
 
     def members(self) -> list[np.ndarray]:
         """The vertex indices of each group."""
@@ -143,20 +145,18 @@ class _Regions:
 
     def mean(self, data: xr.DataArray) -> xr.DataArray:
         axis = data.get_axis_num("vertex")
-        values = np.moveaxis(np.asarray(data.values, dtype=np.float64), axis, 0)
-        flat = np.ascontiguousarray(values.reshape(values.shape[0], -1))  # (V, rest)
-        finite = np.isfinite(flat)
+        values = np.asarray(data.values, dtype=np.float64)
+        finite = np.isfinite(values)
         if finite.all():
-            sums, counts = self.by_column @ flat, self.counts[:, None].astype(np.float64)
+            means = apply_to_vertices(self.averaging, values, axis)  # (..., G, ...)
+            means[(slice(None),) * axis + (self.counts == 0,)] = np.nan  # a region absent from a hemisphere
         else:
-            sums = self.by_column @ np.where(finite, flat, 0.0)
-            counts = self.by_column @ finite.astype(np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means = sums / counts  # (G, rest); NaN where a group has no finite value
+            sums = apply_to_vertices(self.by_column, np.where(finite, values, 0.0), axis)
+            with np.errstate(invalid="ignore", divide="ignore"):  # NaN where a group has no finite value
+                means = sums / apply_to_vertices(self.by_column, finite.astype(np.float64), axis)
         group_dims = ("hemi", "roi") if self.hemis else ("roi",)
         group_shape = (len(self.hemis), len(self.names)) if self.hemis else (len(self.names),)
-        means = means.reshape(group_shape + values.shape[1:])
-        means = np.moveaxis(means, list(range(len(group_dims))), list(range(axis, axis + len(group_dims))))
+        means = means.reshape(values.shape[:axis] + group_shape + values.shape[axis + 1:])
         dims = data.dims[:axis] + group_dims + data.dims[axis + 1:]
         coords = {name: coord for name, coord in data.coords.items() if "vertex" not in coord.dims}
         coords["roi"] = ("roi", np.array(self.names, dtype=object))

@@ -43,7 +43,7 @@ import pandas as pd
 from xarray.indexes import PandasIndex
 
 from .cache import atomic_path, cache_dir
-from .surface import FSAVERAGE_SIZES, HEMIS, check_mesh
+from .surface import FSAVERAGE_SIZES, HEMIS, check_hemi, check_mesh
 
 NO_REGION = "unassigned"
 DEFAULT_ATLAS = "HCP-MMP1"
@@ -152,7 +152,7 @@ class Atlas:
         mask = np.isin(self.labels, codes)
         if hemi is not None:
             n = self.n_vertices_per_hemi
-            mask[slice(n, None) if _check_hemi(hemi) == "left" else slice(None, n)] = False
+            mask[slice(n, None) if check_hemi(hemi) == "left" else slice(None, n)] = False
         return np.flatnonzero(mask)
 
 
@@ -311,12 +311,6 @@ def _spec(name: str, *, custom: bool) -> AtlasSpec:
         return AtlasSpec(str(name), (str(name),), "")
     raise ValueError(f"unknown atlas {name!r}; known: {', '.join(ATLASES)} (or pass path= to read any "
                      f"FreeSurfer .annot pair)")
-
-
-def _check_hemi(hemi: str) -> str:
-    if hemi not in HEMIS:
-        raise ValueError(f"hemi={hemi!r}: expected 'left' or 'right'")
-    return hemi
 
 
 def _atlas_cache(spec: AtlasSpec) -> Path:

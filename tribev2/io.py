@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 import xarray as xr
 
-from .surface import FSAVERAGE_SIZES, HEMIS, check_mesh, load_surface, mesh_for_vertices
+from .surface import FSAVERAGE_SIZES, HEMIS, apply_to_vertices, check_mesh, load_surface, mesh_for_vertices
 
 NETCDF_ENGINE = "h5netcdf"  # NetCDF-4 with variable-length strings, pure wheels
 
@@ -319,12 +319,10 @@ def resample(data, mesh: str, *, method: str = "nearest", k: int = 5):
                                      shape=(2 * n_target, 2 * n_source))
 
     def apply(variable: xr.DataArray) -> xr.DataArray:
-        axis = variable.get_axis_num("vertex")
-        values = np.moveaxis(np.asarray(variable.values), axis, 0)
-        moved = (matrix @ values.reshape(values.shape[0], -1)).reshape((2 * n_target,) + values.shape[1:])
+        moved = apply_to_vertices(matrix, np.asarray(variable.values), variable.get_axis_num("vertex"))
         dtype = variable.dtype if np.issubdtype(variable.dtype, np.floating) else np.float64
-        return xr.DataArray(np.moveaxis(moved, 0, axis).astype(dtype, copy=False), dims=variable.dims,
-                            attrs=variable.attrs, name=variable.name)
+        return xr.DataArray(moved.astype(dtype, copy=False), dims=variable.dims, attrs=variable.attrs,
+                            name=variable.name)
 
     coords = {"vertex": ("vertex", np.arange(2 * n_target, dtype=np.int64)),
               "hemi": ("vertex", np.array(["left"] * n_target + ["right"] * n_target, dtype=object))}

@@ -92,7 +92,7 @@ def load_surface(mesh: str = "fsaverage5", surface: str = "inflated", hemi: str 
     ``"flat"`` (a cut flat map: same vertices, fewer faces; not available for fsaverage3/4). ``hemi`` is
     ``"left"`` or ``"right"``. Arrays are read-only (meshes are cached); copy them before editing.
     """
-    mesh, hemi = check_mesh(mesh), _check_hemi(hemi)
+    mesh, hemi = check_mesh(mesh), check_hemi(hemi)
     if surface not in SURFACES:
         raise ValueError(f"surface={surface!r}: expected one of {', '.join(map(repr, SURFACES))}")
     if surface == "half-inflated":
@@ -112,15 +112,25 @@ def load_surface(mesh: str = "fsaverage5", surface: str = "inflated", hemi: str 
 
 def load_sulcal_depth(mesh: str = "fsaverage5", hemi: str = "left") -> np.ndarray:
     """FreeSurfer sulcal depth (``sulc``, mm; positive in sulci) per vertex of one hemisphere, ``(N,)``."""
-    mesh, hemi = check_mesh(mesh), _check_hemi(hemi)
+    mesh, hemi = check_mesh(mesh), check_hemi(hemi)
     n = FSAVERAGE_SIZES[mesh]
     return _read_only(_nilearn_map(max(mesh, _NESTED_IN, key=FSAVERAGE_SIZES.get), "sulc", hemi)[:n])
 
 
-def _check_hemi(hemi: str) -> str:
+def check_hemi(hemi: str) -> str:
+    """``hemi`` itself if it is ``"left"`` or ``"right"``."""
     if hemi not in HEMIS:
         raise ValueError(f"hemi={hemi!r}: expected 'left' or 'right'")
     return hemi
+
+
+def apply_to_vertices(matrix, values: np.ndarray, axis: int) -> np.ndarray:
+    """A (sparse) ``matrix (G, V)`` applied along ``axis`` (of length V) of ``values``; G takes its place.
+    The shared step of region means and mesh resampling."""
+    moved = np.moveaxis(values, axis, 0)
+    flat = np.ascontiguousarray(moved.reshape(moved.shape[0], -1))  # (V, rest)
+    result = matrix @ flat  # (G, rest)
+    return np.moveaxis(result.reshape((result.shape[0],) + moved.shape[1:]), 0, axis)
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:
