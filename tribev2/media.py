@@ -35,7 +35,7 @@ class MediaInfo:
     """What :func:`probe` finds in a file. Durations are in seconds."""
 
     path: Path
-    duration: float  # of the container (FFmpeg's "Duration"), or of the audio for soundfile formats
+    duration: float  # of the container as FFmpeg prints it (10-ms steps), or samples / rate for soundfile formats
     fps: float | None = None  # average frame rate of the first video stream
     n_frames: int | None = None  # as the container's header states it (may be absent or approximate)
     width: int | None = None
@@ -84,10 +84,13 @@ def probe(path: str | os.PathLike) -> MediaInfo:
         video = container.streams.video[0] if container.streams.video else None
         audio = container.streams.audio[0] if container.streams.audio else None
         if container.duration is not None:
-            duration = container.duration / 1_000_000  # av.time_base
+            # as `ffmpeg -i` prints it (and moviepy reads it): rounded to 10 ms
+            duration = (container.duration + 5000) // 10000 / 100
         else:
             duration = max((float(s.duration * s.time_base) for s in (video, audio) if s and s.duration),
                            default=0.0)
+        if duration <= 0:
+            raise MediaError(f"{path}: the file does not say how long it is")
         fields = {}
         if video is not None:
             fields.update(fps=_frame_rate(video, path), n_frames=video.frames or None,

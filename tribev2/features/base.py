@@ -436,3 +436,34 @@ def extract_features(events: pd.DataFrame, *, extractors: Sequence[Extractor] | 
     present = set(events["type"].unique())
     return {e.modality: e.extract(events, start, duration) for e in _as_list(extractors)
             if e.event_type in present}
+
+
+RELEASE_SOURCES = {"text": "meta-llama/Llama-3.2-3B", "audio": "facebook/w2v-bert-2.0",
+                   "video": "facebook/vjepa2-vitg-fpc64-256"}
+
+
+def extractors_from_config(config: Mapping[str, Any] | None = None, *, sources: Mapping[str, str] | None = None,
+                           device: str = "auto", dtype: str | torch.dtype = torch.float32,
+                           **options) -> dict[str, Extractor]:
+    """The extractors a checkpoint was trained with, from its ``config.yaml`` (``model.experiment_config``).
+
+    Modalities come from ``data.features_to_use``; model names, layer fractions, frequency and (video) clip
+    duration from ``data.<modality>_feature``; missing values fall back to the release's (``RELEASE_SOURCES``).
+    ``sources`` replaces model names (a hub id or a local folder) per modality; ``options`` (``batch_size``,
+    ``cache``, ``progress``, ...) go to every extractor.
+    """
+    data = (config or {}).get("data") or {}
+    modalities = list(data.get("features_to_use") or RELEASE_SOURCES)
+    unknown = sorted(set(sources or {}) - set(modalities))
+    if unknown:
+        raise ValueError(f"sources for {unknown}: the config's modalities are {modalities}")
+    extractors = {}
+    for modality in modalities:
+        if modality not in Extractor.registry:
+            raise ValueError(f"no feature extractor for the modality '{modality}' (known: {list(Extractor.registry)})")
+        cls = Extractor.registry[modality]
+        settings = {k: v for k, v in cls.options_from_config(data).items() if v is not None}
+        source = (sources or {}).get(modality) or settings.pop("source", None) or RELEASE_SOURCES[modality]
+        settings.pop("source", None)
+        extractors[modality] = cls(source, device=device, dtype=dtype, **{**settings, **options})
+    return extractors

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -153,8 +153,8 @@ class VideoExtractor(EventExtractor):
         return self.group_mean(self.event_state_means(filepath, offset, duration)[:, self.layer_indices]
                                .transpose(0, 1)).permute(0, 2, 1).numpy()
 
-    def event_state_means(self, filepath: str, offset: float, duration: float) -> torch.Tensor:
-        """``(n_bins, n_states, width)``: every hidden state per bin, token-averaged."""
+    def frame_requests(self, filepath: str, offset: float, duration: float) -> np.ndarray:
+        """``(n_bins, frames_per_clip)`` indices of the frames each bin asks for (before the last-frame quirk)."""
         info = probe(filepath)
         if not info.has_video:
             raise ValueError(f"{filepath}: a Video event needs a video stream; the file has none")
@@ -165,12 +165,18 @@ class VideoExtractor(EventExtractor):
         clip = min(duration, info.duration - offset)
         if clip <= 0:
             raise ValueError(f"{filepath}: offset {offset:g} s is past the end of the video ({info.duration:g} s)")
-        requests = frame_index(offset + self.request_times(clip, n_bins), info.fps)  # (n_bins, F)
+        return frame_index(offset + self.request_times(clip, n_bins), info.fps)
+
+    def event_state_means(self, filepath: str, offset: float, duration: float, *,
+                          bins: Sequence[int] | None = None) -> torch.Tensor:
+        """``(n_bins, n_states, width)``: every hidden state per bin (or per bin of ``bins``), token-averaged."""
+        requests = self.frame_requests(filepath, offset, duration)
+        if bins is not None:
+            requests = requests[list(bins)]
         clips = self._clips(filepath, requests)
         out = []
-        batches = range(0, n_bins, self.batch_size)
-        for first in self._bar(batches, desc="video", unit="batch"):
-            batch = torch.stack([next(clips) for _ in range(min(self.batch_size, n_bins - first))])
+        for first in self._bar(range(0, len(requests), self.batch_size), desc="video", unit="batch"):
+            batch = torch.stack([next(clips) for _ in range(min(self.batch_size, len(requests) - first))])
             out.append(self.clip_state_means(self.normalize(batch.to(self.device))).cpu())
         return torch.cat(out)
 
