@@ -64,14 +64,15 @@ def bench_text(minutes: float) -> dict:
 
 
 def bench_soundtrack(video: Path) -> dict:
-    from tribev2.events.media import probe, soundtrack
+    from tribev2.events.media import soundtrack
+    from tribev2.media import probe
 
     info = probe(video)
     began = time.perf_counter()
     soundtrack(info)
     seconds = time.perf_counter() - began
-    return {"video": str(video), "media_seconds": info.duration_s, "seconds": round(seconds, 3),
-            "realtime_factor": round(info.duration_s / seconds, 1)}
+    return {"video": str(video), "media_seconds": info.duration, "seconds": round(seconds, 3),
+            "realtime_factor": round(info.duration / seconds, 1)}
 
 
 def bench_asr(audio: Path | None, speech_seconds: float, model: str | None, device: str) -> dict:

@@ -9,10 +9,11 @@ import soundfile as sf
 
 from tribev2.cache import cache_root
 from tribev2.data.make_demo_stimulus import demo_frame, write_mp4
-from tribev2.events import MediaError, check_events, events_from, probe
+from tribev2.events import check_events, events_from
 from tribev2.events.chunks import chunk_bounds, chunk_media
 from tribev2.events.media import soundtrack
 from tribev2.events.table import make_table, media_row
+from tribev2.media import MediaError, probe
 
 
 def tone(seconds: float, rate: int = 22050) -> np.ndarray:
@@ -42,7 +43,7 @@ def test_chunks_move_start_and_offset_together():
 def test_video_gives_video_and_audio_rows_and_a_cached_soundtrack(tmp_path):
     path = write_mp4(tmp_path / "clip.mp4", lambda t: demo_frame(t, 3.0), 3.0, audio=tone(3.0))
     info = probe(path)
-    assert (info.duration_s, info.frame_rate, info.sample_rate) == (3.0, 10.0, 22050)
+    assert (info.duration, info.fps, info.sample_rate) == (3.0, 10.0, 22050)
     events = events_from(path, transcript=pd.DataFrame({"text": ["hello"], "start": [1.0], "duration": [0.5]}))
     media = events[events["type"].isin(["Audio", "Video"])]
     assert media["type"].tolist() == ["Audio", "Video"]
@@ -79,7 +80,7 @@ def test_audio_only_mp4_is_not_a_video(tmp_path):
 def test_corrupt_files_name_the_file(tmp_path, name, content):
     path = tmp_path / name
     path.write_bytes(content)
-    with pytest.raises(MediaError, match=f"{name}: cannot be read as audio/video"):
+    with pytest.raises(MediaError, match=f"{name}: cannot be read"):
         events_from(path)
     assert leftovers() == []
 

@@ -21,7 +21,8 @@ import pandas as pd
 from .asr import transcribe
 from .chunks import chunk_media
 from .language import add_text_events
-from .media import AUDIO_SUFFIXES, TEXT_SUFFIXES, VIDEO_SUFFIXES, MediaError, probe, soundtrack
+from ..media import MediaError, probe
+from .media import AUDIO_SUFFIXES, TEXT_SUFFIXES, VIDEO_SUFFIXES, soundtrack
 from .table import check_events, make_table, media_row
 from .transcripts import TRANSCRIPT_SUFFIXES, read_transcript, words_from_table
 from .tts import SpeechEngine, synthesize
@@ -64,7 +65,7 @@ def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
         if not text.strip():
             raise ValueError(f"stimulus {path}: the text file is empty; write the text to read aloud in it")
         audio = probe(synthesize(text, language=language, engine=tts, name=path.stem))
-        media = [media_row("Audio", audio.path, duration=audio.duration_s, frequency=audio.sample_rate)]
+        media = [media_row("Audio", audio.path, duration=audio.duration, frequency=audio.sample_rate)]
     elif suffix in VIDEO_SUFFIXES or suffix in AUDIO_SUFFIXES:
         media = _media_rows(probe(path), suffix in VIDEO_SUFFIXES)
     else:
@@ -92,7 +93,7 @@ def _media_rows(info, is_video: bool) -> list[dict]:
     if is_video:
         if not info.has_video:
             raise MediaError(f"{info.path}: has no video stream; pass it as audio (e.g. rename it .m4a)")
-        rows.append(media_row("Video", info.path, duration=info.duration_s, frequency=info.frame_rate))
+        rows.append(media_row("Video", info.path, duration=info.duration, frequency=info.fps))
         if not info.has_audio:
             warnings.warn(f"{info.path} has no audio track: only video features will be computed (no audio, "
                           f"no words)", stacklevel=3)
@@ -100,7 +101,7 @@ def _media_rows(info, is_video: bool) -> list[dict]:
     if info.has_audio:
         wav = soundtrack(info)
         rate = probe(wav).sample_rate
-        rows.insert(0, media_row("Audio", wav, duration=info.duration_s, frequency=rate))
+        rows.insert(0, media_row("Audio", wav, duration=info.duration, frequency=rate))
     elif not is_video:
         raise MediaError(f"{info.path}: has no audio stream")
     return rows
