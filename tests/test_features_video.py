@@ -1,0 +1,143 @@
+"""Video features against the reference fixtures (../shared/features: tiny V-JEPA2 with 64 frames at 256 px,
+a lossless 6-s clip) and a chunk of the end-to-end fixture; bad files.
+
+A forward pass of the fixture model costs seconds on a CPU (8,192 tokens), so the model runs on three bins
+only: the first and last bins of the fixture clip and the first bin of the e2e fixture's second chunk. The
+windows are checked from the fixture's per-bin states through the same layer groups and grid placement.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.numpy import load_file
+
+from test_features_base import SEGMENTS, assert_features_match
+from tribev2.features import VideoExtractor
+from tribev2.features.base import place_on_event_grid
+
+
+@pytest.fixture(scope="module")
+def fixture(shared_dir):
+    root = shared_dir / "features"
+    extractor = VideoExtractor(root / "models" / "vjepa2", device="cpu", progress=False)
+    return extractor, str(root / "stimuli" / "stimulus.mp4"), load_file(str(root / "expected" / "video.safetensors"))
+
+
+def test_frame_times_and_the_last_frame_quirk(fixture):
+    from tribev2.media import iter_frames
+
+    extractor, path, expected = fixture
+    assert (extractor.frames_per_clip, extractor.crop_size, extractor.shortest_edge) == (64, 256, 292)
+    np.testing.assert_array_equal(extractor.request_times(6.0, 12), expected["frame_request_times"])
+    requests = extractor.frame_requests(path, 0.0, 6.0)
+    source = {extractor.resize_crop(frame).numpy().tobytes(): k for k, frame in iter_frames(path)}
+    assert len(source) == 144  # every source frame is distinct, so a frame tells its index
+    used = np.array([[source[frame.numpy().tobytes()] for frame in clip]
+                     for clip in extractor._clips(path, requests)])
+    np.testing.assert_array_equal(used, expected["frame_indices"])
+    assert requests[11, 63] == 144 and used[11, 63] == 142  # past the end: moviepy's previous frame
+
+
+def test_pixels_match_the_reference_processor(fixture):
+    extractor, path, expected = fixture
+    clips = list(extractor._clips(path, extractor.frame_requests(path, 0.0, 6.0)[[0, 11]]))
+    for b, clip in enumerate(clips):
+        for f, frame in enumerate((0, 63)):
+            pixels = extractor.normalize(clip[frame]).numpy()
+            assert_features_match(pixels, expected["pixel_values_bins_first_last_frames_0_63"][b, f])
+
+
+@pytest.mark.parametrize("segment", SEGMENTS)
+def test_windows_from_the_reference_bin_states(fixture, segment):
+    extractor, _, expected = fixture
+    grouped = extractor.group_mean(expected["event_cached_layers_2hz"])  # (G, D, 12)
+    start, duration = SEGMENTS[segment]
+    out = np.zeros(expected[segment].shape, np.float32)
+    place_on_event_grid(out, grouped, event_start=0.0, start=start, frequency=2.0)
+    assert_features_match(out, expected[segment])
+
+
+@pytest.mark.slow
+def test_last_bin_states_match_the_reference(fixture):
+    """All 41 hidden states of the last bin (its final frame repeated by the quirk), token-averaged."""
+    extractor, path, expected = fixture
+    states = extractor.event_state_means(path, 0.0, 6.0, bins=[11])
+    assert_features_match(states.numpy(), expected["bin_all_hidden_states_tokmean"][[11]])
+
+
+@pytest.mark.slow
+def test_extract_matches_the_reference_end_to_end(fixture):
+    """A half-second Video event has one bin, the fixture's first: extract() runs decode, frames, model,
+    layer groups and placement."""
+    extractor, path, expected = fixture
+    events = pd.DataFrame([{"type": "Video", "start": 1.0, "duration": 0.5, "offset": 0.0, "filepath": path}])
+    out = extractor.extract(events, 0.0, 2.0)
+    reference = extractor.group_mean(expected["event_cached_layers_2hz"][..., 0])
+    assert not out[..., [0, 1, 3]].any()
+    assert_features_match(out[..., 2], reference)
+
+
+@pytest.mark.slow
+def test_chunk_start_matches_the_end_to_end_fixture(shared_dir, fixture):
+    """The first bin of the second 60-s chunk (offset 60): its frames are clamped at the chunk start."""
+    extractor = fixture[0]
+    e2e = shared_dir / "e2e"
+    path = str(e2e / "stimulus" / "stimulus.mp4")
+    requests = extractor.frame_requests(path, 60.0, 70.0)
+    assert requests.shape == (140, 64) and (requests[0, :56] == 600).all() and requests[-1, -1] == 1300
+    states = extractor.event_state_means(path, 60.0, 70.0, bins=[0])[0, extractor.layer_indices]  # (20, D)
+    expected = load_file(str(e2e / "expected" / "pr29_dedup.safetensors"))["features_video"]
+    assert_features_match(extractor.group_mean(states).numpy(), expected[0][..., 120])
+
+
+@pytest.fixture(scope="module")
+def demo_video():
+    from tribev2.demo import demo_extractors
+
+    return demo_extractors(device="cpu", progress=False)["video"]
+
+
+def test_final_norm_changes_only_the_last_state(demo_video, tmp_path):
+    from tribev2.features import VideoExtractor
+
+    stimulus = _demo_clip(tmp_path)
+    plain = demo_video.event_state_means(stimulus, 0.0, 2.0)
+    normed = VideoExtractor(demo_video.source, device="cpu", final_norm=True, progress=False)
+    after = normed.event_state_means(stimulus, 0.0, 2.0)
+    np.testing.assert_array_equal(plain[:, :-1], after[:, :-1])
+    assert not torch.allclose(plain[:, -1], after[:, -1])
+    assert normed.fingerprint() != demo_video.fingerprint()
+
+
+def _demo_clip(tmp_path) -> str:
+    """A 2-s, 8-fps clip of moving noise."""
+    import av
+
+    path = tmp_path / "clip.mp4"
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264rgb", rate=8, options={"qp": "0"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "rgb24"
+        for _ in range(16):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return str(path)
+
+
+def test_bad_video(demo_video, tmp_path, shared_dir):
+    wav = str(shared_dir / "features" / "stimuli" / "stimulus.wav")
+    with pytest.raises(ValueError, match="needs a video stream"):
+        demo_video.event_features(wav, 0.0, 2.0)
+    clip = _demo_clip(tmp_path)
+    with pytest.raises(ValueError, match="past the end of the video"):
+        demo_video.event_features(clip, 5.0, 2.0)
+    with pytest.raises(ValueError, match="shorter than one"):
+        demo_video.event_features(clip, 0.0, 0.2)
+    with pytest.raises(ValueError, match="clip_duration"):
+        VideoExtractor(demo_video.source, clip_duration=0.0)
