@@ -91,13 +91,13 @@ def test_untimed_tokens_are_dropped_everywhere(shared_dir, tmp_path):
 
 
 def test_video_events_match_reference(shared_dir):
-    """The e2e stimulus (130-s MP4): Video and Audio chunks [0, 60] [60, 70], the soundtrack decoded
-    bit-exactly, and the corrected words."""
+    """The e2e stimulus (130-s MP4): Video and Audio chunks [0, 60] [60, 70], the soundtrack identical to the
+    WAV the reference wrote (44.1 kHz stereo 16-bit), and the corrected words."""
     folder = shared_dir / "e2e"
     events = events_from(folder / "stimulus" / "stimulus.mp4", transcript=folder / "stimulus" / "whisperx.json")
     assert_same_table(events, pd.read_parquet(folder / "events" / "pr29_dedup.parquet"))
     meta = json.loads((folder / "expected" / "meta.json").read_text())
     wav = events.loc[events["type"] == "Audio", "filepath"].iloc[0]
     samples, rate = sf.read(wav, dtype="int16")
-    assert rate == meta["stimulus"]["audio_rate"]
-    assert hashlib.sha256(samples.tobytes()).hexdigest() == meta["stimulus"]["source_pcm16_mono_sha256"]
+    assert rate == meta["extracted_wav"]["sample_rate"] and list(samples.shape) == meta["extracted_wav"]["shape"]
+    assert hashlib.sha256(samples.tobytes()).hexdigest() == meta["extracted_wav"]["pcm16_interleaved_sha256"]

@@ -50,7 +50,7 @@ def test_video_gives_video_and_audio_rows_and_a_cached_soundtrack(tmp_path):
     assert media["duration"].tolist() == [3.0, 3.0]
     wav = media["filepath"].iloc[0]
     samples, rate = sf.read(wav)
-    assert rate == 22050 and abs(len(samples) / rate - 3.0) < 0.05
+    assert rate == 44100 and samples.shape[1] == 2 and abs(len(samples) / rate - 3.0) < 0.05
     assert soundtrack(info) == type(info.path)(wav)  # decoded once, then reused from the cache
     assert leftovers() == []
 

@@ -14,6 +14,10 @@ from ..media import SOUNDFILE_SUFFIXES, MediaError, MediaInfo, read_audio
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg", ".m4a", ".aac", ".opus")
 TEXT_SUFFIXES = (".txt",)
+# The reference extracts a video's audio with moviepy, which asks ffmpeg for 16-bit PCM at 44.1 kHz in stereo.
+# The audio model's input depends on these samples (a mono track upmixed to stereo is scaled, then rounded).
+SOUNDTRACK_RATE = 44100
+SOUNDTRACK_CHANNELS = 2
 
 
 def file_sha256(path: str | Path) -> str:
@@ -23,8 +27,8 @@ def file_sha256(path: str | Path) -> str:
 
 def soundtrack(info: MediaInfo) -> Path:
     """A WAV the audio features can read: the file itself for WAV/FLAC/MP3/OGG audio, else its audio track
-    decoded once into the cache as 16-bit PCM at the track's own rate and channels (what the reference's
-    ffmpeg extraction writes, without its resampling to 44.1 kHz stereo)."""
+    decoded once into the cache exactly as the reference's extraction writes it: 16-bit PCM, 44.1 kHz, stereo,
+    through FFmpeg's resampler (bit-identical to the reference's file on the end-to-end fixture)."""
     import soundfile
 
     if not info.has_audio:
@@ -33,7 +37,8 @@ def soundtrack(info: MediaInfo) -> Path:
         return info.path
     target = cache_dir("audio") / file_sha256(info.path)[:24] / f"{info.path.stem}.wav"
     if not target.is_file():
-        samples, rate = read_audio(info.path, dtype="int16")
+        samples, rate = read_audio(info.path, sample_rate=SOUNDTRACK_RATE, channels=SOUNDTRACK_CHANNELS,
+                                   dtype="int16")
         with atomic_path(target) as tmp:
             soundfile.write(str(tmp), samples, rate, subtype="PCM_16", format="WAV")
     return target
