@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 import urllib.error
 import urllib.request
 import warnings
@@ -267,3 +268,42 @@ def test_contributions_are_leave_one_modality_out_differences(model, hcp_cache):
     alone = tribev2.contributions({"audio": features["audio"]}, model=model, atlas=None)
     expected = run_by_hand(model, {"audio": features["audio"]}, 10) - run_by_hand(model, {}, 10)
     np.testing.assert_allclose(alone.sel(modality="audio", subject="average").values, expected, atol=2e-5)
+
+
+def test_contributions_from_a_stimulus_match_those_of_its_features(tmp_path):
+    """Events through the demo extractors: the stimulus path (events once, ablations via predict and the feature
+    cache) gives what the features path gives on the same features."""
+    import pandas as pd
+    import soundfile
+
+    from tribev2.demo import demo_extractors
+    from tribev2.features import extract_features, feature_dims
+    from tribev2.media import read_audio
+
+    clip = Path(__file__).resolve().parents[1] / "data" / "demo_stimulus.mp4"
+    pcm, rate = read_audio(clip, dtype="int16")
+    wav = tmp_path / "speech.wav"
+    soundfile.write(str(wav), pcm, rate, subtype="PCM_16")
+    words = ["The", "brain", "hears", "these", "words"]
+    events = pd.DataFrame(
+        [{"type": "Audio", "start": 0.0, "duration": len(pcm) / rate, "offset": 0.0, "filepath": str(wav)}]
+        + [{"type": "Word", "start": 1.0 + 0.6 * i, "duration": 0.4, "text": w, "context": " ".join(words[:i + 1])}
+           for i, w in enumerate(words)])
+    extractors = demo_extractors(device="cpu", progress=False)
+    model = demo_model(feature_dims=feature_dims(extractors), n_outputs=1284, hidden=96, depth=1, heads=2,
+                       low_rank_head=16, device="cpu")
+    chosen = {m: extractors[m] for m in ("text", "audio")}
+
+    from_stimulus = tribev2.contributions(events, model=model, extractors=chosen, atlas=None)
+    assert from_stimulus.modality.values.tolist() == ["text", "audio"] and "words" in from_stimulus.coords
+    features = extract_features(events, extractors=list(chosen.values()), start=0.0, duration=model.config.window_s)
+    from_features = tribev2.contributions(features, model=model, atlas=None,
+                                          duration_s=from_stimulus.attrs["stimulus_duration_s"])
+    np.testing.assert_allclose(from_stimulus.values, from_features.values, atol=1e-6)
+
+    # one modality, the model named by its folder: the no-input baseline loads the model the Dataset records
+    alone = tribev2.contributions(events[events.type == "Word"], model=model.source, extractors=[chosen["text"]],
+                                  atlas=None)
+    expected = tribev2.contributions({"text": features["text"]}, model=model, atlas=None,
+                                     duration_s=alone.attrs["stimulus_duration_s"])
+    np.testing.assert_allclose(alone.values, expected.values, atol=1e-6)

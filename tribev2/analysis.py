@@ -332,25 +332,24 @@ def contributions(source, *, model=None, extractors=None, duration_s: float | No
     if isinstance(source, Mapping):
         if model is None:
             raise ValueError("contributions(features, model=...): features need the brain model they were made for")
-        names = list(source)
         options = dict(model=model, duration_s=duration_s, subjects=subjects, batch_size=batch_size)
 
-        def run(kept: list[str], atlas=None) -> xr.Dataset:
+        def run(kept: Sequence[str], atlas=None) -> xr.Dataset:
             return predict_features({m: source[m] for m in kept}, atlas=atlas, **options)
+        full = run(list(source), atlas)
     else:
         from .events import events_from
-        from .predict import _model_and_extractors, predict
+        from .predict import predict
 
-        model, extractors = _model_and_extractors(model, extractors, device)
-        names = [e.modality for e in extractors]
         events = source if isinstance(source, pd.DataFrame) else events_from(
             source, transcript=transcript, language=language, device=device, progress=progress)
         options = dict(model=model, extractors=extractors, subjects=subjects, batch_size=batch_size,
                        language=language, device=device, progress=progress)
 
-        def run(kept: list[str], atlas=None) -> xr.Dataset:
+        def run(kept: Sequence[str] | None, atlas=None) -> xr.Dataset:
             return predict(events, modalities=kept, atlas=atlas, **options)
-    full = run(names, atlas)
+        full = run(None, atlas)
+    names = full.attrs["modalities"].split(",")  # the modalities that had features
     parts = []
     for name in names:
         rest = [m for m in names if m != name]
@@ -367,10 +366,15 @@ def contributions(source, *, model=None, extractors=None, duration_s: float | No
 
 def _no_input_prediction(model, full: xr.Dataset) -> np.ndarray:
     """The model's output with every modality absent, ``(time, vertex, subject)`` like ``full``: the encoder
-    sees only its position embedding, so every window gives the same output."""
+    sees only its position embedding, so every window gives the same output. ``model``: the model object, or
+    anything else to load the one ``full`` records."""
     import torch
 
+    from .model import TribeModel, load_model
     from .predict import AVERAGE_SUBJECT
+
+    if not isinstance(model, TribeModel):
+        model = load_model(full.attrs["model"], revision=full.attrs.get("model_revision") or None)
 
     config = model.config
     rows = [config.n_subject_rows - 1 if s == AVERAGE_SUBJECT else int(s) for s in full["subject"].values]
