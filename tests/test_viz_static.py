@@ -8,6 +8,7 @@ not medially; left hemisphere on the left of a dorsal view...) hold the cameras 
 
 from __future__ import annotations
 
+import io
 import shutil
 
 import numpy as np
@@ -151,8 +152,9 @@ def test_plot_surface_grid_of_views_and_times(desikan):
     figure = plot_surface(data, time=[2, 4], views=["lateral", "medial"], hemi="left", surface="inflated",
                           threshold=0.5, outlines=desikan, title="grid", size=(240, 180))
     image = figure_pixels(figure)
-    # two rows of 180-px pictures under the titles; two 240-px columns beside row labels and the colorbar
-    assert image.shape == (34 + 2 * 180 + 4, 24 + 2 * 240 + 90, 3)
+    # two rows of 180-px pictures under the title and column titles; two 240-px columns beside row labels and
+    # the colorbar
+    assert image.shape == (4 + 24 + 22 + 2 * 180 + 4, 24 + 2 * 240 + 110, 3)
     panels = [a for a in figure.axes if a.images]
     assert len(panels) == 4
     assert [a.get_title() for a in panels[:2]] == ["t = 2 s", "t = 4 s"]
@@ -160,6 +162,8 @@ def test_plot_surface_grid_of_views_and_times(desikan):
     # rows: lateral, medial; columns: t = 2, 4. STG only laterally; precentral laterally (and a little on top)
     assert colour[0] > 500 and colour[1] > 500 and colour[2] == 0
     assert len(figure.axes) == 5  # four panels and the colorbar
+    from PIL import Image  # notebooks show the figure through its PNG, with or without pyplot
+    assert np.asarray(Image.open(io.BytesIO(figure._repr_png_())).convert("RGB")).shape == image.shape
     assert figure.axes[-1].get_ylabel() == "prediction (a.u.)"
 
 

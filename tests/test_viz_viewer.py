@@ -155,7 +155,9 @@ def test_display_bundle_carries_a_picture(viewer):
     bundle = viewer._repr_mimebundle_()
     data = bundle[0] if isinstance(bundle, tuple) else bundle
     assert "application/vnd.jupyter.widget-view+json" in data
-    assert png_pixels(data["image/png"]).shape == (240, 320, 3)
+    snapshot = png_pixels(data["image/png"])  # the cortex, and the time-course panel beside it
+    assert snapshot.shape == (260, 320 + 420, 3)
+    np.testing.assert_array_equal(snapshot[:240, :320], viewer.image())
 
 
 def test_backend_choice(monkeypatch):

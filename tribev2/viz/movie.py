@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..cache import atomic_path
-from .scene import BrainScene, ColorScale, brain_maps
+from .scene import BrainScene, ColorScale, brain_maps, figure_array
 from .static import _painter
 
 
@@ -79,7 +79,6 @@ def _even(image: np.ndarray) -> np.ndarray:
 
 def _colorbar_strip(scale: ColorScale, width: int, maps, height: int = 56) -> np.ndarray:
     """A white strip ``(height, width, 3)`` with a horizontal colorbar on its right half."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     dpi = 100
@@ -89,9 +88,7 @@ def _colorbar_strip(scale: ColorScale, width: int, maps, height: int = 56) -> np
     label = " ".join(filter(None, [maps.name, f"({maps.units})" if maps.units else ""]))
     if label:
         figure.text(0.5, 0.98, label, fontsize=8, va="top")
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    return figure_array(figure)
 
 
 def _stamp(strip: np.ndarray, text: str) -> np.ndarray:

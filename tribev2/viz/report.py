@@ -147,7 +147,8 @@ _PAGE = """<!DOCTYPE html>
  body { font-family: system-ui, sans-serif; margin: 16px; color: #222; background: #fff; }
  h1 { font-size: 18px; margin: 0 0 2px; } .details { color: #666; font-size: 12px; margin-bottom: 10px; }
  .panels { display: flex; gap: 16px; align-items: flex-start; }
- .panel { display: flex; flex-direction: column; align-items: flex-start; gap: 4px; } .panel h2 { font-size: 13px; margin: 0; color: #555; }
+ .panel { display: flex; flex-direction: column; align-items: flex-start; gap: 4px; }
+ .panel h2 { font-size: 13px; margin: 0; color: #555; }
  .panel.brain { flex: 1 1 0; min-width: 240px; } .panel.brain img { max-width: 100%; height: auto; }
  #frame { background: #000; } #noframe { color: #888; font-size: 13px; padding: 20px; border: 1px dashed #bbb; }
  #now { font-size: 20px; min-height: 28px; font-weight: 600; }
@@ -162,7 +163,8 @@ _PAGE = """<!DOCTYPE html>
 <div class="panels">
  <div class="panel"><h2 id="frameTitle">stimulus</h2><img id="frame" alt="stimulus frame">
   <div id="noframe" hidden>no video in this stimulus</div><div id="now"></div></div>
- <div class="panel brain"><h2 id="brainTitle">predicted BOLD</h2><img id="brain" alt="predicted cortical activity"></div>
+ <div class="panel brain"><h2 id="brainTitle">predicted BOLD</h2>
+  <img id="brain" alt="predicted cortical activity"></div>
 </div>
 <div class="controls"><button id="play">&#9654; play</button><input id="slider" type="range" min="0" value="0">
  <span id="clock"></span></div>

@@ -13,6 +13,7 @@ Everything the figures, the movie, the HTML report and the viewer draw goes thro
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -391,3 +392,33 @@ class BrainScene:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def figure_array(figure) -> np.ndarray:
+    """A matplotlib Figure rasterised to an ``(H, W, 3)`` uint8 array."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def side_by_side(*images: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` images next to each other, top-aligned, on white."""
+    height = max(image.shape[0] for image in images)
+    return np.concatenate([np.pad(image, ((0, height - image.shape[0]), (0, 0), (0, 0)), constant_values=255)
+                           for image in images], axis=1)
+
+
+def png_bytes(image) -> bytes:
+    """PNG bytes of an ``(H, W, 3)`` uint8 array or a matplotlib Figure."""
+    buffer = io.BytesIO()
+    if isinstance(image, np.ndarray):
+        from PIL import Image
+
+        Image.fromarray(image).save(buffer, format="png")
+    else:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(image).print_png(buffer)
+    return buffer.getvalue()

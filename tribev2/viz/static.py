@@ -10,10 +10,18 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from matplotlib.figure import Figure
 
-from .scene import BrainScene, ColorScale, brain_maps, draw_outlines, region_borders, rgb_colors
+from .scene import BrainScene, ColorScale, brain_maps, draw_outlines, png_bytes, region_borders, rgb_colors
 
 RGB_NAMES = ("red", "green", "blue")  # colours of the three modality channels, in the data's modality order
+
+
+class BrainFigure(Figure):
+    """A matplotlib ``Figure`` that shows itself as a PNG in notebooks, with or without pyplot."""
+
+    def _repr_png_(self) -> bytes:
+        return png_bytes(self)
 
 
 def render(data, *, view: str = "lateral", hemi: str = "both", surface: str = "half-inflated", time=None,
@@ -51,8 +59,6 @@ def plot_surface(data, *, time=None, views: str | Sequence[str] = "lateral", hem
     :class:`~tribev2.Atlas` (or atlas name) whose region borders are drawn. ``size``: pixels of one
     hemisphere's picture.
     """
-    from matplotlib.figure import Figure
-
     views = [views] if isinstance(views, str) else list(views)
     maps = brain_maps(data, time=time, subject=subject, mesh=mesh)
     if maps.values.shape[0] > 12:
@@ -63,11 +69,11 @@ def plot_surface(data, *, time=None, views: str | Sequence[str] = "lateral", hem
     with BrainScene(maps.mesh, surface=surface, hemi=hemi, size=size, sulcal=sulcal) as scene:
         paint = _painter(scene, outlines)
         panels = _panels(scene, [paint(scale.colors(v, scene.background)) for v in maps.values], views)
-    figure = _grid_figure(Figure, panels, views, [maps.label(i) for i in range(len(maps.values))], dpi=dpi,
-                          title=title, colorbar_room=colorbar)
+    titles = [maps.label(i) for i in range(len(maps.values))]
+    figure = _grid_figure(panels, views, titles, dpi=dpi, title=title, colorbar_room=colorbar)
     if colorbar:
         width = figure.get_figwidth() * dpi
-        bar = figure.colorbar(scale.mappable(), cax=figure.add_axes((1 - 75 / width, 0.2, 12 / width, 0.6)))
+        bar = figure.colorbar(scale.mappable(), cax=figure.add_axes((1 - 95 / width, 0.2, 12 / width, 0.6)))
         bar.set_label(" ".join(filter(None, [maps.name, f"({maps.units})" if maps.units else ""])))
         if scale.threshold:
             bar.ax.axhspan(-scale.threshold, scale.threshold, color="0.7")
@@ -81,14 +87,13 @@ def plot_contributions(contributions, *, views: str | Sequence[str] = "lateral",
     """Modality contributions as one RGB map (first modality red, second green, third blue: text, audio,
     video for TRIBE v2), like the reference's ``plot_surf_rgb``: each channel scaled to its ``percentile``,
     mixed colours where modalities overlap. ``contributions``: see :func:`modality_channels`."""
-    from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
     views = [views] if isinstance(views, str) else list(views)
     channels, names, mesh = modality_channels(contributions, subject=subject, mesh=mesh)
     with BrainScene(mesh, surface=surface, hemi=hemi, size=size, sulcal=sulcal) as scene:
         panels = _panels(scene, [rgb_colors(channels, scene.background, percentile=percentile)], views)
-    figure = _grid_figure(Figure, panels, views, [""], dpi=dpi, title=title, colorbar_room=False, bottom=30)
+    figure = _grid_figure(panels, views, [""], dpi=dpi, title=title, colorbar_room=False, bottom=30)
     figure.legend(handles=[Patch(color=c, label=m) for m, c in zip(names, RGB_NAMES)], loc="lower center",
                   ncol=3, frameon=False)
     return figure
@@ -144,17 +149,17 @@ def _panels(scene: BrainScene, colour_sets: Sequence[np.ndarray], views: Sequenc
     return grid
 
 
-def _grid_figure(figure_class, panels, views, column_titles, *, dpi, title, colorbar_room, bottom=4):
+def _grid_figure(panels, views, column_titles, *, dpi, title, colorbar_room, bottom=4) -> BrainFigure:
     """A figure of whole pixels: the panel images at their size, room for row labels, titles, a colorbar
     (right) and a legend (``bottom`` pixels)."""
     rows, columns = len(panels), len(panels[0])
     panel_width = max(row[0].shape[1] for row in panels)
     left = 24 if rows > 1 else 0
-    top = 34 if title or any(column_titles) else 4
-    right = 90 if colorbar_room else 0
+    top = 4 + (24 if title else 0) + (22 if any(column_titles) else 0)
+    right = 110 if colorbar_room else 0
     width = left + columns * panel_width + right
     height = top + sum(row[0].shape[0] for row in panels) + bottom
-    figure = figure_class(figsize=(width / dpi, height / dpi), dpi=dpi)
+    figure = BrainFigure(figsize=(width / dpi, height / dpi), dpi=dpi)
     grid = figure.add_gridspec(rows, columns, wspace=0.0, hspace=0.0, left=left / width,
                                right=1 - right / width, top=1 - top / height, bottom=bottom / height,
                                height_ratios=[row[0].shape[0] for row in panels])

@@ -16,12 +16,12 @@ can be driven from code and its state rendered with :meth:`BrainViewer.image`.
 
 from __future__ import annotations
 
-import io
 import os
 
 import numpy as np
 
-from .scene import VIEWS, BrainScene, ColorScale, brain_maps, draw_outlines, region_borders, rgb_colors
+from .scene import (VIEWS, BrainScene, ColorScale, brain_maps, draw_outlines, figure_array, png_bytes,
+                    region_borders, rgb_colors, side_by_side)
 from .static import modality_channels
 
 BACKENDS = ("auto", "static", "trame")
@@ -177,6 +177,10 @@ class BrainViewer:
         self.scene.paint(self.colors())
         return self.scene.image(view, hemis)
 
+    def snapshot(self) -> np.ndarray:
+        """The cortex and the time-course panel side by side in one ``(H, W, 3)`` image."""
+        return side_by_side(self.image(), figure_array(self._timecourse_figure()))
+
     def region_timecourse(self, name: str | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Mean time course over the vertices of region ``name`` (default: the selected one) on the time
         axis of the BOLD signal: ``{"prediction": (times, values)[, "truth": (times, values)]}``, the
@@ -200,8 +204,8 @@ class BrainViewer:
             self.scene.plotter.render()
             self._cortex.viewer.update()
         else:
-            self._cortex.value = _png(self.image())
-        self._plot.value = _png(self._timecourse_figure())
+            self._cortex.value = png_bytes(self.image())
+        self._plot.value = png_bytes(self._timecourse_figure())
         t = self.prediction.times[self.state["time"]]
         self._time_label.value = f"t = {t:g} s (BOLD at {t + self.offset_s:g} s)" if t is not None else ""
 
@@ -302,10 +306,10 @@ class BrainViewer:
 
     # -- display ------------------------------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs):
-        """The widgets, plus a PNG of the cortex for front ends without a live kernel (GitHub, nbviewer)."""
+        """The widgets, plus a PNG snapshot for front ends without a live kernel (GitHub, nbviewer)."""
         bundle = self.widget._repr_mimebundle_(**kwargs)
         data = bundle[0] if isinstance(bundle, tuple) else bundle
-        data["image/png"] = _png(self.image())
+        data["image/png"] = png_bytes(self.snapshot())
         return bundle
 
     def close(self) -> None:
@@ -351,17 +355,3 @@ def _regions(ds, atlas, mesh: str) -> tuple[np.ndarray | None, tuple[str, ...]]:
     names = (NO_REGION,) + tuple(n for n in dict.fromkeys(per_vertex) if n != NO_REGION)
     lookup = {n: i for i, n in enumerate(names)}
     return np.array([lookup[n] for n in per_vertex]), names
-
-
-def _png(image) -> bytes:
-    """PNG bytes of an ``(H, W, 3)`` array or a matplotlib Figure."""
-    buffer = io.BytesIO()
-    if isinstance(image, np.ndarray):
-        from PIL import Image
-
-        Image.fromarray(image).save(buffer, format="png")
-    else:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-        FigureCanvasAgg(image).print_png(buffer)
-    return buffer.getvalue()
