@@ -143,6 +143,7 @@ def test_overlays(region_dataset, desikan):
         green = greenish(viewer.image())
         assert (green & dilate(prediction, 2)).sum() > 0.8 * green.sum() > 100
         assert viewer._cmap.disabled and viewer._limits.disabled
+        assert "green\">audio" in viewer._legend.value
         with pytest.raises(ValueError, match="RGB"):
             viewer.set_colors(cmap="viridis")
         with pytest.raises(ValueError, match="not available"):
@@ -173,6 +174,8 @@ def test_viewer_checks_its_arguments(region_dataset):
         brain(region_dataset, backend="vtk")
     with pytest.raises(ValueError, match="view="):
         brain(region_dataset, view="sideways", backend="static")
+    with pytest.raises(ValueError, match="no 'time' dimension"):
+        brain(region_dataset.isel(time=0), backend="static")
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ import numpy as np
 
 from .scene import (VIEWS, BrainScene, ColorScale, brain_maps, draw_outlines, figure_array, png_bytes,
                     region_borders, rgb_colors, side_by_side)
-from .static import modality_channels
+from .static import RGB_NAMES, modality_channels
 
 BACKENDS = ("auto", "static", "trame")
 PRESETS = {"left lateral": ("lateral", ("left",)), "left medial": ("medial", ("left",)),
@@ -33,7 +33,7 @@ HIGHLIGHT = (0, 200, 60)  # outline of the picked region
 
 
 def brain(ds, *, truth=None, atlas=None, correlation=None, contributions=None, subject=None,
-          view: str = "left lateral", hemi: str = "both", surface: str = "half-inflated", cmap=None,
+          view: str | None = None, hemi: str = "both", surface: str = "half-inflated", cmap=None,
           percentile: float | None = 99.0, threshold: float | None = None, backend: str = "auto",
           size: tuple[int, int] = (640, 440)) -> BrainViewer:
     """An interactive cortex for a prediction Dataset (see the module doc and :class:`BrainViewer`).
@@ -45,7 +45,7 @@ def brain(ds, *, truth=None, atlas=None, correlation=None, contributions=None, s
     Dataset's ``roi`` coordinate). ``correlation``: a map ``(vertex,)``, e.g.
     ``tribev2.evaluate(ds, truth).pearson_r``. ``contributions``: what :func:`tribev2.contributions` returns
     (or per-modality maps), shown as RGB (see :func:`tribev2.viz.static.modality_channels`). ``view``: a
-    preset of :data:`PRESETS`. ``percentile``/``threshold``/``cmap`` (a matplotlib colormap name): initial
+    preset of :data:`PRESETS` (default: the lateral view of the left, or only, hemisphere). ``percentile``/``threshold``/``cmap`` (a matplotlib colormap name): initial
     colours. ``backend``: ``"trame"`` (live 3-D, needs a browser and ``pyvista[jupyter]``), ``"static"``
     (images re-rendered off-screen) or ``"auto"`` (trame inside a Jupyter server session when trame is
     installed, else static).
@@ -59,11 +59,14 @@ class BrainViewer:
     """State and widgets of :func:`brain`. ``widget`` is the ipywidgets box; the viewer displays as it."""
 
     def __init__(self, ds, *, truth=None, atlas=None, correlation=None, contributions=None, subject=None,
-                 view="left lateral", hemi="both", surface="half-inflated", cmap=None, percentile=99.0,
+                 view=None, hemi="both", surface="half-inflated", cmap=None, percentile=99.0,
                  threshold=None, backend="auto", size=(640, 440)):
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r}: expected one of {', '.join(map(repr, BACKENDS))}")
         self.prediction = brain_maps(ds, subject=subject)
+        if self.prediction.times[0] is None:
+            raise ValueError("brain() follows a prediction over time and the data has no 'time' dimension; draw a "
+                             "single map with viz.plot_surface, or give it to brain() as correlation=")
         self.mesh = self.prediction.mesh
         self.offset_s = float(ds["time"].attrs.get("hemodynamic_offset_s", 0.0)) if "time" in ds.coords else 0.0
         self.truth = _truth_maps(truth, self.mesh) if truth is not None else None
@@ -76,8 +79,9 @@ class BrainViewer:
             self.overlays["correlation"] = brain_maps(correlation, mesh=self.mesh).values[:1]
         if contributions is not None:
             channels, self.modalities, _ = modality_channels(contributions, subject=subject, mesh=self.mesh)
-            self.overlays["contributions"] = channels
+            self.overlays["contributions"] = channels  # (V, 3): the modalities as red, green, blue
         self.percentile = percentile
+        view = view or ("right lateral" if hemi == "right" else "left lateral")
         self.state = {"time": 0, "view": view, "overlay": "prediction", "outlines": False, "region": None}
         self.scales = {name: ColorScale.for_values(values, cmap=cmap, percentile=percentile, threshold=threshold)
                        for name, values in self.overlays.items() if name != "contributions"}
@@ -89,8 +93,7 @@ class BrainViewer:
     # -- state changes (the widgets call these) -----------------------------------------------------------------
     def set_time(self, time_s: float) -> None:
         """Show the time point nearest to ``time_s`` seconds."""
-        times = np.asarray([t if t is not None else 0.0 for t in self.prediction.times])
-        self._show_time_index(int(np.abs(times - time_s).argmin()))
+        self._show_time_index(int(np.abs(np.asarray(self.prediction.times) - time_s).argmin()))
 
     def _show_time_index(self, index: int) -> None:
         self.state["time"] = index
@@ -110,6 +113,8 @@ class BrainViewer:
         self.state["overlay"] = name
         self._sync(self._overlay, value=name)
         self._sync_scale_widgets()
+        self._legend.value = "" if name != "contributions" else " ".join(
+            f'<b style="color:{colour}">{modality}</b>' for modality, colour in zip(self.modalities, RGB_NAMES))
         self.refresh()
 
     def set_colors(self, *, cmap=None, vmin: float | None = None, vmax: float | None = None,
@@ -207,7 +212,7 @@ class BrainViewer:
             self._cortex.value = png_bytes(self.image())
         self._plot.value = png_bytes(self._timecourse_figure())
         t = self.prediction.times[self.state["time"]]
-        self._time_label.value = f"t = {t:g} s (BOLD at {t + self.offset_s:g} s)" if t is not None else ""
+        self._time_label.value = f"t = {t:g} s (BOLD at {t + self.offset_s:g} s)"
 
     # -- widgets ------------------------------------------------------------------------------------------------
     def _build_widgets(self) -> None:
@@ -222,6 +227,7 @@ class BrainViewer:
         self._time_label = w.Label()
         self._view = w.Dropdown(options=list(PRESETS), value=self.state["view"], description="view")
         self._overlay = w.Dropdown(options=list(self.overlays), value="prediction", description="overlay")
+        self._legend = w.HTML()  # the RGB key of the contributions overlay
         self._cmap = w.Dropdown(options=sorted(set(CMAPS) | {str(s.cmap) for s in self.scales.values()}),
                                 description="colormap")
         self._limits = w.FloatRangeSlider(description="limits", continuous_update=False, readout_format=".3g")
@@ -244,7 +250,8 @@ class BrainViewer:
                                (self._limits, lambda v: self.set_colors(vmin=v[0], vmax=v[1])),
                                (self._threshold, lambda v: self.set_colors(threshold=v))):
             widget.observe(lambda change, action=action: self._quiet or action(change["new"]), "value")
-        controls = w.VBox([w.HBox([play, self._time, self._time_label]), w.HBox([self._view, self._overlay]),
+        controls = w.VBox([w.HBox([play, self._time, self._time_label]),
+                           w.HBox([self._view, self._overlay, self._legend]),
                            w.HBox([self._cmap, self._limits]), w.HBox([self._threshold, self._outlines]),
                            self._region])
         self.widget = w.VBox([w.HBox([self._cortex, self._plot]), controls])
@@ -295,8 +302,7 @@ class BrainViewer:
             return figure
         for key, (times, values) in self.region_timecourse(region).items():
             ax.plot(times, values, label=key, lw=1.5, ls="-" if key == "prediction" else "--")
-        if t_now is not None:
-            ax.axvline(t_now + self.offset_s, color="0.3", lw=1)
+        ax.axvline(t_now + self.offset_s, color="0.3", lw=1)
         ax.set_title(f"{region}: mean over {int((self.labels == self.region_names.index(region)).sum())} vertices",
                      fontsize=9)
         ax.set_xlabel("BOLD time (s after stimulus onset)", fontsize=8)
