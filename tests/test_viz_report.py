@@ -40,7 +40,7 @@ def report(tmp_path_factory):
     ds = demo_prediction(8, tmp_path_factory.getbasetemp() / "tribev2-cache")
     path = save_report(ds, folder / "report.html", events=events, views=["lateral", "dorsal"], percentile=99,
                        size=(160, 120), frame_width=240)
-    return path, ds
+    return path, ds, events
 
 
 def page_data(path):
@@ -59,7 +59,7 @@ def near(image, colour, tolerance=40):
 
 
 def test_frames_words_and_brains_line_up_per_tr(report):
-    path, ds = report
+    path, ds, _ = report
     data = page_data(path)
     assert data["times"] == list(range(8)) and data["tr"] == 1.0 and data["offset"] == 5.0
     assert len(data["brain"]) == len(data["frames"]) == 8
@@ -82,7 +82,7 @@ def test_report_opens_in_chromium_and_shows_frame_and_brain(report, require_prog
     from PIL import Image
 
     chromium = require_program("chromium")
-    path, _ = report
+    path, _, _ = report
     brain = decode(page_data(path)["brain"][6])
     for hash_time, colour, absent in (("#t=2", MAGENTA, CYAN), ("#t=6", CYAN, MAGENTA)):
         shot = tmp_path / f"shot{hash_time[3:]}.png"
@@ -108,10 +108,12 @@ def test_report_opens_in_chromium_and_shows_frame_and_brain(report, require_prog
 
 
 def test_report_without_events_shows_the_brain_alone(report, tmp_path):
-    _, ds = report
-    path = save_report(ds.drop_vars([c for c in ds.coords if c.startswith("event") or c in ("tr_events", "words")],
-                                    errors="ignore"), tmp_path / "plain.html", size=(120, 90))
+    _, ds, events = report
+    path = save_report(ds, tmp_path / "plain.html", size=(120, 90))  # a predict_features Dataset: no events
     data = page_data(path)
     assert data["frames"] == [None] * 8 and data["words"] == [] and len(data["brain"]) == 8
     with pytest.raises(ValueError, match=r"\.html"):
         save_report(ds, tmp_path / "report.pdf")
+    moved = events.assign(filepath=events["filepath"].where(events["type"] != "Video", "/nowhere/clip.mp4"))
+    with pytest.raises(FileNotFoundError, match="pass video="):
+        save_report(ds, tmp_path / "moved.html", events=moved)

@@ -84,6 +84,10 @@ def _video_rows(table, video) -> list[tuple[float, float, float, str]]:
     if table is None:
         return []
     rows = table[table["type"] == "Video"]
+    missing = sorted({str(f) for f in rows["filepath"] if not Path(str(f)).is_file()})
+    if missing:
+        raise FileNotFoundError(f"the stimulus video {', '.join(missing)} is not where the events table says; "
+                                f"pass video=<its new path> to save_report")
     return [(float(s), float(s + d), float(o) if np.isfinite(o) else 0.0, str(f))
             for s, d, o, f in zip(rows["start"], rows["duration"], rows["offset"], rows["filepath"])]
 
