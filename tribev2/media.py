@@ -179,12 +179,14 @@ def frame_index(times: np.ndarray | float, fps: float) -> np.ndarray:
     return (np.asarray(times, dtype=np.float64) * fps + 1e-5).astype(np.int64)
 
 
-def iter_frames(path: str | os.PathLike, *, first: int = 0, last: int | None = None
+def iter_frames(path: str | os.PathLike, *, first: int = 0, last: int | None = None, as_array: bool = True
                 ) -> Iterator[tuple[int, np.ndarray]]:
     """Stream ``(index, RGB uint8 (H, W, 3))`` for frames ``first..last`` (inclusive; ``None``: to the end).
 
     Frame ``k`` is the one shown at ``k / fps`` (its presentation time, from the stream start). Decoding seeks
-    to the keyframe before ``first`` and runs forward, so only the requested span is decoded.
+    to the keyframe before ``first`` and runs forward, so only the requested span is decoded. With
+    ``as_array=False`` the frames come as ``av.VideoFrame`` (``.to_ndarray(format="rgb24")`` converts one), so
+    that frames a caller skips are never converted.
     """
     import av
 
@@ -208,7 +210,7 @@ def iter_frames(path: str | os.PathLike, *, first: int = 0, last: int | None = N
                     continue
                 if last is not None and index > last:
                     break
-                yield index, frame.to_ndarray(format="rgb24")
+                yield index, frame.to_ndarray(format="rgb24") if as_array else frame
         except av.error.FFmpegError as err:
             raise MediaError(f"{path}: the video stream cannot be decoded ({err})") from err
         if decoded == 0:

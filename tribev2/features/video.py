@@ -209,16 +209,16 @@ class VideoExtractor(EventExtractor):
 
 
 def _frames_at(filepath: str, needed: np.ndarray, prepare) -> Iterator[tuple[int, torch.Tensor]]:
-    """``(index, prepare(frame))`` for each needed index that the file holds, in order. An index that falls in
-    a gap of the stream (variable frame rate) gets the frame shown at that time: the last one before it."""
+    """``(index, prepare(RGB frame))`` for each needed index that the file holds, in order. An index that falls
+    in a gap of the stream (variable frame rate) gets the frame shown at that time: the last one before it."""
     position, previous = 0, None
-    for index, frame in iter_frames(filepath, first=int(needed[0]), last=int(needed[-1])):
+    for index, frame in iter_frames(filepath, first=int(needed[0]), last=int(needed[-1]), as_array=False):
         prepared = None
         while position < len(needed) and needed[position] <= index:
             if needed[position] == index:
-                prepared = prepared if prepared is not None else prepare(frame)
+                prepared = prepared if prepared is not None else prepare(frame.to_ndarray(format="rgb24"))
                 yield int(needed[position]), prepared
             elif previous is not None:
-                yield int(needed[position]), prepare(previous)
+                yield int(needed[position]), prepare(previous.to_ndarray(format="rgb24"))
             position += 1
         previous = frame
