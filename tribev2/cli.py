@@ -1,11 +1,67 @@
-"""The ``tribev2`` command line: a thin layer over the public functions."""
+"""The ``tribev2`` command line: a thin layer over the public functions.
+
+Commands: ``predict`` (a stimulus file -> predictions as NetCDF or Zarr), ``convert`` (checkpoint -> safetensors
+form) and ``doctor`` (what is installed, what is missing, and how to get it).
+
+Exit codes: 0 success; 1 an unexpected error (a bug: the traceback is printed); 2 bad input (a file that is
+missing, unreadable or of the wrong kind, a bad option); 3 a model or program that is not available (offline,
+gated, not installed); for ``doctor``, 1 when a check failed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
+import shutil
 import sys
+from pathlib import Path
+
+from .atlas import DEFAULT_ATLAS
+
+EXIT_BAD_INPUT = 2
+EXIT_UNAVAILABLE = 3
+_EPILOG = ("exit codes: 0 success; 1 unexpected error (a bug); 2 bad input (missing, unreadable or unsupported "
+           "file, bad option); 3 a model or program is not available (offline, gated, not installed).")
 
 
+# -- predict ---------------------------------------------------------------------------------------------------
+def _predict(args: argparse.Namespace) -> int:
+    from . import predict, save_dataset
+    from .predict import events_table
+
+    output = Path(args.output or Path(args.stimulus).with_suffix(".nc").name)
+    if output.suffix not in (".nc", ".zarr"):
+        raise ValueError(f"--output {output}: expected a .nc (NetCDF) or .zarr (Zarr) path")
+    ds = predict(args.stimulus, model=args.model, extractors=_extractors(args), modalities=args.modalities,
+                 transcript=args.transcript, language=args.language, asr_model=args.asr_model,
+                 subjects=_subjects(args.subjects),
+                 atlas=None if args.atlas.lower() == "none" else args.atlas, cache_dir=args.cache_dir,
+                 device=args.device, progress=not args.quiet, batch_size=args.batch_size)
+    save_dataset(ds, output)
+    if args.events:
+        events_table(ds).to_csv(args.events, sep="\t", index=False)
+    if not args.quiet:
+        print(f"wrote {output}: prediction {dict(ds.prediction.sizes)} on {ds.attrs['mesh']}, "
+              f"{ds.sizes['event']} events, modalities {ds.attrs['modalities']}")
+    return 0
+
+
+def _extractors(args: argparse.Namespace) -> dict | None:
+    sources = {"text": args.text_model, "audio": args.audio_model, "video": args.video_model}
+    return {m: source for m, source in sources.items() if source} or None
+
+
+def _subjects(value: str):
+    if value in ("average", "all"):
+        return value
+    try:
+        return [s if s == "average" else int(s) for s in value.split(",")]
+    except ValueError:
+        raise ValueError(f"--subjects {value!r}: expected 'average', 'all' or comma-separated row numbers") from None
+
+
+# -- convert ---------------------------------------------------------------------------------------------------
 def _convert(args: argparse.Namespace) -> int:
     from .model import convert
 
@@ -14,27 +70,221 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- doctor ----------------------------------------------------------------------------------------------------
+def _doctor(args: argparse.Namespace) -> int:
+    checks = [_check_python_packages, _check_device, _check_espeak, _check_spacy, _check_whisper, _check_chromium,
+              _check_caches, _check_hub]
+    failed = 0
+    for check in checks:
+        for status, name, detail in check():
+            failed += status == "missing"
+            print(f"[{status:^7}] {name}: {detail}")
+    print("everything needed is there" if not failed else f"{failed} thing(s) missing: see the lines above")
+    return 1 if failed else 0
+
+
+def _check_python_packages():
+    for module, extra, purpose in (("av", "media", "video and audio decoding"),
+                                   ("soundfile", "media", "audio files"),
+                                   ("faster_whisper", "media", "speech recognition"),
+                                   ("spacy", "media", "sentence splitting"),
+                                   ("pyvista", "viz", "3-D cortex views")):
+        try:
+            version = getattr(importlib.import_module(module), "__version__", "installed")
+            yield "ok", module, f"{version} ({purpose})"
+        except ImportError:
+            yield "missing", module, f"needed for {purpose}: pip install 'tribev2[{extra}]'"
+
+
+def _check_device():
+    import torch
+
+    if torch.cuda.is_available():
+        yield "ok", "GPU", f"CUDA: {torch.cuda.get_device_name(0)} (torch {torch.__version__})"
+    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        yield "ok", "GPU", f"Apple MPS (torch {torch.__version__})"
+    else:
+        yield "note", "GPU", (f"none: everything runs on the CPU (torch {torch.__version__}); the released "
+                              f"extractors are slow there, consider a CUDA machine")
+
+
+def _check_espeak():
+    if shutil.which("espeak-ng"):
+        yield "ok", "espeak-ng", f"{shutil.which('espeak-ng')} (reads .txt stimuli aloud)"
+    else:
+        yield "missing", "espeak-ng", ("needed to read .txt stimuli aloud: apt-get install espeak-ng (Debian/Ubuntu), "
+                                       "brew install espeak-ng (macOS); media files and transcripts work without it")
+
+
+def _check_spacy():
+    from .events.language import spacy_pipeline_name
+
+    name = spacy_pipeline_name("english")
+    if name is None:
+        yield "missing", "spaCy English pipeline", ("none installed: sentences would be split by rules; "
+                                                    "python -m spacy download en_core_web_lg (the reference's)")
+    elif "_lg" in name:
+        yield "ok", "spaCy English pipeline", name
+    else:
+        yield "note", "spaCy English pipeline", (f"{name} (the reference used en_core_web_lg: python -m spacy "
+                                                 f"download en_core_web_lg)")
+
+
+def _check_whisper():
+    from .events.asr import WHISPER_MODEL_VARIABLE, packaged_tiny_whisper, whisper_model_name
+
+    name = whisper_model_name()
+    local = Path(name).expanduser()
+    if local.exists():
+        found = (local / "model.bin").is_file()
+    else:
+        from faster_whisper.utils import _MODELS
+        from huggingface_hub import try_to_load_from_cache
+
+        found = isinstance(try_to_load_from_cache(_MODELS.get(name, name), "model.bin"), str)
+    if found:
+        yield "ok", "Whisper model", f"{name} (speech recognition)"
+    else:
+        tiny = packaged_tiny_whisper()
+        hint = f"; an offline tiny.en model is at {tiny}" if tiny else ""
+        yield "note", "Whisper model", (f"{name} is not downloaded yet: it downloads on first use (about 3 GB for "
+                                        f"large-v3), or set {WHISPER_MODEL_VARIABLE} to a local model{hint}")
+
+
+def _check_chromium():
+    found = next((shutil.which(p) for p in ("chromium", "chromium-browser", "google-chrome") if shutil.which(p)), None)
+    if found:
+        yield "ok", "chromium", f"{found} (HTML reports to PDF/PNG)"
+    else:
+        yield "note", "chromium", "not found: only needed to render HTML reports (apt-get install chromium)"
+
+
+def _check_caches():
+    from .cache import cache_root
+
+    root = cache_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / ".doctor-write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        yield "missing", "cache", f"{root} is not writable ({err}); set TRIBEV2_CACHE to a writable folder"
+        return
+    size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    yield "ok", "cache", f"{root} ({size / 1e6:.1f} MB; TRIBEV2_CACHE moves it)"
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    yield "ok", "Hugging Face cache", HF_HUB_CACHE
+
+
+def _check_hub():
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    from .model.loading import CHECKPOINT_FILE, DEFAULT_SOURCE
+
+    cached = isinstance(try_to_load_from_cache(DEFAULT_SOURCE, CHECKPOINT_FILE), str)
+    weights = os.environ.get("TRIBEV2_WEIGHTS")
+    if weights:
+        yield "ok", "brain weights", f"TRIBEV2_WEIGHTS={weights}"
+    elif cached:
+        yield "ok", "brain weights", f"{DEFAULT_SOURCE} is in the Hugging Face cache"
+    if constants.HF_HUB_OFFLINE:
+        yield "note", "Hugging Face Hub", "offline (HF_HUB_OFFLINE=1): only cached models can be used"
+        if not weights and not cached:
+            yield "missing", "brain weights", f"{DEFAULT_SOURCE} is not cached; download it once while online"
+        return
+    from huggingface_hub import auth_check
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
+
+    for repo, what in ((DEFAULT_SOURCE, "brain weights"), ("meta-llama/Llama-3.2-3B", "text model (gated)")):
+        try:
+            auth_check(repo)
+            yield "ok", "Hugging Face Hub", f"{repo} reachable ({what})"
+        except GatedRepoError:
+            yield "missing", "Hugging Face Hub", (f"{repo} is gated: request access on its page and log in with "
+                                                  f"`hf auth login` ({what})")
+        except (HfHubHTTPError, OSError) as err:
+            yield "missing", "Hugging Face Hub", f"{repo} not reachable ({type(err).__name__}): check the network"
+
+
+# -- the parser ------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tribev2", description="Run the TRIBE v2 brain-encoding model.")
+    parser = argparse.ArgumentParser(prog="tribev2", description="Run the TRIBE v2 brain-encoding model.",
+                                     epilog=_EPILOG)
     sub = parser.add_subparsers(dest="command", required=True)
+
+    predict = sub.add_parser(
+        "predict", help="predict cortical activity for a video, audio, text or transcript file", epilog=_EPILOG,
+        description="Stimulus -> events (audio track, words from speech recognition or a transcript, sentences) "
+                    "-> features per 100-s window -> brain model -> a Dataset (time x vertex x subject) with the "
+                    "events, written as NetCDF (.nc, default) or Zarr (.zarr). Open it with "
+                    "tribev2.open_dataset.")
+    predict.add_argument("stimulus", help="video (.mp4 .mkv .mov .avi .webm), audio (.wav .mp3 .flac .ogg .m4a), "
+                                          "text (.txt: read aloud, then transcribed), transcript (.json .tsv .csv "
+                                          ".srt .vtt) or events table (.parquet, or .tsv with a 'type' column)")
+    predict.add_argument("-o", "--output", help="where to write: .nc (NetCDF) or .zarr (default: <stimulus>.nc "
+                                                "in the current folder)")
+    predict.add_argument("--transcript", help="words with timings for the stimulus' speech (whisperX JSON, word "
+                                              "list TSV/CSV/JSON, SRT/WebVTT): skips speech recognition")
+    predict.add_argument("--language", default="english", help="language of the speech (default: english)")
+    predict.add_argument("--model", help="brain weights: a folder (config.yaml + best.ckpt or model.safetensors), "
+                                         "a Hugging Face repo id, or 'demo' (default: $TRIBEV2_WEIGHTS, else "
+                                         "facebook/tribev2)")
+    predict.add_argument("--text-model", help="text feature model (folder or hub id) instead of the one the "
+                                              "brain's config.yaml names (default: $TRIBEV2_EXTRACTORS=demo for the "
+                                              "demo extractors)")
+    predict.add_argument("--audio-model", help="audio feature model (folder or hub id)")
+    predict.add_argument("--video-model", help="video feature model (folder or hub id)")
+    predict.add_argument("--modalities", type=lambda s: [m.strip() for m in s.split(",") if m.strip()],
+                         help="comma-separated subset of text,audio,video to use (the others count as missing)")
+    predict.add_argument("--asr-model", help="Whisper model for speech recognition: a faster-whisper name "
+                                             "(large-v3, tiny.en, ...) or folder (default: $TRIBEV2_WHISPER_MODEL, "
+                                             "else large-v3)")
+    predict.add_argument("--subjects", default="average",
+                         help="'average' (default: the shared row for new people), 'all', or row numbers 0,1,...")
+    predict.add_argument("--atlas", default=DEFAULT_ATLAS, help=f"parcellation for the roi coordinate (default: "
+                         f"{DEFAULT_ATLAS}; see tribev2.load_atlas), or 'none'")
+    predict.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, "
+                                                          "cuda:1, mps")
+    predict.add_argument("--batch-size", type=int, default=8, help="windows per brain-model batch (default: 8)")
+    predict.add_argument("--cache-dir", help="cache root for this run (default: $TRIBEV2_CACHE, else "
+                                             "~/.cache/tribev2)")
+    predict.add_argument("--events", help="also write the events table to this TSV file")
+    predict.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
+    predict.set_defaults(run=_predict)
 
     convert = sub.add_parser("convert", help="write model.safetensors + build_args.json + config.yaml from a "
                                              "best.ckpt folder or hub repo id",
                              description="Convert a Lightning checkpoint (config.yaml + best.ckpt) into the "
-                                         "safetensors form. The converted folder loads to identical weights.")
+                                         "safetensors form. The converted folder loads to identical weights.",
+                             epilog=_EPILOG)
     convert.add_argument("source", help="folder holding config.yaml and best.ckpt, or a Hugging Face repo id")
     convert.add_argument("output", help="folder to write (created if missing)")
     convert.set_defaults(run=_convert)
+
+    doctor = sub.add_parser("doctor", help="check what is installed and say what is missing",
+                            description="Checks the Python media packages, GPU, espeak-ng, spaCy pipelines, the "
+                                        "Whisper model, chromium, the caches and Hugging Face Hub access "
+                                        "(no network call when HF_HUB_OFFLINE=1). Exit code 1 if something "
+                                        "needed is missing.")
+    doctor.set_defaults(run=_doctor)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .events import ModelUnavailableError
+    from .features import ExtractorLoadError
+
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except (ModelUnavailableError, ExtractorLoadError) as err:
+        print(f"tribev2 {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except (FileNotFoundError, ValueError) as err:
         print(f"tribev2 {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

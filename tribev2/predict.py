@@ -191,23 +191,25 @@ EXTRACTORS_VARIABLE = "TRIBEV2_EXTRACTORS"
 
 def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
             modalities: Sequence[str] | None = None, transcript=None, language: str = "english",
-            subjects: str | Sequence[int | str] = AVERAGE_SUBJECT, atlas: str | Atlas | None = DEFAULT_ATLAS,
+            asr_model: str | None = None, subjects: str | Sequence[int | str] = AVERAGE_SUBJECT, atlas: str | Atlas | None = DEFAULT_ATLAS,
             cache_dir: str | None = None, device: str = "auto", progress: bool = True,
             batch_size: int = 8) -> xr.Dataset:
     """Predicted cortical activity for a stimulus: ``ds = tribev2.predict("clip.mp4")``.
 
     ``stimulus``: a video, audio or text file, a transcript, or an events table (see
     :func:`tribev2.events_from`; ``transcript=`` gives the words of a media file and skips speech recognition,
-    ``language=`` is the speech's language). The events are cut into the model's windows
+    ``language=`` is the speech's language, ``asr_model=`` the Whisper model). The events are cut into the model's windows
     (``model.config.window_s``, 100 s, from 0, as the reference); each window's features come from
     :func:`tribev2.features.extract_features` and go through the brain model
     (:func:`predict_features`). One TR per ``model.config.tr_s`` from 0 to the end of the last event.
 
-    ``model``: a loaded model, a folder or hub id, or None for ``$TRIBEV2_WEIGHTS`` (a folder, a hub id, or
-    ``demo`` for :func:`tribev2.demo.demo_model` fitted to the extractors), else the released weights.
-    ``extractors``: feature extractors (a list or ``{modality: extractor}``), or None for
-    ``$TRIBEV2_EXTRACTORS`` (``demo``: :func:`tribev2.demo.demo_extractors`), else those the model's
-    ``config.yaml`` names. ``modalities`` keeps only some of them (the others count as missing).
+    ``model``: a loaded model, a folder or hub id, ``"demo"``, or None for ``$TRIBEV2_WEIGHTS`` (the same
+    choices), else the released weights (``facebook/tribev2``). ``"demo"`` is :func:`tribev2.demo.demo_model`
+    (untrained, seeded) fitted to the extractors, with the demo extractors unless others are given.
+    ``extractors``: feature extractors (a list or ``{modality: extractor}``); ``{modality: model}`` (hub id or
+    folder) to replace the model names of the checkpoint's ``config.yaml``; or None for ``$TRIBEV2_EXTRACTORS``
+    (``demo``: :func:`tribev2.demo.demo_extractors`), else those ``config.yaml`` names. ``modalities`` keeps
+    only some of them (the others count as missing).
     ``cache_dir`` overrides the cache root (``$TRIBEV2_CACHE``) for this call.
 
     The returned Dataset has the ``design.md`` schema plus the events: coordinates ``event_<column>`` along
@@ -218,10 +220,10 @@ def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
     from .events import events_from
     from .events.media import file_sha256
     from .events.table import timeline_stop
-    from .features import check_compatible, extract_features
+    from .features import check_compatible
 
     with _cache_root(cache_dir):
-        model, extractors = _model_and_extractors(model, extractors, device)
+        model, extractors = _model_and_extractors(model, extractors, device, progress)
         if modalities is not None:
             unknown = sorted(set(modalities) - {e.modality for e in extractors})
             if unknown:
@@ -229,23 +231,34 @@ def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
                                  f"{[e.modality for e in extractors]}")
             extractors = [e for e in extractors if e.modality in modalities]
         check_compatible(extractors, model)
-        events = events_from(stimulus, transcript=transcript, language=language, device=device, progress=progress)
-        duration = timeline_stop(events)
-        window_s = model.config.window_s
-        starts = window_s * np.arange(max(1, math.ceil(duration / window_s - 1e-9)))
-        per_window = [extract_features(events, extractors=extractors, start=float(s), duration=window_s)
-                      for s in _progress(starts, progress, "windows")]
-        if not per_window[0]:
+        events = events_from(stimulus, transcript=transcript, language=language, asr_model=asr_model, device=device,
+                             progress=progress)
+        features = window_features(events, extractors=extractors, window_s=model.config.window_s,
+                                   progress=progress)
+        if not features:
             raise ValueError(f"{_describe(stimulus)}: none of the extractors ({[e.modality for e in extractors]}) "
                              f"has events to read (types present: {sorted(set(events['type']))})")
-        features = {m: np.concatenate([w[m] for w in per_window], axis=-1) for m in per_window[0]}
         path = None if isinstance(stimulus, pd.DataFrame) or stimulus is None else Path(stimulus)
         info = {"path": path or "", "sha256": file_sha256(path) if path else ""}
-        ds = predict_features(features, model=model, duration_s=duration, subjects=subjects,
+        ds = predict_features(features, model=model, duration_s=timeline_stop(events), subjects=subjects,
                               batch_size=batch_size, stimulus=info, atlas=atlas)
     ds.attrs["language"] = language
     ds.attrs["extractors"] = ",".join(f"{e.modality}={e.source}" for e in extractors)
     return attach_events(ds, events)
+
+
+def window_features(events: pd.DataFrame, *, extractors, window_s: float, progress: bool = False
+                    ) -> dict[str, np.ndarray]:
+    """``{modality: (L, D, n_windows · samples per window)}``: :func:`tribev2.features.extract_features` run
+    on consecutive windows of ``window_s`` seconds from 0 until the last event ends (the reference's windows),
+    end to end. Modalities without events anywhere are left out."""
+    from .events.table import timeline_stop
+    from .features import extract_features
+
+    starts = window_s * np.arange(max(1, math.ceil(timeline_stop(events) / window_s - 1e-9)))
+    per_window = [extract_features(events, extractors=extractors, start=float(s), duration=window_s)
+                  for s in _progress(starts, progress, "windows")]
+    return {m: np.concatenate([w[m] for w in per_window], axis=-1) for m in per_window[0]}
 
 
 def attach_events(ds: xr.Dataset, events: pd.DataFrame) -> xr.Dataset:
@@ -305,27 +318,31 @@ def _tr_overlaps(events: pd.DataFrame, n_time: int, tr_s: float) -> np.ndarray:
     return table
 
 
-def _model_and_extractors(model, extractors, device: str):
+def _model_and_extractors(model, extractors, device: str, progress: bool):
     """Resolve the defaults (see :func:`predict`): ``(TribeModel, [extractors])``."""
+    from .demo import demo_extractors, demo_model
+    from .events import ModelUnavailableError
     from .features import extractors_from_config, feature_dims
     from .model import load_model
 
-    if extractors is None and os.environ.get(EXTRACTORS_VARIABLE, "").strip().lower() == "demo":
-        from .demo import demo_extractors
-
-        extractors = demo_extractors(device=device)
     weights = model if model is not None else os.environ.get(WEIGHTS_VARIABLE) or None
-    if isinstance(weights, str) and weights.strip().lower() == "demo":
-        if extractors is None:
-            raise ValueError(f"{WEIGHTS_VARIABLE}=demo needs demo extractors: set {EXTRACTORS_VARIABLE}=demo or pass "
-                             f"extractors=")
-        from .demo import demo_model
-
-        model = demo_model(feature_dims=feature_dims(extractors), device=device)
+    demo_weights = isinstance(weights, str) and weights.strip().lower() == "demo"
+    sources = None
+    if isinstance(extractors, Mapping) and all(isinstance(v, (str, os.PathLike)) for v in extractors.values()):
+        sources, extractors = {m: str(v) for m, v in extractors.items()}, None
+    demo_wanted = os.environ.get(EXTRACTORS_VARIABLE, "").strip().lower() == "demo"
+    if extractors is None and (demo_wanted or demo_weights and sources is None):
+        extractors = demo_extractors(device=device, progress=progress)
+    if demo_weights:
+        model = demo_model(feature_dims=feature_dims(extractors) if extractors else None, device=device)
     elif not isinstance(weights, TribeModel):
-        model = load_model(weights, device=device) if weights is not None else load_model(device=device)
+        try:
+            model = load_model(weights, device=device) if weights is not None else load_model(device=device)
+        except FileNotFoundError as err:
+            raise ModelUnavailableError(f"brain model: {err}") from None
     if extractors is None:
-        extractors = extractors_from_config(model.experiment_config, device=device)
+        extractors = extractors_from_config(model.experiment_config, sources=sources, device=device,
+                                            progress=progress)
     return model, list(extractors.values()) if isinstance(extractors, Mapping) else list(extractors)
 
 
