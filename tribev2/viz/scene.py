@@ -88,7 +88,7 @@ def brain_maps(data, *, time=None, subject=None, mesh: str | None = None,
         if time is not None:
             data = data.sel(time=_nearest_times(data, time))
         times = tuple(float(t) for t in np.atleast_1d(data["time"].values))
-        data = data.transpose(..., "time", "vertex") if data.ndim > 1 else data
+        data = data.transpose(..., "time", "vertex") if "time" in data.dims else data
     else:
         if time is not None:
             raise ValueError("time=... was given but the data has no 'time' dimension")
@@ -116,8 +116,9 @@ def _check_width(n_vertices: int, mesh: str) -> None:
 
 
 def _mesh_from_vertices(data) -> str:
-    """The mesh of a DataArray without a ``mesh`` attribute: from its full vertex count, or the smallest
-    mesh that holds its vertex ids when it covers only part of the cortex."""
+    """The mesh of a DataArray without a ``mesh`` attribute: from its full vertex count, or, when it covers
+    only part of the cortex, the smallest mesh that holds its vertex ids (only a part confined to the first
+    1,284 or 5,124 ids of a finer mesh is ambiguous: pass ``mesh=`` there)."""
     n = data.sizes["vertex"]
     if any(n == 2 * size for size in FSAVERAGE_SIZES.values()):
         return mesh_for_vertices(n)
