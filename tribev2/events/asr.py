@@ -137,3 +137,4 @@ def _with_progress(segments, total: float, label: str):
         for segment in segments:
             bar.update(round(segment.end - bar.n, 1))
             yield segment
+        bar.update(bar.total - bar.n)
