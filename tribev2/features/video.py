@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import json
 import math
+import queue
+import threading
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -173,7 +175,7 @@ class VideoExtractor(EventExtractor):
         requests = self.frame_requests(filepath, offset, duration)
         if bins is not None:
             requests = requests[list(bins)]
-        clips = self._clips(filepath, requests)
+        clips = _prefetched(self._clips(filepath, requests), depth=2 * self.batch_size)
         out = []
         for first in self._bar(range(0, len(requests), self.batch_size), desc="video", unit="batch"):
             batch = torch.stack([next(clips) for _ in range(min(self.batch_size, len(requests) - first))])
@@ -222,3 +224,40 @@ def _frames_at(filepath: str, needed: np.ndarray, prepare) -> Iterator[tuple[int
                 yield int(needed[position]), prepare(previous.to_ndarray(format="rgb24"))
             position += 1
         previous = frame
+
+
+def _prefetched(items: Iterator, depth: int) -> Iterator:
+    """``items``, produced by a background thread up to ``depth`` ahead: decoding and resizing frames (PyAV
+    and torch release the GIL) overlap the model's forward passes."""
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def offer(item) -> bool:
+        """Put ``item`` in the buffer unless the consumer has stopped; whether it was put."""
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer(item):
+                    return
+            offer(end)
+        except BaseException as err:  # handed to the consumer, raised there
+            offer(err)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while (item := buffer.get()) is not end:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
