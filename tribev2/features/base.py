@@ -11,9 +11,9 @@ then the kept stack is cut at ``int(f * (n_kept - 1))`` for each fraction ``f`` 
 is averaged ("group_mean"): fractions (0.5, 0.75, 1.0) give two groups.
 
 Features are cached under ``<cache root>/features/<modality>/``, keyed by the stimulus content (sha256 of
-the file, or the words themselves), the extractor's configuration and the model's identity (hub commit or
-sha256 of the weight files); a changed input or configuration never reuses stale features, and files are
-written atomically, so an interrupted run resumes where it stopped.
+the file, or the words themselves), the extractor's configuration and the model's identity (hub commit, or
+sha256 of a local model folder's files); a changed input or configuration never reuses stale features, and
+files are written atomically, so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from ..model.loading import _sha256
 # Bump when a change to the extraction code changes its numbers: old cache entries are then ignored.
 FEATURES_VERSION = 1
 EVENT_COLUMNS = ("type", "start", "duration", "offset", "filepath", "text", "context")
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -204,11 +203,11 @@ def load_pretrained(loader: Callable[..., Any], source: str, revision: str | Non
 
 
 def model_identity(source: str, revision: str | None) -> str:
-    """The hub commit of a repo id, or the sha256 of a local folder's weight files."""
+    """The hub commit of a repo id, or a sha256 over a local folder's files (weights, config, tokenizer, ...)."""
     folder = Path(source).expanduser()
     if folder.is_dir():
-        weights = sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES)
-        return hashlib.sha256("".join(f"{p.name}:{file_digest(p)};" for p in weights).encode()).hexdigest()
+        files = sorted(p for p in folder.iterdir() if p.is_file())
+        return hashlib.sha256("".join(f"{p.name}:{file_digest(p)};" for p in files).encode()).hexdigest()
     from transformers.utils import cached_file
 
     config = Path(cached_file(source, "config.json", revision=revision))
