@@ -118,3 +118,24 @@ def test_missing_espeak_says_what_to_do(tmp_path, monkeypatch):
         events_from(path)
     assert not list(cache_root().joinpath("tts").glob("*/poem.wav"))
     assert not list(cache_root().joinpath("tts").rglob(".*"))  # no half-written entry
+
+
+def test_other_speech_engines_plug_in(tiny_whisper, tmp_path):
+    """A text-to-speech engine is any function writing a WAV; its output is cached like espeak-ng's."""
+    calls = []
+
+    def hum(text: str, wav_path, language: str) -> None:  # an "engine" that hums instead of speaking
+        calls.append((text, language))
+        t = np.arange(16000 * 2) / 16000
+        sf.write(wav_path, (0.001 * np.sin(2 * np.pi * 120 * t)).astype(np.float32), 16000)
+
+    path = tmp_path / "note.txt"
+    path.write_text("Nothing to hear.")
+    with pytest.warns(UserWarning, match="no speech was recognised"):
+        events = events_from(path, tts=hum, asr_model=tiny_whisper)
+    audio = events[events["type"] == "Audio"].iloc[0]
+    assert audio["duration"] == 2.0 and audio["frequency"] == 16000 and "/tts/" in audio["filepath"]
+    assert str(synthesize("Nothing to hear.", engine=hum, name="note")) == audio["filepath"]
+    assert calls == [("Nothing to hear.", "english")]  # the second time it came from the cache
+    with pytest.raises(ValueError, match="unknown text-to-speech engine 'festival'"):
+        synthesize("hello", engine="festival")
