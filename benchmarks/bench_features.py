@@ -32,12 +32,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bench_model import _machine, _peak_rss_mib, _reset_peak_rss  # same machine name and memory probes
 
 WORKLOADS = ("video", "audio", "text (shared passes)", "text (one pass per word)",
              "text (sliding 1024-word contexts)")
@@ -140,13 +141,6 @@ def words_and_contexts(tokenizer, n_words: int, *, sliding: bool) -> tuple[list[
 
 
 # -- one measurement (worker process) ----------------------------------------------------------------------------
-def _status_mib(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"/proc/self/status has no {field}")
-
-
 def _register_cpu_attention_flops():
     """torch's flop counter knows the CUDA attention kernels; teach it the CPU flash kernel as well."""
     import torch
@@ -170,8 +164,7 @@ def worker(args) -> dict:
     dtype = as_dtype(args.dtype)
     stimuli = make_stimuli(Path(args.workdir))
     modality = args.workload.split()[0]
-    Path("/proc/self/clear_refs").write_text("5")
-    rss_before = _status_mib("VmRSS")
+    rss_before = _reset_peak_rss()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     if args.models == "full":
@@ -208,7 +201,7 @@ def worker(args) -> dict:
         timed()  # warm-up, counting FLOPs
     seconds = min(timed() for _ in range(args.repeats))
     peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
-            else _status_mib("VmHWM") - rss_before)
+            else _peak_rss_mib() - rss_before)
     flops = counter.get_total_flops()
     return {"seconds": seconds, "seconds_per_minute": seconds * per_minute, "stimulus_s": stimulus_s,
             "flops_per_stimulus_s": flops / stimulus_s, "achieved_tflops": flops / seconds / 1e12,
@@ -233,19 +226,6 @@ def _matmul_peak(torch, device, dtype) -> float:
 
 
 # -- driver -----------------------------------------------------------------------------------------------------
-def _machine(device: str) -> str:
-    if device.startswith("cuda"):
-        import torch
-
-        return torch.cuda.get_device_name(0)
-    cpu = platform.processor() or platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return f"{cpu}, {os.cpu_count()} cores"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..media import read_audio
-from .base import EventExtractor, load_pretrained, n_samples
+from .base import EventExtractor, load_pretrained
 
 
 class AudioExtractor(EventExtractor):
@@ -52,10 +52,7 @@ class AudioExtractor(EventExtractor):
         """The event's samples resampled to the model's rate, mono, z-scored: ``(samples,)`` float32."""
         import julius
 
-        n_out = n_samples(duration, self.frequency)
-        if n_out < 1:
-            raise ValueError(f"{filepath}: the audio event lasts {duration:g} s, shorter than one "
-                             f"{self.frequency:g} Hz feature sample ({0.5 / self.frequency:g} s at least)")
+        self.event_samples(filepath, duration)
         wav, rate = read_audio(filepath, offset=offset, duration=duration)  # (N, C)
         target = self.feature_extractor.sampling_rate
         channels = torch.from_numpy(np.ascontiguousarray(wav.T, dtype=np.float32))  # (C, N)
@@ -91,9 +88,9 @@ class AudioExtractor(EventExtractor):
                 same = [i for i, f in enumerate(features) if f.shape[1] == length]
                 states = self.hidden_states(torch.cat([features[i] for i in same]))  # (B, S, D, T)
                 for b, i in enumerate(same):
+                    path, _, duration = events[i]
                     grouped = self.group_mean(states[b])  # (G, D, T)
-                    n = n_samples(events[i][2], self.frequency)
-                    results[i] = self.to_rate(grouped, n).cpu().numpy()
+                    results[i] = self.to_rate(grouped, self.event_samples(path, duration)).cpu().numpy()
             yield from (results[i] for i in range(len(events)))
 
     def event_features(self, filepath: str, offset: float, duration: float) -> np.ndarray:

@@ -349,6 +349,14 @@ class EventExtractor(Extractor):
         """``(n_groups, width, round(duration * frequency))`` for one event."""
         raise NotImplementedError
 
+    def event_samples(self, filepath: str, duration: float) -> int:
+        """Samples of an event on its 2 Hz grid; an error for an event shorter than one."""
+        n = n_samples(duration, self.frequency)
+        if n < 1:
+            raise ValueError(f"{filepath}: the {self.modality} event lasts {duration:g} s, shorter than one "
+                             f"{self.frequency:g} Hz feature sample ({0.5 / self.frequency:g} s at least)")
+        return n
+
     def compute_events(self, todo: list[tuple[str, float, float]]) -> Iterator[np.ndarray]:
         """Features of each event in order, yielded one by one (each is cached as soon as it is done)."""
         for event in self._bar(todo, desc=self.modality, unit="event"):

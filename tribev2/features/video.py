@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from ..media import frame_index, iter_frames, probe
-from .base import EventExtractor, n_samples
+from .base import EventExtractor
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -160,10 +160,7 @@ class VideoExtractor(EventExtractor):
         info = probe(filepath)
         if not info.has_video:
             raise ValueError(f"{filepath}: a Video event needs a video stream; the file has none")
-        n_bins = n_samples(duration, self.frequency)
-        if n_bins < 1:
-            raise ValueError(f"{filepath}: the video event lasts {duration:g} s, shorter than one "
-                             f"{self.frequency:g} Hz feature sample")
+        n_bins = self.event_samples(filepath, duration)
         clip = min(duration, info.duration - offset)
         if clip <= 0:
             raise ValueError(f"{filepath}: offset {offset:g} s is past the end of the video ({info.duration:g} s)")
