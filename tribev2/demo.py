@@ -233,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     words = [w for w in ds.words.values if w]
     print(f"  events: {ds.sizes['event']} ({', '.join(sorted(set(ds.event_type.values)))}); heard: "
           f"{' | '.join(words[:4])} ...")
-    print(f"  output: {dict(ds.prediction.sizes)} on {ds.attrs['mesh']}; time {float(ds.time[0]):g}..{float(ds.time[-1]):g} s "
+    print(f"  output: {dict(ds.prediction.sizes)} on {ds.attrs['mesh']}; "
+          f"time {float(ds.time[0]):g}..{float(ds.time[-1]):g} s "
           f"(row t models BOLD at t + {ds.time.attrs['hemodynamic_offset_s']:g} s)")
     print(f"  prediction mean {float(p.mean()):.4f}, std {float(p.std()):.4f}; "
           f"left {float(p.sel(hemi='left').mean()):.4f}, right {float(p.sel(hemi='right').mean()):.4f}")

@@ -191,15 +191,15 @@ EXTRACTORS_VARIABLE = "TRIBEV2_EXTRACTORS"
 
 def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
             modalities: Sequence[str] | None = None, transcript=None, language: str = "english",
-            asr_model: str | None = None, subjects: str | Sequence[int | str] = AVERAGE_SUBJECT, atlas: str | Atlas | None = DEFAULT_ATLAS,
-            cache_dir: str | None = None, device: str = "auto", progress: bool = True,
+            asr_model: str | None = None, subjects: str | Sequence[int | str] = AVERAGE_SUBJECT,
+            atlas: str | Atlas | None = DEFAULT_ATLAS, cache_dir: str | None = None, device: str = "auto", progress: bool = True,
             batch_size: int = 8) -> xr.Dataset:
     """Predicted cortical activity for a stimulus: ``ds = tribev2.predict("clip.mp4")``.
 
     ``stimulus``: a video, audio or text file, a transcript, or an events table (see
     :func:`tribev2.events_from`; ``transcript=`` gives the words of a media file and skips speech recognition,
-    ``language=`` is the speech's language, ``asr_model=`` the Whisper model). The events are cut into the model's windows
-    (``model.config.window_s``, 100 s, from 0, as the reference); each window's features come from
+    ``language=`` is the speech's language, ``asr_model=`` the Whisper model). The events are cut into the
+    model's windows (``model.config.window_s``, 100 s, from 0, as the reference); each window's features come from
     :func:`tribev2.features.extract_features` and go through the brain model
     (:func:`predict_features`). One TR per ``model.config.tr_s`` from 0 to the end of the last event.
 
