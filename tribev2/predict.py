@@ -192,8 +192,8 @@ EXTRACTORS_VARIABLE = "TRIBEV2_EXTRACTORS"
 def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
             modalities: Sequence[str] | None = None, transcript=None, language: str = "english",
             asr_model: str | None = None, subjects: str | Sequence[int | str] = AVERAGE_SUBJECT,
-            atlas: str | Atlas | None = DEFAULT_ATLAS, cache_dir: str | None = None, device: str = "auto", progress: bool = True,
-            batch_size: int = 8) -> xr.Dataset:
+            atlas: str | Atlas | None = DEFAULT_ATLAS, cache_dir: str | None = None, device: str = "auto",
+            progress: bool = True, batch_size: int = 8) -> xr.Dataset:
     """Predicted cortical activity for a stimulus: ``ds = tribev2.predict("clip.mp4")``.
 
     ``stimulus``: a video, audio or text file, a transcript, or an events table (see
