@@ -100,14 +100,14 @@ def test_audio_without_speech_warns_and_has_no_words(tiny_whisper, tmp_path):
 
 
 def test_missing_whisper_model_says_what_to_do(tmp_path):
-    path = tmp_path / "speech.wav"
+    path = tmp_path / "unheard.wav"
     sf.write(path, np.zeros(16000, dtype=np.float32), 16000)
-    with pytest.raises(ModelUnavailableError, match=r"cannot transcribe .*speech.wav: Whisper model 'large-v3' "
+    with pytest.raises(ModelUnavailableError, match=r"cannot transcribe .*unheard.wav: Whisper model 'large-v3' "
                                                     r"could not be loaded .*TRIBEV2_WHISPER_MODEL"):
         transcribe(path, model="large-v3")  # the hub is offline in tests
     with pytest.raises(ModelUnavailableError, match="has no model.bin"):
         transcribe(path, model=tmp_path)
-    assert not list(cache_root().joinpath("transcripts").glob("speech-*"))
+    assert not list(cache_root().joinpath("transcripts").glob("unheard-*"))
 
 
 def test_missing_espeak_says_what_to_do(tmp_path, monkeypatch):
