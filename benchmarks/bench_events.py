@@ -79,14 +79,14 @@ def bench_asr(audio: Path | None, speech_seconds: float, model: str | None, devi
     import soundfile
 
     from tribev2.events import packaged_tiny_whisper, synthesize, transcribe
-    from tribev2.events.asr import _whisper, whisper_model_name
+    from tribev2.events.asr import _whisper, whisper_device, whisper_model_name
 
     if audio is None:
         sentence = " ".join(synthetic_words(speech_seconds / 60 * 1.1, seed=1)["text"])
         audio = synthesize(sentence, name="bench")
     model = model or str(packaged_tiny_whisper() or whisper_model_name())
     info = soundfile.info(str(audio))
-    _whisper(whisper_model_name(model), "cuda" if device.startswith("cuda") else device, None)  # load untimed
+    _whisper(whisper_model_name(model), *whisper_device(device), None)  # load outside the timing
     began = time.perf_counter()
     words = transcribe(audio, model=model, device=device)
     seconds = time.perf_counter() - began

@@ -67,7 +67,7 @@ def transcribe(audio: str | os.PathLike, *, language: str = "english", model: st
     if cached.is_file():
         return read_transcript(cached)
     try:
-        whisper = _whisper(name, _device(device), compute_type)
+        whisper = _whisper(name, *whisper_device(device), compute_type)
     except ModelUnavailableError as err:
         raise ModelUnavailableError(f"cannot transcribe {audio}: {err}") from None
     if code != "en" and not whisper.model.is_multilingual:
@@ -104,16 +104,19 @@ def snap_onsets(words: pd.DataFrame, regions: np.ndarray) -> pd.DataFrame:
     return words.assign(start=moved, duration=stops - moved)
 
 
-def _device(device: str) -> str:
-    if device != "auto":
-        return str(device).split(":")[0]
+def whisper_device(device: str) -> tuple[str, int]:
+    """``"auto"``, ``"cuda:1"``, ``"cpu"``, ``"mps"`` -> (CTranslate2 device, index): CUDA when asked for (or
+    available, for ``auto``), else the CPU (CTranslate2 has no Apple GPU backend)."""
     import ctranslate2
 
-    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    kind, _, index = str(device).partition(":")
+    if kind == "auto":
+        kind = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    return ("cuda", int(index or 0)) if kind == "cuda" else ("cpu", 0)
 
 
 @functools.lru_cache(maxsize=2)
-def _whisper(name: str, device: str, compute_type: str | None):
+def _whisper(name: str, device: str, device_index: int, compute_type: str | None):
     from faster_whisper import WhisperModel
 
     compute_type = compute_type or ("float16" if device == "cuda" else "int8")
@@ -122,7 +125,8 @@ def _whisper(name: str, device: str, compute_type: str | None):
         raise ModelUnavailableError(f"Whisper model folder {local} has no model.bin (expected a CTranslate2 "
                                     f"conversion, as faster-whisper uses)")
     try:
-        return WhisperModel(str(local) if local.exists() else name, device=device, compute_type=compute_type)
+        return WhisperModel(str(local) if local.exists() else name, device=device, device_index=device_index,
+                            compute_type=compute_type)
     except Exception as err:  # hub, network and format errors all mean the same thing to the user
         raise ModelUnavailableError(
             f"Whisper model {name!r} could not be loaded ({type(err).__name__}: {err}). Download it once with "
