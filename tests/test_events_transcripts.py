@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+import soundfile as sf
 from faster_whisper.transcribe import Segment, Word
 
 from tribev2.events import events_from, read_transcript, words_from_segments
@@ -118,3 +119,15 @@ def test_without_a_spacy_pipeline_sentences_come_from_rules():
     assert events.loc[events["type"] == "Text", "text"].item() == "Bonjour paris. Il pleut"
     assert (events["type"] == "Sentence").sum() == 2
     assert set(events.loc[events["type"] == "Word", "language"]) == {"french"}
+
+
+def test_transcripts_without_timed_words(tmp_path):
+    path = tmp_path / "untimed.json"
+    path.write_text(json.dumps({"segments": [{"text": " 1999", "words": [{"word": "1999"}]}]}))
+    with pytest.raises(ValueError, match=r"transcript .*untimed.json has no timed words"):
+        events_from(path)
+    wav = tmp_path / "quiet.wav"
+    sf.write(wav, np.zeros(16000, dtype=np.int16), 16000)
+    with pytest.warns(UserWarning, match=r"untimed.json has no timed words: the events of .*quiet.wav have no"):
+        events = events_from(wav, transcript=path)
+    assert events["type"].tolist() == ["Audio"]

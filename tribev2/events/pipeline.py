@@ -51,7 +51,7 @@ def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
     if stimulus is None:
         if transcript is None:
             raise ValueError("give a stimulus file, an events table, or transcript=")
-        return _with_words([], _transcript_words(transcript), 0.0, language)
+        return _with_words([], _transcript_words(transcript), 0.0, language, source=_name(transcript))
     path = Path(stimulus)
     if not path.is_file():
         raise FileNotFoundError(f"stimulus {path}: no such file")
@@ -59,7 +59,7 @@ def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
     if suffix in EVENTS_SUFFIXES or (suffix in (".tsv", ".csv") and _has_type_column(path)):
         return _complete(check_events(_read_table(path), source=str(path)), language)
     if suffix in TRANSCRIPT_SUFFIXES:
-        return _with_words([], read_transcript(path), 0.0, language)
+        return _with_words([], read_transcript(path), 0.0, language, source=f"transcript {path}")
     if suffix in TEXT_SUFFIXES:
         text = path.read_text(encoding="utf-8", errors="replace")
         if not text.strip():
@@ -75,6 +75,9 @@ def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
     audio_rows = [row for row in media if row["type"] == "Audio"]
     if transcript is not None:
         words = _transcript_words(transcript)
+        if words.empty:
+            warnings.warn(f"{_name(transcript)} has no timed words: the events of {path} have no words, so text "
+                          f"features will be empty", stacklevel=2)
     elif audio_rows:
         words = transcribe(audio_rows[0]["filepath"], language=language, model=asr_model, device=device,
                            progress=progress)
@@ -114,10 +117,10 @@ def _transcript_words(transcript) -> pd.DataFrame:
 
 
 def _with_words(media: list[dict], words: pd.DataFrame, shift: float, language: str, *,
-                template: dict | None = None) -> pd.DataFrame:
+                template: dict | None = None, source: str = "the transcript") -> pd.DataFrame:
     """Media rows (chunked) + the words placed at ``file time + shift`` with their Text/Sentence rows."""
     if not media and words.empty:
-        raise ValueError("the transcript has no timed words")
+        raise ValueError(f"{source} has no timed words (each word needs a start and an end)")
     events = chunk_media(make_table(media)) if media else make_table([])
     if words.empty:
         return events
@@ -134,6 +137,10 @@ def _complete(events: pd.DataFrame, language: str) -> pd.DataFrame:
         return events
     rest = events[~events["type"].isin(["Word", "Text", "Sentence"])]
     return make_table(rest.to_dict("records") + add_text_events(words, language=language).to_dict("records"))
+
+
+def _name(transcript) -> str:
+    return "the transcript table" if isinstance(transcript, pd.DataFrame) else f"transcript {transcript}"
 
 
 def _has_type_column(path: Path) -> bool:

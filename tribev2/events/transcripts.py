@@ -3,7 +3,8 @@
 Every reader returns a *words table*: a :class:`pandas.DataFrame` with ``text``, ``start``, ``duration`` (seconds,
 file time) and ``sequence_id`` (the transcript segment each word came from), in transcript order. The rules
 are the reference's whisperX parser's: a word without a ``start`` (whisperX leaves digits and symbols it
-cannot align untimed) is dropped here, so it appears nowhere downstream; ASCII double quotes are deleted from
+cannot align untimed) is dropped here, so it appears nowhere downstream (so is one without an ``end``, or whose
+text is empty once quotes are removed, where the reference would fail); ASCII double quotes are deleted from
 word texts; ``duration = end − start``; ``sequence_id`` is the 0-based segment index, counting segments whose
 words were all dropped.
 
