@@ -30,7 +30,7 @@ def brain_frames(data, *, time=None, views: str | Sequence[str] = ("lateral",), 
     maps = brain_maps(data, time=time, subject=subject, mesh=mesh)
     scale = ColorScale.for_values(maps.values, cmap=cmap, vmin=vmin, vmax=vmax, symmetric=symmetric,
                                   percentile=percentile, threshold=threshold)
-    with BrainScene(maps.mesh, surface=surface, hemi=hemi, size=size, sulcal=sulcal) as scene:
+    with BrainScene(maps.mesh, surface=surface, hemi=hemi, size=size, sulcal=sulcal, smooth_edges=False) as scene:
         paint = _painter(scene, outlines)
         strip = None
         for index, values in enumerate(maps.values):

@@ -285,13 +285,14 @@ class BrainScene:
     ``image(view)`` renders a view to ``(H, W, 3)`` uint8. With ``hemi="both"`` the lateral and medial views
     show the left and right hemispheres side by side (``2W`` wide); the others show both in one picture.
     ``size`` is ``(width, height)`` of one hemisphere's picture. ``sulcal=False`` draws a uniform gray cortex
-    instead of the sulcal-depth shading. Pass ``plotter=`` to draw into an existing (e.g. notebook) plotter
-    instead of an off-screen one.
+    instead of the sulcal-depth shading. ``smooth_edges=False`` turns off multisampling of the off-screen
+    window: silhouettes get jagged, rendering is about 3 times faster on a software renderer (for movies).
+    Pass ``plotter=`` to draw into an existing (e.g. notebook) plotter instead of an off-screen one.
     """
 
     def __init__(self, mesh: str, *, surface: str = "half-inflated", hemi: str = "both",
-                 size: tuple[int, int] = (480, 360), sulcal: bool = True, background: str = "white",
-                 plotter=None):
+                 size: tuple[int, int] = (480, 360), sulcal: bool = True, smooth_edges: bool = True,
+                 background: str = "white", plotter=None):
         import pyvista as pv
 
         if hemi not in DISPLAY_HEMIS:
@@ -300,7 +301,11 @@ class BrainScene:
         self.size = (int(size[0]), int(size[1]))
         self.hemis = HEMIS if hemi == "both" else (hemi,)
         self.n_per_hemi = FSAVERAGE_SIZES[self.mesh]
-        self.plotter = plotter or pv.Plotter(off_screen=True, window_size=self.size)
+        if plotter is None:
+            plotter = pv.Plotter(off_screen=True, window_size=self.size)
+            if not smooth_edges:
+                plotter.render_window.SetMultiSamples(0)  # before the first render creates the GL context
+        self.plotter = plotter
         self.plotter.set_background(background)
         self.plotter.enable_parallel_projection()
         self.surfaces = {h: load_surface(self.mesh, surface, h) for h in HEMIS}
