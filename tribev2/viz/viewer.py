@@ -46,9 +46,9 @@ def brain(ds, *, truth=None, atlas=None, correlation=None, contributions=None, s
     ``tribev2.evaluate(ds, truth).pearson_r``. ``contributions``: what :func:`tribev2.contributions` returns
     (or per-modality maps), shown as RGB (see :func:`tribev2.viz.static.modality_channels`). ``view``: a
     preset of :data:`PRESETS` (default: the lateral view of the left, or only, hemisphere).
-    ``percentile``/``threshold``/``cmap`` (a matplotlib colormap name): initial colours. ``backend``: ``"trame"`` (live 3-D, needs a browser and ``pyvista[jupyter]``), ``"static"``
-    (images re-rendered off-screen) or ``"auto"`` (trame inside a Jupyter server session when trame is
-    installed, else static).
+    ``percentile``/``threshold``/``cmap`` (a matplotlib colormap name): initial colours. ``backend``:
+    ``"trame"`` (live 3-D, needs a browser and ``pyvista[jupyter]``), ``"static"`` (images re-rendered
+    off-screen) or ``"auto"`` (trame inside a Jupyter server session when trame is installed, else static).
     """
     return BrainViewer(ds, truth=truth, atlas=atlas, correlation=correlation, contributions=contributions,
                        subject=subject, view=view, hemi=hemi, surface=surface, cmap=cmap, percentile=percentile,
