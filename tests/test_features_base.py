@@ -151,3 +151,13 @@ def test_gated_model_offline_gives_one_clear_message():
     message = str(info.value)
     assert "request access at https://huggingface.co/meta-llama/Llama-3.2-3B" in message
     assert "hf auth login" in message and "local folder" in message
+
+
+def test_missing_local_folder(tmp_path):
+    from tribev2.features import AudioExtractor
+
+    with pytest.raises(ExtractorLoadError, match="no such folder"):
+        AudioExtractor(str(tmp_path / "nowhere" / "audio"), device="cpu")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ExtractorLoadError, match="check that this folder holds the model's files"):
+        AudioExtractor(tmp_path / "empty", device="cpu")

@@ -184,22 +184,25 @@ def cached_array(modality: str, key: Mapping[str, Any], compute: Callable[[], np
 
 # -- loading Hugging Face models -------------------------------------------------------------------------------
 def load_pretrained(loader: Callable[..., Any], source: str, revision: str | None, what: str, **kwargs) -> Any:
-    """``loader.from_pretrained(source, revision=...)`` with one clear message for gated or missing models."""
-    from huggingface_hub.errors import GatedRepoError
-
+    """``loader.from_pretrained(source, revision=...)`` with one clear message for gated or missing models
+    (the hub's errors, gated repos included, are ``OSError``s; a folder without a usable config gives a
+    ``ValueError``)."""
     try:
         return loader.from_pretrained(source, revision=revision, **kwargs)
-    except (OSError, GatedRepoError, ValueError) as err:
-        if isinstance(err, ValueError) and "does not appear to have" not in str(err):
-            raise
-        local = Path(source).expanduser().is_dir()
-        hint = ("check that this folder holds the model's files (config.json, weights, and its tokenizer or "
-                "preprocessor files)" if local else
-                f"if the model is gated (meta-llama models are), request access at https://huggingface.co/{source} "
-                f"and log in with `hf auth login` (or set HF_TOKEN); offline (HF_HUB_OFFLINE=1), download it "
-                f"once while online; or pass a local folder as `source=`")
+    except (OSError, ValueError) as err:
+        path = Path(source).expanduser()
+        if path.is_dir():
+            hint = ("check that this folder holds the model's files (config.json, weights, and its tokenizer or "
+                    "preprocessor files)")
+        elif path.is_absolute() or source.startswith((".", "~")) or source.count("/") > 1:
+            hint = "no such folder"
+        else:
+            hint = (f"if the model is gated (meta-llama models are), request access at "
+                    f"https://huggingface.co/{source} and log in with `hf auth login` (or set HF_TOKEN); offline "
+                    f"(HF_HUB_OFFLINE=1), download it once while online; or pass a local folder as `source=`")
+        first_line = (str(err).strip().splitlines() or [repr(err)])[0]
         raise ExtractorLoadError(f"cannot load the {what} '{source}': {hint}.\n  ({type(err).__name__}: "
-                                 f"{str(err).strip().splitlines()[0] if str(err).strip() else err!r})") from err
+                                 f"{first_line})") from err
 
 
 def model_identity(source: str, revision: str | None) -> str:
