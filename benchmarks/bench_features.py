@@ -65,8 +65,8 @@ def full_configs() -> dict:
 
 def full_extractor(modality: str, folder: Path, device: str, dtype, depth: int | None = None):
     """An extractor of the full-size architecture: the config (and the demo's tokenizer, whose tokens are
-    whole words, or filterbank settings) saved in ``folder``, the model built directly on ``device`` with random weights. ``depth``
-    overrides the layer count (a quick smoke test of this script, not the release cost)."""
+    whole words, or filterbank settings) saved in ``folder``, the model built directly on ``device`` with
+    random weights. ``depth`` overrides the layer count (a smoke test of this script, not the release cost)."""
     import torch
     from transformers import AutoModel
 

@@ -473,7 +473,7 @@ def extractors_from_config(config: Mapping[str, Any] | None = None, *, sources: 
             raise ValueError(f"no feature extractor for the modality '{modality}' (known: {list(Extractor.registry)})")
         cls = Extractor.registry[modality]
         settings = {k: v for k, v in cls.options_from_config(data).items() if v is not None}
-        source = (sources or {}).get(modality) or settings.pop("source", None) or RELEASE_SOURCES[modality]
-        settings.pop("source", None)
+        configured = settings.pop("source", None)
+        source = (sources or {}).get(modality) or configured or RELEASE_SOURCES[modality]
         extractors[modality] = cls(source, device=device, dtype=dtype, **{**settings, **options})
     return extractors
