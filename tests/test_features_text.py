@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from safetensors.numpy import load_file
 
 from test_features_base import SEGMENTS, assert_features_match
@@ -58,7 +59,7 @@ def test_sliding_contexts_match_one_pass_per_word(fixture):
     assert len(extractor._chains(ids)) > 10
     batched = extractor.hidden_state_means(contexts, texts)
     for w in (1, 8, 22):
-        alone = extractor._forward([ids[w]])[:, 0, len(ids[w]) - n_word[w]:].mean(1).numpy()
+        alone = torch.stack(extractor._forward([ids[w]]))[:, 0, len(ids[w]) - n_word[w]:].mean(1).numpy()
         np.testing.assert_allclose(batched[w], alone, atol=2e-5, rtol=0)
 
 

@@ -70,11 +70,15 @@ class TextExtractor(Extractor):
         chains.sort(key=lambda chain: len(ids[chain[-1]]))  # similar lengths share a batch: little padding
         batches = [chains[i:i + self.batch_size] for i in range(0, len(chains), self.batch_size)]
         for batch in self._bar(batches, desc="text", unit="batch"):
-            states = self._forward([ids[chain[-1]] for chain in batch])  # (n_states, B, T, D)
+            states = self._forward([ids[chain[-1]] for chain in batch])  # n_states x (B, T, D)
             for b, chain in enumerate(batch):
-                for w in chain:
+                # one averaging matrix per sequence: row i holds 1/n on the n tokens of the chain's i-th word
+                weights = torch.zeros(len(chain), states[0].shape[1], device=self.device)
+                for i, w in enumerate(chain):
                     end = len(ids[w])
-                    out[w] = states[:, b, end - n_word[w]:end].float().mean(1).cpu().numpy()
+                    weights[i, end - n_word[w]:end] = 1.0 / n_word[w]
+                means = torch.stack([weights @ state[b].float() for state in states], dim=1)  # (W, n_states, D)
+                out[chain] = means.cpu().numpy()
         return out
 
     def word_features(self, contexts: list[str], texts: list[str]) -> np.ndarray:
@@ -99,8 +103,8 @@ class TextExtractor(Extractor):
             chains.append([w])
         return chains
 
-    def _forward(self, sequences: list[np.ndarray]) -> torch.Tensor:
-        """Right-padded batch -> all hidden states ``(n_states, B, T, D)``; pads never reach real tokens."""
+    def _forward(self, sequences: list[np.ndarray]) -> tuple[torch.Tensor, ...]:
+        """Right-padded batch -> every hidden state, each ``(B, T, D)``; pads never reach real tokens."""
         length = max(len(s) for s in sequences)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else \
             self.tokenizer.eos_token_id
@@ -112,14 +116,14 @@ class TextExtractor(Extractor):
         with torch.inference_mode():
             output = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
                                 output_hidden_states=True, use_cache=False)
-        return torch.stack(output.hidden_states)
+        return output.hidden_states
 
     @property
     def causal(self) -> bool:
         """Whether a position's states ignore later tokens (checked once on the loaded model)."""
         if self._causal is None:
             probe = np.arange(1, 5, dtype=np.int64) % self.config.vocab_size
-            short, long = self._forward([probe[:2]]), self._forward([probe])
+            short, long = torch.stack(self._forward([probe[:2]])), torch.stack(self._forward([probe]))
             self._causal = bool(torch.allclose(short[:, 0], long[:, 0, :2], rtol=1e-3, atol=1e-4))
         return self._causal
 
