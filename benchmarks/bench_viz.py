@@ -3,7 +3,8 @@
 Workloads, on a synthetic prediction (smooth random maps, ``--seconds`` TRs on ``--mesh``):
 
 * ``scene``: building the off-screen cortex (meshes, sulcal shading, VTK window) once;
-* ``view``: re-colouring it and rendering one view (what a slider step or a movie frame costs), per view;
+* ``view``: re-colouring it and rendering one view (what a slider step or a movie frame costs), per view,
+  with multisampling (the figures and the viewer) and without (movie and report frames);
 * ``movie``: ``save_movie`` of every TR in two views (frames/s, including H.264 encoding);
 * ``figure``: ``plot_surface`` of 3 time points × 2 views, rasterised to PNG;
 * ``report``: ``save_report`` of every TR (no stimulus video), and its size.
@@ -53,6 +54,16 @@ def _gpu_renderer() -> list[str]:
     return [report.vendor, report.renderer]
 
 
+def _view_ms(scene, view: str, maps, scale, repeats: int = 10) -> float:
+    """Milliseconds to re-colour the scene and render ``view`` (after one warm-up render)."""
+    scene.image(view)
+    began = time.perf_counter()
+    for values in maps.values[:repeats]:
+        scene.paint(scale.colors(values, scene.background))
+        scene.image(view)
+    return (time.perf_counter() - began) / min(repeats, len(maps.values)) * 1000
+
+
 def timed(function, *args, **kwargs):
     began = time.perf_counter()
     result = function(*args, **kwargs)
@@ -84,19 +95,13 @@ def main(argv: list[str] | None = None) -> dict:
     results = {"mesh": args.mesh, "seconds": args.seconds, "size": list(args.size), "device": args.device,
                "machine": platform.platform(), "processor": platform.processor() or platform.machine()}
 
-    seconds, scene = timed(BrainScene, args.mesh, size=tuple(args.size))
-    results["scene_build_s"] = round(seconds, 3)
-    results["renderer"] = _gpu_renderer()
-    per_view = {}
-    for view in viz.VIEWS:
-        scene.image(view)  # first render of a view warms it up
-        began = time.perf_counter()
-        for values in maps.values[:10]:
-            scene.paint(scale.colors(values, scene.background))
-            scene.image(view)
-        per_view[view] = round((time.perf_counter() - began) / min(10, len(maps.values)) * 1000, 1)
-    results["view_ms"] = per_view
-    scene.close()
+    for smooth_edges in (True, False):  # multisampled (figures, the viewer) vs not (movie and report frames)
+        seconds, scene = timed(BrainScene, args.mesh, size=tuple(args.size), smooth_edges=smooth_edges)
+        results["renderer"] = _gpu_renderer()
+        key = "multisampled" if smooth_edges else "plain"
+        results[f"scene_build_s_{key}"] = round(seconds, 3)
+        results[f"view_ms_{key}"] = {view: round(_view_ms(scene, view, maps, scale), 1) for view in viz.VIEWS}
+        scene.close()
 
     with tempfile.TemporaryDirectory() as folder:
         seconds, movie = timed(viz.save_movie, ds, Path(folder) / "bench.mp4", views=["lateral", "dorsal"],
