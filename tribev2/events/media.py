@@ -5,6 +5,7 @@ Decoding and probing are :mod:`tribev2.media`'s (PyAV, soundfile); this module a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -21,6 +22,14 @@ SOUNDTRACK_CHANNELS = 2
 
 
 def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's content (remembered for the process per path, size and modification time)."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    return _sha256(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
