@@ -93,3 +93,29 @@ def test_bad_words(fixture):
     no_words = words.iloc[:0]
     assert not extractor.extract(no_words, 0.0, 10.0).any()  # the reference gives zeros
     assert extractor.extract(no_words, 0.0, 10.0).shape == (2, 64, 20)
+
+
+def test_bidirectional_model_gets_one_pass_per_word(tmp_path):
+    """Prefix sharing is exact only for causal models; a BERT-like encoder is detected and run word by word."""
+    import shutil
+
+    from transformers import BertConfig, BertModel
+
+    from tribev2.demo import demo_extractors
+
+    demo = demo_extractors(device="cpu")["text"]
+    folder = tmp_path / "bert"
+    shutil.copytree(demo.source, folder)
+    (folder / "model.safetensors").unlink()
+    config = BertConfig(vocab_size=len(demo.tokenizer), hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
+                        intermediate_size=64)
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    bert = TextExtractor(folder, device="cpu", progress=False)
+    assert demo.causal and not bert.causal
+    contexts, texts = ["The keeper", "The keeper climbed"], ["keeper", "climbed"]
+    ids, n_word = bert.token_ids(contexts, texts)
+    means = bert.hidden_state_means(contexts, texts)
+    for w in range(2):
+        alone = torch.stack(bert._forward([ids[w]]))[:, 0, len(ids[w]) - n_word[w]:].mean(1).numpy()
+        np.testing.assert_allclose(means[w], alone, atol=1e-5)

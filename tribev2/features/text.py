@@ -123,8 +123,12 @@ class TextExtractor(Extractor):
         """Whether a position's states ignore later tokens (checked once on the loaded model)."""
         if self._causal is None:
             probe = np.arange(1, 5, dtype=np.int64) % self.config.vocab_size
-            short, long = torch.stack(self._forward([probe[:2]])), torch.stack(self._forward([probe]))
-            self._causal = bool(torch.allclose(short[:, 0], long[:, 0, :2], rtol=1e-3, atol=1e-4))
+            short = torch.stack(self._forward([probe[:2]]))[:, 0].float()
+            prefix = torch.stack(self._forward([probe]))[:, 0, :2].float()
+            # rounding differs between the two lengths: allow it (half precision keeps ~3 digits); attention
+            # to later tokens changes the states by far more
+            tolerance = 1e-4 if self.dtype == torch.float32 else 2e-2
+            self._causal = bool((short - prefix).norm() <= tolerance * short.norm())
         return self._causal
 
     # -- per window ---------------------------------------------------------------------------------------------
