@@ -15,6 +15,7 @@ torchvision and torchaudio are not used: they do not import beside torch 2.13 he
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import os
 from pathlib import Path
@@ -184,9 +185,10 @@ def iter_frames(path: str | os.PathLike, *, first: int = 0, last: int | None = N
     """Stream ``(index, RGB uint8 (H, W, 3))`` for frames ``first..last`` (inclusive; ``None``: to the end).
 
     Frame ``k`` is the one shown at ``k / fps`` (its presentation time, from the stream start). Decoding seeks
-    to the keyframe before ``first`` and runs forward, so only the requested span is decoded. With
-    ``as_array=False`` the frames come as ``av.VideoFrame`` (``.to_ndarray(format="rgb24")`` converts one), so
-    that frames a caller skips are never converted.
+    to the keyframe before ``first`` and runs forward, so only the requested span is decoded (from the start
+    instead, should the seek land past ``first``). With ``as_array=False`` the frames come as
+    ``av.VideoFrame`` (``.to_ndarray(format="rgb24")`` converts one), so that frames a caller skips are never
+    converted.
     """
     import av
 
@@ -198,14 +200,25 @@ def iter_frames(path: str | os.PathLike, *, first: int = 0, last: int | None = N
         stream.thread_type = "AUTO"
         fps = _frame_rate(stream, path)
         origin = stream.start_time or 0
-        if first > 0:
-            container.seek(origin + int(first / fps / stream.time_base), stream=stream, backward=True)
-        decoded = 0
+
+        def frames(seek: bool) -> Iterator[tuple[int, av.VideoFrame]]:
+            container.seek(origin + int(first / fps / stream.time_base) if seek else origin, stream=stream,
+                           backward=True)
+            for count, frame in enumerate(container.decode(stream)):
+                if frame.pts is None and seek:
+                    raise MediaError(f"{path}: frames without timestamps cannot be sought")
+                yield (count if frame.pts is None else round(float((frame.pts - origin) * stream.time_base) * fps),
+                       frame)
+
         try:
-            for frame in container.decode(stream):
-                decoded += 1
-                index = round(float((frame.pts - origin) * stream.time_base) * fps) if frame.pts is not None \
-                    else decoded - 1
+            decoded = frames(seek=first > 0)
+            head = next(decoded, None)
+            if head is None:
+                raise MediaError(f"{path}: the video stream holds no frames")
+            if first > 0 and head[0] > first:  # the seek overshot: decode from the start
+                decoded = frames(seek=False)
+                head = next(decoded)
+            for index, frame in itertools.chain([head], decoded):
                 if index < first:
                     continue
                 if last is not None and index > last:
@@ -213,5 +226,3 @@ def iter_frames(path: str | os.PathLike, *, first: int = 0, last: int | None = N
                 yield index, frame.to_ndarray(format="rgb24") if as_array else frame
         except av.error.FFmpegError as err:
             raise MediaError(f"{path}: the video stream cannot be decoded ({err})") from err
-        if decoded == 0:
-            raise MediaError(f"{path}: the video stream holds no frames")
