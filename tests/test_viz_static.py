@@ -134,12 +134,11 @@ def figure_pixels(figure):
     return np.asarray(canvas.buffer_rgba())[..., :3]
 
 
-def panel(figure, image, index):
-    """The pixels of the figure's ``index``-th image panel, and that panel's axes."""
-    ax = [a for a in figure.axes if a.images][index]
-    box = ax.get_window_extent()
+def panel(image, figure, index):
+    """The pixels of the figure's ``index``-th image panel."""
+    box = [a for a in figure.axes if a.images][index].get_window_extent()
     height = image.shape[0]
-    return image[int(height - box.y1) + 1:int(height - box.y0) - 1, int(box.x0) + 1:int(box.x1) - 1], ax
+    return image[round(height - box.y1):round(height - box.y0), round(box.x0):round(box.x1)]
 
 
 def test_plot_surface_grid_of_views_and_times(desikan):
@@ -158,9 +157,15 @@ def test_plot_surface_grid_of_views_and_times(desikan):
     panels = [a for a in figure.axes if a.images]
     assert len(panels) == 4
     assert [a.get_title() for a in panels[:2]] == ["t = 2 s", "t = 4 s"]
-    colour = [coloured(panel(figure, image, i)[0]).sum() for i in range(4)]
+    colour = [coloured(panel(image, figure, i)).sum() for i in range(4)]
     # rows: lateral, medial; columns: t = 2, 4. STG only laterally; precentral laterally (and a little on top)
     assert colour[0] > 500 and colour[1] > 500 and colour[2] == 0
+    # the panels are the pictures at their size: t = 2 s, lateral, colours the STG where it is seen, only there
+    with sc.BrainScene("fsaverage5", surface="inflated", hemi="left", size=(240, 180)) as reference:
+        where_seen = seen(reference, desikan, "superiortemporal", "lateral")
+    first = panel(image, figure, 0)
+    assert first.shape == (180, 240, 3)
+    check_region_colours(first, where_seen)
     assert len(figure.axes) == 5  # four panels and the colorbar
     from PIL import Image  # notebooks show the figure through its PNG, with or without pyplot
     assert np.asarray(Image.open(io.BytesIO(figure._repr_png_())).convert("RGB")).shape == image.shape
@@ -209,7 +214,7 @@ def test_contributions_as_rgb(desikan):
                         coords={"modality": ["text", "audio", "video"]})
     figure = plot_contributions(data, views="lateral", hemi="left", surface="inflated", size=(320, 240))
     image = figure_pixels(figure)
-    pixels, _ = panel(figure, image, 0)
+    pixels = panel(image, figure, 0)
     red = (pixels[..., 0].astype(int) - pixels[..., 1:].max(axis=-1)) > 60
     green = (pixels[..., 1].astype(int) - pixels[..., [0, 2]].max(axis=-1)) > 60
     blue = (pixels[..., 2].astype(int) - pixels[..., :2].max(axis=-1)) > 60
