@@ -13,8 +13,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..cache import atomic_path
-from .scene import BrainScene, ColorScale, brain_maps, figure_array
-from .static import _painter
+from .scene import BrainScene, ColorScale, brain_maps, figure_array, outline_painter, side_by_side
 
 
 def brain_frames(data, *, time=None, views: str | Sequence[str] = ("lateral",), hemi: str = "both",
@@ -31,11 +30,11 @@ def brain_frames(data, *, time=None, views: str | Sequence[str] = ("lateral",), 
     scale = ColorScale.for_values(maps.values, cmap=cmap, vmin=vmin, vmax=vmax, symmetric=symmetric,
                                   percentile=percentile, threshold=threshold)
     with BrainScene(maps.mesh, surface=surface, hemi=hemi, size=size, sulcal=sulcal, smooth_edges=False) as scene:
-        paint = _painter(scene, outlines)
+        paint = outline_painter(scene, outlines)
         strip = None
         for index, values in enumerate(maps.values):
             scene.paint(paint(scale.colors(values, scene.background)))
-            image = np.concatenate([scene.image(view) for view in views], axis=1)
+            image = side_by_side(*(scene.image(view) for view in views))
             if legend:
                 strip = strip if strip is not None else _colorbar_strip(scale, image.shape[1], maps)
                 image = np.concatenate([image, _stamp(strip, maps.label(index))], axis=0)

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from .scene import BrainScene, ColorScale, brain_maps, draw_outlines, png_bytes, region_borders, rgb_colors
+from .scene import BrainScene, ColorScale, brain_maps, outline_painter, png_bytes, rgb_colors
 
 RGB_NAMES = ("red", "green", "blue")  # colours of the three modality channels, in the data's modality order
 
@@ -35,7 +35,7 @@ def render(data, *, view: str = "lateral", hemi: str = "both", surface: str = "h
     scale = ColorScale.for_values(maps.values, cmap=cmap, vmin=vmin, vmax=vmax, symmetric=symmetric,
                                   percentile=percentile, threshold=threshold)
     with BrainScene(maps.mesh, surface=surface, hemi=hemi, size=size, sulcal=sulcal) as scene:
-        paint = _painter(scene, outlines)
+        paint = outline_painter(scene, outlines)
         scene.paint(paint(scale.colors(maps.values[0], scene.background)))
         return scene.image(view)
 
@@ -67,7 +67,7 @@ def plot_surface(data, *, time=None, views: str | Sequence[str] = "lateral", hem
     scale = ColorScale.for_values(maps.values, cmap=cmap, vmin=vmin, vmax=vmax, symmetric=symmetric,
                                   percentile=percentile, threshold=threshold)
     with BrainScene(maps.mesh, surface=surface, hemi=hemi, size=size, sulcal=sulcal) as scene:
-        paint = _painter(scene, outlines)
+        paint = outline_painter(scene, outlines)
         panels = _panels(scene, [paint(scale.colors(v, scene.background)) for v in maps.values], views)
     titles = [maps.label(i) for i in range(len(maps.values))]
     figure = _grid_figure(panels, views, titles, dpi=dpi, title=title, colorbar_room=colorbar)
@@ -126,19 +126,6 @@ def modality_channels(contributions, *, subject=None, mesh: str | None = None) -
 
 
 # -- helpers shared by the figures, the movie and the report ---------------------------------------------------
-def _painter(scene: BrainScene, outlines):
-    """A function that adds ``outlines`` (an Atlas, an atlas name or None) to a colour array."""
-    if outlines is None:
-        return lambda colours: colours
-    from ..atlas import Atlas, load_atlas
-
-    atlas = outlines if isinstance(outlines, Atlas) else load_atlas(outlines, mesh=scene.mesh)
-    if len(atlas.labels) != len(scene.background):
-        raise ValueError(f"outlines: atlas {atlas.name!r} is on {atlas.mesh}, the data on {scene.mesh}")
-    borders = region_borders(atlas.labels, scene.faces)
-    return lambda colours: draw_outlines(colours, borders)
-
-
 def _panels(scene: BrainScene, colour_sets: Sequence[np.ndarray], views: Sequence[str]) -> list[list[np.ndarray]]:
     """Images ``[view][map]``."""
     grid = [[None] * len(colour_sets) for _ in views]
