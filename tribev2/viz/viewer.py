@@ -81,6 +81,7 @@ class BrainViewer:
             channels, self.modalities, _ = modality_channels(contributions, subject=subject, mesh=self.mesh)
             self.overlays["contributions"] = channels  # (V, 3): the modalities as red, green, blue
         self.percentile = percentile
+        cmap = getattr(cmap, "name", cmap)  # the colormap menu holds names
         view = view or ("right lateral" if hemi == "right" else "left lateral")
         self.state = {"time": 0, "view": view, "overlay": "prediction", "outlines": False, "region": None}
         self.scales = {name: ColorScale.for_values(values, cmap=cmap, percentile=percentile, threshold=threshold)
