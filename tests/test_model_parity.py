@@ -110,3 +110,13 @@ def test_bfloat16_runs_close_to_float32(shared_dir):
     rel = ((out - reference).norm() / reference.norm()).item()
     assert 0 < rel < 0.05, rel  # bfloat16 differs, but only by rounding
 
+
+
+def test_rotary_angles_stay_float32_in_bfloat16(shared_dir):
+    model = tribev2.load_model(shared_dir / "parity" / "wide", device="cpu", dtype=torch.bfloat16)
+    rotary = model.encoder.rotary_pos_emb
+    angles = rotary(256, torch.device("cpu"))
+    assert rotary.inv_freq.dtype == torch.bfloat16 and angles.dtype == torch.float32
+    exact = torch.outer(torch.arange(256, dtype=torch.float64), rotary.inv_freq.double())
+    # the angle of position 255 at the highest frequency (1 rad per step) is exact to float32 rounding
+    assert (angles[:, : exact.shape[1]].double() - exact).abs().max().item() < 1e-4

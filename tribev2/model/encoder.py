@@ -40,8 +40,9 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("inv_freq", inv_freq)  # persistent: the checkpoint carries it
 
     def forward(self, seq_len: int, device: torch.device) -> torch.Tensor:
-        positions = torch.arange(seq_len, device=device, dtype=self.inv_freq.dtype)
-        freqs = torch.outer(positions, self.inv_freq)  # (T, r/2)
+        # Angles in float32 whatever the model's dtype: in bfloat16, position x frequency loses up to a radian.
+        positions = torch.arange(seq_len, device=device, dtype=torch.float32)
+        freqs = torch.outer(positions, self.inv_freq.float())  # (T, r/2)
         return torch.cat((freqs, freqs), dim=-1)  # (T, r)
 
 
