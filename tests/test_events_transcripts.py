@@ -131,3 +131,22 @@ def test_transcripts_without_timed_words(tmp_path):
     with pytest.warns(UserWarning, match=r"untimed.json has no timed words: the events of .*quiet.wav have no"):
         events = events_from(wav, transcript=path)
     assert events["type"].tolist() == ["Audio"]
+
+
+def test_word_list_cells_are_read_as_written(tmp_path):
+    """Words that look like numbers keep their text, and an empty text cell is no word (not the word 'nan')."""
+    (tmp_path / "n.tsv").write_text("text\tstart\tduration\tsequence_id\n007\t0.0\t0.5\t0\n1999\t0.5\t0.5\t\n"
+                                    "\t1.0\t0.5\t1\nNaN\t1.5\t0.5\t1\n")
+    words = read_transcript(tmp_path / "n.tsv")
+    assert words["text"].tolist() == ["007", "1999", "NaN"]
+    np.testing.assert_allclose(words["start"], [0.0, 0.5, 1.5])
+    np.testing.assert_array_equal(words["sequence_id"], [0.0, np.nan, 1.0])
+    (tmp_path / "n.csv").write_text("word,start,end\n1999,0.0,0.5\n2000,0.5,1.0\n,1.0,1.5\n")
+    assert read_transcript(tmp_path / "n.csv")["text"].tolist() == ["1999", "2000"]
+    table = pd.DataFrame({"text": ["a", np.nan, None], "start": [0.0, 1.0, 2.0], "duration": 0.5})
+    assert events_from(None, transcript=table).query("type == 'Word'")["text"].tolist() == ["a"]
+
+
+def test_subtitle_entities_are_decoded(tmp_path):
+    (tmp_path / "e.vtt").write_text("WEBVTT\n\n00:00.000 --> 00:02.000\nTom &amp; Jerry&#39;s <b>show</b>\n")
+    assert read_transcript(tmp_path / "e.vtt")["text"].tolist() == ["Tom", "&", "Jerry's", "show"]

@@ -21,6 +21,7 @@ Formats (:func:`read_transcript` picks by suffix and content):
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -46,8 +47,10 @@ def read_transcript(path: str | Path) -> pd.DataFrame:
         if suffix == ".json":
             return _words_from_json(json.loads(path.read_text(encoding="utf-8")), path)
         if suffix in (".tsv", ".csv"):
-            return words_from_table(pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", keep_default_na=False,
-                                                na_values=[""]), source=str(path))
+            # every cell as written: a word such as "007", "1999" or "NaN" stays that text (numbers are parsed
+            # per cell below), and an empty text cell is an empty word, dropped
+            return words_from_table(pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str,
+                                                keep_default_na=False), source=f"transcript {path}")
         return _words_from_cues(_read_cues(path.read_text(encoding="utf-8-sig")), path)
     except (UnicodeDecodeError, json.JSONDecodeError, pd.errors.ParserError) as err:
         raise ValueError(f"transcript {path}: cannot be parsed as {suffix[1:].upper()} ({err})") from None
@@ -123,7 +126,7 @@ def _read_cues(text: str) -> list[tuple[float, float, str]]:
         start, end = _cue_seconds(left), _cue_seconds(right)
         if start is None or end is None:
             continue
-        body = " ".join(re.sub(r"<[^>]+>", "", line).strip() for line in lines[timing + 1:])
+        body = " ".join(html.unescape(re.sub(r"<[^>]+>", "", line)).strip() for line in lines[timing + 1:])
         cues.append((start, end, body))
     return cues
 
@@ -160,13 +163,13 @@ def _number(value: Any) -> float | None:
 def _word_row(word: Any, start: Any, end: Any, sequence_id: Any, *, duration: float | None = None) -> dict | None:
     """One word, or None when it has no timing or no text (dropped, as the reference's parser does)."""
     start, end = _number(start), _number(end)
-    if word is None or start is None or end is None:
+    if start is None or end is None or word is None or (not isinstance(word, str) and pd.isna(word)):
         return None
     text = str(word).replace('"', "").strip()
     if not text:
         return None
     return {"text": text, "start": start, "duration": end - start if duration is None else duration,
-            "sequence_id": float(sequence_id)}
+            "sequence_id": _number(sequence_id)}
 
 
 def _words_table(rows: list[dict | None]) -> pd.DataFrame:
