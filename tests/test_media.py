@@ -105,3 +105,24 @@ def test_bad_files_give_clear_errors(tmp_path, features_dir):
         probe(empty)
     with pytest.raises(MediaError, match="no video stream|no frames"):
         list(iter_frames(empty))
+
+
+def test_frames_of_a_rotated_phone_video_come_upright(tmp_path):
+    """A portrait phone video stores landscape pixels and a display rotation; ffmpeg (under the reference's
+    moviepy) and players turn the frames upright, and so does iter_frames."""
+    image = np.zeros((48, 64, 3), np.uint8)
+    image[:10, :20] = 255  # a mark in the top-left corner of the stored pixels
+    for degrees, turns in ((90, 1), (-90, 3), (180, 2)):
+        path = tmp_path / f"phone{degrees}.mp4"
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("libx264rgb", rate=8, options={"qp": "0"})
+            stream.width, stream.height, stream.pix_fmt = 64, 48, "rgb24"
+            stream.set_display_rotation(degrees)  # counter-clockwise
+            for _ in range(2):
+                for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode(None):
+                container.mux(packet)
+        (index, frame), _ = list(iter_frames(path))
+        np.testing.assert_array_equal(frame, np.rot90(image, turns))
+        assert frame.flags.c_contiguous

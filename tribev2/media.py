@@ -6,8 +6,9 @@ Three functions, no state:
 * :func:`read_audio` returns a waveform ``(samples, channels)`` from an audio file or a container's audio track,
   optionally resampled and re-channelled by FFmpeg's resampler (what the ``ffmpeg`` command line does);
 * :func:`iter_frames` streams RGB frames with their index, where frame ``k`` is shown at ``k / fps`` (the
-  constant-rate convention of moviepy, which the reference used); :func:`frame_index` maps times to indices
-  the same way.
+  constant-rate convention of moviepy, which the reference used), upright as players show them (the stream's
+  display rotation applied, as the ``ffmpeg`` command line under moviepy does); :func:`frame_index` maps times
+  to indices the same way.
 
 torchvision and torchaudio are not used: they do not import beside torch 2.13 here.
 """
@@ -39,7 +40,7 @@ class MediaInfo:
     duration: float  # of the container as FFmpeg prints it (10-ms steps), or samples / rate for soundfile formats
     fps: float | None = None  # average frame rate of the first video stream
     n_frames: int | None = None  # as the container's header states it (may be absent or approximate)
-    width: int | None = None
+    width: int | None = None  # as coded, before any display rotation (phone videos: see iter_frames)
     height: int | None = None
     sample_rate: int | None = None  # of the first audio stream
     channels: int | None = None
@@ -158,7 +159,7 @@ def _decode_audio(path: Path, sample_rate: int | None, channels: int | None, dty
         rate = sample_rate or stream.codec_context.sample_rate
         layout = {1: "mono", 2: "stereo"}.get(channels) if channels else stream.codec_context.layout.name
         if layout is None:
-            raise ValueError(f"channels must be 1 or 2, got {channels!r}")
+            raise ValueError(f"{path}: channels must be 1 or 2, got {channels!r}")
         resampler = av.AudioResampler(format="s16" if dtype == "int16" else "flt", layout=layout, rate=rate)
         chunks = []
         try:
@@ -180,14 +181,22 @@ def frame_index(times: np.ndarray | float, fps: float) -> np.ndarray:
     return (np.asarray(times, dtype=np.float64) * fps + 1e-5).astype(np.int64)
 
 
+def rgb(frame) -> np.ndarray:
+    """RGB uint8 ``(H, W, 3)`` of a decoded ``av.VideoFrame``, upright: a display rotation (portrait phone
+    videos store landscape pixels and a rotation) is applied in quarter turns, as ``ffmpeg`` does by default."""
+    image = frame.to_ndarray(format="rgb24")
+    turns = round((frame.rotation or 0) / 90) % 4  # counter-clockwise quarter turns
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+
+
 def iter_frames(path: str | os.PathLike, *, first: int = 0, last: int | None = None, as_array: bool = True
                 ) -> Iterator[tuple[int, np.ndarray]]:
     """Stream ``(index, RGB uint8 (H, W, 3))`` for frames ``first..last`` (inclusive; ``None``: to the end).
 
-    Frame ``k`` is the one shown at ``k / fps`` (its presentation time, from the stream start). Decoding seeks
-    to the keyframe before ``first`` and runs forward, so only the requested span is decoded (from the start
-    instead, should the seek land past ``first``). With ``as_array=False`` the frames come as
-    ``av.VideoFrame`` (``.to_ndarray(format="rgb24")`` converts one), so that frames a caller skips are never
+    Frame ``k`` is the one shown at ``k / fps`` (its presentation time, from the stream start), turned upright
+    by :func:`rgb`. Decoding seeks to the keyframe before ``first`` and runs forward, so only the requested
+    span is decoded (from the start instead, should the seek land past ``first``). With ``as_array=False``
+    the frames come as ``av.VideoFrame`` (:func:`rgb` converts one), so that frames a caller skips are never
     converted.
     """
     import av
@@ -223,6 +232,6 @@ def iter_frames(path: str | os.PathLike, *, first: int = 0, last: int | None = N
                     continue
                 if last is not None and index > last:
                     break
-                yield index, frame.to_ndarray(format="rgb24") if as_array else frame
+                yield index, rgb(frame) if as_array else frame
         except av.error.FFmpegError as err:
             raise MediaError(f"{path}: the video stream cannot be decoded ({err})") from err

@@ -35,7 +35,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..media import frame_index, iter_frames, probe
+from ..media import frame_index, iter_frames, probe, rgb
 from .base import EventExtractor
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -215,10 +215,10 @@ def _frames_at(filepath: str, needed: np.ndarray, prepare) -> Iterator[tuple[int
         prepared = None
         while position < len(needed) and needed[position] <= index:
             if needed[position] == index:
-                prepared = prepared if prepared is not None else prepare(frame.to_ndarray(format="rgb24"))
+                prepared = prepared if prepared is not None else prepare(rgb(frame))
                 yield int(needed[position]), prepared
             elif previous is not None:
-                yield int(needed[position]), prepare(previous.to_ndarray(format="rgb24"))
+                yield int(needed[position]), prepare(rgb(previous))
             position += 1
         previous = frame
 
