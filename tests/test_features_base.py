@@ -161,3 +161,24 @@ def test_missing_local_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ExtractorLoadError, match="check that this folder holds the model's files"):
         AudioExtractor(tmp_path / "empty", device="cpu")
+
+
+def test_numpy_window_bounds_and_bad_layer_counts():
+    """Window starts taken from numpy (np.arange gives np.int64, a float32 array np.float32) are numbers too;
+    a cache_n_layers of 0 would keep no hidden state (NaN features), so it is refused at construction."""
+    from tribev2.demo import demo_extractors
+
+    text = demo_extractors(device="cpu", progress=False)["text"]
+    words = pd.DataFrame({"type": ["Word"], "start": [0.5], "duration": [0.3], "text": ["hello"],
+                          "context": ["hello"]})
+    expected = extract_features(words, extractors=[text], start=0.0, duration=4.0)["text"]
+    for start, duration in ((np.int64(0), np.int64(4)), (np.float32(0.0), np.float32(4.0))):
+        out = extract_features(words, extractors=[text], start=start, duration=duration)["text"]
+        np.testing.assert_array_equal(out, expected)
+    with pytest.raises(ValueError, match="start must be a finite number"):
+        extract_features(words, extractors=[text], start=np.float64("nan"), duration=4.0)
+    from tribev2.features import TextExtractor
+
+    for bad in (0, -3, 2.5):
+        with pytest.raises(ValueError, match="cache_n_layers must be a positive integer"):
+            TextExtractor(text.source, device="cpu", cache_n_layers=bad)

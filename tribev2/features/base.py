@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import os
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequence
@@ -136,9 +137,10 @@ def overlapping(rows: pd.DataFrame, start: float, duration: float) -> pd.DataFra
 
 
 def check_window(start: float, duration: float) -> None:
-    if not (isinstance(start, (int, float)) and math.isfinite(start)):
+    # numbers.Real: numpy scalars too (a window start taken from np.arange is an np.int64 or np.float32)
+    if not (isinstance(start, numbers.Real) and math.isfinite(start)):
         raise ValueError(f"start must be a finite number of seconds, got {start!r}")
-    if not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
+    if not (isinstance(duration, numbers.Real) and math.isfinite(duration) and duration > 0):
         raise ValueError(f"duration must be a positive number of seconds, got {duration!r}")
 
 
@@ -256,6 +258,8 @@ class Extractor:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not (math.isfinite(frequency) and frequency > 0):
             raise ValueError(f"frequency must be a positive rate in Hz, got {frequency!r}")
+        if cache_n_layers is not None and not (isinstance(cache_n_layers, numbers.Integral) and cache_n_layers > 0):
+            raise ValueError(f"cache_n_layers must be a positive integer or None, got {cache_n_layers!r}")
         self.source = str(source)
         self.revision = revision
         self.device = resolve_device(device)
