@@ -118,3 +118,25 @@ def test_events_tables_are_checked_and_completed(tmp_path):
         check_events(pd.DataFrame({"type": ["Music"], "start": [0.0], "duration": [1.0]}))
     with pytest.raises(ValueError, match="needs the columns type, start, duration; missing duration"):
         check_events(pd.DataFrame({"type": ["Word"], "start": [0.0]}))
+
+
+def test_events_table_files_keep_words_that_look_missing(tmp_path):
+    """Words such as 'None' or 'NA' survive an events TSV (the CLI's --events output) read back as a stimulus."""
+    words = pd.DataFrame({"type": "Word", "text": ["None", "NA", "null."], "start": [0.1, 0.5, 1.2],
+                          "duration": 0.3})
+    path = tmp_path / "events.tsv"
+    events_from(words).to_csv(path, sep="\t", index=False)
+    assert events_from(path).query("type == 'Word'")["text"].tolist() == ["None", "NA", "null."]
+    quoted = tmp_path / "quoted.csv"  # a quoted header is still an events table, not a word list
+    quoted.write_text('"type","start","duration","filepath"\n"Audio",0,2.5,"clip.wav"\n')
+    assert events_from(quoted)["type"].tolist() == ["Audio"]
+
+
+def test_unreadable_events_tables_and_untyped_rows_name_the_problem(tmp_path):
+    (tmp_path / "latin.tsv").write_bytes(b"type\tstart\tduration\ttext\nWord\t0\t1\tcaf\xe9\n")
+    (tmp_path / "broken.parquet").write_bytes(b"not parquet")
+    for name in ("latin.tsv", "broken.parquet"):
+        with pytest.raises(ValueError, match=rf"events table .*{name}: cannot be read"):
+            events_from(tmp_path / name)
+    with pytest.raises(ValueError, match=r"events table: 1 row\(s\) have no type"):
+        events_from(pd.DataFrame({"type": ["Word", None], "start": [0.0, 1.0], "duration": 0.5, "text": "a"}))

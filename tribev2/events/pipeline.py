@@ -28,7 +28,6 @@ from .transcripts import TRANSCRIPT_SUFFIXES, read_transcript, words_from_table
 from .tts import SpeechEngine, synthesize
 
 EVENTS_SUFFIXES = (".parquet",)  # plus .tsv/.csv files with a 'type' column
-_WORD_FIELDS_FROM_AUDIO = ("timeline", "subject", "session", "task", "run")
 
 
 def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
@@ -51,7 +50,7 @@ def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
     if stimulus is None:
         if transcript is None:
             raise ValueError("give a stimulus file, an events table, or transcript=")
-        return _with_words([], _transcript_words(transcript), 0.0, language, source=_name(transcript))
+        return _with_words([], _transcript_words(transcript), language, source=_name(transcript))
     path = Path(stimulus)
     if not path.is_file():
         raise FileNotFoundError(f"stimulus {path}: no such file")
@@ -59,7 +58,7 @@ def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
     if suffix in EVENTS_SUFFIXES or (suffix in (".tsv", ".csv") and _has_type_column(path)):
         return _complete(check_events(_read_table(path), source=str(path)), language)
     if suffix in TRANSCRIPT_SUFFIXES:
-        return _with_words([], read_transcript(path), 0.0, language, source=f"transcript {path}")
+        return _with_words([], read_transcript(path), language, source=f"transcript {path}")
     if suffix in TEXT_SUFFIXES:
         text = path.read_text(encoding="utf-8", errors="replace")
         if not text.strip():
@@ -87,8 +86,7 @@ def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
                           stacklevel=2)
     else:
         words = pd.DataFrame()
-    shift = audio_rows[0]["start"] - audio_rows[0]["offset"] if audio_rows else 0.0
-    return _with_words(media, words, shift, language, template=audio_rows[0] if audio_rows else None)
+    return _with_words(media, words, language)
 
 
 def _media_rows(info, is_video: bool) -> list[dict]:
@@ -116,17 +114,16 @@ def _transcript_words(transcript) -> pd.DataFrame:
     return read_transcript(transcript)
 
 
-def _with_words(media: list[dict], words: pd.DataFrame, shift: float, language: str, *,
-                template: dict | None = None, source: str = "the transcript") -> pd.DataFrame:
-    """Media rows (chunked) + the words placed at ``file time + shift`` with their Text/Sentence rows."""
+def _with_words(media: list[dict], words: pd.DataFrame, language: str, *,
+                source: str = "the transcript") -> pd.DataFrame:
+    """Media rows (chunked) + the words at their file time (every media row starts at 0, file time 0) with
+    their Text/Sentence rows."""
     if not media and words.empty:
         raise ValueError(f"{source} has no timed words (each word needs a start and an end)")
     events = chunk_media(make_table(media)) if media else make_table([])
     if words.empty:
         return events
-    fields = {k: template[k] for k in _WORD_FIELDS_FROM_AUDIO} if template else {}
-    rows = words.assign(type="Word", start=words["start"] + shift, **fields)
-    text_events = add_text_events(make_table(rows.to_dict("records")), language=language)
+    text_events = add_text_events(make_table(words.assign(type="Word").to_dict("records")), language=language)
     return make_table(events.to_dict("records") + text_events.to_dict("records"))
 
 
@@ -146,10 +143,15 @@ def _name(transcript) -> str:
 def _has_type_column(path: Path) -> bool:
     with open(path, encoding="utf-8", errors="replace") as f:
         header = f.readline()
-    return "type" in [c.strip().lower() for c in header.replace("\t", ",").split(",")]
+    return "type" in [c.strip().strip('"').lower() for c in header.replace("\t", ",").split(",")]
 
 
 def _read_table(path: Path) -> pd.DataFrame:
-    if path.suffix.lower() == ".parquet":
-        return pd.read_parquet(path)
-    return pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pd.read_parquet(path)
+        # only empty cells are missing: words such as "None", "NA" or "null" stay words
+        return pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", keep_default_na=False,
+                           na_values=[""])
+    except (ValueError, OSError) as err:  # pyarrow's and pandas' parse errors, undecodable text
+        raise ValueError(f"events table {path}: cannot be read ({type(err).__name__}: {err})") from None

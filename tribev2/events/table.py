@@ -85,7 +85,10 @@ def check_events(events: pd.DataFrame, *, source: str = "events") -> pd.DataFram
     if missing:
         raise ValueError(f"{source}: an events table needs the columns type, start, duration; missing "
                          f"{', '.join(missing)}")
-    unknown = sorted(set(events["type"].dropna().astype(str)) - set(EVENT_TYPES))
+    untyped = int(events["type"].isna().sum())
+    if untyped:
+        raise ValueError(f"{source}: {untyped} row(s) have no type; expected one of {list(EVENT_TYPES)}")
+    unknown = sorted(set(events["type"].astype(str)) - set(EVENT_TYPES))
     if unknown:
         raise ValueError(f"{source}: unknown event type(s) {unknown}; expected some of {list(EVENT_TYPES)}")
     try:
