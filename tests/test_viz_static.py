@@ -109,6 +109,27 @@ def test_views_follow_the_brain_layout(scene, desikan):
     assert image.shape == (240, 640, 3)
 
 
+@pytest.mark.parametrize("view, order", [("dorsal", ("left", "right")), ("ventral", ("right", "left")),
+                                         ("anterior", ("right", "left")), ("posterior", ("left", "right")),
+                                         ("lateral", ("left", "right"))])
+def test_hemisphere_order_is_where_the_hemispheres_are_seen(scene, view, order):
+    colours = np.full((2 * scene.n_per_hemi, 3), 128, dtype=np.uint8)
+    colours[:scene.n_per_hemi] = MARKER  # the left hemisphere
+    scene.paint(colours)
+    image = scene.image(view).astype(int)
+    left = np.nonzero((image[..., 1] - np.maximum(image[..., 0], image[..., 2])) > 60)[1]
+    assert scene.hemi_order(view) == order
+    middle = image.shape[1] / 2
+    assert (left.mean() < middle) == (order[0] == "left")
+    assert scene.hemi_order(view, ("right",)) == ("right",)
+
+
+def test_figure_marks_the_hemispheres(desikan):
+    figure = plot_surface(region_map(desikan, "insula"), views=["lateral", "ventral"], size=(160, 120))
+    first_column = [a for a in figure.axes if a.images]
+    assert [[t.get_text() for t in ax.texts][:2] for ax in first_column] == [["L", "R"], ["R", "L"]]
+
+
 def test_render_sizes_surfaces_and_threshold(desikan):
     values = region_map(desikan, "superiortemporal")
     images = {s: render(values, view="lateral", hemi="left", surface=s, threshold=0.5, size=(200, 150))
@@ -203,6 +224,17 @@ def test_color_limits():
     assert sc.color_limits(np.array([0.0, 1.0, 4.0])) == (0.0, 4.0)
     assert sc.color_limits(np.arange(101.0), percentile=90) == (10.0, 90.0)
     assert sc.color_limits(values, vmax=1.5) == (-1.5, 1.5)
+
+
+def test_given_color_limits_are_kept():
+    values = np.array([-3.0, -1.0, 0.5, 2.0])  # both signs: symmetric by default
+    assert sc.color_limits(values, vmin=0, vmax=2) == (0.0, 2.0)
+    assert sc.color_limits(values, vmin=-2, vmax=5) == (-2.0, 5.0)
+    assert sc.color_limits(values, vmin=-1) == (-1.0, 1.0)
+    assert sc.color_limits(values, vmin=0) == (0.0, 2.0)  # a lower limit of zero: not centred on zero
+    assert sc.color_limits(values, vmax=-1) == (-3.0, -1.0)
+    with pytest.raises(ValueError, match="vmin=2 must be below vmax=1"):
+        sc.color_limits(values, vmin=2, vmax=1)
 
 
 def test_contributions_as_rgb(desikan):

@@ -138,18 +138,30 @@ def test_overlays(region_dataset, desikan):
         prediction = coloured(viewer.image())
         viewer._overlay.value = "correlation"
         correlation_pixels = coloured(viewer.image())
+        assert viewer._timecourse_figure().axes[1].get_xlabel() == "cortex: correlation"
         assert correlation_pixels.sum() > 300 and (correlation_pixels & prediction).sum() < 0.05 * prediction.sum()
         viewer.set_overlay("contributions")
         green = greenish(viewer.image())
         assert (green & dilate(prediction, 2)).sum() > 0.8 * green.sum() > 100
         assert viewer._cmap.disabled and viewer._limits.disabled
         assert "green\">audio" in viewer._legend.value
+        assert [t.get_text() for t in viewer._timecourse_figure().axes[1].texts] == ["text", "audio", "video"]
         with pytest.raises(ValueError, match="RGB"):
             viewer.set_colors(cmap="viridis")
         with pytest.raises(ValueError, match="not available"):
             viewer.set_overlay("surprise")
     finally:
         viewer.close()
+
+
+def test_time_course_panel_carries_the_colour_key(viewer):
+    # the snapshot a saved notebook keeps (and the live panel) says what the cortex colours mean
+    key = viewer._timecourse_figure().axes[1]
+    assert key.get_xlim() == pytest.approx(viewer.scales["prediction"].limits)
+    assert key.get_xlabel().startswith("cortex: ")
+    viewer.set_colors(vmin=-0.5, vmax=0.5)
+    assert viewer._timecourse_figure().axes[1].get_xlim() == pytest.approx((-0.5, 0.5))
+    viewer.set_colors(vmin=0.0, vmax=1.0)
 
 
 def test_display_bundle_carries_a_picture(viewer):

@@ -84,9 +84,8 @@ def _colorbar_strip(scale: ColorScale, width: int, maps, height: int = 56) -> np
     figure = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor="white")
     bar = figure.colorbar(scale.mappable(), cax=figure.add_axes((0.5, 0.42, 0.45, 0.22)), orientation="horizontal")
     bar.ax.tick_params(labelsize=8, pad=1)
-    label = " ".join(filter(None, [maps.name, f"({maps.units})" if maps.units else ""]))
-    if label:
-        figure.text(0.5, 0.98, label, fontsize=8, va="top")
+    if maps.caption:
+        figure.text(0.5, 0.98, maps.caption, fontsize=8, va="top")
     return figure_array(figure)
 
 

@@ -47,6 +47,11 @@ class BrainMaps:
     name: str = ""
     units: str = ""
 
+    @property
+    def caption(self) -> str:
+        """What the values are, for a colorbar: ``"predicted BOLD response (a.u.)"``."""
+        return " ".join(filter(None, [self.name, f"({self.units})" if self.units else ""]))
+
     def label(self, index: int) -> str:
         t = self.times[index]
         return "" if t is None else f"t = {t:g} s"
@@ -158,8 +163,10 @@ def color_limits(values: np.ndarray, *, vmin: float | None = None, vmax: float |
                  symmetric: bool | str = "auto", percentile: float | None = None) -> tuple[float, float]:
     """Colour limits for ``values`` (NaN ignored).
 
-    Given ``vmin``/``vmax`` win. Otherwise the limits span the data, or its ``percentile`` (e.g. 99: robust
-    to outliers). ``symmetric`` (``"auto"``: when the data has both signs) centres them on zero.
+    Given ``vmin``/``vmax`` win (both given: used as they are). Otherwise the limits span the data, or its
+    ``percentile`` (e.g. 99: robust to outliers). ``symmetric`` (``"auto"``: when the data has both signs, or
+    the one given limit is a negative ``vmin``, and no given limit lies on the wrong side of zero) centres them
+    on zero, the given limit (or the data) setting the half-width.
     """
     finite = np.asarray(values, dtype=np.float64)
     finite = finite[np.isfinite(finite)]
@@ -167,10 +174,16 @@ def color_limits(values: np.ndarray, *, vmin: float | None = None, vmax: float |
         raise ValueError("the data has no finite value to colour")
     if percentile is not None and not 0 < percentile <= 100:
         raise ValueError(f"percentile={percentile!r}: expected a number in (0, 100]")
+    if vmin is not None and vmax is not None:
+        if not vmax > vmin:
+            raise ValueError(f"vmin={vmin!r} must be below vmax={vmax!r}")
+        return float(vmin), float(vmax)
     if symmetric == "auto":
-        symmetric = bool(finite.min() < 0 < finite.max()) or (vmin is not None and vmax is None and vmin < 0)
+        symmetric = (bool(finite.min() < 0 < finite.max()) or (vmin is not None and vmin < 0)) and \
+            (vmin is None or vmin < 0) and (vmax is None or vmax > 0)
     if symmetric:
-        top = vmax if vmax is not None else -vmin if vmin is not None else _spread(np.abs(finite), percentile)
+        given = vmax if vmax is not None and vmax > 0 else -vmin if vmin is not None and vmin < 0 else None
+        top = given if given is not None else _spread(np.abs(finite), percentile)
         top = top if top > 0 else 1.0
         return -float(top), float(top)
     low = vmin if vmin is not None else _spread(finite, 100 - percentile if percentile else None, low=True)
@@ -364,18 +377,10 @@ class BrainScene:
     def set_view(self, view: str, hemis: Sequence[str] | None = None) -> None:
         """Point the camera for ``view``, showing ``hemis`` (default: those of the scene; lateral and medial
         views of both hemispheres show the left one)."""
-        if view not in VIEWS:
-            raise ValueError(f"view={view!r}: expected one of {', '.join(map(repr, VIEWS))}")
-        hemis = tuple(hemis or (self.hemis[:1] if view in SPLIT_VIEWS else self.hemis))
-        unknown = [h for h in hemis if h not in self.actors]
-        if unknown:
-            raise ValueError(f"hemisphere(s) {unknown} are not in this scene (hemi={self.hemi!r})")
+        hemis, direction, up, right = self._camera(view, hemis)
         for h, actor in self.actors.items():
             actor.SetVisibility(h in hemis)
-        direction, up = _CAMERAS.get(view) or _CAMERAS[(view, hemis[0])]
         points = np.vstack([self.polydata[h].points for h in hemis])
-        direction, up = np.asarray(direction, dtype=float), np.asarray(up, dtype=float)
-        right = np.cross(up, direction)  # the image's x axis for a camera looking along -direction
         across, along = points @ right, points @ up
         centre = points.mean(axis=0)
         centre += right * ((across.max() + across.min()) / 2 - centre @ right)
@@ -388,6 +393,27 @@ class BrainScene:
         half_w, half_h = (across.max() - across.min()) / 2, (along.max() - along.min()) / 2
         camera.parallel_scale = 1.04 * max(half_h, half_w * height / width)
         self.plotter.reset_camera_clipping_range()
+
+    def hemi_order(self, view: str = "lateral", hemis: Sequence[str] | None = None) -> tuple[str, ...]:
+        """The hemispheres that ``image(view, hemis)`` shows, from the picture's left to its right, each
+        taking an equal share of its width (e.g. ``("right", "left")`` for an anterior view: the brain is seen
+        face to face)."""
+        if hemis is None and self.hemi == "both" and view in SPLIT_VIEWS:
+            return HEMIS
+        hemis, _, _, right = self._camera(view, hemis)
+        return tuple(sorted(hemis, key=lambda h: right[0] * (-1 if h == "left" else 1)))
+
+    def _camera(self, view: str, hemis: Sequence[str] | None):
+        """``(hemis, direction, up, right)``: the hemispheres shown, the direction from the focal point to the
+        camera, the view-up and the picture's x axis (unit vectors)."""
+        if view not in VIEWS:
+            raise ValueError(f"view={view!r}: expected one of {', '.join(map(repr, VIEWS))}")
+        hemis = tuple(hemis or (self.hemis[:1] if view in SPLIT_VIEWS else self.hemis))
+        unknown = [h for h in hemis if h not in self.actors]
+        if unknown:
+            raise ValueError(f"hemisphere(s) {unknown} are not in this scene (hemi={self.hemi!r})")
+        direction, up = (np.asarray(v, dtype=float) for v in (_CAMERAS.get(view) or _CAMERAS[(view, hemis[0])]))
+        return hemis, direction, up, np.cross(up, direction)  # x axis of a camera looking along -direction
 
     def close(self) -> None:
         self.plotter.close()

@@ -68,13 +68,13 @@ def plot_surface(data, *, time=None, views: str | Sequence[str] = "lateral", hem
                                   percentile=percentile, threshold=threshold)
     with BrainScene(maps.mesh, surface=surface, hemi=hemi, size=size, sulcal=sulcal) as scene:
         paint = outline_painter(scene, outlines)
-        panels = _panels(scene, [paint(scale.colors(v, scene.background)) for v in maps.values], views)
+        panels, sides = _panels(scene, [paint(scale.colors(v, scene.background)) for v in maps.values], views)
     titles = [maps.label(i) for i in range(len(maps.values))]
-    figure = _grid_figure(panels, views, titles, dpi=dpi, title=title, colorbar_room=colorbar)
+    figure = _grid_figure(panels, views, sides, titles, dpi=dpi, title=title, colorbar_room=colorbar)
     if colorbar:
         width = figure.get_figwidth() * dpi
         bar = figure.colorbar(scale.mappable(), cax=figure.add_axes((1 - 95 / width, 0.2, 12 / width, 0.6)))
-        bar.set_label(" ".join(filter(None, [maps.name, f"({maps.units})" if maps.units else ""])))
+        bar.set_label(maps.caption)
         if scale.threshold:
             bar.ax.axhspan(-scale.threshold, scale.threshold, color="0.7")
     return figure
@@ -92,8 +92,8 @@ def plot_contributions(contributions, *, views: str | Sequence[str] = "lateral",
     views = [views] if isinstance(views, str) else list(views)
     channels, names, mesh = modality_channels(contributions, subject=subject, mesh=mesh)
     with BrainScene(mesh, surface=surface, hemi=hemi, size=size, sulcal=sulcal) as scene:
-        panels = _panels(scene, [rgb_colors(channels, scene.background, percentile=percentile)], views)
-    figure = _grid_figure(panels, views, [""], dpi=dpi, title=title, colorbar_room=False, bottom=30)
+        panels, sides = _panels(scene, [rgb_colors(channels, scene.background, percentile=percentile)], views)
+    figure = _grid_figure(panels, views, sides, [""], dpi=dpi, title=title, colorbar_room=False, bottom=30)
     figure.legend(handles=[Patch(color=c, label=m) for m, c in zip(names, RGB_NAMES)], loc="lower center",
                   ncol=3, frameon=False)
     return figure
@@ -125,20 +125,21 @@ def modality_channels(contributions, *, subject=None, mesh: str | None = None) -
     return np.abs(np.stack([m.values[0] for m in maps], axis=1)), names, maps[0].mesh
 
 
-# -- helpers shared by the figures, the movie and the report ---------------------------------------------------
-def _panels(scene: BrainScene, colour_sets: Sequence[np.ndarray], views: Sequence[str]) -> list[list[np.ndarray]]:
-    """Images ``[view][map]``."""
+# -- helpers shared by the figures -----------------------------------------------------------------------------
+def _panels(scene: BrainScene, colour_sets: Sequence[np.ndarray], views: Sequence[str]):
+    """Images ``[view][map]``, and the hemispheres of each view from left to right."""
     grid = [[None] * len(colour_sets) for _ in views]
     for column, colours in enumerate(colour_sets):
         scene.paint(colours)
         for row, view in enumerate(views):
             grid[row][column] = scene.image(view)
-    return grid
+    return grid, [scene.hemi_order(view) for view in views]
 
 
-def _grid_figure(panels, views, column_titles, *, dpi, title, colorbar_room, bottom=4) -> BrainFigure:
+def _grid_figure(panels, views, sides, column_titles, *, dpi, title, colorbar_room, bottom=4) -> BrainFigure:
     """A figure of whole pixels: the panel images at their size, room for row labels, titles, a colorbar
-    (right) and a legend (``bottom`` pixels)."""
+    (right) and a legend (``bottom`` pixels). The first column marks each hemisphere ``L`` / ``R`` (``sides``:
+    the hemispheres of each row, left to right), as views from below or the front show them mirrored."""
     rows, columns = len(panels), len(panels[0])
     panel_width = max(row[0].shape[1] for row in panels)
     left = 24 if rows > 1 else 0
@@ -157,6 +158,10 @@ def _grid_figure(panels, views, column_titles, *, dpi, title, colorbar_room, bot
             ax.set_axis_off()
             if r == 0 and column_titles[c]:
                 ax.set_title(column_titles[c], fontsize=10)
+            if c == 0:
+                for i, hemi in enumerate(sides[r]):
+                    ax.text((i + 0.03) / len(sides[r]), 0.97, hemi[0].upper(), transform=ax.transAxes, ha="left",
+                            va="top", fontsize=9, fontweight="bold", color="0.35")
             if c == 0 and rows > 1:
                 ax.annotate(views[r], (0, 0.5), xycoords="axes fraction", xytext=(-3, 0), textcoords="offset points",
                             rotation=90, ha="right", va="center")

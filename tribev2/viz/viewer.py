@@ -75,8 +75,11 @@ class BrainViewer:
         self.scene = BrainScene(self.mesh, surface=surface, hemi=hemi, size=size, plotter=plotter)
         self.labels, self.region_names = _regions(ds, atlas, self.mesh)
         self.overlays = {"prediction": self.prediction.values}
+        self.captions = {"prediction": self.prediction.caption or "prediction"}  # colorbar labels
         if correlation is not None:
-            self.overlays["correlation"] = brain_maps(correlation, mesh=self.mesh).values[:1]
+            correlation = brain_maps(correlation, mesh=self.mesh)
+            self.overlays["correlation"] = correlation.values[:1]
+            self.captions["correlation"] = correlation.caption or "correlation"
         if contributions is not None:
             channels, self.modalities, _ = modality_channels(contributions, subject=subject, mesh=self.mesh)
             self.overlays["contributions"] = channels  # (V, 3): the modalities as red, green, blue
@@ -290,10 +293,12 @@ class BrainViewer:
         return preset
 
     def _timecourse_figure(self):
+        """The selected region's time course above the colour key of the cortex."""
         from matplotlib.figure import Figure
 
         figure = Figure(figsize=(4.2, 2.6), dpi=100, layout="constrained")
-        ax = figure.add_subplot()
+        ax, key = figure.subplots(2, 1, height_ratios=(14, 1))
+        self._colour_key(key)
         region = self.state["region"]
         t_now = self.prediction.times[self.state["time"]]
         if region is None:
@@ -310,6 +315,22 @@ class BrainViewer:
         ax.tick_params(labelsize=8)
         ax.legend(fontsize=8, frameon=False)
         return figure
+
+    def _colour_key(self, ax) -> None:
+        """A horizontal colorbar of the current overlay in ``ax`` (the RGB key for contributions)."""
+        name = self.state["overlay"]
+        if name == "contributions":
+            ax.set_axis_off()
+            for i, (modality, colour) in enumerate(zip(self.modalities, RGB_NAMES)):
+                ax.text((i + 0.5) / 3, 0.5, modality, color=colour, fontsize=8, fontweight="bold", ha="center",
+                        va="center", transform=ax.transAxes)
+            return
+        scale = self.scales[name]
+        bar = ax.figure.colorbar(scale.mappable(), cax=ax, orientation="horizontal")
+        if scale.threshold:
+            ax.axvspan(-scale.threshold, scale.threshold, color="0.7")
+        bar.ax.tick_params(labelsize=7, pad=1)
+        bar.set_label(f"cortex: {self.captions[name]}", fontsize=8, labelpad=1)
 
     # -- display ------------------------------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs):
