@@ -57,6 +57,23 @@ def test_read_audio_wav_and_span(features_dir):
     np.testing.assert_array_equal(whole, raw / 32768)
     span, _ = read_audio(path, offset=1.5, duration=2.0)
     np.testing.assert_array_equal(span, whole[66150:66150 + 88200])
+    np.testing.assert_array_equal(read_audio(path, offset=12.0)[0], whole[529200:])  # to the end
+    np.testing.assert_array_equal(read_audio(path, offset=12.0, duration=5.0)[0], whole[529200:])
+
+
+def test_read_audio_reads_only_the_span(features_dir, monkeypatch):
+    """A 60-s chunk of a 2-hour soundtrack must not load the whole file: only the span's samples are read."""
+    asked = []
+    original = soundfile.SoundFile.read
+
+    def spy(self, frames=-1, *args, **kwargs):
+        out = original(self, frames, *args, **kwargs)
+        asked.append(len(out))
+        return out
+
+    monkeypatch.setattr(soundfile.SoundFile, "read", spy)
+    span, _ = read_audio(features_dir / "stimuli" / "stimulus.wav", offset=1.5, duration=2.0)
+    assert len(span) == 88200 and sum(asked) == 88200
 
 
 def test_read_audio_from_video_like_ffmpeg(shared_dir):
@@ -99,6 +116,8 @@ def test_bad_files_give_clear_errors(tmp_path, features_dir):
         read_audio(wav, offset=1.0)
     with pytest.raises(ValueError, match="offset"):
         read_audio(wav, offset=float("nan"))
+    with pytest.raises(ValueError, match=r"tone\.wav: channels must be 1 or 2, got 6"):
+        read_audio(wav, channels=6)
     empty = tmp_path / "empty.mp4"
     _empty_video(empty)
     with pytest.raises(MediaError, match="how long"):

@@ -114,7 +114,8 @@ def read_audio(path: str | os.PathLike, *, offset: float = 0.0, duration: float 
                dtype: str = "float32") -> tuple[np.ndarray, int]:
     """Waveform ``(samples, channels)`` and its sample rate, from ``offset`` for ``duration`` seconds.
 
-    WAV/FLAC/MP3/OGG files at their own rate are read with soundfile (16-bit PCM as ``int / 32768``). Other
+    WAV/FLAC/MP3/OGG files at their own rate are read with soundfile (16-bit PCM as ``int / 32768``), only the
+    span asked for. Other
     containers (MP4, MKV, ...), or a requested ``sample_rate``/``channels``, go through FFmpeg's resampler,
     as ``ffmpeg -ar RATE -ac CHANNELS`` would. ``dtype="int16"`` returns raw 16-bit PCM (what the ffmpeg command
     line writes into a WAV file); the default is float32 in [-1, 1).
@@ -127,26 +128,33 @@ def read_audio(path: str | os.PathLike, *, offset: float = 0.0, duration: float 
     if duration is not None and not (math.isfinite(duration) and duration > 0):
         raise ValueError(f"{path}: duration must be a positive number of seconds, got {duration!r}")
     if path.suffix.lower() in SOUNDFILE_SUFFIXES and sample_rate is None and channels is None:
-        wav, rate = _read_soundfile(path, dtype)
-    else:
-        wav, rate = _decode_audio(path, sample_rate, channels, dtype)
+        return _read_soundfile(path, offset, duration, dtype)
+    wav, rate = _decode_audio(path, sample_rate, channels, dtype)
+    first = _first_sample(path, offset, rate, len(wav))
+    return wav[first:None if duration is None else first + round(duration * rate)], rate
+
+
+def _first_sample(path: Path, offset: float, rate: int, total: int) -> int:
     first = round(offset * rate)
-    last = len(wav) if duration is None else first + round(duration * rate)
-    if first >= len(wav):
-        raise MediaError(f"{path}: offset {offset:g} s is past the end of the audio ({len(wav) / rate:g} s)")
-    return wav[first:last], rate
+    if first >= total:
+        raise MediaError(f"{path}: offset {offset:g} s is past the end of the audio ({total / rate:g} s)")
+    return first
 
 
-def _read_soundfile(path: Path, dtype: str) -> tuple[np.ndarray, int]:
+def _read_soundfile(path: Path, offset: float, duration: float | None, dtype: str) -> tuple[np.ndarray, int]:
+    """Only the span is read (a 60-s chunk of a 2-hour soundtrack reads 60 s, not the whole file)."""
     import soundfile
 
     try:
-        wav, rate = soundfile.read(str(path), dtype=dtype, always_2d=True)
+        with soundfile.SoundFile(str(path)) as file:
+            rate = int(file.samplerate)
+            if file.frames == 0:
+                raise MediaError(f"{path}: the audio file holds no samples")
+            file.seek(_first_sample(path, offset, rate, file.frames))
+            wav = file.read(-1 if duration is None else round(duration * rate), dtype=dtype, always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError) as err:
         raise MediaError(f"{path}: cannot be read as audio ({err})") from err
-    if len(wav) == 0:
-        raise MediaError(f"{path}: the audio file holds no samples")
-    return wav, int(rate)
+    return wav, rate
 
 
 def _decode_audio(path: Path, sample_rate: int | None, channels: int | None, dtype: str) -> tuple[np.ndarray, int]:
