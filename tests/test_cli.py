@@ -35,8 +35,8 @@ def demo_environment(monkeypatch):
 
 
 def test_predict_writes_netcdf_zarr_and_events(small_demo_model, demo_environment, tmp_path, capsys):
-    out = tmp_path / "clip.nc"
-    events = tmp_path / "events.tsv"
+    out = tmp_path / "results" / "clip.nc"  # folders that do not exist yet are made
+    events = tmp_path / "tables" / "events.tsv"
     assert main(["predict", VIDEO, "-o", str(out), "--model", small_demo_model, "--atlas", "none",
                  "--events", str(events), "--device", "cpu"]) == 0
     assert "wrote" in capsys.readouterr().out
@@ -67,6 +67,11 @@ def test_exit_codes_and_messages(small_demo_model, demo_environment, tmp_path, c
                  "-o", str(tmp_path / "x.nc")]) == EXIT_UNAVAILABLE
     assert "Whisper model 'large-v3' could not be loaded" in capsys.readouterr().err
     assert not (tmp_path / "x.nc").exists()
+    for bad in ("0", "-2", "two"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["predict", VIDEO, "--batch-size", bad])
+        assert exit_info.value.code == EXIT_BAD_INPUT
+        assert "--batch-size: expected a whole number of at least 1" in capsys.readouterr().err
 
 
 def test_help_explains_every_flag(capsys):

@@ -74,5 +74,11 @@ def test_overlap_rule_on_a_small_table():
     ds = attach_events(ds, events_from(events))
     assert ds.words.values.tolist() == ["a b", "b", "b c", "d"]  # ends are open; a 0-s word counts where it starts
     assert events_table(ds, time=3.0)["type"].tolist() == ["Sentence", "Text", "Word"]
+    # any time inside a TR gives that TR's events; times outside the TRs are refused with the span
+    assert events_table(ds, time=1.5)["text"].tolist() == events_table(ds, time=1.0)["text"].tolist()
+    assert events_table(ds, time=3.99)["text"].tolist()[-1] == "d"
+    for outside in (-0.5, 4.0):
+        with pytest.raises(ValueError, match=r"outside the prediction's TRs \(0 to 4 s\)"):
+            events_table(ds, time=outside)
     with pytest.raises(ValueError, match="holds no events table"):
         events_table(ds.drop_vars([c for c in ds.coords if c.startswith("event")]))

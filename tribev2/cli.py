@@ -33,6 +33,9 @@ def _predict(args: argparse.Namespace) -> int:
     output = Path(args.output or Path(args.stimulus).with_suffix(".nc").name)
     if output.suffix not in (".nc", ".zarr"):
         raise ValueError(f"--output {output}: expected a .nc (NetCDF) or .zarr (Zarr) path")
+    for target in (output, args.events):  # made before the slow steps, so that writing cannot fail at the end
+        if target:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
     ds = predict(args.stimulus, model=args.model, extractors=_extractors(args), modalities=args.modalities,
                  transcript=args.transcript, language=args.language, asr_model=args.asr_model,
                  subjects=_subjects(args.subjects),
@@ -59,6 +62,12 @@ def _subjects(value: str):
         return [s if s == "average" else int(s) for s in value.split(",")]
     except ValueError:
         raise ValueError(f"--subjects {value!r}: expected 'average', 'all' or comma-separated row numbers") from None
+
+
+def _positive_int(value: str) -> int:
+    if not value.strip().isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return int(value)
 
 
 # -- convert ---------------------------------------------------------------------------------------------------
@@ -247,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
                          f"{DEFAULT_ATLAS}; see tribev2.load_atlas), or 'none'")
     predict.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, "
                                                           "cuda:1, mps")
-    predict.add_argument("--batch-size", type=int, default=8, help="windows per brain-model batch (default: 8)")
+    predict.add_argument("--batch-size", type=_positive_int, default=8,
+                         help="windows per brain-model batch (default: 8)")
     predict.add_argument("--cache-dir", help="cache root for this run (default: $TRIBEV2_CACHE, else "
                                              "~/.cache/tribev2)")
     predict.add_argument("--events", help="also write the events table to this TSV file")

@@ -222,8 +222,13 @@ def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
     from .events.table import timeline_stop
     from .features import check_compatible
 
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r}: expected a whole number of windows, at least 1")
+    if isinstance(modalities, str):
+        modalities = [modalities]
     with _cache_root(cache_dir):
         model, extractors = _model_and_extractors(model, extractors, device, progress)
+        _subject_rows(subjects, model.config.n_subject_rows)  # a bad subject fails before the slow steps
         if modalities is not None:
             unknown = sorted(set(modalities) - {e.modality for e in extractors})
             if unknown:
@@ -287,7 +292,8 @@ def attach_events(ds: xr.Dataset, events: pd.DataFrame) -> xr.Dataset:
 
 def events_table(ds: xr.Dataset, *, time: float | None = None) -> pd.DataFrame:
     """The events table stored in a Dataset returned by :func:`predict` (all of it, or the events that
-    overlap the TR starting at ``time``). Missing strings read back as ``""``."""
+    overlap the TR holding ``time`` seconds: the one starting at ``time``, or the last one starting before
+    it). Missing strings read back as ``""``."""
     from .events.table import EVENT_COLUMNS, NUMERIC_COLUMNS
 
     if f"event_{EVENT_COLUMNS[0]}" not in ds.coords:
@@ -296,7 +302,13 @@ def events_table(ds: xr.Dataset, *, time: float | None = None) -> pd.DataFrame:
                                        else "str") for c in EVENT_COLUMNS})
     if time is None:
         return table
-    rows = ds["tr_events"].sel(time=time).values
+    starts = ds.indexes["time"]
+    tr_s = float(ds["time"].attrs.get("tr_s", 1.0))
+    index = int(starts.get_indexer([time], method="pad")[0]) if len(starts) else -1
+    if index < 0 or time >= starts[-1] + tr_s:
+        span = f"{starts[0]:g} to {starts[-1] + tr_s:g} s" if len(starts) else "none"
+        raise ValueError(f"time={time!r} s is outside the prediction's TRs ({span})")
+    rows = ds["tr_events"].isel(time=index).values
     return table.iloc[rows[rows >= 0]]
 
 
@@ -368,4 +380,6 @@ def _progress(items, enabled: bool, label: str):
 
 
 def _describe(stimulus) -> str:
+    if stimulus is None:
+        return "the transcript"
     return "the events table" if isinstance(stimulus, pd.DataFrame) else str(stimulus)
