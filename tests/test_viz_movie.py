@@ -60,3 +60,14 @@ def test_movie_checks_its_arguments(prediction, tmp_path):
     with pytest.raises(ValueError, match="fps"):
         save_movie(prediction, tmp_path / "brain.mp4", fps=0)
     assert not (tmp_path / "brain.mp4").exists()
+
+
+def test_frames_mark_the_hemispheres(prediction):
+    # lateral: left | right; ventral (seen from below, anterior up): right, then left. A letter in each top
+    # corner of a view
+    _, image = next(brain_frames(prediction, time=0, views=["lateral", "ventral"], size=(160, 120), legend=False))
+    assert image.shape == (120, 3 * 160, 3)
+    marks = {left: (image[:16, left:left + 14] < 160).all(axis=-1) for left in (0, 306, 320, 466)}
+    assert all(mark.sum() > 5 for mark in marks.values())
+    assert np.array_equal(marks[0], marks[466]) and np.array_equal(marks[306], marks[320])  # L, R; R, L
+    assert not np.array_equal(marks[0], marks[306])

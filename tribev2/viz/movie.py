@@ -22,8 +22,8 @@ def brain_frames(data, *, time=None, views: str | Sequence[str] = ("lateral",), 
                  percentile: float | None = None, threshold: float | None = None, outlines=None,
                  sulcal: bool = True, size: tuple[int, int] = (480, 360),
                  legend: bool = True) -> Iterator[tuple[float | None, np.ndarray]]:
-    """Yield ``(time, image)`` per time point: the views side by side, with a colorbar and the time below
-    when ``legend``. One colour scale for every frame (the range of all of them, or their ``percentile``);
+    """Yield ``(time, image)`` per time point: the views side by side (each hemisphere marked L or R), with a
+    colorbar and the time below when ``legend``. One colour scale for every frame (the range of all of them, or their ``percentile``);
     the other arguments are those of :func:`tribev2.viz.plot_surface`."""
     views = [views] if isinstance(views, str) else list(views)
     maps = brain_maps(data, time=time, subject=subject, mesh=mesh)
@@ -31,10 +31,11 @@ def brain_frames(data, *, time=None, views: str | Sequence[str] = ("lateral",), 
                                   percentile=percentile, threshold=threshold)
     with BrainScene(maps.mesh, surface=surface, hemi=hemi, size=size, sulcal=sulcal, smooth_edges=False) as scene:
         paint = outline_painter(scene, outlines)
+        sides = [scene.hemi_order(view) for view in views]
         strip = None
         for index, values in enumerate(maps.values):
             scene.paint(paint(scale.colors(values, scene.background)))
-            image = side_by_side(*(scene.image(view) for view in views))
+            image = side_by_side(*(_mark_hemis(scene.image(view), order) for view, order in zip(views, sides)))
             if legend:
                 strip = strip if strip is not None else _colorbar_strip(scale, image.shape[1], maps)
                 image = np.concatenate([image, _stamp(strip, maps.label(index))], axis=0)
@@ -84,9 +85,23 @@ def _colorbar_strip(scale: ColorScale, width: int, maps, height: int = 56) -> np
     figure = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor="white")
     bar = figure.colorbar(scale.mappable(), cax=figure.add_axes((0.5, 0.42, 0.45, 0.22)), orientation="horizontal")
     bar.ax.tick_params(labelsize=8, pad=1)
+    if scale.threshold:
+        bar.ax.axvspan(-scale.threshold, scale.threshold, color="0.7")
     if maps.caption:
         figure.text(0.5, 0.98, maps.caption, fontsize=8, va="top")
     return figure_array(figure)
+
+
+def _mark_hemis(image: np.ndarray, order: Sequence[str]) -> np.ndarray:
+    """``image`` with ``L`` / ``R`` in the top corners: the first hemisphere of ``order`` at the left, the
+    second at the right."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    picture = Image.fromarray(image)
+    draw, font = ImageDraw.Draw(picture), ImageFont.load_default(size=max(10, image.shape[0] // 20))
+    for hemi, (x, anchor) in zip(order, ((4, "la"), (image.shape[1] - 4, "ra"))):
+        draw.text((x, 3), hemi[0].upper(), fill=(90, 90, 90), font=font, anchor=anchor)
+    return np.asarray(picture)
 
 
 def _stamp(strip: np.ndarray, text: str) -> np.ndarray:

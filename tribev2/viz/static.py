@@ -138,8 +138,9 @@ def _panels(scene: BrainScene, colour_sets: Sequence[np.ndarray], views: Sequenc
 
 def _grid_figure(panels, views, sides, column_titles, *, dpi, title, colorbar_room, bottom=4) -> BrainFigure:
     """A figure of whole pixels: the panel images at their size, room for row labels, titles, a colorbar
-    (right) and a legend (``bottom`` pixels). The first column marks each hemisphere ``L`` / ``R`` (``sides``:
-    the hemispheres of each row, left to right), as views from below or the front show them mirrored."""
+    (right) and a legend (``bottom`` pixels). The first column marks the hemispheres ``L`` / ``R`` in its top
+    corners (``sides``: the hemispheres of each row, left to right), as views from below or the front show
+    them mirrored."""
     rows, columns = len(panels), len(panels[0])
     panel_width = max(row[0].shape[1] for row in panels)
     left = 24 if rows > 1 else 0
@@ -159,9 +160,9 @@ def _grid_figure(panels, views, sides, column_titles, *, dpi, title, colorbar_ro
             if r == 0 and column_titles[c]:
                 ax.set_title(column_titles[c], fontsize=10)
             if c == 0:
-                for i, hemi in enumerate(sides[r]):
-                    ax.text((i + 0.03) / len(sides[r]), 0.97, hemi[0].upper(), transform=ax.transAxes, ha="left",
-                            va="top", fontsize=9, fontweight="bold", color="0.35")
+                for hemi, (x, align) in zip(sides[r], ((0.015, "left"), (0.985, "right"))):
+                    ax.text(x, 0.97, hemi[0].upper(), transform=ax.transAxes, ha=align, va="top", fontsize=9,
+                            fontweight="bold", color="0.35")
             if c == 0 and rows > 1:
                 ax.annotate(views[r], (0, 0.5), xycoords="axes fraction", xytext=(-3, 0), textcoords="offset points",
                             rotation=90, ha="right", va="center")
