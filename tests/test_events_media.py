@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -140,3 +142,11 @@ def test_unreadable_events_tables_and_untyped_rows_name_the_problem(tmp_path):
             events_from(tmp_path / name)
     with pytest.raises(ValueError, match=r"events table: 1 row\(s\) have no type"):
         events_from(pd.DataFrame({"type": ["Word", None], "start": [0.0, 1.0], "duration": 0.5, "text": "a"}))
+
+
+def test_long_non_ascii_names_fit_the_cache(tmp_path):
+    """A 249-byte stem (83 CJK characters) is a valid file name; its cached soundtrack must be one too."""
+    path = write_mp4(tmp_path / ("映" * 83 + ".m4v"), lambda t: demo_frame(t, 1.0), 1.0, audio=tone(1.0))
+    events = events_from(path, transcript=pd.DataFrame({"text": ["hi"], "start": [0.2], "duration": [0.3]}))
+    wav = Path(events.loc[events["type"] == "Audio", "filepath"].item())
+    assert wav.is_file() and wav.name.startswith("映" * 32) and len(wav.name.encode()) <= 100

@@ -139,3 +139,11 @@ def test_other_speech_engines_plug_in(tiny_whisper, tmp_path):
     assert calls == [("Nothing to hear.", "english")]  # the second time it came from the cache
     with pytest.raises(ValueError, match="unknown text-to-speech engine 'festival'"):
         synthesize("hello", engine="festival")
+
+
+def test_long_non_ascii_names_fit_the_transcript_cache(tiny_whisper, tmp_path):
+    path = tmp_path / ("録音" * 40 + ".wav")  # 240 bytes: the cached transcript adds a key and a suffix
+    sf.write(path, np.zeros(16000 * 2, dtype=np.float32), 16000)
+    with pytest.warns(UserWarning, match="no speech was recognised"):
+        assert events_from(path, asr_model=tiny_whisper)["type"].tolist() == ["Audio"]
+    assert list((cache_root() / "transcripts").glob("録音*.tsv"))

@@ -28,7 +28,7 @@ import pandas as pd
 
 from ..cache import atomic_path, cache_dir
 from .language import language_code
-from .media import file_sha256
+from .media import cache_stem, file_sha256
 from .transcripts import read_transcript, words_from_segments
 
 DEFAULT_WHISPER_MODEL = "large-v3"
@@ -63,7 +63,7 @@ def transcribe(audio: str | os.PathLike, *, language: str = "english", model: st
     name = whisper_model_name(model)
     code = language_code(language)
     key = hashlib.sha256(json.dumps([file_sha256(audio), name, code, ONSET_VAD]).encode()).hexdigest()[:24]
-    cached = cache_dir("transcripts") / f"{audio.stem}-{key}.tsv"
+    cached = cache_dir("transcripts") / f"{cache_stem(audio)}-{key}.tsv"
     if cached.is_file():
         return read_transcript(cached)
     try:

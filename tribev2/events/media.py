@@ -21,6 +21,13 @@ SOUNDTRACK_RATE = 44100
 SOUNDTRACK_CHANNELS = 2
 
 
+def cache_stem(path: str | Path, max_bytes: int = 96) -> str:
+    """``path``'s stem, cut to ``max_bytes`` of UTF-8, to name a cache entry after it: the entry (plus a key and
+    the temporary name of an atomic write) must stay within the 255-byte file-name limit, which a long
+    non-ASCII name alone nearly reaches."""
+    return Path(path).stem.encode("utf-8", "surrogateescape")[:max_bytes].decode("utf-8", "ignore") or "stimulus"
+
+
 def file_sha256(path: str | Path) -> str:
     """sha256 of a file's content (remembered for the process per path, size and modification time)."""
     path = Path(path).resolve()
@@ -44,7 +51,7 @@ def soundtrack(info: MediaInfo) -> Path:
         raise MediaError(f"{info.path}: has no audio track")
     if not info.has_video and info.path.suffix.lower() in SOUNDFILE_SUFFIXES:
         return info.path
-    target = cache_dir("audio") / file_sha256(info.path)[:24] / f"{info.path.stem}.wav"
+    target = cache_dir("audio") / file_sha256(info.path)[:24] / f"{cache_stem(info.path)}.wav"
     if not target.is_file():
         samples, rate = read_audio(info.path, sample_rate=SOUNDTRACK_RATE, channels=SOUNDTRACK_CHANNELS,
                                    dtype="int16")

@@ -22,7 +22,7 @@ from .asr import transcribe
 from .chunks import chunk_media
 from .language import add_text_events
 from ..media import MediaError, probe
-from .media import AUDIO_SUFFIXES, TEXT_SUFFIXES, VIDEO_SUFFIXES, soundtrack
+from .media import AUDIO_SUFFIXES, TEXT_SUFFIXES, VIDEO_SUFFIXES, cache_stem, soundtrack
 from .table import check_events, make_table, media_row
 from .transcripts import TRANSCRIPT_SUFFIXES, read_transcript, words_from_table
 from .tts import SpeechEngine, synthesize
@@ -63,7 +63,7 @@ def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
         text = path.read_text(encoding="utf-8", errors="replace")
         if not text.strip():
             raise ValueError(f"stimulus {path}: the text file is empty; write the text to read aloud in it")
-        audio = probe(synthesize(text, language=language, engine=tts, name=path.stem))
+        audio = probe(synthesize(text, language=language, engine=tts, name=cache_stem(path)))
         media = [media_row("Audio", audio.path, duration=audio.duration, frequency=audio.sample_rate)]
     elif suffix in VIDEO_SUFFIXES or suffix in AUDIO_SUFFIXES:
         media = _media_rows(probe(path), suffix in VIDEO_SUFFIXES)
