@@ -122,6 +122,8 @@ def test_accessor_sel_wildcards_and_hemi(ds):
         ds.sel(roi="v1")
     with pytest.raises(ValueError, match="hemi='middle'"):
         ds.tribe.sel(hemi="middle")
+    with pytest.raises(ValueError, match="k=-1: expected a positive number of regions"):
+        ds.tribe.top_rois(-1)
 
 
 def test_with_atlas_switches_the_roi(ds, shared_dir):
@@ -209,6 +211,52 @@ def test_ground_truth_tr_is_resampled_to_the_prediction_rows(ds):
     assert shorter.attrs["n_timepoints"] == 14
 
 
+
+def test_a_missing_volume_drops_every_row_interpolated_from_it(ds):
+    """With a 2-s TR, rows between a missing (all-zero) volume and its neighbours would mix zeros into the
+    truth: they are left out, like the rows that fall on it."""
+    rng = np.random.default_rng(5)
+    slope, intercept = rng.normal(size=ds.sizes["vertex"]), rng.normal(size=ds.sizes["vertex"])
+    signal = lambda seconds: intercept + slope * seconds[:, None]  # noqa: E731
+    bold = signal(np.arange(0, 40, 2.0))
+    bold[6] = 0.0  # the volume at 12 s is missing: rows modelling 11, 12 and 13 s go
+    ds = with_prediction(ds, signal(ds.time.values + 5.0))
+    result = tribev2.evaluate(ds, bold, tr_s=2.0, segment_trs=5)
+    assert result.attrs["n_timepoints"] == ds.sizes["time"] - 3
+    np.testing.assert_allclose(result.pearson_r.values, 1.0, atol=1e-5)
+    np.testing.assert_allclose(result.mse.values, 0.0, atol=1e-9)
+
+
+def test_non_finite_ground_truth_vertices_are_left_out_of_the_summaries(ds):
+    """NaN at some vertices (outside the field of view) gives NaN maps there, and means and retrieval over
+    the others, as if those vertices were not there (NaN scores used to count as retrieved)."""
+    rng = np.random.default_rng(6)
+    prediction = rng.normal(size=(ds.sizes["time"], ds.sizes["vertex"]))
+    bold = rng.normal(size=(ds.sizes["time"] + 5, ds.sizes["vertex"]))
+    bold[:, :11] = np.nan
+    ds = with_prediction(ds, prediction)
+    with pytest.warns(RuntimeWarning, match="Pearson r is undefined at 11 of 20,484"):
+        result = tribev2.evaluate(ds, bold, segment_trs=5)
+    assert np.isnan(result.pearson_r.values[:11]).all() and np.isnan(result.mse.values[:11]).all()
+    rest = tribev2.evaluate(ds.isel(vertex=slice(11, None)), bold, segment_trs=5)  # a subset: bold cut to it
+    assert result.mse_mean.item() == pytest.approx(rest.mse_mean.item(), rel=1e-12)
+    assert result.pearson_r_mean.item() == pytest.approx(rest.pearson_r_mean.item(), rel=1e-12)
+    assert result.topk_accuracy.item() == rest.topk_accuracy.item() < 1.0  # noise: not everything retrieved
+
+
+def test_a_subset_of_vertices_is_compared_with_the_same_vertices_of_the_truth(ds):
+    rng = np.random.default_rng(7)
+    ds = with_prediction(ds, rng.normal(size=(ds.sizes["time"], ds.sizes["vertex"])))
+    bold = rng.normal(size=(ds.sizes["time"] + 5, ds.sizes["vertex"]))
+    whole = tribev2.evaluate(ds, bold, segment_trs=5)
+    visual = ds.tribe.sel(roi="V*", hemi="left")
+    part = tribev2.evaluate(visual, bold, segment_trs=5)
+    np.testing.assert_array_equal(part.vertex.values, visual.vertex.values)
+    np.testing.assert_allclose(part.pearson_r.values, whole.pearson_r.sel(vertex=visual.vertex.values).values,
+                               rtol=1e-12)
+    with pytest.raises(ValueError, match="k=0: expected a positive number of segments"):
+        tribev2.evaluate(ds, bold, k=0)
+
 def test_constant_series_give_nan_with_a_warning(ds):
     rng = np.random.default_rng(3)
     prediction = rng.normal(size=(ds.sizes["time"], ds.sizes["vertex"]))
@@ -269,6 +317,14 @@ def test_contributions_are_leave_one_modality_out_differences(model, hcp_cache):
     expected = run_by_hand(model, {"audio": features["audio"]}, 10) - run_by_hand(model, {}, 10)
     np.testing.assert_allclose(alone.sel(modality="audio", subject="average").values, expected, atol=2e-5)
 
+
+
+def test_contributions_of_a_stimulus_refuse_duration_s():
+    import pandas as pd
+
+    events = pd.DataFrame([{"type": "Word", "start": 0.0, "duration": 0.4, "text": "hello", "context": "hello"}])
+    with pytest.raises(ValueError, match="duration_s is for features"):
+        tribev2.contributions(events, duration_s=5.0, atlas=None)
 
 def test_contributions_from_a_stimulus_match_those_of_its_features(tmp_path):
     """Events through the demo extractors: the stimulus path (events once, ablations via predict and the feature

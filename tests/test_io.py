@@ -60,6 +60,12 @@ def test_gifti_round_trip(labelled, tmp_path):
         io.save_gifti(two_subjects, tmp_path / "bad")
     with pytest.raises(ValueError, match="expected the \\(left, right\\) pair"):
         io.load_gifti(left)
+    with pytest.raises(ValueError, match="pred_hemi-R.func.gii holds the right hemisphere .*pass the files as "
+                                         "\\(left, right\\)"):
+        io.load_gifti((right, left))
+    with pytest.raises(ValueError, match="1,009 vertices match no fsaverage mesh"):  # not split in two halves
+        io.save_gifti(labelled.prediction.isel(time=0, vertex=slice(0, 1009)), tmp_path / "part")
+    assert not list(tmp_path.glob("part*"))
 
 
 def smooth_pattern(image) -> np.ndarray:
@@ -162,3 +168,38 @@ def test_resample_between_resolutions(labelled, shared_dir, tmp_path, monkeypatc
     np.testing.assert_array_equal(moved.roi.values, load_atlas("HCP-MMP1", path=atlases).vertex_names)
     with pytest.raises(ValueError, match="method='cubic'"):
         io.resample(fine, "fsaverage4", method="cubic")
+
+
+def test_resample_carries_a_roi_it_cannot_reload(labelled, tmp_path):
+    """A custom atlas (read with path=) or one whose files are coarser than the target: each vertex takes the
+    region of its nearest source vertex (exact on a coarser, nested mesh) instead of failing."""
+    ctab = np.array([[0, 0, 0, 0], [255, 0, 0, 0], [0, 255, 0, 0]], dtype=np.int32)
+    for hemi in ("lh", "rh"):
+        nib.freesurfer.write_annot(str(tmp_path / f"{hemi}.toy.annot"), (np.arange(2562) % 3).astype(np.int32),
+                                   ctab, ["unknown", "A", "B"], fill_ctab=True)
+    toy = attach_atlas(labelled, load_atlas("toy", path=tmp_path, mesh="fsaverage4"))
+    coarse = io.resample(toy, "fsaverage3")
+    assert isinstance(coarse.xindexes["roi"], RegionIndex) and coarse.attrs["atlas"] == "toy"
+    np.testing.assert_array_equal(coarse.roi.values, np.concatenate([toy.roi.values[:642],
+                                                                     toy.roi.values[2562:2562 + 642]]))
+    assert coarse.sel(roi="A").sizes["vertex"] == int((coarse.roi.values == "A").sum()) > 0
+    finer = io.resample(toy, "fsaverage5", method="idw")
+    np.testing.assert_array_equal(finer.roi.values[:2562], toy.roi.values[:2562])  # shared vertices
+    assert set(finer.roi.values) == set(toy.roi.values)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("zarr") is None, reason="zarr (dev extra) is not installed")
+def test_an_interrupted_zarr_write_keeps_the_earlier_store(labelled, tmp_path, monkeypatch):
+    path = tribev2.save_dataset(labelled, tmp_path / "prediction.zarr")
+    write = xr.Dataset.to_zarr
+
+    def interrupted(self, store, **options):
+        write(self.isel(time=slice(0, 1)), store, **options)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(xr.Dataset, "to_zarr", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tribev2.save_dataset(labelled.isel(time=slice(0, 2)), path)
+    monkeypatch.undo()
+    xr.testing.assert_identical(tribev2.open_dataset(path), labelled)
+    assert [p.name for p in tmp_path.iterdir()] == ["prediction.zarr"]

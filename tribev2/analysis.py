@@ -27,7 +27,7 @@ import pandas as pd
 import xarray as xr
 
 from .atlas import DEFAULT_ATLAS, NO_REGION, Atlas, attach_atlas, match_names, region_order
-from .surface import HEMIS, apply_to_vertices, mesh_for_vertices
+from .surface import HEMIS, apply_to_vertices, mesh_for_vertices, n_vertices_per_hemi
 
 _RETRIEVAL_EPS = 1e-15  # as the reference's rank metric: scores = pred · truth / (eps + ‖truth‖)
 
@@ -94,6 +94,8 @@ class TribeAccessor:
         select times first, e.g. ``ds.isel(time=slice(10, 20)).tribe.top_rois()``) as a tidy table:
         ``subject, rank, roi[, hemi], value, n_vertices``. ``absolute`` ranks by ``|value|``; ``variable``
         names the Dataset variable (ignored for a DataArray)."""
+        if not (isinstance(k, (int, np.integer)) and k > 0):
+            raise ValueError(f"k={k!r}: expected a positive number of regions")
         data = self._obj if isinstance(self._obj, xr.DataArray) else self._obj[variable]
         regional = data.tribe.by_roi(hemi=hemi)
         other = [d for d in regional.dims if d not in ("roi", "hemi", "subject")]
@@ -183,12 +185,14 @@ def evaluate(ds: xr.Dataset | xr.DataArray, ground_truth, *, tr_s: float | None 
     onset and one volume every ``tr_s`` seconds (default: the file's TR, else the prediction's 1 s).
     Prediction row ``t`` models BOLD at ``t + hemodynamic_offset_s`` (5 s), so it is compared with the
     ground truth linearly interpolated at that time (an exact pick when the TRs agree); rows whose time
-    falls outside the recording, and rows where the ground truth is zero at every vertex (missing data, as
-    the reference drops them), are left out.
+    falls outside the recording, and rows that draw on a volume zero at every vertex (missing data,
+    as the reference drops them), are left out. A prediction on some vertices of the mesh (e.g.
+    ``ds.tribe.sel(roi="V*")``) is compared with the same vertices of a whole-mesh ground truth.
 
     Returns a Dataset: ``pearson_r (vertex, subject)`` (Pearson r over time per vertex; NaN, with a warning,
-    where either series is constant), ``mse (vertex, subject)``, their means ``pearson_r_mean``, ``mse_mean``
-    and ``topk_accuracy (subject)``: top-``k`` retrieval as the reference computes it: predictions and
+    where either series is constant or not finite), ``mse (vertex, subject)``, their means over the vertices
+    where they are not NaN, ``pearson_r_mean`` and ``mse_mean``, and ``topk_accuracy (subject)``: top-``k``
+    retrieval as the reference computes it (over the vertices whose values are all finite): predictions and
     ground truth are averaged over each segment (``segment_trs`` rows; default the model's 100-s windows),
     each predicted segment is scored against every measured one (dot product with the L2-normalised
     truth) and counts as retrieved when its own segment ranks among the ``k`` best (ties share the mean
@@ -198,11 +202,16 @@ def evaluate(ds: xr.Dataset | xr.DataArray, ground_truth, *, tr_s: float | None 
     """
     from .io import load_ground_truth
 
+    mesh = ds.tribe.mesh  # a Dataset's attrs, which its variables do not carry
     prediction = ds if isinstance(ds, xr.DataArray) else ds[variable]
     if "subject" not in prediction.dims:
         prediction = prediction.expand_dims(subject=["-"], axis=-1)
     prediction = prediction.transpose("time", "vertex", "subject")
-    truth = load_ground_truth(ground_truth, mesh=prediction.tribe.mesh, tr_s=tr_s, start_s=start_s)
+    if not (isinstance(k, (int, np.integer)) and k > 0):
+        raise ValueError(f"k={k!r}: expected a positive number of segments")
+    truth = load_ground_truth(ground_truth, mesh=mesh, tr_s=tr_s, start_s=start_s)
+    if truth.sizes["vertex"] == 2 * n_vertices_per_hemi(mesh) != prediction.sizes["vertex"]:
+        truth = truth.isel(vertex=prediction["vertex"].values)  # a subset of the mesh: its vertex ids
     if truth.sizes["vertex"] != prediction.sizes["vertex"]:
         raise ValueError(f"ground truth has {truth.sizes['vertex']:,} vertices, the prediction "
                          f"{prediction.sizes['vertex']:,}: they must be on the same mesh (see "
@@ -237,14 +246,15 @@ def evaluate(ds: xr.Dataset | xr.DataArray, ground_truth, *, tr_s: float | None 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN subjects: already warned about
         maps["pearson_r_mean"] = ("subject", np.nanmean(r, axis=0))
-    maps["mse_mean"] = ("subject", mse.mean(axis=0))
+        maps["mse_mean"] = ("subject", np.nanmean(mse, axis=0))
     maps["topk_accuracy"] = ("subject", _topk_accuracy(predicted_means, measured_means, k),
                              {"long_name": f"top-{k} segment retrieval accuracy"})
     return maps.assign_attrs(attrs)
 
 
 def _aligned_truth(times: np.ndarray, truth: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the prediction inside the recording, and the truth linearly interpolated there: (T, V)."""
+    """Rows of the prediction inside the recording, and the truth linearly interpolated there: (T, V). Rows
+    that take any weight from a missing volume (zero at every vertex) are left out."""
     source = truth["time"].values.astype(np.float64)
     values = np.asarray(truth.transpose("time", "vertex").values, dtype=np.float64)
     tolerance = 1e-6
@@ -252,10 +262,12 @@ def _aligned_truth(times: np.ndarray, truth: xr.DataArray) -> tuple[np.ndarray, 
     position = np.interp(times[rows], source, np.arange(len(source)))
     lower = np.minimum(np.floor(position + tolerance).astype(np.int64), len(source) - 1)
     upper = np.minimum(lower + 1, len(source) - 1)
-    weight = np.clip(position - lower, 0.0, 1.0)[:, None]
-    aligned = values[lower] * (1.0 - weight) + values[upper] * weight
-    present = ~(aligned == 0).all(axis=1)
-    return rows[present], aligned[present]
+    weight = np.clip(position - lower, 0.0, 1.0)
+    missing = (values == 0).all(axis=1)
+    present = ~((missing[lower] & (weight < 1.0 - tolerance)) | (missing[upper] & (weight > tolerance)))
+    weight = weight[present, None]
+    aligned = values[lower[present]] * (1.0 - weight) + values[upper[present]] * weight
+    return rows[present], aligned
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -267,7 +279,8 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     undefined = ~(denominator > 0)
     if undefined.any():
         warnings.warn(f"Pearson r is undefined at {int(undefined.sum()):,} of {undefined.size:,} "
-                      "vertex/subject pairs (constant prediction or ground truth over time): set to NaN",
+                      "vertex/subject pairs (prediction or ground truth constant or not finite over time): "
+                      "set to NaN",
                       RuntimeWarning, stacklevel=3)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(undefined, np.nan, numerator / np.where(undefined, 1.0, denominator))
@@ -294,11 +307,16 @@ def _segment_means(values: np.ndarray, segments: np.ndarray) -> np.ndarray:
 
 
 def _topk_accuracy(predicted: np.ndarray, measured: np.ndarray, k: int) -> np.ndarray:
-    """Top-k retrieval among segment means, per subject: predicted (N, V, S), measured (N, V) -> (S,)."""
+    """Top-k retrieval among segment means, per subject: predicted (N, V, S), measured (N, V) -> (S,). Vertices
+    with a non-finite value (in any segment or subject) are left out; NaN when none is left."""
     if len(measured) < 2:
         warnings.warn("top-k retrieval needs at least 2 segments; this comparison has 1 (pass segment_trs= "
                       "to cut it into shorter segments): topk_accuracy is NaN", RuntimeWarning, stacklevel=3)
         return np.full(predicted.shape[2], np.nan)
+    finite = np.isfinite(measured).all(axis=0) & np.isfinite(predicted).all(axis=(0, 2))
+    if not finite.any():
+        return np.full(predicted.shape[2], np.nan)
+    predicted, measured = predicted[:, finite], measured[:, finite]
     truth = measured / (_RETRIEVAL_EPS + np.linalg.norm(measured, axis=1, keepdims=True))  # (N, V)
     accuracy = []
     for s in range(predicted.shape[2]):
@@ -320,8 +338,8 @@ def contributions(source, *, model=None, extractors=None, duration_s: float | No
     ``source`` is either features ``{modality: (L, D, T)}`` (then ``model`` is required and the other
     arguments are those of :func:`tribev2.predict_features`), or a stimulus as :func:`tribev2.predict` takes
     it (a media/text/transcript file or an events table; ``model``, ``extractors``, ``transcript``,
-    ``language``, ``device`` as there): its events are built once and every ablation reuses the feature cache,
-    so each modality costs one brain-model pass, not a new extraction.
+    ``language``, ``device`` as there; ``duration_s`` is for features only): its events are built once and
+    every ablation reuses the feature cache, so each modality costs one brain-model pass, not a new extraction.
 
     Returns ``contribution (modality, time, vertex, subject)`` with the full prediction's coordinates (``roi``
     when the atlas is available) and attributes. With a single modality, "absent" leaves the model with no
@@ -341,6 +359,9 @@ def contributions(source, *, model=None, extractors=None, duration_s: float | No
         from .events import events_from
         from .predict import predict
 
+        if duration_s is not None:
+            raise ValueError("contributions(stimulus, duration_s=...): duration_s is for features; a stimulus "
+                             "is predicted over its whole duration (cut the events table to shorten it)")
         events = source if isinstance(source, pd.DataFrame) else events_from(
             source, transcript=transcript, language=language, device=device, progress=progress)
         options = dict(model=model, extractors=extractors, subjects=subjects, batch_size=batch_size,

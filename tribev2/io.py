@@ -19,25 +19,22 @@ from typing import Sequence
 import numpy as np
 import xarray as xr
 
+from .cache import atomic_path
 from .surface import FSAVERAGE_SIZES, HEMIS, apply_to_vertices, check_mesh, load_surface, mesh_for_vertices
 
 NETCDF_ENGINE = "h5netcdf"  # NetCDF-4 with variable-length strings, pure wheels
 
 
 def save_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write ``ds`` to NetCDF (default) or Zarr (``.zarr`` suffix), atomically for NetCDF."""
+    """Write ``ds`` to NetCDF (default) or Zarr (``.zarr`` suffix), atomically: an interrupted write leaves
+    any earlier file at ``path`` as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     flat = _drop_custom_indexes(ds)
-    if path.suffix == ".zarr":
-        flat.to_zarr(path, mode="w", consolidated=False)
-        return path
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        flat.to_netcdf(tmp, engine=NETCDF_ENGINE)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp:
+        if path.suffix == ".zarr":
+            flat.to_zarr(tmp, mode="w", consolidated=False)
+        else:
+            flat.to_netcdf(tmp, engine=NETCDF_ENGINE)
     return path
 
 
@@ -87,6 +84,7 @@ def save_gifti(data, path: str | os.PathLike) -> tuple[Path, Path]:
     import nibabel as nib
 
     values, tr_s, _ = _time_by_vertex(data)
+    mesh_for_vertices(values.shape[1])  # both hemispheres of a whole mesh, or a clear error
     half = values.shape[1] // 2
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,13 +110,21 @@ def load_gifti(paths: Sequence[str | os.PathLike]) -> tuple[np.ndarray, float | 
     if isinstance(paths, (str, os.PathLike)) or len(paths) != 2:
         raise ValueError(f"{paths!r}: expected the (left, right) pair of GIFTI files (one per hemisphere)")
     parts, steps = [], set()
-    for file in paths:
+    for file, hemi in zip(paths, HEMIS):
         if not Path(file).is_file():
             raise FileNotFoundError(f"{file}: no such GIFTI file")
         image = nib.load(str(file))
+        meta = image.meta if image.meta is not None else {}
+        structure = meta.get("AnatomicalStructurePrimary", "")
+        other = "CortexRight" if hemi == "left" else "CortexLeft"
+        if structure == other:
+            raise ValueError(f"{file} holds the {other[6:].lower()} hemisphere ({structure}); expected the "
+                             f"{hemi} one here: pass the files as (left, right)")
+        if not image.darrays:
+            raise ValueError(f"{file}: a GIFTI file without data arrays; expected a functional map")
         arrays = [np.asarray(d.data, dtype=np.float64) for d in image.darrays]
         parts.append(np.stack(arrays) if all(a.ndim == 1 for a in arrays) else np.asarray(arrays[0]).T)
-        step = image.meta.get("TimeStep") if image.meta is not None else None
+        step = meta.get("TimeStep")
         if step:
             steps.add(float(step) / 1000.0)
     if parts[0].shape != parts[1].shape:
@@ -293,11 +299,13 @@ def resample(data, mesh: str, *, method: str = "nearest", k: int = 5):
     """``data`` (DataArray or Dataset with a ``vertex`` dimension covering both hemispheres) on another
     fsaverage ``mesh``, matching vertices on the sphere: ``"nearest"`` vertex, or ``"idw"``: inverse-distance
     weights over the ``k`` nearest (a coinciding vertex takes its value exactly, so going to a coarser mesh
-    keeps the nested vertices' values either way). ``roi`` is re-attached from ``attrs["atlas"]`` when set."""
+    keeps the nested vertices' values either way). A ``roi`` coordinate is re-attached from ``attrs["atlas"]``
+    on the new mesh; when that atlas cannot be loaded there (a custom atlas read with ``path=``, files coarser
+    than ``mesh``, offline), each vertex takes the region of its nearest source vertex."""
     import scipy.sparse
     from scipy.spatial import cKDTree
 
-    from .atlas import attach_atlas_or_warn
+    from .atlas import AtlasUnavailableError, RegionIndex, attach_atlas
 
     if method not in ("nearest", "idw"):
         raise ValueError(f"method={method!r}: expected 'nearest' or 'idw'")
@@ -333,8 +341,14 @@ def resample(data, mesh: str, *, method: str = "nearest", k: int = 5):
     keep = {n: c for n, c in data.coords.items() if "vertex" not in c.dims}
     result = result.assign_coords({**keep, **coords}).set_xindex("hemi")
     result = result.assign_attrs({**data.attrs, "mesh": mesh})
-    atlas = data.attrs.get("atlas")
-    return attach_atlas_or_warn(result, atlas) if atlas and "roi" in data.coords else result
+    if "roi" not in data.coords:
+        return result
+    try:
+        return attach_atlas(result, data.attrs["atlas"])
+    except (KeyError, ValueError, AtlasUnavailableError):  # no atlas name, unknown or too coarse, unavailable
+        nearest = np.asarray(matrix.argmax(axis=1)).ravel()  # the source vertex of largest weight
+        roi = data["roi"].variable
+        return result.assign_coords(roi=("vertex", roi.values[nearest], roi.attrs)).set_xindex("roi", RegionIndex)
 
 
 def _time_by_vertex(data) -> tuple[np.ndarray, float, bool]:
