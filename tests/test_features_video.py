@@ -141,3 +141,30 @@ def test_bad_video(demo_video, tmp_path, shared_dir):
         demo_video.event_features(clip, 0.0, 0.2)
     with pytest.raises(ValueError, match="clip_duration"):
         VideoExtractor(demo_video.source, clip_duration=0.0)
+
+
+def test_a_model_error_stops_the_decoding_thread(demo_video, tmp_path, monkeypatch):
+    """The frames are decoded in a thread ahead of the model; an error in the model must stop it at once (in a
+    notebook the last traceback stays alive, and the thread with its open file would spin on)."""
+    import threading
+    import time
+
+    clip = _demo_clip(tmp_path)
+    extractor = VideoExtractor(demo_video.source, device="cpu", batch_size=1, progress=False)
+
+    def broken(pixel_values):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(extractor, "clip_state_means", broken)
+    before = set(threading.enumerate())
+    with pytest.raises(RuntimeError, match="out of memory") as kept:  # the traceback stays referenced
+        extractor.event_state_means(clip, 0.0, 2.0)  # 4 bins, 2 prefetched: the thread waits to put more
+
+    def started() -> set:
+        return {t for t in set(threading.enumerate()) - before if t.name != "tqdm_monitor"}
+
+    deadline = time.monotonic() + 5.0
+    while started() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not started()
+    assert kept.value is not None

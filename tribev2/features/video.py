@@ -25,6 +25,7 @@ parity fixtures were made with); ``final_norm=True`` applies the LayerNorm to it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import queue
@@ -172,17 +173,20 @@ class VideoExtractor(EventExtractor):
         requests = self.frame_requests(filepath, offset, duration)
         if bins is not None:
             requests = requests[list(bins)]
-        clips = _prefetched(self._clips(filepath, requests), depth=2 * self.batch_size)
         out = []
-        for first in self._bar(range(0, len(requests), self.batch_size), desc="video", unit="batch"):
-            batch = torch.stack([next(clips) for _ in range(min(self.batch_size, len(requests) - first))])
-            out.append(self.clip_state_means(self.normalize(batch.to(self.device))).cpu())
+        # closing: an error in the model stops the decoding thread now, not when the traceback is freed
+        with contextlib.closing(_prefetched(self._clips(filepath, requests), depth=2 * self.batch_size)) as clips:
+            for first in self._bar(range(0, len(requests), self.batch_size), desc="video", unit="batch"):
+                batch = torch.stack([next(clips) for _ in range(min(self.batch_size, len(requests) - first))])
+                out.append(self.clip_state_means(self.normalize(batch.to(self.device))).cpu())
         return torch.cat(out)
 
     def _clips(self, filepath: str, requests: np.ndarray) -> Iterator[torch.Tensor]:
         """uint8 ``(frames, 3, crop, crop)`` per bin, decoding the file once, in order, keeping only the frames
         still needed. A request past the last frame gets the previous request's frame (moviepy's quirk)."""
         needed = np.unique(requests)
+        # the smallest index that bin k or any later bin asks for: older frames are dropped after bin k - 1
+        keep_from = np.minimum.accumulate(requests.min(1)[::-1])[::-1]
         frames = _frames_at(filepath, needed, self.resize_crop)
         have: dict[int, torch.Tensor] = {}
         last = None  # the last decoded frame, for bins wholly past the end
@@ -203,8 +207,7 @@ class VideoExtractor(EventExtractor):
                 previous = frame
             yield torch.stack(picked)
             if k + 1 < len(requests):
-                keep_from = requests[k + 1:].min()
-                have = {i: f for i, f in have.items() if i >= keep_from}
+                have = {i: f for i, f in have.items() if i >= keep_from[k + 1]}
 
 
 def _frames_at(filepath: str, needed: np.ndarray, prepare) -> Iterator[tuple[int, torch.Tensor]]:
@@ -249,7 +252,7 @@ def _prefetched(items: Iterator, depth: int) -> Iterator:
         except BaseException as err:  # handed to the consumer, raised there
             offer(err)
 
-    thread = threading.Thread(target=produce, daemon=True)
+    thread = threading.Thread(target=produce, name="tribev2-video-frames", daemon=True)
     thread.start()
     try:
         while (item := buffer.get()) is not end:
