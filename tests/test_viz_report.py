@@ -117,3 +117,19 @@ def test_report_without_events_shows_the_brain_alone(report, tmp_path):
     moved = events.assign(filepath=events["filepath"].where(events["type"] != "Video", "/nowhere/clip.mp4"))
     with pytest.raises(FileNotFoundError, match="pass video="):
         save_report(ds, tmp_path / "moved.html", events=moved)
+
+
+def test_timeline_follows_the_subject_shown(report, tmp_path):
+    import xarray as xr
+
+    _, ds, _ = report
+    one = ds.isel(subject=0, drop=True)
+    two = xr.concat([one * 0 + 1.0, one], dim=xr.DataArray(["sub-01", "average"], dims="subject"))
+    two = two.assign_attrs(ds.attrs)
+    expected = np.round(one.prediction.mean("vertex").values.astype(float), 6)
+    # the brains show "average" by default (the model's row for a new person): so does the timeline
+    np.testing.assert_allclose(page_data(save_report(two, tmp_path / "a.html", size=(80, 60)))["mean"], expected)
+    chosen = page_data(save_report(two, tmp_path / "b.html", subject="sub-01", size=(80, 60)))["mean"]
+    np.testing.assert_allclose(chosen, 1.0)
+    with pytest.raises(ValueError, match="select them first"):
+        save_report(ds, tmp_path / "c.html", time=[0, 1])

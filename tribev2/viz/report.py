@@ -23,6 +23,7 @@ import numpy as np
 
 from ..cache import atomic_path
 from .movie import brain_frames
+from .scene import _pick_subject
 
 
 def save_report(ds, path: str | os.PathLike, *, events=None, video: str | os.PathLike | None = None,
@@ -46,6 +47,9 @@ def save_report(ds, path: str | os.PathLike, *, events=None, video: str | os.Pat
         ds = attach_events(ds, events)
     if "time" not in ds.dims:
         raise ValueError("the Dataset has no 'time' dimension: a report follows a prediction over time")
+    if "time" in frame_options:
+        raise ValueError("save_report shows every TR of the Dataset; to show some, select them first "
+                         "(ds.sel(time=slice(10, 30)))")
     table = events_table(ds) if "event_type" in ds.coords else None
     times = np.asarray(ds["time"].values, dtype=np.float64)
     tr = float(ds["time"].attrs.get("tr_s", np.median(np.diff(times)) if len(times) > 1 else 1.0))
@@ -54,8 +58,8 @@ def save_report(ds, path: str | os.PathLike, *, events=None, video: str | os.Pat
     frames = _stimulus_frames(videos, times + tr / 2, frame_width, jpeg_quality) if videos else [None] * len(times)
     words = table[table["type"] == "Word"] if table is not None else None
     prediction = ds["prediction"]
-    if "subject" in prediction.dims:
-        prediction = prediction.isel(subject=0)
+    if "subject" in prediction.dims:  # the subject the brain pictures show
+        prediction = prediction.sel(subject=_pick_subject(prediction, frame_options.get("subject")))
     data = {
         "times": times.tolist(), "tr": tr, "offset": float(ds["time"].attrs.get("hemodynamic_offset_s", 0.0)),
         "brain": brains, "frames": frames,

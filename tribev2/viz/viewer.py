@@ -369,6 +369,7 @@ def _notebook_plotter(size):
 def _regions(ds, atlas, mesh: str) -> tuple[np.ndarray | None, tuple[str, ...]]:
     """``(labels (V,), names)`` with ``names[0]`` meaning no region, from ``atlas`` or the Dataset's ``roi``."""
     from ..atlas import NO_REGION, Atlas, load_atlas
+    from ..surface import FSAVERAGE_SIZES
 
     if atlas is not None:
         atlas = atlas if isinstance(atlas, Atlas) else load_atlas(atlas, mesh=mesh)
@@ -378,7 +379,7 @@ def _regions(ds, atlas, mesh: str) -> tuple[np.ndarray | None, tuple[str, ...]]:
     roi = getattr(ds, "coords", {}).get("roi")
     if roi is None:
         return None, (NO_REGION,)
-    per_vertex = np.full(len(brain_maps(ds).values[0]), NO_REGION, dtype=object)
+    per_vertex = np.full(2 * FSAVERAGE_SIZES[mesh], NO_REGION, dtype=object)
     per_vertex[np.asarray(ds["vertex"].values)] = np.asarray(roi.values, dtype=object)
     names = (NO_REGION,) + tuple(n for n in dict.fromkeys(per_vertex) if n != NO_REGION)
     lookup = {n: i for i, n in enumerate(names)}
