@@ -92,15 +92,22 @@ def speech_regions(samples: np.ndarray) -> np.ndarray:
     return np.array([(s["start"], s["end"]) for s in spans], dtype=np.float64).reshape(-1, 2) / WHISPER_RATE
 
 
-def snap_onsets(words: pd.DataFrame, regions: np.ndarray) -> pd.DataFrame:
-    """Move each word's start to the start of the speech region overlapping it most, if that is later."""
+def snap_onsets(words: pd.DataFrame, regions: np.ndarray, *, block: int = 1024) -> pd.DataFrame:
+    """Move each word's start to the start of the speech region overlapping it most, if that is later.
+
+    Overlaps are computed ``block`` words at a time: memory stays bounded on hours of speech (tens of
+    thousands of words against thousands of regions)."""
     if words.empty or not len(regions):
         return words
     starts = words["start"].to_numpy()
     stops = starts + words["duration"].to_numpy()
-    overlap = (np.minimum(stops[:, None], regions[None, :, 1]) - np.maximum(starts[:, None], regions[None, :, 0]))
-    best = overlap.argmax(axis=1)
-    moved = np.where(overlap.max(axis=1) > 0, np.maximum(starts, regions[best, 0]), starts)
+    moved = starts.copy()
+    for first in range(0, len(starts), block):
+        a, b = starts[first:first + block], stops[first:first + block]
+        overlap = np.minimum(b[:, None], regions[None, :, 1]) - np.maximum(a[:, None], regions[None, :, 0])
+        best = overlap.argmax(axis=1)
+        hit = overlap[np.arange(len(a)), best] > 0
+        moved[first:first + block] = np.where(hit, np.maximum(a, regions[best, 0]), a)
     return words.assign(start=moved, duration=stops - moved)
 
 
