@@ -211,3 +211,15 @@ def test_bad_input_is_named(shared_dir, tmp_path):
         read_annot_pair([shared_dir / "atlases" / f for f in HCP], name="HCP-MMP1", mesh="fsaverage6")
     with pytest.raises(AtlasUnavailableError, match="no such annotation file"):
         load_atlas("HCP-MMP1", path=[tmp_path / "lh.x.annot", tmp_path / "rh.x.annot"])
+    swapped = [shared_dir / "atlases" / f for f in reversed(HCP)]
+    with pytest.raises(ValueError, match="expected the left hemisphere's file first, as \\(lh, rh\\)"):
+        load_atlas("HCP-MMP1", path=swapped)
+
+
+def test_a_download_that_is_no_annotation_is_not_cached(cold_cache, monkeypatch):
+    """Schaefer has no MD5 to pin: a proxy's error page served with status 200 must not poison the cache."""
+    spec = atlas_module.ATLASES["Schaefer-200"]
+    serve(monkeypatch, {url: b"<html>Access denied</html>" for url in spec.urls.values()})
+    with pytest.raises(AtlasUnavailableError, match="the download is not a FreeSurfer .annot file .*not kept"):
+        load_atlas("Schaefer-200")
+    assert not list((tribev2.cache.cache_dir("atlases") / "Schaefer-200").glob("*.annot"))

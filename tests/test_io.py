@@ -140,6 +140,8 @@ def test_ground_truth_sources(labelled, tmp_path):
     (tmp_path / "bold.csv").write_text("1,2")
     with pytest.raises(ValueError, match="bold.csv: unsupported ground-truth file"):
         io.load_ground_truth(tmp_path / "bold.csv")
+    with pytest.raises(ValueError, match="tr_s=0: expected a positive number of seconds"):
+        io.load_ground_truth(values, mesh="fsaverage4", tr_s=0)  # not read as 'no TR given'
     with pytest.raises(ValueError, match="ground-truth times must increase"):
         io.load_ground_truth(xr.DataArray(values, dims=("time", "vertex"), coords={"time": np.zeros(6)}))
 

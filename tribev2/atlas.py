@@ -340,6 +340,9 @@ def _files_in(path, spec: AtlasSpec, mesh: str) -> tuple[Path, Path] | None:
         missing = [str(p) for p in pair if not p.is_file()]
         if missing:
             raise AtlasUnavailableError(f"no such annotation file: {', '.join(missing)}")
+        if pair[0].name.startswith("rh.") or pair[1].name.startswith("lh."):
+            raise ValueError(f"path=({pair[0]}, {pair[1]}): expected the left hemisphere's file first, "
+                             "as (lh, rh)")
         return pair
     folder = Path(path).expanduser()
     if not folder.is_dir():
@@ -376,17 +379,29 @@ def _download(spec: AtlasSpec) -> tuple[Path, Path]:
                 except OSError as error:
                     _FAILED_DOWNLOADS[url] = f"download of {url} failed ({error})"
                     raise AtlasUnavailableError(_how_to_get(spec, reason=_FAILED_DOWNLOADS[url])) from error
-                _check_md5(tmp, (spec.md5 or {}).get(file_name), url)
+                _check_download(tmp, (spec.md5 or {}).get(file_name), url)
         files.append(target)
     return tuple(files)
 
 
-def _check_md5(file: Path, expected: str | None, url: str) -> None:
-    if expected is None:
+def _check_download(file: Path, expected_md5: str | None, url: str) -> None:
+    """Refuse a download whose MD5 is not the pinned one, or (no MD5 to pin) that is not an annotation, such
+    as a proxy's error page: nothing that cannot be read goes into the cache."""
+    import nibabel as nib
+
+    if expected_md5 is not None:
+        digest = hashlib.md5(file.read_bytes()).hexdigest()
+        if digest != expected_md5:
+            raise AtlasUnavailableError(f"{url}: downloaded file has MD5 {digest}, expected {expected_md5}; "
+                                        "not kept")
         return
-    digest = hashlib.md5(file.read_bytes()).hexdigest()
-    if digest != expected:
-        raise AtlasUnavailableError(f"{url}: downloaded file has MD5 {digest}, expected {expected}; not kept")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nibabel's overflow warnings on a file that is not an annotation
+            nib.freesurfer.read_annot(str(file))
+    except Exception as error:
+        raise AtlasUnavailableError(f"{url}: the download is not a FreeSurfer .annot file ({error}); "
+                                    "not kept") from error
 
 
 def _how_to_get(spec: AtlasSpec, *, reason: str) -> str:

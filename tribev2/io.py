@@ -261,7 +261,7 @@ def load_ground_truth(source, *, mesh: str = "fsaverage5", tr_s: float | None = 
     if not np.issubdtype(values.dtype, np.number):
         raise ValueError(f"ground truth has dtype {values.dtype}; expected numbers")
     if times is None:
-        step = float(tr_s or file_tr or 1.0)
+        step = float(tr_s if tr_s is not None else file_tr or 1.0)
         if not step > 0:
             raise ValueError(f"tr_s={tr_s!r}: expected a positive number of seconds")
         times = start_s + np.arange(len(values)) * step
