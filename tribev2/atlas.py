@@ -9,7 +9,8 @@
    fsaverage5);
 5. a download into the cache, done once: HCP-MMP1 from the figshare files MNE's ``fetch_hcp_mmp_parcellation``
    uses, checked against their MD5; Schaefer's fsaverage5 files from the CBIG repository (no published checksum
-   to pin, so kept as downloaded). Files given by path, ``TRIBEV2_ATLAS_DIR`` or the cache are not checked.
+   to pin, so only checked to read as annotations). Files given by path, ``TRIBEV2_ATLAS_DIR`` or the cache are
+   not checked.
 
 Files may hold any fsaverage resolution at least as fine as the requested mesh (the full 163,842-vertex
 fsaverage, or fsaverage5, ...): icosahedral nesting means the first ``N`` vertices of a finer mesh are the
