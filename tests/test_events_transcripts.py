@@ -150,3 +150,17 @@ def test_word_list_cells_are_read_as_written(tmp_path):
 def test_subtitle_entities_are_decoded(tmp_path):
     (tmp_path / "e.vtt").write_text("WEBVTT\n\n00:00.000 --> 00:02.000\nTom &amp; Jerry&#39;s <b>show</b>\n")
     assert read_transcript(tmp_path / "e.vtt")["text"].tolist() == ["Tom", "&", "Jerry's", "show"]
+
+
+def test_a_transcript_beside_a_stimulus_with_words_is_refused(tmp_path):
+    """transcript= would be ignored for a transcript or an events table: it is refused, naming both."""
+    path = tmp_path / "words.json"
+    path.write_text(json.dumps(WHISPERX))
+    with pytest.raises(ValueError, match=r"the stimulus, the transcript .*words.json, has its words already"):
+        events_from(path, transcript=path)
+    table = events_from(path)
+    with pytest.raises(ValueError, match="the stimulus, an events table, has its words already"):
+        events_from(table, transcript=path)
+    table.to_csv(tmp_path / "events.tsv", sep="\t", index=False)
+    with pytest.raises(ValueError, match=r"the stimulus, the events table .*events.tsv, has its words already"):
+        events_from(tmp_path / "events.tsv", transcript=pd.DataFrame({"text": ["a"], "start": [0], "duration": [1]}))

@@ -46,6 +46,7 @@ def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
     model (see :mod:`tribev2.events.asr`); ``tts``: the text-to-speech engine for text files.
     """
     if isinstance(stimulus, pd.DataFrame):
+        _refuse_transcript(transcript, "an events table")
         return _complete(check_events(stimulus, source="events table"), language)
     if stimulus is None:
         if transcript is None:
@@ -56,8 +57,10 @@ def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
         raise FileNotFoundError(f"stimulus {path}: no such file")
     suffix = path.suffix.lower()
     if suffix in EVENTS_SUFFIXES or (suffix in (".tsv", ".csv") and _has_type_column(path)):
+        _refuse_transcript(transcript, f"the events table {path}")
         return _complete(check_events(_read_table(path), source=str(path)), language)
     if suffix in TRANSCRIPT_SUFFIXES:
+        _refuse_transcript(transcript, f"the transcript {path}")
         return _with_words([], read_transcript(path), language, source=f"transcript {path}")
     if suffix in TEXT_SUFFIXES:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -134,6 +137,14 @@ def _complete(events: pd.DataFrame, language: str) -> pd.DataFrame:
         return events
     rest = events[~events["type"].isin(["Word", "Text", "Sentence"])]
     return make_table(rest.to_dict("records") + add_text_events(words, language=language).to_dict("records"))
+
+
+def _refuse_transcript(transcript, stimulus: str) -> None:
+    """``transcript=`` is the words of a media file: with a stimulus that has its words already, it would be
+    silently ignored."""
+    if transcript is not None:
+        raise ValueError(f"transcript= ({_name(transcript)}) gives the words of a video, audio or text file; the "
+                         f"stimulus, {stimulus}, has its words already (pass one or the other)")
 
 
 def _name(transcript) -> str:
