@@ -74,6 +74,14 @@ def test_exit_codes_and_messages(small_demo_model, demo_environment, tmp_path, c
         assert "--batch-size: expected a whole number of at least 1" in capsys.readouterr().err
 
 
+def test_subject_lists():
+    from tribev2.cli import _subjects
+
+    assert _subjects("all") == "all" and _subjects("0, 3,average") == [0, 3, "average"]
+    with pytest.raises(ValueError, match="--subjects 'first': expected 'average', 'all' or comma-separated"):
+        _subjects("first")
+
+
 def test_help_explains_every_flag(capsys):
     parser = build_parser()
     predict = next(a for a in parser._subparsers._group_actions[0].choices.values() if a.prog.endswith("predict"))

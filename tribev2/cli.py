@@ -59,7 +59,7 @@ def _subjects(value: str):
     if value in ("average", "all"):
         return value
     try:
-        return [s if s == "average" else int(s) for s in value.split(",")]
+        return [s if s == "average" else int(s) for s in (part.strip() for part in value.split(","))]
     except ValueError:
         raise ValueError(f"--subjects {value!r}: expected 'average', 'all' or comma-separated row numbers") from None
 
