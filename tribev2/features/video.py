@@ -94,9 +94,10 @@ class VideoExtractor(EventExtractor):
         return options
 
     def fingerprint(self) -> dict:
-        return {**super().fingerprint(), "clip_duration": self.clip_duration, "final_norm": self.final_norm,
-                "frames": self.frames_per_clip, "crop": self.crop_size, "resize": self.shortest_edge,
-                "mean": self.mean, "std": self.std}
+        # "upright": frames turned by the display rotation (entries made before that was done are not reused)
+        return {**super().fingerprint(), "upright": True, "clip_duration": self.clip_duration,
+                "final_norm": self.final_norm, "frames": self.frames_per_clip, "crop": self.crop_size,
+                "resize": self.shortest_edge, "mean": self.mean, "std": self.std}
 
     # -- timing ------------------------------------------------------------------------------------------------
     def request_times(self, clip_duration: float, n_bins: int) -> np.ndarray:
