@@ -23,8 +23,8 @@ SIZE = (160, 120)  # width, height
 
 def write_mp4(path: str | Path, frame: Callable[[float], np.ndarray] | None, duration_s: float, *,
               audio: np.ndarray | None = None, sample_rate: int = 22050, fps: int = FPS) -> Path:
-    """Encode ``frame(t) -> (H, W, 3) uint8`` at ``fps`` (H.264) and ``audio`` (mono float in [-1, 1], AAC) into
-    an MP4. ``frame=None`` writes audio only (in an MP4 container); ``audio=None`` writes a silent-film MP4."""
+    """Encode ``frame(t) -> (H, W, 3) uint8`` at ``fps`` (H.264) and ``audio`` (mono float in [-1, 1], AAC; cut
+    to ``duration_s``, never padded, so a track may end before the video) into an MP4. ``frame=None`` writes audio only (in an MP4 container); ``audio=None`` writes a silent-film MP4."""
     import av
 
     path = Path(path)
@@ -42,8 +42,7 @@ def write_mp4(path: str | Path, frame: Callable[[float], np.ndarray] | None, dur
                 container.mux(video.encode(picture))
             container.mux(video.encode(None))
         if sound is not None:
-            samples = np.zeros(round(duration_s * sample_rate), dtype=np.float32)
-            samples[:min(len(audio), len(samples))] = audio[:len(samples)]
+            samples = np.asarray(audio[:round(duration_s * sample_rate)], dtype=np.float32)  # as given, cut
             block = 1024
             for first_sample in range(0, len(samples), block):
                 chunk = av.AudioFrame.from_ndarray(samples[None, first_sample:first_sample + block], format="flt",
@@ -78,8 +77,9 @@ def main(out: str | Path = Path(__file__).with_name("demo_stimulus.mp4")) -> Pat
 
     speech, rate = soundfile.read(synthesize(DEMO_TEXT, name="demo"), dtype="float32")
     lead = np.zeros(int(0.5 * rate), dtype=np.float32)
-    audio = np.concatenate([lead, speech])
-    duration = np.ceil(len(audio) / rate + 1.0)
+    duration = np.ceil((len(lead) + len(speech)) / rate + 1.0)
+    audio = np.zeros(round(duration * rate), dtype=np.float32)  # the track lasts as long as the video
+    audio[len(lead):len(lead) + len(speech)] = speech
     return write_mp4(out, lambda t: demo_frame(t, duration), duration, audio=audio, sample_rate=rate)
 
 

@@ -57,6 +57,16 @@ def test_video_gives_video_and_audio_rows_and_a_cached_soundtrack(tmp_path):
     assert leftovers() == []
 
 
+def test_a_soundtrack_shorter_than_its_video_is_padded_with_silence(tmp_path):
+    # 3 s of video, 1 s of sound: the Audio row lasts 3 s, so the WAV must too (else features are stretched)
+    path = write_mp4(tmp_path / "short_sound.mp4", lambda t: demo_frame(t, 3.0), 3.0, audio=tone(1.0))
+    info = probe(path)
+    assert info.duration == 3.0
+    samples, rate = sf.read(soundtrack(info))
+    assert abs(len(samples) / rate - 3.0) < 0.01
+    assert np.abs(samples[: rate // 2]).max() > 0.1 and np.abs(samples[round(1.2 * rate):]).max() == 0
+
+
 def test_audio_file_is_used_as_it_is(tmp_path):
     path = tmp_path / "speech.flac"
     sf.write(path, tone(2.5, 16000), 16000)

@@ -33,8 +33,8 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         if tmp.exists():
-            if target.is_dir():
-                shutil.rmtree(target)
+            if target.is_dir():  # a folder cannot be replaced in one step: move the old one aside first
+                os.replace(target, tmp.parent / f"{target.name}.old")
             os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)

@@ -9,6 +9,8 @@ import functools
 import hashlib
 from pathlib import Path
 
+import numpy as np
+
 from ..cache import atomic_path, cache_dir
 from ..media import SOUNDFILE_SUFFIXES, MediaError, MediaInfo, read_audio
 
@@ -55,6 +57,19 @@ def soundtrack(info: MediaInfo) -> Path:
     if not target.is_file():
         samples, rate = read_audio(info.path, sample_rate=SOUNDTRACK_RATE, channels=SOUNDTRACK_CHANNELS,
                                    dtype="int16")
+        samples = _padded_to(samples, info.duration, rate)
         with atomic_path(target) as tmp:
             soundfile.write(str(tmp), samples, rate, subtype="PCM_16", format="WAV")
     return target
+
+
+SHORT_TRACK_TOLERANCE_S = 0.1  # above container-duration rounding and codec priming
+
+
+def _padded_to(samples: np.ndarray, duration: float, rate: int) -> np.ndarray:
+    """Silence appended to an audio track that ends well before its container (an Audio event lasts the
+    whole video: a shorter track would be stretched over it by the audio features)."""
+    missing = round(duration * rate) - len(samples)
+    if missing <= SHORT_TRACK_TOLERANCE_S * rate:
+        return samples
+    return np.concatenate([samples, np.zeros((missing, samples.shape[1]), dtype=samples.dtype)])
