@@ -36,3 +36,25 @@ def test_a_folder_is_replaced_whole(tmp_path):
     assert opened.read() == "x"
     opened.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
+
+
+def test_file_sha256_reads_once_and_trusts_hub_blob_names(tmp_path, monkeypatch):
+    import hashlib
+
+    from tribev2.cache import file_sha256
+
+    monkeypatch.setenv("TRIBEV2_CACHE", str(tmp_path / "root"))
+    data = tmp_path / "clip.bin"
+    data.write_bytes(b"abc" * 1000)
+    expected = hashlib.sha256(b"abc" * 1000).hexdigest()
+    assert file_sha256(data) == expected
+    assert len(list((tmp_path / "root" / "digests").iterdir())) == 1  # remembered across processes
+    data.write_bytes(b"changed")  # a new size and modification time: hashed again
+    assert file_sha256(data) == hashlib.sha256(b"changed").hexdigest()
+
+    blob = tmp_path / "models--a--b" / "blobs" / ("e" * 64)
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(b"large weights")
+    link = tmp_path / "best.ckpt"
+    link.symlink_to(blob)
+    assert file_sha256(link) == "e" * 64  # the hub names large-file blobs after their sha256

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -38,3 +41,25 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
             os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's content, remembered per (path, size, modification time) for the process and under
+    the cache root. A Hugging Face cache blob is named after its sha256: the name is used, nothing is read."""
+    real = Path(os.path.realpath(path))
+    if re.fullmatch(r"[0-9a-f]{64}", real.name) and real.parent.name == "blobs":
+        return real.name
+    stat = real.stat()
+    return _remembered_sha256(str(real), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _remembered_sha256(path: str, size: int, mtime_ns: int) -> str:
+    memo = cache_dir("digests") / hashlib.sha256(f"{path}\0{size}\0{mtime_ns}".encode()).hexdigest()
+    if memo.is_file():
+        return memo.read_text().strip()
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    with atomic_path(memo) as tmp:
+        tmp.write_text(digest)
+    return digest

@@ -218,7 +218,7 @@ def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
     heard in each TR.
     """
     from .events import events_from
-    from .events.media import file_sha256
+    from .cache import file_sha256
     from .events.table import timeline_stop
     from .features import check_compatible
 

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..cache import atomic_path, cache_dir
+from ..cache import atomic_path, cache_dir, file_sha256
 from .language import language_code
-from .media import cache_stem, file_sha256
+from .media import cache_stem
 from .transcripts import read_transcript, words_from_segments
 
 DEFAULT_WHISPER_MODEL = "large-v3"

@@ -5,13 +5,11 @@ Decoding and probing are :mod:`tribev2.media`'s (PyAV, soundfile); this module a
 
 from __future__ import annotations
 
-import functools
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
-from ..cache import atomic_path, cache_dir
+from ..cache import atomic_path, cache_dir, file_sha256
 from ..media import SOUNDFILE_SUFFIXES, MediaError, MediaInfo, read_audio
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
@@ -28,19 +26,6 @@ def cache_stem(path: str | Path, max_bytes: int = 96) -> str:
     the temporary name of an atomic write) must stay within the 255-byte file-name limit, which a long
     non-ASCII name alone nearly reaches."""
     return Path(path).stem.encode("utf-8", "surrogateescape")[:max_bytes].decode("utf-8", "ignore") or "stimulus"
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's content (remembered for the process per path, size and modification time)."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    return _sha256(str(path), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=64)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def soundtrack(info: MediaInfo) -> Path:

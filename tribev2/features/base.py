@@ -30,9 +30,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..cache import atomic_path, cache_dir
+from ..cache import atomic_path, cache_dir, file_sha256
 from ..model import resolve_device
-from ..model.loading import _sha256
 
 # Bump when a change to the extraction code changes its numbers: old cache entries are then ignored.
 FEATURES_VERSION = 1
@@ -145,20 +144,6 @@ def check_window(start: float, duration: float) -> None:
 
 
 # -- content identity and the cache ----------------------------------------------------------------------------
-def file_digest(path: str | os.PathLike) -> str:
-    """sha256 of a file's content, remembered per (path, size, mtime) under the cache root."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    memo_key = hashlib.sha256(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()
-    memo = cache_dir("features") / "digests" / memo_key
-    if memo.is_file():
-        return memo.read_text().strip()
-    digest = _sha256(path)
-    with atomic_path(memo) as tmp:
-        tmp.write_text(digest)
-    return digest
-
-
 def cache_file(modality: str, key: Mapping[str, Any]) -> Path:
     """Where the features for ``key`` (a JSON-able mapping) live under the features cache."""
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
@@ -212,7 +197,7 @@ def model_identity(source: str, revision: str | None) -> str:
     folder = Path(source).expanduser()
     if folder.is_dir():
         files = sorted(p for p in folder.iterdir() if p.is_file())
-        return hashlib.sha256("".join(f"{p.name}:{file_digest(p)};" for p in files).encode()).hexdigest()
+        return hashlib.sha256("".join(f"{p.name}:{file_sha256(p)};" for p in files).encode()).hexdigest()
     from transformers.utils import cached_file
 
     config = Path(cached_file(source, "config.json", revision=revision))
@@ -391,7 +376,7 @@ class EventExtractor(Extractor):
                                         f"(relative paths are read from {Path.cwd()})")
         if not self.cache:
             return list(self.compute_events(keyed))
-        paths = [cache_file(self.modality, {**self.fingerprint(), "file": file_digest(path), "offset": offset,
+        paths = [cache_file(self.modality, {**self.fingerprint(), "file": file_sha256(path), "offset": offset,
                                             "duration": duration}) for path, offset, duration in keyed]
         found = {i: np.load(p) for i, p in enumerate(paths) if p.is_file()}
         todo = [i for i in range(len(keyed)) if i not in found]

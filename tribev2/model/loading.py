@@ -10,10 +10,8 @@ count cannot be read from the weights):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Mapping
 
 import torch
 
+from ..cache import file_sha256
 from .config import BrainConfig, read_yaml
 from .tribe import TribeModel
 
@@ -72,7 +71,7 @@ def load_model(source: str | os.PathLike = DEFAULT_SOURCE, *, revision: str | No
     model.requires_grad_(False)
     model.source = str(source)
     model.revision = files.get("revision") or revision or ""
-    model.weights_sha256 = _sha256(files["weights"])
+    model.weights_sha256 = file_sha256(files["weights"])
     model.experiment_config = experiment
     if not experiment.get("tribev2_demo"):
         _show_license_once()
@@ -223,18 +222,6 @@ def _load_strict(model: TribeModel, state_dict: Mapping[str, torch.Tensor], weig
 def _short_list(keys: list[str], limit: int = 5) -> str:
     shown = ", ".join(f"'{k}'" for k in keys[:limit])
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
-
-
-def _sha256(path: Path) -> str:
-    # Hub blobs of large files are named after their sha256: reuse it instead of re-reading the file.
-    blob = Path(os.path.realpath(path)).name
-    if re.fullmatch(r"[0-9a-f]{64}", blob):
-        return blob
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _jsonable(value):
