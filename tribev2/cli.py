@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -28,7 +27,6 @@ _EPILOG = ("exit codes: 0 success; 1 unexpected error (a bug); 2 bad input (miss
 # -- predict ---------------------------------------------------------------------------------------------------
 def _predict(args: argparse.Namespace) -> int:
     from . import predict, save_dataset
-    from .predict import events_table
 
     output = Path(args.output or Path(args.stimulus).with_suffix(".nc").name)
     if output.suffix not in (".nc", ".zarr"):
@@ -43,7 +41,7 @@ def _predict(args: argparse.Namespace) -> int:
                  device=args.device, progress=not args.quiet, batch_size=args.batch_size)
     save_dataset(ds, output)
     if args.events:
-        events_table(ds).to_csv(args.events, sep="\t", index=False)
+        ds.tribe.events().to_csv(args.events, sep="\t", index=False)
     if not args.quiet:
         print(f"wrote {output}: prediction {dict(ds.prediction.sizes)} on {ds.attrs['mesh']}, "
               f"{ds.sizes['event']} events, modalities {ds.attrs['modalities']}")
@@ -190,10 +188,11 @@ def _check_caches():
 def _check_hub():
     from huggingface_hub import constants, try_to_load_from_cache
 
-    from .model.loading import CHECKPOINT_FILE, DEFAULT_SOURCE
+    from .model import CHECKPOINT_FILE, DEFAULT_SOURCE
+    from .sources import configured_weights
 
     cached = isinstance(try_to_load_from_cache(DEFAULT_SOURCE, CHECKPOINT_FILE), str)
-    weights = os.environ.get("TRIBEV2_WEIGHTS")
+    weights = configured_weights()
     if weights:
         yield "ok", "brain weights", f"TRIBEV2_WEIGHTS={weights}"
     elif cached:

@@ -1,207 +1,162 @@
-"""From features to predicted cortical activity, as a labelled ``xarray.Dataset``.
+"""From a stimulus, or from features, to predicted cortical activity as a labelled ``xarray.Dataset``.
 
-Windows follow the reference: the stimulus is cut into non-overlapping windows of ``n_output_timesteps``
-TRs (100 s in the release) starting at 0; the last window runs past the end with zero features; each
-window's output TRs are concatenated in order and TRs that start after the stimulus end are dropped.
+Windows follow the reference: the stimulus is cut into windows of ``n_output_timesteps`` TRs (100 s in the
+release) from 0, back to back; the last runs past the end with zero features; each window's TRs follow in
+order and TRs that start after the stimulus end are dropped. With ``hop_s`` shorter than a window, windows
+overlap and each TR is taken from the window in which it lies most central (ties: the earlier window).
+
+Features are the hand-off: each window's ``{modality: (L, D, T)}`` is extracted (and cached) on its own and
+fed to the brain model as it is, in batches of windows; :func:`predict_window_range` predicts any range of a
+stimulus's windows, so that the windows of one stimulus can be spread over workers and stitched back
+(:meth:`Windows.stitch`) exactly as :func:`predict` does.
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import math
+import numbers
 import os
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
 
-from .atlas import DEFAULT_ATLAS, Atlas, attach_atlas_or_warn
-from .model import TribeModel
-from .surface import mesh_for_vertices
+from .atlas import DEFAULT_ATLAS, Atlas
+from .cache import file_sha256
+from .dataset import attach_events, build_dataset
+from .events import events_from
+from .events.table import timeline_stop
+from .features import Extractor, check_compatible, extract_features
+from .model import BrainConfig, TribeModel, check_features
+from .sources import resolve
 
-AVERAGE_SUBJECT = "average"
+WindowFeatures = Mapping[str, np.ndarray]  # one window: {modality: (L, D, window samples)}
 
 
-def predict_features(features: Mapping[str, np.ndarray | torch.Tensor], *, model: TribeModel,
-                     duration_s: float | None = None, subjects: str | Sequence[int | str] = AVERAGE_SUBJECT,
-                     batch_size: int = 8, stimulus: Mapping[str, object] | None = None,
+@dataclasses.dataclass(frozen=True)
+class Windows:
+    """The model windows covering ``duration_s`` seconds of a stimulus, and where each output TR comes from."""
+
+    duration_s: float
+    window_s: float
+    hop_s: float
+    tr_s: float
+    steps: int  # output TRs per window
+
+    @classmethod
+    def plan(cls, duration_s: float, config: BrainConfig, hop_s: float | None = None) -> "Windows":
+        """Windows of ``config.window_s`` every ``hop_s`` seconds (default: back to back, as the reference).
+        ``hop_s`` must be a whole number of TRs, at most one window."""
+        window_s, tr_s = config.window_s, config.tr_s
+        if hop_s is None:
+            hop_s = window_s
+        if not (isinstance(hop_s, numbers.Real) and not isinstance(hop_s, bool) and math.isfinite(hop_s)
+                and 0 < hop_s <= window_s and abs(hop_s / tr_s - round(hop_s / tr_s)) < 1e-9):
+            raise ValueError(f"hop_s={hop_s!r}: expected a whole number of {tr_s:g}-s TRs, more than 0 and at most "
+                             f"the {window_s:g}-s window")
+        return cls(float(duration_s), window_s, float(hop_s), tr_s, config.n_output_timesteps)
+
+    @property
+    def n_windows(self) -> int:
+        return 1 + max(0, math.ceil((self.duration_s - self.window_s) / self.hop_s - 1e-9))
+
+    @property
+    def starts(self) -> np.ndarray:  # (W,) seconds
+        return self.hop_s * np.arange(self.n_windows)
+
+    @property
+    def n_time(self) -> int:
+        return max(1, math.ceil(self.duration_s / self.tr_s - 1e-9))
+
+    def sources(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(window, step)`` of every output TR: the window in which the TR lies most central."""
+        hop = round(self.hop_s / self.tr_s)
+        tr = np.arange(self.n_time)[:, None]  # (T, 1)
+        first = hop * np.arange(self.n_windows)[None, :]  # (1, W) first TR of each window
+        inside = (tr >= first) & (tr < first + self.steps)
+        distance = np.where(inside, np.abs(tr + 0.5 - (first + self.steps / 2)), np.inf)
+        window = np.argmin(distance, axis=1)  # the first of equals: the earlier window
+        return window, tr[:, 0] - first[0, window]
+
+    def stitch(self, outputs: np.ndarray) -> np.ndarray:
+        """Per-window outputs ``(W, T_out, V, S)`` -> ``(time, V, S)``."""
+        window, step = self.sources()
+        return outputs[window, step]
+
+
+def predict_features(features: Mapping[str, np.ndarray] | Sequence[WindowFeatures], *, model: TribeModel,
+                     duration_s: float | None = None, subjects: str | Sequence[int | str] | None = None,
+                     batch_size: int = 8, hop_s: float | None = None, stimulus: Mapping[str, object] | None = None,
                      atlas: str | Atlas | None = DEFAULT_ATLAS) -> xr.Dataset:
-    """Predict cortical activity from features covering a whole stimulus.
+    """Predict cortical activity from features.
 
-    ``features`` maps modality name -> array ``(L, D, T)`` (or ``(L·D, T)``) sampled at the model's feature
-    rate (2 Hz) from the stimulus onset; any subset of the model's modalities (missing ones contribute
-    nothing). ``duration_s`` (default ``T / rate``) fixes how many TRs the result has. ``subjects`` is
-    ``"average"`` (the shared row used for new people), ``"all"`` (every row of the checkpoint) or a list of
-    row indices. ``stimulus`` optionally records ``path``, ``sha256`` in the result's attributes. ``atlas``
-    (a :func:`tribev2.load_atlas` name or an Atlas; ``None`` for none) adds the indexed ``roi`` coordinate
-    (``ds.sel(roi="V1")``); when it cannot be had (offline, cold cache) a warning says so and ``roi`` is left out.
-    Returns the Dataset described in ``design.md``: ``prediction (time, vertex, subject)``.
+    ``features``: either ``{modality: (L, D, T)}`` (or ``(L·D, T)``) covering a whole stimulus at the model's
+    feature rate (2 Hz) from its onset, or a list of per-window mappings (one per model window, every
+    ``hop_s`` seconds). Any subset of the model's modalities (missing ones contribute nothing).
+    ``duration_s`` (default: the features' length) fixes how many TRs the result has. ``subjects``: subject
+    rows by name or index (default: the model's default subject, ``"average"`` for the release; ``"all"``
+    for every row). ``hop_s`` (default: one window) overlaps the model windows (see the module doc).
+    ``stimulus`` optionally records ``path``, ``sha256`` in the result's attributes. ``atlas`` (a
+    :func:`tribev2.load_atlas` name or an Atlas; ``None`` for none) adds the indexed ``roi`` coordinate
+    (``ds.sel(roi="V1")``); when it cannot be had (offline, cold cache) a warning says so and ``roi`` is left
+    out. Returns the Dataset of :mod:`tribev2.dataset`: ``prediction (time, vertex, subject)``.
     """
     config = model.config
-    arrays = _check_features(features, model)
-    n_samples = next(iter(arrays.values())).shape[-1]
+    per_window = not isinstance(features, Mapping)
+    _check_batch_size(batch_size)
+    if per_window:
+        windows_given = list(features)
+        if not windows_given:
+            raise ValueError("features: an empty list of windows")
+        for window in windows_given:
+            check_features(window, config, batched=False, finite=True)
+        n_samples = None
+    else:
+        n_samples = check_features(features, config, batched=False, finite=True)[1]
     if duration_s is None:
-        duration_s = n_samples / config.feature_rate_hz
-    if not (isinstance(duration_s, (int, float)) and math.isfinite(duration_s) and duration_s > 0):
+        duration_s = (len(windows_given) * (hop_s or config.window_s) if per_window
+                      else n_samples / config.feature_rate_hz)
+    if not (isinstance(duration_s, numbers.Real) and not isinstance(duration_s, bool) and math.isfinite(duration_s)
+            and duration_s > 0):
         raise ValueError(f"duration_s must be a positive number of seconds, got {duration_s!r}")
-    rows = _subject_rows(subjects, config.n_subject_rows)
-
-    windows = max(1, math.ceil(duration_s / config.window_s - 1e-9))
-    per_window = config.window_samples
-    batched = {name: _cut_windows(x, windows, per_window) for name, x in arrays.items()}  # (W, L, D, S)
-
-    param = next(model.parameters())
-    outputs = []  # per batch: (S_rows, B, V, T_out)
-    with torch.inference_mode():
-        for first in range(0, windows, batch_size):
-            batch = {name: torch.from_numpy(x[first:first + batch_size]).to(param.device) for name, x in
-                     batched.items()}
-            encoded = model.encode(model.aggregate(batch))  # (B, S, H)
-            pooled = model.pool(encoded.transpose(1, 2)).transpose(1, 2)  # (B, T_out, H)
-            outputs.append(torch.stack([model.head(pooled, row) for row in rows]).float().cpu())
-    stacked = torch.cat(outputs, dim=1)  # (S_rows, W, V, T_out)
-    n_rows, _, n_vertices, steps = stacked.shape
-    prediction = stacked.permute(1, 3, 2, 0).reshape(windows * steps, n_vertices, n_rows)  # (time, V, S)
-    n_keep = math.ceil(duration_s / config.tr_s - 1e-9)
-    window_index = np.repeat(np.arange(windows), steps)[:n_keep]
-
-    return build_dataset(prediction[:n_keep].numpy(), model=model, subject_names=_subject_names(rows, config),
-                         modalities=list(arrays), duration_s=float(duration_s), window=window_index,
+    rows = model.subject_rows(subjects)
+    windows = Windows.plan(duration_s, config, hop_s)
+    if per_window:
+        if len(windows_given) < windows.n_windows:
+            raise ValueError(f"features cover {len(windows_given)} window(s); {duration_s:g} s needs "
+                             f"{windows.n_windows}")
+        stream = iter(windows_given[:windows.n_windows])
+        modalities = list(windows_given[0])
+    else:
+        arrays = {name: _as_array(x, config.feature_dims[name]) for name, x in features.items()}
+        stream = (_cut(arrays, round(s * config.feature_rate_hz), config.window_samples) for s in windows.starts)
+        modalities = list(arrays)
+    outputs = _predict_windows(model, stream, rows=rows, batch_size=batch_size)
+    window, _ = windows.sources()
+    return build_dataset(windows.stitch(outputs), model=model, subject_names=model.subject_names(rows),
+                         modalities=modalities, duration_s=float(duration_s), window=window, hop_s=windows.hop_s,
                          stimulus=stimulus, atlas=atlas)
-
-
-def build_dataset(prediction: np.ndarray, *, model: TribeModel, subject_names: Sequence[str],
-                  modalities: Sequence[str], duration_s: float, window: np.ndarray | None = None,
-                  stimulus: Mapping[str, object] | None = None,
-                  atlas: str | Atlas | None = DEFAULT_ATLAS) -> xr.Dataset:
-    """Wrap a ``(time, vertex, subject)`` array in the Dataset schema of ``design.md`` (with ``roi`` from
-    ``atlas`` when it is available: see :func:`predict_features`)."""
-    from . import __version__
-
-    config = model.config
-    n_time, n_vertices, _ = prediction.shape
-    mesh = mesh_for_vertices(n_vertices)
-    time = xr.Variable("time", np.arange(n_time) * config.tr_s, attrs={
-        "units": "s", "reference": "stimulus onset", "tr_s": config.tr_s,
-        "hemodynamic_offset_s": config.hemodynamic_offset_s,
-        "long_name": f"start of each TR; row t models BOLD at t + {config.hemodynamic_offset_s:g} s"})
-    half = n_vertices // 2
-    coords = {
-        "time": time,
-        "vertex": ("vertex", np.arange(n_vertices, dtype=np.int64)),
-        "hemi": ("vertex", np.array(["left"] * half + ["right"] * half, dtype=object)),
-        "subject": ("subject", np.array(list(subject_names), dtype=object)),
-    }
-    if window is not None:
-        coords["window"] = ("time", np.asarray(window, dtype=np.int64),
-                            {"long_name": f"index of the {config.window_s:g}-s model window"})
-    stimulus = dict(stimulus or {})
-    attrs = {
-        "model": getattr(model, "source", ""),
-        "model_revision": getattr(model, "revision", ""),
-        "weights_sha256": getattr(model, "weights_sha256", ""),
-        "tribev2_version": __version__,
-        "mesh": mesh,
-        "feature_rate_hz": config.feature_rate_hz,
-        "modalities": ",".join(modalities),
-        "stimulus_path": str(stimulus.get("path", "")),
-        "stimulus_sha256": str(stimulus.get("sha256", "")),
-        "stimulus_duration_s": duration_s,
-        "atlas": "",
-    }
-    data = xr.DataArray(prediction.astype(np.float32, copy=False), dims=("time", "vertex", "subject"),
-                        attrs={"long_name": "predicted BOLD response", "units": "a.u."})
-    ds = xr.Dataset({"prediction": data}, coords=coords, attrs=attrs).set_xindex("hemi")
-    return ds if atlas is None else attach_atlas_or_warn(ds, atlas)
-
-
-# -- checks and helpers ----------------------------------------------------------------------------------------
-def _check_features(features: Mapping[str, object], model: TribeModel) -> dict[str, np.ndarray]:
-    config = model.config
-    if not isinstance(features, Mapping) or not features:
-        raise ValueError(f"features must map modality names {list(config.modalities)} to arrays (L, D, T)")
-    arrays = {}
-    for name, value in features.items():
-        if name not in config.feature_dims:
-            raise ValueError(f"unknown modality {name!r}: this model takes {list(config.modalities)}")
-        groups, dim = config.feature_dims[name]
-        x = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
-        if x.ndim == 2 and x.shape[0] == groups * dim:
-            x = x.reshape(groups, dim, x.shape[-1])
-        if x.ndim != 3 or x.shape[:2] != (groups, dim):
-            raise ValueError(f"features[{name!r}] has shape {x.shape}; expected ({groups}, {dim}, T) or "
-                             f"({groups * dim}, T) at {config.feature_rate_hz:g} Hz")
-        if not np.issubdtype(x.dtype, np.number):
-            raise ValueError(f"features[{name!r}] has dtype {x.dtype}; expected numbers")
-        if not np.isfinite(x).all():
-            bad = int((~np.isfinite(x)).sum())
-            raise ValueError(f"features[{name!r}] contains {bad} NaN or infinite value(s)")
-        arrays[name] = x.astype(np.float32, copy=False)
-    lengths = {name: x.shape[-1] for name, x in arrays.items()}
-    if len(set(lengths.values())) > 1:
-        raise ValueError(f"modalities have different lengths (samples at {config.feature_rate_hz:g} Hz): "
-                         + ", ".join(f"{n}={t}" for n, t in lengths.items()))
-    if next(iter(lengths.values())) == 0:
-        raise ValueError("features have no time samples (T = 0)")
-    return arrays
-
-
-def _cut_windows(x: np.ndarray, windows: int, per_window: int) -> np.ndarray:
-    """(L, D, T) -> (W, L, D, per_window), zero-padded past the end (or cut to W windows)."""
-    total = windows * per_window
-    padded = np.zeros(x.shape[:2] + (total,), dtype=np.float32)
-    n = min(total, x.shape[-1])
-    padded[..., :n] = x[..., :n]
-    return np.ascontiguousarray(padded.reshape(x.shape[0], x.shape[1], windows, per_window).transpose(2, 0, 1, 3))
-
-
-def _subject_rows(subjects, n_rows: int) -> list[int]:
-    if isinstance(subjects, str):
-        if subjects == AVERAGE_SUBJECT:
-            return [n_rows - 1]
-        if subjects == "all":
-            return [n_rows - 1] + list(range(n_rows - 1))
-        raise ValueError(f"subjects={subjects!r}: expected 'average', 'all' or a list of row indices")
-    available = f"rows 0..{n_rows - 2} and 'average'" if n_rows > 1 else "only the 'average' row"
-    rows = []
-    for s in subjects:
-        if s == AVERAGE_SUBJECT:
-            rows.append(n_rows - 1)
-        elif isinstance(s, (int, np.integer)) and 0 <= s < n_rows - 1:
-            rows.append(int(s))
-        else:
-            raise ValueError(f"subject {s!r} is not available: this checkpoint has {available}")
-    return rows
-
-
-def _subject_names(rows: Sequence[int], config) -> list[str]:
-    last = config.n_subject_rows - 1
-    return [AVERAGE_SUBJECT if r == last else str(r) for r in rows]
-
-
-# -- from a stimulus: events, windows, features, and the events table inside the Dataset ------------------------
-EVENT_DIM = "event"
-OVERLAP_DIM = "overlap"
-WEIGHTS_VARIABLE = "TRIBEV2_WEIGHTS"
-EXTRACTORS_VARIABLE = "TRIBEV2_EXTRACTORS"
 
 
 def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
             modalities: Sequence[str] | None = None, transcript=None, language: str = "english",
-            asr_model: str | None = None, subjects: str | Sequence[int | str] = AVERAGE_SUBJECT,
-            atlas: str | Atlas | None = DEFAULT_ATLAS, cache_dir: str | None = None, device: str = "auto",
-            progress: bool = True, batch_size: int = 8) -> xr.Dataset:
+            asr_model: str | None = None, subjects: str | Sequence[int | str] | None = None,
+            atlas: str | Atlas | None = DEFAULT_ATLAS, hop_s: float | None = None,
+            cache_dir: str | os.PathLike | None = None, device: str = "auto", progress: bool = True,
+            batch_size: int = 8) -> xr.Dataset:
     """Predicted cortical activity for a stimulus: ``ds = tribev2.predict("clip.mp4")``.
 
     ``stimulus``: a video, audio or text file, a transcript, or an events table (see
     :func:`tribev2.events_from`; ``transcript=`` gives the words of a media file and skips speech recognition,
     ``language=`` is the speech's language, ``asr_model=`` the Whisper model). The events are cut into the
-    model's windows (``model.config.window_s``, 100 s, from 0, as the reference); each window's features come from
-    :func:`tribev2.features.extract_features` and go through the brain model
-    (:func:`predict_features`). One TR per ``model.config.tr_s`` from 0 to the end of the last event.
+    model's windows (``model.config.window_s``, 100 s, from 0, as the reference; ``hop_s`` overlaps them: see
+    the module doc); each window's features come from :func:`tribev2.features.extract_features` and go through
+    the brain model in batches of ``batch_size`` windows. One TR per ``model.config.tr_s`` from 0 to the end of
+    the last event. ``subjects`` as in :func:`predict_features`.
 
     ``model``: a loaded model, a folder or hub id, ``"demo"``, or None for ``$TRIBEV2_WEIGHTS`` (the same
     choices), else the released weights (``facebook/tribev2``). ``"demo"`` is :func:`tribev2.demo.demo_model`
@@ -209,168 +164,111 @@ def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
     ``extractors``: feature extractors (a list or ``{modality: extractor}``); ``{modality: model}`` (hub id or
     folder) to replace the model names of the checkpoint's ``config.yaml``; or None for ``$TRIBEV2_EXTRACTORS``
     (``demo``: :func:`tribev2.demo.demo_extractors`), else those ``config.yaml`` names. ``modalities`` keeps
-    only some of them (the others count as missing).
-    ``cache_dir`` overrides the cache root (``$TRIBEV2_CACHE``) for this call.
+    only some of them (the others count as missing). ``cache_dir``: the cache root for this call (default
+    ``$TRIBEV2_CACHE``).
 
-    The returned Dataset has the ``design.md`` schema plus the events: coordinates ``event_<column>`` along
-    ``event`` (the events table; :func:`events_table` gives it back as a DataFrame), ``tr_events (time,
-    overlap)``, the indices of the events overlapping each TR (``-1`` pads), and ``words (time)``, the words
-    heard in each TR.
+    The returned Dataset has the schema of :mod:`tribev2.dataset`, with the events: coordinates
+    ``event_<column>`` along ``event`` (``ds.tribe.events()`` gives the table back), ``tr_events (time,
+    overlap)``, the indices of the events overlapping each TR (``-1`` pads), and ``words (time)``.
     """
-    from .events import events_from
-    from .cache import file_sha256
-    from .events.table import timeline_stop
-    from .features import check_compatible
-
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r}: expected a whole number of windows, at least 1")
+    _check_batch_size(batch_size)
     if isinstance(modalities, str):
         modalities = [modalities]
-    with _cache_root(cache_dir):
-        model, extractors = _model_and_extractors(model, extractors, device, progress)
-        _subject_rows(subjects, model.config.n_subject_rows)  # a bad subject fails before the slow steps
-        if modalities is not None:
-            unknown = sorted(set(modalities) - {e.modality for e in extractors})
-            if unknown:
-                raise ValueError(f"modalities {unknown} have no extractor; available: "
-                                 f"{[e.modality for e in extractors]}")
-            extractors = [e for e in extractors if e.modality in modalities]
-        check_compatible(extractors, model)
-        events = events_from(stimulus, transcript=transcript, language=language, asr_model=asr_model, device=device,
-                             progress=progress)
-        features = window_features(events, extractors=extractors, window_s=model.config.window_s,
-                                   progress=progress)
-        if not features:
-            raise ValueError(f"{_describe(stimulus)}: none of the extractors ({[e.modality for e in extractors]}) "
-                             f"has events to read (types present: {sorted(set(events['type']))})")
-        path = None if isinstance(stimulus, pd.DataFrame) or stimulus is None else Path(stimulus)
-        info = {"path": path or "", "sha256": file_sha256(path) if path else ""}
-        ds = predict_features(features, model=model, duration_s=timeline_stop(events), subjects=subjects,
-                              batch_size=batch_size, stimulus=info, atlas=atlas)
+    model, extractors = resolve(model, extractors, device=device, progress=progress, cache_dir=cache_dir)
+    rows = model.subject_rows(subjects)  # a bad subject fails before the slow steps
+    if modalities is not None:
+        unknown = sorted(set(modalities) - {e.modality for e in extractors})
+        if unknown:
+            raise ValueError(f"modalities {unknown} have no extractor; available: {[e.modality for e in extractors]}")
+        extractors = [e for e in extractors if e.modality in modalities]
+    check_compatible(extractors, model)
+    Windows.plan(1.0, model.config, hop_s)  # a bad hop fails before the slow steps
+    events = events_from(stimulus, transcript=transcript, language=language, asr_model=asr_model, device=device,
+                         progress=progress, cache_dir=cache_dir)
+    present = set(events["type"])
+    used = [e for e in extractors if e.event_type in present]
+    if not used:
+        raise ValueError(f"{_describe(stimulus)}: none of the extractors ({[e.modality for e in extractors]}) has "
+                         f"events to read (types present: {sorted(present)})")
+    windows = Windows.plan(timeline_stop(events), model.config, hop_s)
+    outputs = predict_window_range(events, model=model, extractors=used, windows=windows, rows=rows,
+                                   batch_size=batch_size, progress=progress)
+    path = None if isinstance(stimulus, pd.DataFrame) or stimulus is None else Path(stimulus)
+    info = {"path": path or "", "sha256": file_sha256(path, cache_dir) if path else ""}
+    window, _ = windows.sources()
+    ds = build_dataset(windows.stitch(outputs), model=model, subject_names=model.subject_names(rows),
+                       modalities=[e.modality for e in used], duration_s=windows.duration_s, window=window,
+                       hop_s=windows.hop_s, stimulus=info, atlas=atlas, cache_dir=cache_dir)
     ds.attrs["language"] = language
     ds.attrs["extractors"] = ",".join(f"{e.modality}={e.source}" for e in extractors)
     return attach_events(ds, events)
 
 
-def window_features(events: pd.DataFrame, *, extractors, window_s: float, progress: bool = False
-                    ) -> dict[str, np.ndarray]:
-    """``{modality: (L, D, n_windows · samples per window)}``: :func:`tribev2.features.extract_features` run
-    on consecutive windows of ``window_s`` seconds from 0 until the last event ends (the reference's windows),
-    end to end. Modalities without events anywhere are left out."""
-    from .events.table import timeline_stop
-    from .features import extract_features
-
-    starts = window_s * np.arange(max(1, math.ceil(timeline_stop(events) / window_s - 1e-9)))
-    per_window = [extract_features(events, extractors=extractors, start=float(s), duration=window_s)
-                  for s in _progress(starts, progress, "windows")]
-    return {m: np.concatenate([w[m] for w in per_window], axis=-1) for m in per_window[0]}
+def predict_window_range(events: pd.DataFrame, *, model: TribeModel, extractors: Sequence[Extractor],
+                         windows: Windows, rows: Sequence[int], first: int = 0, stop: int | None = None,
+                         batch_size: int = 8, progress: bool = False) -> np.ndarray:
+    """The brain model's output for windows ``first`` to ``stop`` (exclusive; default: to the last) of a
+    stimulus: ``(n, T_out, V, S)`` float32. Each window's features are extracted (and cached) on their own
+    and fed as they are. :meth:`Windows.stitch` over the outputs of every window gives :func:`predict`'s."""
+    starts = windows.starts[first:stop]
+    stream = (extract_features(events, extractors=extractors, start=float(s), duration=windows.window_s)
+              for s in _progress(starts, progress, "windows"))
+    return _predict_windows(model, stream, rows=rows, batch_size=batch_size)
 
 
-def attach_events(ds: xr.Dataset, events: pd.DataFrame) -> xr.Dataset:
-    """Add the events table to ``ds`` (coordinates ``event_<column>`` along ``event``; missing strings
-    become ``""`` so that NetCDF can store them), ``tr_events (time, overlap)`` and ``words (time)``.
-
-    An event overlaps the TR ``[t, t + tr)`` when it starts before ``t + tr`` and ends after ``t`` (an event
-    of zero duration: when it starts inside the TR)."""
-    from .events.table import EVENT_COLUMNS, NUMERIC_COLUMNS
-
-    table = events.reset_index(drop=True)
-    coords = {EVENT_DIM: (EVENT_DIM, np.arange(len(table), dtype=np.int64))}
-    for column in EVENT_COLUMNS:
-        values = table[column]
-        coords[f"event_{column}"] = (EVENT_DIM, values.to_numpy(np.float64) if column in NUMERIC_COLUMNS else
-                                     np.array([v if isinstance(v, str) else "" for v in values], dtype=object))
-    overlaps = _tr_overlaps(table, ds.sizes["time"], float(ds["time"].attrs.get("tr_s", 1.0)))
-    texts = table["text"].fillna("").astype(str).to_numpy(object)
-    is_word = (table["type"] == "Word").to_numpy()
-    words = np.array([" ".join(texts[[i for i in row if i >= 0 and is_word[i]]]) for row in overlaps], dtype=object)
-    coords["tr_events"] = (("time", OVERLAP_DIM), overlaps, {
-        "long_name": f"indices along '{EVENT_DIM}' of the events overlapping each TR (-1: none)"})
-    coords["words"] = ("time", words, {"long_name": "words (Word events) overlapping each TR"})
-    return ds.assign_coords(coords)
+def window_features(events: pd.DataFrame, *, extractors, windows: Windows) -> list[dict[str, np.ndarray]]:
+    """Every window's features, ``[{modality: (L, D, samples per window)}, ...]``, as :func:`predict` extracts
+    them (modalities without events anywhere are left out); :func:`predict_features` takes the list."""
+    return [extract_features(events, extractors=extractors, start=float(s), duration=windows.window_s)
+            for s in windows.starts]
 
 
-def events_table(ds: xr.Dataset, *, time: float | None = None) -> pd.DataFrame:
-    """The events table stored in a Dataset returned by :func:`predict` (all of it, or the events that
-    overlap the TR holding ``time`` seconds: the one starting at ``time``, or the last one starting before
-    it). Missing strings read back as ``""``."""
-    from .events.table import EVENT_COLUMNS, NUMERIC_COLUMNS
-
-    if f"event_{EVENT_COLUMNS[0]}" not in ds.coords:
-        raise ValueError("this Dataset holds no events table (it comes from predict_features, not predict)")
-    table = pd.DataFrame({c: pd.Series(ds[f"event_{c}"].values.tolist(), dtype=np.float64 if c in NUMERIC_COLUMNS
-                                       else "str") for c in EVENT_COLUMNS})
-    if time is None:
-        return table
-    starts = ds.indexes["time"]
-    tr_s = float(ds["time"].attrs.get("tr_s", 1.0))
-    index = int(starts.get_indexer([time], method="pad")[0]) if len(starts) else -1
-    if index < 0 or time >= starts[-1] + tr_s:
-        span = f"{starts[0]:g} to {starts[-1] + tr_s:g} s" if len(starts) else "none"
-        raise ValueError(f"time={time!r} s is outside the prediction's TRs ({span})")
-    rows = ds["tr_events"].isel(time=index).values
-    return table.iloc[rows[rows >= 0]]
+# -- running the model over windows -------------------------------------------------------------------------------
+def _predict_windows(model: TribeModel, stream: Iterable[WindowFeatures], *, rows: Sequence[int],
+                     batch_size: int) -> np.ndarray:
+    """``(W, T_out, V, S)`` float32 for a stream of per-window features, ``batch_size`` windows per pass."""
+    param = next(model.parameters())
+    outputs = []
+    with torch.inference_mode():
+        for batch in _batches(stream, batch_size):
+            stacked = {name: torch.from_numpy(np.stack([w[name] for w in batch])).to(param.device)
+                       for name in batch[0]}
+            out = model(stacked, subjects=rows)  # (B, S, V, T_out)
+            outputs.append(out.permute(0, 3, 2, 1).float().cpu().numpy())
+    return np.concatenate(outputs)
 
 
-def _tr_overlaps(events: pd.DataFrame, n_time: int, tr_s: float) -> np.ndarray:
-    """``(n_time, max overlaps)`` int64 event indices per TR, ascending, padded with -1."""
-    starts, durations = events["start"].to_numpy(float), events["duration"].to_numpy(float)
-    first = np.floor(starts / tr_s).astype(np.int64)
-    end = np.where(durations > 0, np.ceil((starts + durations) / tr_s), first + 1).astype(np.int64)
-    first, end = np.clip(first, 0, n_time), np.clip(end, 0, n_time)
-    counts = np.maximum(end - first, 0)
-    event = np.repeat(np.arange(len(events)), counts)
-    tr = np.concatenate([np.arange(a, b) for a, b in zip(first, end)]) if len(events) else np.zeros(0, np.int64)
-    order = np.lexsort((event, tr))
-    tr, event = tr[order], event[order]
-    per_tr = np.bincount(tr, minlength=n_time)
-    slot = np.arange(len(tr)) - np.repeat(np.cumsum(per_tr) - per_tr, per_tr)
-    table = np.full((n_time, max(1, int(per_tr.max(initial=0)))), -1, dtype=np.int64)
-    table[tr, slot] = event
-    return table
+def _batches(stream: Iterable[WindowFeatures], size: int) -> Iterator[list[WindowFeatures]]:
+    batch = []
+    for window in stream:
+        batch.append(window)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
-def _model_and_extractors(model, extractors, device: str, progress: bool):
-    """Resolve the defaults (see :func:`predict`): ``(TribeModel, [extractors])``."""
-    from .demo import demo_extractors, demo_model
-    from .events import ModelUnavailableError
-    from .features import extractors_from_config, feature_dims
-    from .model import load_model
-
-    weights = model if model is not None else os.environ.get(WEIGHTS_VARIABLE) or None
-    demo_weights = isinstance(weights, str) and weights.strip().lower() == "demo"
-    sources = None
-    if isinstance(extractors, Mapping) and all(isinstance(v, (str, os.PathLike)) for v in extractors.values()):
-        sources, extractors = {m: str(v) for m, v in extractors.items()}, None
-    demo_wanted = os.environ.get(EXTRACTORS_VARIABLE, "").strip().lower() == "demo"
-    if extractors is None and (demo_wanted or demo_weights and sources is None):
-        extractors = demo_extractors(device=device, progress=progress)
-    if demo_weights:
-        model = demo_model(feature_dims=feature_dims(extractors) if extractors else None, device=device)
-    elif not isinstance(weights, TribeModel):
-        try:
-            model = load_model(weights, device=device) if weights is not None else load_model(device=device)
-        except FileNotFoundError as err:
-            raise ModelUnavailableError(f"brain model: {err}") from None
-    if extractors is None:
-        extractors = extractors_from_config(model.experiment_config, sources=sources, device=device,
-                                            progress=progress)
-    return model, list(extractors.values()) if isinstance(extractors, Mapping) else list(extractors)
+def _as_array(x, dims: tuple[int, int]) -> np.ndarray:
+    """``(L, D, T)`` float32 from an array or tensor of ``(L, D, T)`` or ``(L·D, T)``."""
+    x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    return x.reshape(*dims, x.shape[-1]).astype(np.float32, copy=False)
 
 
-@contextlib.contextmanager
-def _cache_root(folder):
-    """``TRIBEV2_CACHE`` pointed at ``folder`` inside the block (unchanged for None)."""
-    saved = os.environ.get("TRIBEV2_CACHE")
-    if folder is not None:
-        os.environ["TRIBEV2_CACHE"] = str(folder)
-    try:
-        yield
-    finally:
-        if folder is not None and saved is None:
-            os.environ.pop("TRIBEV2_CACHE", None)
-        elif folder is not None:
-            os.environ["TRIBEV2_CACHE"] = saved
+def _cut(arrays: Mapping[str, np.ndarray], first: int, n: int) -> dict[str, np.ndarray]:
+    """One window of whole-stimulus features: samples ``first .. first + n``, zero-padded past the end."""
+    window = {}
+    for name, x in arrays.items():
+        part = np.zeros(x.shape[:2] + (n,), dtype=np.float32)
+        chunk = x[..., first:first + n]
+        part[..., :chunk.shape[-1]] = chunk
+        window[name] = part
+    return window
+
+
+def _check_batch_size(batch_size) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r}: expected a whole number of windows, at least 1")
 
 
 def _progress(items, enabled: bool, label: str):

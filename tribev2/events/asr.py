@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..cache import atomic_path, cache_dir, file_sha256
+from ..cache import atomic_path, file_sha256
+from ..cache import cache_dir as cache_folder
 from .language import language_code
 from .media import cache_stem
 from .transcripts import read_transcript, words_from_segments
@@ -56,14 +57,15 @@ def packaged_tiny_whisper() -> Path | None:
 
 
 def transcribe(audio: str | os.PathLike, *, language: str = "english", model: str | os.PathLike | None = None,
-               device: str = "auto", compute_type: str | None = None, progress: bool = False) -> pd.DataFrame:
+               device: str = "auto", compute_type: str | None = None, progress: bool = False,
+               cache_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """Words with timings (file time) recognised in ``audio``: a words table (``text``, ``start``,
-    ``duration``, ``sequence_id`` = Whisper segment)."""
+    ``duration``, ``sequence_id`` = Whisper segment), cached under ``cache_dir`` (the cache root)."""
     audio = Path(audio)
     name = whisper_model_name(model)
     code = language_code(language)
-    key = hashlib.sha256(json.dumps([file_sha256(audio), name, code, ONSET_VAD]).encode()).hexdigest()[:24]
-    cached = cache_dir("transcripts") / f"{cache_stem(audio)}-{key}.tsv"
+    key = hashlib.sha256(json.dumps([file_sha256(audio, cache_dir), name, code, ONSET_VAD]).encode()).hexdigest()[:24]
+    cached = cache_folder("transcripts", cache_dir) / f"{cache_stem(audio)}-{key}.tsv"
     if cached.is_file():
         return read_transcript(cached)
     try:

@@ -5,11 +5,13 @@ Decoding and probing are :mod:`tribev2.media`'s (PyAV, soundfile); this module a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
-from ..cache import atomic_path, cache_dir, file_sha256
+from ..cache import atomic_path, file_sha256
+from ..cache import cache_dir as cache_folder
 from ..media import SOUNDFILE_SUFFIXES, MediaError, MediaInfo, read_audio
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
@@ -28,17 +30,18 @@ def cache_stem(path: str | Path, max_bytes: int = 96) -> str:
     return Path(path).stem.encode("utf-8", "surrogateescape")[:max_bytes].decode("utf-8", "ignore") or "stimulus"
 
 
-def soundtrack(info: MediaInfo) -> Path:
+def soundtrack(info: MediaInfo, cache_dir: str | os.PathLike | None = None) -> Path:
     """A WAV the audio features can read: the file itself for WAV/FLAC/MP3/OGG audio, else its audio track
     decoded once into the cache exactly as the reference's extraction writes it: 16-bit PCM, 44.1 kHz, stereo,
-    through FFmpeg's resampler (bit-identical to the reference's file on the end-to-end fixture)."""
+    through FFmpeg's resampler (bit-identical to the reference's file on the end-to-end fixture). ``cache_dir``:
+    the cache root (default ``$TRIBEV2_CACHE``)."""
     import soundfile
 
     if not info.has_audio:
         raise MediaError(f"{info.path}: has no audio track")
     if not info.has_video and info.path.suffix.lower() in SOUNDFILE_SUFFIXES:
         return info.path
-    target = cache_dir("audio") / file_sha256(info.path)[:24] / f"{cache_stem(info.path)}.wav"
+    target = cache_folder("audio", cache_dir) / file_sha256(info.path, cache_dir)[:24] / f"{cache_stem(info.path)}.wav"
     if not target.is_file():
         samples, rate = read_audio(info.path, sample_rate=SOUNDTRACK_RATE, channels=SOUNDTRACK_CHANNELS,
                                    dtype="int16")

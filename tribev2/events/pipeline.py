@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..media import MediaError, probe
 from .asr import transcribe
 from .chunks import chunk_media
 from .language import add_text_events
-from ..media import MediaError, probe
 from .media import AUDIO_SUFFIXES, TEXT_SUFFIXES, VIDEO_SUFFIXES, cache_stem, soundtrack
 from .table import check_events, make_table, media_row
 from .transcripts import TRANSCRIPT_SUFFIXES, read_transcript, words_from_table
@@ -33,7 +33,8 @@ EVENTS_SUFFIXES = (".parquet",)  # plus .tsv/.csv files with a 'type' column
 def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
                 transcript: str | os.PathLike | pd.DataFrame | None = None, language: str = "english",
                 asr_model: str | os.PathLike | None = None, tts: str | SpeechEngine = "espeak-ng",
-                device: str = "auto", progress: bool = False) -> pd.DataFrame:
+                device: str = "auto", progress: bool = False,
+                cache_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """Build the events table of a stimulus (see :mod:`tribev2.events.table` for its columns).
 
     ``stimulus``: a video (.mp4 .avi .mkv .mov .webm .m4v), an audio file (.wav .mp3 .flac .ogg .m4a .aac
@@ -43,7 +44,8 @@ def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
     ``transcript``: words with timings for the stimulus' speech (a file, see
     :func:`tribev2.events.read_transcript`, or a words DataFrame); skips speech recognition.
     ``language``: the speech's language (English by default, as the reference); ``asr_model``: the Whisper
-    model (see :mod:`tribev2.events.asr`); ``tts``: the text-to-speech engine for text files.
+    model (see :mod:`tribev2.events.asr`); ``tts``: the text-to-speech engine for text files. Soundtracks,
+    speech and transcripts are cached under ``cache_dir`` (the cache root; default ``$TRIBEV2_CACHE``).
     """
     if isinstance(stimulus, pd.DataFrame):
         _refuse_transcript(transcript, "an events table")
@@ -66,10 +68,10 @@ def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
         text = path.read_text(encoding="utf-8", errors="replace")
         if not text.strip():
             raise ValueError(f"stimulus {path}: the text file is empty; write the text to read aloud in it")
-        audio = probe(synthesize(text, language=language, engine=tts, name=cache_stem(path)))
+        audio = probe(synthesize(text, language=language, engine=tts, name=cache_stem(path), cache_dir=cache_dir))
         media = [media_row("Audio", audio.path, duration=audio.duration, frequency=audio.sample_rate)]
     elif suffix in VIDEO_SUFFIXES or suffix in AUDIO_SUFFIXES:
-        media = _media_rows(probe(path), suffix in VIDEO_SUFFIXES)
+        media = _media_rows(probe(path), suffix in VIDEO_SUFFIXES, cache_dir)
     else:
         raise ValueError(f"stimulus {path}: unsupported file type {suffix or '(no suffix)'!r}; expected a video "
                          f"({' '.join(VIDEO_SUFFIXES)}), audio ({' '.join(AUDIO_SUFFIXES)}), text (.txt), a "
@@ -82,7 +84,7 @@ def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
                           f"features will be empty", stacklevel=2)
     elif audio_rows:
         words = transcribe(audio_rows[0]["filepath"], language=language, model=asr_model, device=device,
-                           progress=progress)
+                           progress=progress, cache_dir=cache_dir)
         if words.empty:
             warnings.warn(f"no speech was recognised in {path}: the events have no words, so text features "
                           f"will be empty. If it has speech, pass transcript= (or another asr_model=).",
@@ -92,7 +94,7 @@ def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
     return _with_words(media, words, language)
 
 
-def _media_rows(info, is_video: bool) -> list[dict]:
+def _media_rows(info, is_video: bool, cache_dir) -> list[dict]:
     rows = []
     if is_video:
         if not info.has_video:
@@ -103,7 +105,7 @@ def _media_rows(info, is_video: bool) -> list[dict]:
                           f"no words)", stacklevel=3)
             return rows
     if info.has_audio:
-        wav = soundtrack(info)
+        wav = soundtrack(info, cache_dir)
         rate = probe(wav).sample_rate
         rows.insert(0, media_row("Audio", wav, duration=info.duration, frequency=rate))
     elif not is_video:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Callable
 
-from ..cache import atomic_path, cache_dir
+from ..cache import atomic_path
+from ..cache import cache_dir as cache_folder
 from .asr import ModelUnavailableError
 from .language import language_code
 
@@ -39,8 +41,9 @@ TTS_ENGINES: dict[str, SpeechEngine] = {"espeak-ng": espeak_ng}
 
 
 def synthesize(text: str, *, language: str = "english", engine: str | SpeechEngine = "espeak-ng",
-               name: str = "speech") -> Path:
-    """A WAV of ``text`` read aloud, made once per (text, engine, language) and cached."""
+               name: str = "speech", cache_dir: str | os.PathLike | None = None) -> Path:
+    """A WAV of ``text`` read aloud, made once per (text, engine, language) and cached under ``cache_dir``
+    (the cache root; default ``$TRIBEV2_CACHE``)."""
     if not text.strip():
         raise ValueError("there is no text to read aloud")
     speak = TTS_ENGINES.get(engine) if isinstance(engine, str) else engine
@@ -49,7 +52,7 @@ def synthesize(text: str, *, language: str = "english", engine: str | SpeechEngi
                          f"(or pass a function engine(text, wav_path, language))")
     label = engine if isinstance(engine, str) else f"{speak.__module__}.{getattr(speak, '__qualname__', speak)}"
     key = hashlib.sha256(json.dumps([text, label, language_code(language)]).encode()).hexdigest()[:24]
-    target = cache_dir("tts") / key / f"{name}.wav"
+    target = cache_folder("tts", cache_dir) / key / f"{name}.wav"
     if not target.is_file():
         with atomic_path(target) as tmp:
             speak(text, tmp, language)

@@ -6,8 +6,9 @@ window; :func:`extractors_from_config` builds the extractors a brain model's che
 """
 
 from .audio import AudioExtractor
-from .base import RELEASE_SOURCES, EventExtractor, Extractor, ExtractorLoadError, IncompatibleExtractorError, \
-    check_compatible, extract_features, extractors_from_config, feature_dims
+from .base import EventExtractor, Extractor, IncompatibleExtractorError, check_compatible, extract_features, \
+    feature_dims
+from .sources import RELEASE_SOURCES, ExtractorLoadError, extractors_from_config
 from .text import TextExtractor
 from .video import VideoExtractor
 

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from ..media import read_audio
-from .base import EventExtractor, load_pretrained
+from .base import EventExtractor
+from .sources import load_pretrained
 
 
 class AudioExtractor(EventExtractor):

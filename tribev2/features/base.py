@@ -1,46 +1,35 @@
-"""What every extractor shares: configuration, layer groups, the 2 Hz grid, the events table, the cache.
+"""The extractor interface: configuration, layer groups, per-window extraction, and checks across extractors.
 
-An extractor is configured once (model source, device, dtype, batch size, layer fractions) and then called
-per time window, as the reference calls its extractors per segment::
+An extractor is configured once (model source, device, dtype, batch size, layer fractions, cache) and then
+called per time window, as the reference calls its extractors per segment::
 
     features = extractor.extract(events, start=0.0, duration=100.0)   # (layer groups, width, 200) at 2 Hz
 
 Layer groups follow the reference (``upstream.md`` §4.2): of the model's hidden states (embedding output
 first), ``cache_n_layers`` are kept at ``round(linspace(0, n - 1, cache_n_layers))`` (text and video only),
 then the kept stack is cut at ``int(f * (n_kept - 1))`` for each fraction ``f`` of ``layers`` and each piece
-is averaged ("group_mean"): fractions (0.5, 0.75, 1.0) give two groups.
-
-Features are cached under ``<cache root>/features/<modality>/``, keyed by the stimulus content (sha256 of
-the file, or the words themselves), the extractor's configuration and the model's identity (hub commit, or
-sha256 of a local model folder's files); a changed input or configuration never reuses stale features, and
-files are written atomically, so an interrupted run resumes where it stopped.
+is averaged ("group_mean"): fractions (0.5, 0.75, 1.0) give two groups. The time grid lives in
+:mod:`~tribev2.features.grid`, the cache in :mod:`~tribev2.features.cache`, model loading in
+:mod:`~tribev2.features.sources`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import numbers
 import os
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..cache import atomic_path, cache_dir, file_sha256
-from ..model import resolve_device
-
-# Bump when a change to the extraction code changes its numbers: old cache entries are then ignored.
-FEATURES_VERSION = 1
-EVENT_COLUMNS = ("type", "start", "duration", "offset", "filepath", "text", "context")
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-class ExtractorLoadError(OSError):
-    """A feature model that cannot be found, downloaded or read."""
+from ..cache import file_sha256
+from ..devices import as_dtype, resolve_device
+from .cache import FEATURES_VERSION, cache_file, write_cached
+from .grid import COLUMNS_READ, check_window, event_rows, n_samples, overlapping, place_on_event_grid
+from .sources import load_pretrained, model_identity
 
 
 class IncompatibleExtractorError(ValueError):
@@ -66,153 +55,6 @@ def layer_groups(n_kept: int, layers: Sequence[float]) -> list[slice]:
     return [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:])]
 
 
-# -- the 2 Hz grid ---------------------------------------------------------------------------------------------
-def n_samples(duration: float, frequency: float) -> int:
-    return round(duration * frequency)
-
-
-def place_words(values: np.ndarray, starts: np.ndarray, durations: np.ndarray, *, start: float, duration: float,
-                frequency: float) -> np.ndarray:
-    """Sum per-word features ``(W, G, D)`` into a window's grid ``(G, D, n)``, relative to the window start.
-
-    A word fills ``max(1, round(overlap * f))`` samples from ``round((max(word start, start) - start) * f)``
-    (Python's half-to-even rounding), shifted left if it would run past the window's end; words that share
-    a sample are summed (the reference's "sum" aggregation).
-    """
-    n = n_samples(duration, frequency)
-    out = np.zeros(values.shape[1:] + (n,), dtype=np.float32)
-    end = start + duration
-    for value, word_start, word_duration in zip(values, starts, durations):
-        first = max(word_start, start)
-        count = max(1, round((min(word_start + word_duration, end) - first) * frequency))
-        index = min(round((first - start) * frequency), n - count)
-        out[..., index:index + count] += value[..., None]
-    return out
-
-
-def place_on_event_grid(out: np.ndarray, values: np.ndarray, *, event_start: float, start: float,
-                        frequency: float) -> None:
-    """Add an event's features ``(G, D, n_event)`` (on its own grid from ``event_start``) into ``out``.
-
-    As in the reference, the event's grid is not re-sampled: event sample ``j`` lands on window sample
-    ``j + round((event_start - start) * f)``; samples outside the window are dropped.
-    """
-    shift = round((event_start - start) * frequency)
-    first, last = max(0, shift), min(out.shape[-1], shift + values.shape[-1])
-    if first < last:
-        out[..., first:last] += values[..., first - shift:last - shift]
-
-
-# -- the events table ------------------------------------------------------------------------------------------
-def event_rows(events: pd.DataFrame, event_type: str, columns: Sequence[str]) -> pd.DataFrame:
-    """The rows of one type, checked: a clear error for missing columns and negative or non-finite times."""
-    if not isinstance(events, pd.DataFrame):
-        raise TypeError(f"events must be a pandas DataFrame with columns {list(EVENT_COLUMNS)}, "
-                        f"got {type(events).__name__}")
-    if "type" not in events.columns:
-        raise ValueError(f"events table has no 'type' column (expected columns {list(EVENT_COLUMNS)})")
-    rows = events[events["type"] == event_type]
-    if rows.empty:
-        return rows
-    missing = [c for c in ("start", "duration", *columns) if c not in rows.columns]
-    if missing:
-        raise ValueError(f"events table: {event_type} rows need the column(s) {missing}")
-    for column in ("start", "duration", *(c for c in columns if c == "offset")):
-        values = pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(values) | (values < 0)
-        if bad.any():
-            shown = ", ".join(f"{i} ({v!r})" for i, v in zip(rows.index[bad][:5], rows[column][bad][:5]))
-            raise ValueError(f"events table: {event_type} rows need finite, non-negative '{column}' values; "
-                             f"bad at row(s) {shown}")
-    return rows
-
-
-def overlapping(rows: pd.DataFrame, start: float, duration: float) -> pd.DataFrame:
-    """Rows that overlap ``[start, start + duration)``; an event ending exactly at ``start`` does not."""
-    starts, durations = rows["start"].to_numpy(float), rows["duration"].to_numpy(float)
-    stops = starts + durations
-    inside = (starts < start + duration) & ((stops > start) | ((durations == 0) & (starts >= start)))
-    return rows[inside]
-
-
-def check_window(start: float, duration: float) -> None:
-    # numbers.Real: numpy scalars too (a window start taken from np.arange is an np.int64 or np.float32)
-    if not (isinstance(start, numbers.Real) and math.isfinite(start)):
-        raise ValueError(f"start must be a finite number of seconds, got {start!r}")
-    if not (isinstance(duration, numbers.Real) and math.isfinite(duration) and duration > 0):
-        raise ValueError(f"duration must be a positive number of seconds, got {duration!r}")
-
-
-# -- content identity and the cache ----------------------------------------------------------------------------
-def cache_file(modality: str, key: Mapping[str, Any]) -> Path:
-    """Where the features for ``key`` (a JSON-able mapping) live under the features cache."""
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
-    return cache_dir("features") / modality / f"{digest}.npy"
-
-
-def write_cached(path: Path, value: np.ndarray) -> np.ndarray:
-    value = np.ascontiguousarray(value, dtype=np.float32)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, value)
-    return value
-
-
-def cached_array(modality: str, key: Mapping[str, Any], compute: Callable[[], np.ndarray], *,
-                 enabled: bool = True) -> np.ndarray:
-    """``compute()`` once per ``key``, stored as ``.npy`` (written atomically) under the features cache."""
-    if not enabled:
-        return compute()
-    path = cache_file(modality, key)
-    if path.is_file():
-        return np.load(path)
-    return write_cached(path, compute())
-
-
-# -- loading Hugging Face models -------------------------------------------------------------------------------
-def load_pretrained(loader: Callable[..., Any], source: str, revision: str | None, what: str, **kwargs) -> Any:
-    """``loader.from_pretrained(source, revision=...)`` with one clear message for gated or missing models
-    (the hub's errors, gated repos included, are ``OSError``s; a folder without a usable config gives a
-    ``ValueError``)."""
-    try:
-        return loader.from_pretrained(source, revision=revision, **kwargs)
-    except (OSError, ValueError) as err:
-        path = Path(source).expanduser()
-        if path.is_dir():
-            hint = ("check that this folder holds the model's files (config.json, weights, and its tokenizer or "
-                    "preprocessor files)")
-        elif path.is_absolute() or source.startswith((".", "~")) or source.count("/") > 1:
-            hint = "no such folder"
-        else:
-            hint = (f"if the model is gated (meta-llama models are), request access at "
-                    f"https://huggingface.co/{source} and log in with `hf auth login` (or set HF_TOKEN); offline "
-                    f"(HF_HUB_OFFLINE=1), download it once while online; or pass a local folder as `source=`")
-        first_line = (str(err).strip().splitlines() or [repr(err)])[0]
-        raise ExtractorLoadError(f"cannot load the {what} '{source}': {hint}.\n  ({type(err).__name__}: "
-                                 f"{first_line})") from err
-
-
-def model_identity(source: str, revision: str | None) -> str:
-    """The hub commit of a repo id, or a sha256 over a local folder's files (weights, config, tokenizer, ...)."""
-    folder = Path(source).expanduser()
-    if folder.is_dir():
-        files = sorted(p for p in folder.iterdir() if p.is_file())
-        return hashlib.sha256("".join(f"{p.name}:{file_sha256(p)};" for p in files).encode()).hexdigest()
-    from transformers.utils import cached_file
-
-    config = Path(cached_file(source, "config.json", revision=revision))
-    parts = config.parts
-    return parts[parts.index("snapshots") + 1] if "snapshots" in parts else str(revision)
-
-
-def as_dtype(dtype: str | torch.dtype) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {list(DTYPES)} or a torch.dtype, got {dtype!r}")
-    return DTYPES[dtype]
-
-
 # -- the extractor interface -----------------------------------------------------------------------------------
 class Extractor:
     """Base class: a Hugging Face model turned into ``(layer groups, width, samples)`` features at 2 Hz.
@@ -236,7 +78,9 @@ class Extractor:
     def __init__(self, source: str | os.PathLike, *, revision: str | None = None, device: str = "auto",
                  dtype: str | torch.dtype = torch.float32, batch_size: int = 4,
                  layers: Sequence[float] = (0.5, 0.75, 1.0), cache_n_layers: int | None = 20,
-                 frequency: float = 2.0, cache: bool = True, progress: bool | None = None):
+                 frequency: float = 2.0, cache: bool = True, cache_dir: str | os.PathLike | None = None,
+                 progress: bool | None = None):
+        """``cache``: keep features under ``cache_dir`` (the cache root; default ``$TRIBEV2_CACHE``)."""
         from transformers import AutoConfig
 
         if not (isinstance(batch_size, int) and batch_size > 0):
@@ -254,6 +98,7 @@ class Extractor:
         self.cache_n_layers = cache_n_layers
         self.frequency = float(frequency)
         self.cache = cache
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.progress = progress
         self.config = load_pretrained(AutoConfig, self.source, revision, f"{self.modality} model config")
         n_states = self.config.num_hidden_layers + 1  # the embedding output comes first
@@ -293,7 +138,7 @@ class Extractor:
     def fingerprint(self) -> dict:
         """Everything the numbers depend on, for the cache key."""
         if self._identity is None:
-            self._identity = model_identity(self.source, self.revision)
+            self._identity = model_identity(self.source, self.revision, self.cache_dir)
         return {"version": FEATURES_VERSION, "extractor": type(self).__name__, "model": self._identity,
                 "dtype": str(self.dtype), "layers": self.layers, "layer_indices": self.layer_indices,
                 "frequency": self.frequency}
@@ -376,8 +221,9 @@ class EventExtractor(Extractor):
                                         f"(relative paths are read from {Path.cwd()})")
         if not self.cache:
             return list(self.compute_events(keyed))
-        paths = [cache_file(self.modality, {**self.fingerprint(), "file": file_sha256(path), "offset": offset,
-                                            "duration": duration}) for path, offset, duration in keyed]
+        paths = [cache_file(self.modality, {**self.fingerprint(), "file": file_sha256(path, self.cache_dir),
+                                            "offset": offset, "duration": duration}, self.cache_dir)
+                 for path, offset, duration in keyed]
         found = {i: np.load(p) for i, p in enumerate(paths) if p.is_file()}
         todo = [i for i in range(len(keyed)) if i not in found]
         for i, value in zip(todo, self.compute_events([keyed[i] for i in todo])):
@@ -431,38 +277,9 @@ def extract_features(events: pd.DataFrame, *, extractors: Sequence[Extractor] | 
     check_window(start, duration)
     if not isinstance(events, pd.DataFrame) or "type" not in events.columns:
         raise ValueError("events must be a pandas DataFrame with a 'type' column "
-                         f"(columns {list(EVENT_COLUMNS)})")
+                         f"(columns {list(COLUMNS_READ)})")
     present = set(events["type"].unique())
     return {e.modality: e.extract(events, start, duration) for e in _as_list(extractors)
             if e.event_type in present}
 
 
-RELEASE_SOURCES = {"text": "meta-llama/Llama-3.2-3B", "audio": "facebook/w2v-bert-2.0",
-                   "video": "facebook/vjepa2-vitg-fpc64-256"}
-
-
-def extractors_from_config(config: Mapping[str, Any] | None = None, *, sources: Mapping[str, str] | None = None,
-                           device: str = "auto", dtype: str | torch.dtype = torch.float32,
-                           **options) -> dict[str, Extractor]:
-    """The extractors a checkpoint was trained with, from its ``config.yaml`` (``model.experiment_config``).
-
-    Modalities come from ``data.features_to_use``; model names, layer fractions, frequency and (video) clip
-    duration from ``data.<modality>_feature``; missing values fall back to the release's (``RELEASE_SOURCES``).
-    ``sources`` replaces model names (a hub id or a local folder) per modality; ``options`` (``batch_size``,
-    ``cache``, ``progress``, ...) go to every extractor.
-    """
-    data = (config or {}).get("data") or {}
-    modalities = list(data.get("features_to_use") or RELEASE_SOURCES)
-    unknown = sorted(set(sources or {}) - set(modalities))
-    if unknown:
-        raise ValueError(f"sources for {unknown}: the config's modalities are {modalities}")
-    extractors = {}
-    for modality in modalities:
-        if modality not in Extractor.registry:
-            raise ValueError(f"no feature extractor for the modality '{modality}' (known: {list(Extractor.registry)})")
-        cls = Extractor.registry[modality]
-        settings = {k: v for k, v in cls.options_from_config(data).items() if v is not None}
-        configured = settings.pop("source", None)
-        source = (sources or {}).get(modality) or configured or RELEASE_SOURCES[modality]
-        extractors[modality] = cls(source, device=device, dtype=dtype, **{**settings, **options})
-    return extractors

@@ -21,8 +21,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .base import Extractor, cached_array, check_window, event_rows, load_pretrained, n_samples, overlapping, \
-    place_words
+from .base import Extractor
+from .cache import cached_array
+from .grid import check_window, event_rows, n_samples, overlapping, place_words
+from .sources import load_pretrained
 
 
 class TextExtractor(Extractor):
@@ -145,7 +147,7 @@ class TextExtractor(Extractor):
                "words": [list(w) for w in zip(starts.tolist(), durations.tolist(), texts, contexts)]}
         return cached_array(self.modality, key, lambda: place_words(
             self.word_features(contexts, texts), starts, durations, start=start, duration=duration,
-            frequency=self.frequency), enabled=self.cache)
+            frequency=self.frequency), enabled=self.cache, root=self.cache_dir)
 
 
 def _strings(words: pd.DataFrame, column: str) -> list[str]:

@@ -15,6 +15,8 @@ from typing import Any, Mapping
 
 import yaml
 
+AVERAGE_SUBJECT = "average"  # the shared row that the reference uses for unseen people
+
 
 class ConfigError(ValueError):
     """A ``config.yaml`` or build-argument file that cannot describe a TRIBE v2 brain model."""
@@ -71,6 +73,8 @@ class BrainConfig:
     extractor_aggregation: str = "cat"
     low_rank_head: int | None = 2048
     n_subject_rows: int = 1
+    subject_names: tuple[str, ...] = (AVERAGE_SUBJECT,)  # one per row, stored with the weights
+    default_subject: str = AVERAGE_SUBJECT  # the row used when none is asked for
     feature_rate_hz: float = 2.0
     tr_s: float = 1.0
     hemodynamic_offset_s: float = 5.0
@@ -107,6 +111,23 @@ class BrainConfig:
             "feature_dims": {m: list(v) for m, v in self.feature_dims.items()},
             "n_outputs": self.n_outputs,
             "n_output_timesteps": self.n_output_timesteps,
+            "subject_names": list(self.subject_names),
+            "default_subject": self.default_subject,
+        }
+
+    def to_experiment(self) -> dict:
+        """A minimal ``config.yaml`` mapping that :meth:`from_files` reads back to this configuration (for
+        models built from a config rather than loaded)."""
+        return {
+            "brain_model_config": {
+                "hidden": self.hidden, "max_seq_len": self.max_seq_len,
+                "time_pos_embedding": self.time_pos_embedding, "extractor_aggregation": self.extractor_aggregation,
+                "low_rank_head": self.low_rank_head,
+                "encoder": {"depth": self.depth, "heads": self.heads, "ff_mult": self.ff_mult,
+                            "scale_residual": self.scale_residual, "rotary_pos_emb": self.rotary_pos_emb},
+            },
+            "data": {"frequency": self.feature_rate_hz,
+                     "neuro": {"frequency": 1.0 / self.tr_s, "offset": self.hemodynamic_offset_s}},
         }
 
     @classmethod
@@ -114,7 +135,9 @@ class BrainConfig:
                    source: str = "config.yaml", n_subject_rows: int | None = None) -> "BrainConfig":
         """Combine a parsed ``config.yaml`` with the build arguments stored beside the weights.
 
-        ``n_subject_rows`` is the row count of the stored subject layer, when known.
+        ``n_subject_rows`` is the row count of the stored subject layer, when known. Subject rows are named by
+        ``subject_names`` in the build arguments (written by ``save_pretrained``); checkpoints without names
+        (the hub's ``best.ckpt``) call the training rows ``"0"``, ``"1"``, ... and the last row ``"average"``.
         """
         brain = experiment.get("brain_model_config")
         if not isinstance(brain, Mapping):
@@ -136,11 +159,18 @@ class BrainConfig:
         n_subjects = int(subject_layers.get("n_subjects", 0) or 0)
         all_rows = n_subjects + (1 if subject_layers.get("subject_dropout") else 0)
         allowed_rows = {1, max(1, all_rows)}
+        if build_args.get("subject_names") is not None:  # rows named with the weights (fitted rows added)
+            allowed_rows = {len(build_args["subject_names"])}
         if n_subject_rows is None:
             n_subject_rows = max(allowed_rows)
         elif n_subject_rows not in allowed_rows:
             raise ConfigError(f"{source}: the weights hold {n_subject_rows} subject row(s); subject_layers "
                               f"(n_subjects={n_subjects}) allows {sorted(allowed_rows)}")
+
+        names = _subject_names(build_args, n_subject_rows, source)
+        default = str(build_args.get("default_subject") or AVERAGE_SUBJECT)
+        if default not in names:
+            raise ConfigError(f"{source}: default_subject {default!r} is not one of the subject rows {names}")
 
         config = cls(
             feature_dims=feature_dims,
@@ -157,6 +187,8 @@ class BrainConfig:
             extractor_aggregation=str(brain.get("extractor_aggregation", "cat")),
             low_rank_head=int(brain["low_rank_head"]) if brain.get("low_rank_head") else None,
             n_subject_rows=n_subject_rows,
+            subject_names=names,
+            default_subject=default,
             feature_rate_hz=float(data.get("frequency", 2.0)),
             tr_s=1.0 / float(neuro.get("frequency", 1.0)),
             hemodynamic_offset_s=float(neuro.get("offset", 5.0)),
@@ -179,6 +211,17 @@ def _parse_feature_dims(build_args: Mapping[str, Any], source: str) -> dict[str,
             raise ConfigError(f"{source}: feature_dims['{name}'] should be (layer groups, width), found {value!r}")
         dims[str(name)] = (int(value[0]), int(value[1]))
     return dims
+
+
+def _subject_names(build_args: Mapping[str, Any], n_rows: int, source: str) -> tuple[str, ...]:
+    stored = build_args.get("subject_names")
+    if stored is None:
+        return tuple(str(i) for i in range(n_rows - 1)) + (AVERAGE_SUBJECT,)
+    names = tuple(str(name) for name in stored)
+    if len(names) != n_rows or len(set(names)) != n_rows:
+        raise ConfigError(f"{source}: subject_names {list(names)} must name each of the {n_rows} subject row(s) "
+                          f"once")
+    return names
 
 
 def _check_supported(brain: Mapping[str, Any], source: str) -> None:

@@ -38,7 +38,7 @@ def save_report(ds, path: str | os.PathLike, *, events=None, video: str | os.Pat
     ``size``...) are those of :func:`tribev2.viz.brain_frames`. ``frame_width``: pixels of the stimulus
     frames. The file is written atomically.
     """
-    from ..predict import attach_events, events_table
+    from ..dataset import attach_events, events_table
 
     path = Path(path)
     if path.suffix.lower() not in (".html", ".htm"):

@@ -1,27 +1,32 @@
-"""Load TRIBE v2 weights from the Hugging Face Hub or a local folder, strictly, and convert checkpoints.
+"""The one door in and out of a brain model: ``TribeModel.from_pretrained`` / ``save_pretrained``.
 
-Two on-disk forms are accepted, both with the experiment's ``config.yaml`` beside them (the attention head
+Two on-disk forms are read, both with the experiment's ``config.yaml`` beside them (the attention head
 count cannot be read from the weights):
 
 * the hub's form: ``best.ckpt``, a Lightning checkpoint ``{"state_dict": {"model.<key>": tensor},
   "model_build_args": {...}}``, read with ``torch.load(weights_only=True)``;
-* the converted form: ``model.safetensors`` (keys without the ``model.`` prefix) + ``build_args.json``.
+* our form, written by ``save_pretrained``: ``model.safetensors`` (keys without the ``model.`` prefix) +
+  ``build_args.json`` (which also names the subject rows and the default one).
+
+Loading is strict: every key must match the model built from ``config.yaml`` in name and shape.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Mapping
 
 import torch
+import yaml
 
-from ..cache import file_sha256
+from ..cache import atomic_path, file_sha256
+from ..devices import as_dtype, resolve_device
 from .config import BrainConfig, read_yaml
-from .tribe import TribeModel
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_FILE = "best.ckpt"
@@ -38,65 +43,80 @@ class CheckpointError(ValueError):
     """Weights that do not fit the model described by ``config.yaml``."""
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA, then Apple MPS, then CPU."""
-    if str(device) != "auto":
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+@dataclasses.dataclass(frozen=True)
+class Provenance:
+    """Where a model's weights came from, recorded in every Dataset it predicts."""
+
+    source: str = ""  # hub id or folder, as given
+    revision: str = ""  # hub commit
+    weights_sha256: str = ""
 
 
-def load_model(source: str | os.PathLike = DEFAULT_SOURCE, *, revision: str | None = None,
-               cache_dir: str | os.PathLike | None = None, device: str | torch.device = "auto",
-               dtype: torch.dtype = torch.float32) -> TribeModel:
-    """Load a TRIBE v2 brain model.
+class Pretrained:
+    """``from_pretrained`` / ``save_pretrained`` for a module built as ``cls(config: BrainConfig)``."""
 
-    ``source`` is a local folder or a Hugging Face repo id (downloaded through ``huggingface_hub``, which
-    honours its cache, ``revision`` and ``HF_HUB_OFFLINE``). Loading is strict: every key of the checkpoint
-    must match the model built from ``config.yaml`` in name and shape. Floating-point weights are cast to
-    ``dtype``. The returned model is in eval mode on ``device`` and carries ``source``, ``revision`` and
-    ``weights_sha256`` attributes for provenance.
-    """
-    files = _locate_files(source, revision=revision, cache_dir=cache_dir)
-    experiment = read_yaml(files["config"])
-    state_dict, build_args = _read_weights(files)
-    config = BrainConfig.from_files(experiment, build_args, source=str(files["config"]),
-                                    n_subject_rows=_stored_subject_rows(state_dict))
-    model = TribeModel(config)
-    _load_strict(model, state_dict, files["weights"], dtype)
-    model = model.to(device=resolve_device(device), dtype=dtype).eval()
-    model.requires_grad_(False)
-    model.source = str(source)
-    model.revision = files.get("revision") or revision or ""
-    model.weights_sha256 = file_sha256(files["weights"])
-    model.experiment_config = experiment
-    if not experiment.get("tribev2_demo"):
-        _show_license_once()
-    return model
+    config: BrainConfig
+    provenance: Provenance = Provenance()
+    experiment_config: dict | None = None  # the parsed config.yaml (extractor names, layers, timing)
 
+    @property
+    def source(self) -> str:
+        return self.provenance.source
 
-def convert(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
-    """Write the converted form (``model.safetensors`` + ``build_args.json`` + ``config.yaml``) of a
-    ``best.ckpt`` folder (or hub repo id) into ``dst``. The converted model loads to identical weights."""
-    from safetensors.torch import save_file
+    @property
+    def revision(self) -> str:
+        return self.provenance.revision
 
-    files = _locate_files(src)
-    if files["format"] != "ckpt":
-        raise CheckpointError(f"{src}: already in the converted form ({SAFETENSORS_FILE})")
-    state_dict, build_args = _read_weights(files)
-    dst = Path(dst)
-    dst.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in state_dict.items()}, str(dst / SAFETENSORS_FILE))
-    (dst / BUILD_ARGS_FILE).write_text(json.dumps(_jsonable(build_args), indent=2) + "\n")
-    shutil.copyfile(files["config"], dst / CONFIG_FILE)
-    return dst
+    @property
+    def weights_sha256(self) -> str:
+        return self.provenance.weights_sha256
+
+    @classmethod
+    def from_pretrained(cls, source: str | os.PathLike = DEFAULT_SOURCE, *, revision: str | None = None,
+                        cache_dir: str | os.PathLike | None = None, device: str | torch.device = "auto",
+                        dtype: str | torch.dtype = torch.float32):
+        """Load a TRIBE v2 brain model.
+
+        ``source`` is a local folder or a Hugging Face repo id (downloaded through ``huggingface_hub``, which
+        honours its cache, ``revision`` and ``HF_HUB_OFFLINE``; ``cache_dir`` is the Hugging Face cache).
+        Floating-point weights are cast to ``dtype``. The model is returned in eval mode on ``device``, with
+        its :class:`Provenance` and its ``experiment_config``.
+        """
+        dtype = as_dtype(dtype)
+        files = locate_files(source, revision=revision, cache_dir=cache_dir)
+        experiment = read_yaml(files["config"])
+        state_dict, build_args = _read_weights(files)
+        config = BrainConfig.from_files(experiment, build_args, source=str(files["config"]),
+                                        n_subject_rows=_stored_subject_rows(state_dict))
+        model = cls(config)
+        _load_strict(model, state_dict, files["weights"], dtype)
+        model = model.to(device=resolve_device(device), dtype=dtype).eval()
+        model.requires_grad_(False)
+        model.provenance = Provenance(str(source), files.get("revision") or revision or "",
+                                      file_sha256(files["weights"]))
+        model.experiment_config = experiment
+        if not experiment.get("tribev2_demo"):
+            _show_license_once()
+        return model
+
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """Write ``model.safetensors`` + ``build_args.json`` + ``config.yaml`` into ``folder`` (replaced
+        atomically), which :meth:`from_pretrained` loads to identical weights and subject names."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        experiment = copy.deepcopy(self.experiment_config) if self.experiment_config else self.config.to_experiment()
+        with atomic_path(folder) as tmp:
+            tmp.mkdir()
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()},
+                      str(tmp / SAFETENSORS_FILE))
+            (tmp / BUILD_ARGS_FILE).write_text(json.dumps(self.config.to_build_args(), indent=2) + "\n")
+            (tmp / CONFIG_FILE).write_text(yaml.safe_dump(experiment, sort_keys=False))
+        return folder
 
 
 # -- locating files --------------------------------------------------------------------------------------------
-def _locate_files(source, *, revision=None, cache_dir=None) -> dict:
+def locate_files(source, *, revision=None, cache_dir=None) -> dict:
     path = Path(source).expanduser()
     if path.is_dir():
         return _files_in_folder(path)
@@ -196,7 +216,7 @@ def _stored_subject_rows(state_dict: Mapping[str, torch.Tensor]) -> int | None:
     return int(weights.shape[0]) if weights is not None and weights.dim() == 3 else None
 
 
-def _load_strict(model: TribeModel, state_dict: Mapping[str, torch.Tensor], weights: Path,
+def _load_strict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], weights: Path,
                  dtype: torch.dtype) -> None:
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict]
@@ -222,14 +242,6 @@ def _load_strict(model: TribeModel, state_dict: Mapping[str, torch.Tensor], weig
 def _short_list(keys: list[str], limit: int = 5) -> str:
     shown = ", ".join(f"'{k}'" for k in keys[:limit])
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
-
-
-def _jsonable(value):
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def _show_license_once() -> None:
