@@ -8,8 +8,9 @@ import pytest
 
 from tribev2.features import ExtractorLoadError, IncompatibleExtractorError, check_compatible, extract_features, \
     extractors_from_config, feature_dims
-from tribev2.features.base import cached_array, cached_layer_indices, event_rows, layer_groups, place_on_event_grid, \
-    place_words
+from tribev2.features.base import cached_layer_indices, layer_groups
+from tribev2.features.cache import cached_array
+from tribev2.features.grid import event_rows, place_on_event_grid, place_words
 
 SEGMENTS = {"seg_0_100": (0.0, 100.0), "seg_1p3_7": (1.3, 7.0), "seg_2p75_5": (2.75, 5.0)}
 

@@ -16,7 +16,7 @@ from safetensors.numpy import load_file
 
 from test_features_base import SEGMENTS, assert_features_match
 from tribev2.features import VideoExtractor
-from tribev2.features.base import place_on_event_grid
+from tribev2.features.grid import place_on_event_grid
 
 
 @pytest.fixture(scope="module")
