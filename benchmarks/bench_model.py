@@ -259,7 +259,7 @@ def bfloat16_error(model_folder: Path, device: str) -> str:
         inputs = {k: v.to(device) for k, v in load_file(case / "inputs.safetensors").items()}
         expected = load_file(case / "expected.safetensors")["output"].float()
         with torch.inference_mode():
-            out = model(inputs).float().cpu()
+            out = model(inputs)[:, 0].float().cpu()  # (B, V, T_out): the one subject row
         diff = out - expected
         lines.append(f"bfloat16 vs reference float32, {model_folder.name}/{case.name} on {device}: max |Δ| "
                      f"{diff.abs().max():.3g}, ‖Δ‖/‖ref‖ {diff.norm() / expected.norm():.3g}, "
