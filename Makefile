@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean bench
+.PHONY: demo test lint install clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m tribev2.demo
 
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest -n 2 --dist loadgroup -q
+
+# style (ruff) and the layer contract of design.md (import-linter): seconds, before the tests
+lint: $(STAMP)
+	$(VENV)/bin/ruff check tribev2 tests benchmarks data
+	$(VENV)/bin/ruff format --check tribev2 tests benchmarks data
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_model.py
