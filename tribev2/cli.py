@@ -36,7 +36,7 @@ def _predict(args: argparse.Namespace) -> int:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
     ds = predict(args.stimulus, model=args.model, extractors=_extractors(args), modalities=args.modalities,
                  transcript=args.transcript, language=args.language, asr_model=args.asr_model,
-                 subjects=_subjects(args.subjects),
+                 subjects=_subjects(args.subjects), hop_s=args.hop,
                  atlas=None if args.atlas.lower() == "none" else args.atlas, cache_dir=args.cache_dir,
                  device=args.device, progress=not args.quiet, batch_size=args.batch_size)
     save_dataset(ds, output)
@@ -53,8 +53,8 @@ def _extractors(args: argparse.Namespace) -> dict | None:
     return {m: source for m, source in sources.items() if source} or None
 
 
-def _subjects(value: str):
-    if value in ("average", "all"):
+def _subjects(value: str | None):
+    if value is None or value in ("average", "all"):
         return value
     try:
         return [s if s == "average" else int(s) for s in (part.strip() for part in value.split(","))]
@@ -249,12 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--asr-model", help="Whisper model for speech recognition: a faster-whisper name "
                                              "(large-v3, tiny.en, ...) or folder (default: $TRIBEV2_WHISPER_MODEL, "
                                              "else large-v3)")
-    predict.add_argument("--subjects", default="average",
-                         help="'average' (default: the shared row for new people), 'all', or row numbers 0,1,...")
+    predict.add_argument("--subjects", help="'average' (the shared row for new people), 'all', or row numbers 0,1,... "
+                                            "(default: the model's default subject, 'average' for the release)")
     predict.add_argument("--atlas", default=DEFAULT_ATLAS, help=f"parcellation for the roi coordinate (default: "
                          f"{DEFAULT_ATLAS}; see tribev2.load_atlas), or 'none'")
     predict.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, "
                                                           "cuda:1, mps")
+    predict.add_argument("--hop", type=float, metavar="SECONDS",
+                         help="overlap the 100-s model windows: start one every SECONDS (a whole number of TRs; "
+                              "about 100/SECONDS times the compute); each TR comes from the window where it is most "
+                              "central (default: back to back, as the reference)")
     predict.add_argument("--batch-size", type=_positive_int, default=8,
                          help="windows per brain-model batch (default: 8)")
     predict.add_argument("--cache-dir", help="cache root for this run (default: $TRIBEV2_CACHE, else "
