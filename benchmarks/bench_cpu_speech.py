@@ -261,8 +261,9 @@ def worker(args) -> dict:
     torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
     _fresh_cache()
+    load = os.getloadavg()[0]  # the machine may be shared: its load is reported beside the times
     result = globals()[f"stage_{args.worker}"](args)
-    result["peak_gib"] = _peak_rss_mib() / 1024
+    result.update(peak_gib=_peak_rss_mib() / 1024, load=[load, os.getloadavg()[0]])
     return result
 
 
@@ -329,7 +330,8 @@ _MODEL_FOLDERS = {"audio": "w2v-bert-2.0-random", "text": "llama-3.2-3b-random"}
 def report(results: dict, machine: str, threads: int) -> str:
     """The results as a Markdown table."""
     lines = [f"One minute of speech -> Dataset, {machine}, torch.set_num_threads({threads}), float32",
-             "", "| stage | cold s | warm s | peak memory GiB | notes |", "|---|---|---|---|---|"]
+             "", "| stage | cold s | warm s | peak memory GiB | load average (start, end) | notes |",
+             "|---|---|---|---|---|---|"]
     notes = {"events": lambda r: f"{r['words']} words, {r['audio_rows']} Audio row",
              "audio": lambda r: (f"transformers' attention (baseline): {r['baseline_warm']:.1f} s warm; max |Δ| "
                                  f"{r['max_abs_diff_vs_transformers']:.1e}"
@@ -342,11 +344,12 @@ def report(results: dict, machine: str, threads: int) -> str:
                                 f"vs {r['identity_sampled']:.2f} s (sampled)"),
              "brain": lambda r: f"{r['trs']} TRs, roi coordinate: {r['has_roi']}"}
     for stage, r in results.items():
-        lines.append(f"| {stage} | {r['cold']:.1f} | {r['warm']:.1f} | {r['peak_gib']:.1f} | {notes[stage](r)} |")
+        lines.append(f"| {stage} | {r['cold']:.1f} | {r['warm']:.1f} | {r['peak_gib']:.1f} | "
+                     f"{r['load'][0]:.1f}, {r['load'][1]:.1f} | {notes[stage](r)} |")
     if set(results) == set(STAGES):
         total = {k: sum(r[k] for r in results.values()) for k in ("cold", "warm")}
         lines.append(f"| **one minute -> Dataset** | **{total['cold']:.1f}** | **{total['warm']:.1f}** | "
-                     f"{max(r['peak_gib'] for r in results.values()):.1f} | sum of the stages |")
+                     f"{max(r['peak_gib'] for r in results.values()):.1f} | | sum of the stages |")
     return "\n".join(lines)
 
 
