@@ -58,7 +58,10 @@ def test_attention_matches_transformers(implementation, length):
 @pytest.mark.parametrize("implementation", ["sdpa", "eager"])
 def test_model_matches_transformers_with_and_without_padding(implementation):
     torch.manual_seed(0)
-    reference = Wav2Vec2BertModel(small_config(implementation)).eval()
+    try:
+        reference = Wav2Vec2BertModel(small_config(implementation)).eval()
+    except ValueError as err:  # transformers 4.x has no sdpa path for this model (ours follows its eager one)
+        pytest.skip(str(err).splitlines()[0])
     model = copy.deepcopy(reference)
     assert use_banded_relative_key_attention(model) == 2
     assert all(isinstance(layer.self_attn, RelativeKeySelfAttention) for layer in model.encoder.layers)
@@ -75,7 +78,7 @@ def test_model_matches_transformers_with_and_without_padding(implementation):
 
 
 def test_other_attentions_are_left_alone():
-    config = small_config("sdpa")
+    config = small_config("eager")
     config.position_embeddings_type = "rotary"
     model = Wav2Vec2BertModel(config)
     assert use_banded_relative_key_attention(model) == 0
