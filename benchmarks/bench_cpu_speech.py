@@ -11,13 +11,14 @@ Stages, each in its own process (its peak resident memory is its own; memory is 
 ``torch.set_num_threads(--threads)``:
 
 * ``events``: ``events_from(wav, transcript=tsv)`` (Audio row, words, sentences, contexts);
-* ``audio``: ``AudioExtractor`` over the whole minute (``window_features``); the baseline, in the same
-  process, is the same extractor on ``transformers``' own attention (max |Δ| between the two is reported);
+* ``audio``: ``AudioExtractor`` over the whole minute (one model window, ``extract_features``); the baseline,
+  in the same process, is the same extractor on ``transformers``' own attention (max |Δ| between the two);
 * ``text``: ``TextExtractor`` (one shared causal pass for the words whose contexts extend each other); then
   the reference's scheme, one pass per word (batches of 4 contexts), timed on ``--per-word`` words spread over
   the minute and extrapolated to all of them; and the local folder's identity for the cache key, as it was
   (sha256 of every byte) and as it is (:mod:`tribev2.features.identity`);
-* ``brain``: ``predict_features`` on the audio and text features (release geometry) and ``attach_events``.
+* ``brain``: ``predict_features`` on the window's audio and text features (release geometry), with the atlas's
+  ``roi`` coordinate when the atlas is at hand, and ``attach_events``.
 
 "cold" is a stage's first run in a fresh process with an empty cache (loading the model from disk, the cache
 key, first-call costs); "warm" the same work again in that process with an empty features cache (the models
@@ -162,13 +163,12 @@ def stage_audio(args) -> dict:
     import torch
     from transformers import AutoModel
 
-    from tribev2.features import AudioExtractor
-    from tribev2.predict import window_features
+    from tribev2.features import AudioExtractor, extract_features
 
     events = pd.read_parquet(args.out / "events.parquet")
 
     def run(extractor):
-        return window_features(events, extractors=[extractor], window_s=WINDOW_S)["audio"]
+        return extract_features(events, extractors=[extractor], start=0.0, duration=WINDOW_S)["audio"]
 
     extractor, load = _timed(lambda: AudioExtractor(args.cache / "w2v-bert-2.0-random", device="cpu",
                                                     progress=False))
@@ -193,15 +193,14 @@ def stage_text(args) -> dict:
     import pandas as pd
 
     from tribev2.cache import _remembered_sha256
-    from tribev2.features import TextExtractor
+    from tribev2.features import TextExtractor, extract_features
     from tribev2.features.identity import folder_identity
-    from tribev2.predict import window_features
 
     events = pd.read_parquet(args.out / "events.parquet")
     folder = args.cache / "llama-3.2-3b-random"
 
     def run(extractor):
-        return window_features(events, extractors=[extractor], window_s=WINDOW_S)["text"]
+        return extract_features(events, extractors=[extractor], start=0.0, duration=WINDOW_S)["text"]
 
     extractor, load = _timed(lambda: TextExtractor(folder, device="cpu", progress=False))
     features, cold = _timed(lambda: run(extractor))
@@ -238,15 +237,16 @@ def stage_brain(args) -> dict:
     import numpy as np
     import pandas as pd
 
+    from tribev2.dataset import attach_events
     from tribev2.events.table import timeline_stop
     from tribev2.model import load_model
-    from tribev2.predict import attach_events, predict_features
+    from tribev2.predict import predict_features
 
     events = pd.read_parquet(args.out / "events.parquet")
-    features = {m: np.load(args.out / f"{m}.npy") for m in ("text", "audio")}
+    window = {m: np.load(args.out / f"{m}.npy") for m in ("text", "audio")}  # the one model window
 
     def run(model):
-        ds = predict_features(features, model=model, duration_s=timeline_stop(events))
+        ds = predict_features([window], model=model, duration_s=timeline_stop(events))
         return attach_events(ds, events)
 
     model, load = _timed(lambda: load_model(args.brain, device="cpu"))

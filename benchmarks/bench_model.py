@@ -47,14 +47,14 @@ def _forward_fn(model, variant: str, torch):
         return lambda batch: model.pool(model(batch, pool=False))
     if variant == "pool, then head":
         return lambda batch: model(batch)
-    row = model.config.n_subject_rows - 1
+    (row,) = model.subject_rows(None)  # the default subject, as model(batch)
     merged = model.low_rank_head.weight.T @ model.predictor.weights[row]  # (H, V)
     bias = model.predictor.bias[row]
 
     def forward(batch):
         encoded = model.encode(model.aggregate(batch))
         pooled = model.pool(encoded.transpose(1, 2)).transpose(1, 2)  # (B, T_out, H)
-        return (pooled @ merged + bias).transpose(1, 2)
+        return (pooled @ merged + bias).transpose(1, 2)[:, None]  # (B, 1, V, T_out), as model(batch)
     return forward
 
 

@@ -14,8 +14,8 @@ from safetensors.torch import save_file
 
 from tribev2.cache import file_sha256
 from tribev2.features import identity
-from tribev2.features.sources import model_identity
 from tribev2.features.identity import SAMPLE_BYTES, file_identity, folder_identity
+from tribev2.features.sources import model_identity
 
 
 @pytest.fixture

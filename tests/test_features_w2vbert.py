@@ -33,10 +33,10 @@ def test_bias_is_the_clamped_distance_lookup():
     query = torch.randn(2, 3, 13, 4, generator=generator)
     table = torch.randn(LEFT + RIGHT + 1, 4, generator=generator)
     bias = relative_key_bias(query, table, LEFT, RIGHT, 0.5)
-    for l in range(13):
-        for r in range(13):
-            expected = 0.5 * query[:, :, l] @ table[min(max(r - l, -LEFT), RIGHT) + LEFT]
-            torch.testing.assert_close(bias[:, :, l, r], expected, rtol=1e-6, atol=1e-6)
+    for row in range(13):
+        for column in range(13):
+            expected = 0.5 * query[:, :, row] @ table[min(max(column - row, -LEFT), RIGHT) + LEFT]
+            torch.testing.assert_close(bias[:, :, row, column], expected, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("implementation", ["sdpa", "eager"])
