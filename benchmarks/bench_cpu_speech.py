@@ -48,6 +48,7 @@ from bench_features import full_configs
 from bench_model import _machine, _peak_rss_mib
 
 STAGES = ("events", "audio", "text", "brain")
+NEEDS_GIB = {"events": 1, "audio": 8, "text": 15, "brain": 2}  # memory a stage needs (this machine has no swap)
 WINDOW_S = 100.0  # the release brain model's window (model.config.window_s)
 STIMULUS_S = 60.0
 PER_WORD_BATCH = 4  # the reference's text batch size (upstream.md §4.3)
@@ -275,6 +276,18 @@ def _available_gib() -> float:
     return float("nan")
 
 
+def _wait_for_memory(gib: float, stage: str, patience_s: float = 1800) -> None:
+    """Wait (up to ``patience_s``) until ``gib`` GiB are available: a shared machine without swap would
+    otherwise kill a process."""
+    waited = 0.0
+    while _available_gib() < gib:
+        if waited >= patience_s:
+            sys.exit(f"{stage}: {gib} GiB of memory needed, {_available_gib():.1f} GiB available")
+        time.sleep(10)
+        waited += 10
+    print(f"{stage} (memory available: {_available_gib():.1f} GiB)", file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", type=Path, required=True, help="folder for the models and the stimulus")
@@ -309,7 +322,7 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as out:
         for stage in args.stages.split(","):
-            print(f"{stage} (memory available: {_available_gib():.1f} GiB)", file=sys.stderr)
+            _wait_for_memory(NEEDS_GIB[stage], stage)
             command = [sys.executable, __file__, "--cache", str(args.cache), "--worker", stage, "--threads",
                        str(args.threads), "--per-word", str(args.per_word), "--wav", str(wav), "--tsv", str(tsv),
                        "--out", out, "--brain", str(brain), *(["--no-baseline"] if args.no_baseline else [])]
