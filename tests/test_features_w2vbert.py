@@ -98,3 +98,33 @@ def test_audio_extractor_uses_it_with_transformers_numbers(shared_dir):
         expected = reference(input_features=features, output_hidden_states=True).hidden_states
     expected = torch.stack(expected, dim=1).transpose(2, 3)
     assert np.abs(states.numpy() - expected.numpy()).max() <= 1e-5
+
+
+def test_layers_share_one_bias_buffer_emptied_after_the_pass():
+    torch.manual_seed(0)
+    model = Wav2Vec2BertModel(small_config("sdpa")).eval()
+    use_banded_relative_key_attention(model)
+    workspace = model.encoder.layers[0].self_attn.workspace
+    seen = []
+    for layer in model.encoder.layers:
+        assert layer.self_attn.workspace is workspace
+        layer.self_attn.register_forward_hook(lambda *_: seen.append(workspace._local.buffer.data_ptr()))
+    with torch.inference_mode():
+        model(torch.randn(1, 30, 20))
+    assert len(seen) == 2 and len(set(seen)) == 1
+    assert workspace._local.buffer is None
+    assert copy.deepcopy(model).encoder.layers[0].self_attn.workspace is not workspace  # copies start empty
+
+
+def test_gradients_match_transformers():
+    """Training: the bias is kept by autograd, so no buffer is shared; gradients as transformers'."""
+    torch.manual_seed(0)
+    reference = Wav2Vec2BertModel(small_config("eager"))
+    model = copy.deepcopy(reference)
+    use_banded_relative_key_attention(model)
+    features = torch.randn(2, 40, 20)
+    for net in (reference, model):
+        net.eval()  # no dropout; autograd still records
+        net(features).last_hidden_state.square().sum().backward()
+    for (name, ours), theirs in zip(model.named_parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-5, atol=1e-6, msg=name)

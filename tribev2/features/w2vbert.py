@@ -18,20 +18,25 @@ every ``relative_key`` self-attention; parameters are shared, so the state dict 
 unchanged. The attention after the bias follows the model's ``config._attn_implementation``: ``"eager"`` as
 transformers' eager path (scores, bias, mask, softmax, weights returned), anything else through
 ``torch.nn.functional.scaled_dot_product_attention`` with the bias as its additive mask, as transformers' sdpa
-path (no attention weights).
+path (no attention weights). The layers of a model share one bias buffer per thread while a forward pass
+runs (:class:`BiasWorkspace`; emptied when the pass ends).
 """
 
 from __future__ import annotations
+
+import math
+import threading
 
 import torch
 from torch import nn
 
 
-def relative_key_bias(query: torch.Tensor, table: torch.Tensor, left: int, right: int,
-                      scaling: float) -> torch.Tensor:
+def relative_key_bias(query: torch.Tensor, table: torch.Tensor, left: int, right: int, scaling: float,
+                      out: torch.Tensor | None = None) -> torch.Tensor:
     """``(B, H, T, T)``: ``scaling * query[..., l, :] . table[clamp(r - l, -left, right) + left]``.
 
-    ``query`` is ``(B, H, T, D)``, ``table`` ``(left + right + 1, D)``.
+    ``query`` is ``(B, H, T, D)``, ``table`` ``(left + right + 1, D)``; ``out``, if given, a contiguous
+    ``(B, H, T, T)`` tensor to write into.
     """
     batch, heads, length, _ = query.shape
     n_distances = left + right + 1
@@ -39,8 +44,10 @@ def relative_key_bias(query: torch.Tensor, table: torch.Tensor, left: int, right
     position = torch.arange(length, device=query.device)
     at_or_left = position[None, :] <= position[:, None]  # (T, T): r <= l
     # outside the band a row holds its first projection (r - l < -left) or its last (r - l > right)
-    bias = projected.new_empty(batch, heads, length, length)  # (B, H, T, T), contiguous
-    torch.where(at_or_left, projected[..., :1], projected[..., -1:], out=bias)
+    if out is None:  # (B, H, T, T), contiguous for the strided band view below
+        bias = torch.where(at_or_left, projected[..., :1], projected[..., -1:]).contiguous()
+    else:
+        bias = torch.where(at_or_left, projected[..., :1], projected[..., -1:], out=out)
     # rows l in [left, T - right): the band r = l - left .. l + right lies inside the row; in memory the band
     # of row l starts (T + 1) elements after row l - 1's, so one strided view writes all of them at once
     first, stop = left, length - right
@@ -57,16 +64,45 @@ def relative_key_bias(query: torch.Tensor, table: torch.Tensor, left: int, right
     return bias
 
 
+class BiasWorkspace:
+    """One ``(B, H, T, T)`` bias buffer per thread, reused by every layer of a forward pass and emptied after
+    it: a fresh allocation of that size per layer costs its page faults each time (0.15 s per layer for 60 s
+    of audio on a CPU). Never used where autograd would keep the bias (it is overwritten by the next layer)."""
+
+    def __init__(self):
+        self._local = threading.local()
+
+    def __reduce__(self):  # copies and pickles start empty
+        return type(self), ()
+
+    def take(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor | None:
+        """A contiguous tensor of ``shape``, dtype and device of ``like`` (contents undefined), or None when
+        autograd records ``like``."""
+        if torch.is_grad_enabled() and like.requires_grad:
+            return None
+        numel = math.prod(shape)
+        buffer = getattr(self._local, "buffer", None)
+        if (buffer is None or buffer.numel() < numel or buffer.dtype != like.dtype or buffer.device != like.device
+                or buffer.is_inference() != torch.is_inference_mode_enabled()):
+            buffer = self._local.buffer = like.new_empty(numel)
+        return buffer[:numel].view(shape)
+
+    def release(self, *_) -> None:
+        self._local.buffer = None
+
+
 class RelativeKeySelfAttention(nn.Module):
     """Wav2Vec-BERT self-attention with ``relative_key`` positions, the bias built by :func:`relative_key_bias`.
 
-    Takes the parameters of a ``transformers`` ``Wav2Vec2BertSelfAttention`` (shared, not copied) and the
-    model's config (read at each call for ``_attn_implementation``); called as that module is.
+    Takes the parameters of a ``transformers`` ``Wav2Vec2BertSelfAttention`` (shared, not copied), the model's
+    config (read at each call for ``_attn_implementation``) and optionally a :class:`BiasWorkspace` shared
+    with the model's other layers; called as that module is.
     """
 
-    def __init__(self, attention: nn.Module, config):
+    def __init__(self, attention: nn.Module, config, workspace: BiasWorkspace | None = None):
         super().__init__()
         self.config = config
+        self.workspace = workspace
         self.num_heads = attention.num_heads
         self.head_size = attention.head_size
         self.scaling = self.head_size ** -0.5
@@ -85,8 +121,10 @@ class RelativeKeySelfAttention(nn.Module):
         query = self.linear_q(hidden_states).view(split).transpose(1, 2)  # (B, H, T, D)
         key = self.linear_k(hidden_states).view(split).transpose(1, 2)
         value = self.linear_v(hidden_states).view(split).transpose(1, 2)
+        buffer = None if self.workspace is None else self.workspace.take((batch, self.num_heads, length, length),
+                                                                          query)
         bias = relative_key_bias(query, self.distance_embedding.weight, self.left_max_position_embeddings,
-                                 self.right_max_position_embeddings, self.scaling)  # (B, H, T, T)
+                                 self.right_max_position_embeddings, self.scaling, out=buffer)  # (B, H, T, T)
         dropout = self.dropout.p if self.training else 0.0
         if getattr(self.config, "_attn_implementation", "eager") == "eager":
             scores = torch.matmul(query, key.transpose(2, 3)) * self.scaling + bias
@@ -112,12 +150,16 @@ def _masked(scores: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
 
 def use_banded_relative_key_attention(model: nn.Module) -> int:
     """Replace every ``relative_key`` Wav2Vec-BERT self-attention of ``model`` by
-    :class:`RelativeKeySelfAttention` (parameters shared); return how many were replaced."""
+    :class:`RelativeKeySelfAttention` (parameters shared, one :class:`BiasWorkspace` emptied after each forward
+    pass of ``model``); return how many were replaced."""
     from transformers.models.wav2vec2_bert.modeling_wav2vec2_bert import Wav2Vec2BertSelfAttention
 
     targets = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
                if isinstance(child, Wav2Vec2BertSelfAttention)
                and getattr(child, "position_embeddings_type", None) == "relative_key"]
+    workspace = BiasWorkspace()
     for parent, name, child in targets:
-        setattr(parent, name, RelativeKeySelfAttention(child, model.config))
+        setattr(parent, name, RelativeKeySelfAttention(child, model.config, workspace))
+    if targets:
+        model.register_forward_hook(workspace.release, always_call=True)
     return len(targets)
