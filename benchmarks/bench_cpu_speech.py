@@ -142,20 +142,22 @@ def _fresh_cache() -> None:
 
 
 def _timed(run):
-    start = time.perf_counter()
+    """``run()``, its wall-clock seconds and the process's CPU seconds (all threads) during it."""
+    start, cpu = time.perf_counter(), time.process_time()
     value = run()
-    return value, time.perf_counter() - start
+    return value, time.perf_counter() - start, time.process_time() - cpu
 
 
 def stage_events(args) -> dict:
     from tribev2.events import events_from
 
-    events, cold = _timed(lambda: events_from(args.wav, transcript=args.tsv))
+    events, cold, _ = _timed(lambda: events_from(args.wav, transcript=args.tsv))
     _fresh_cache()
-    _, warm = _timed(lambda: events_from(args.wav, transcript=args.tsv))
+    _, warm, warm_cpu = _timed(lambda: events_from(args.wav, transcript=args.tsv))
     events.to_parquet(args.out / "events.parquet")
     words = events[events["type"] == "Word"]
-    return {"cold": cold, "warm": warm, "words": len(words), "audio_rows": int((events["type"] == "Audio").sum())}
+    return {"cold": cold, "warm": warm, "warm_cpu": warm_cpu, "words": len(words),
+            "audio_rows": int((events["type"] == "Audio").sum())}
 
 
 def stage_audio(args) -> dict:
@@ -171,17 +173,18 @@ def stage_audio(args) -> dict:
     def run(extractor):
         return extract_features(events, extractors=[extractor], start=0.0, duration=WINDOW_S)["audio"]
 
-    extractor, load = _timed(lambda: AudioExtractor(args.cache / "w2v-bert-2.0-random", device="cpu",
+    extractor, load, _ = _timed(lambda: AudioExtractor(args.cache / "w2v-bert-2.0-random", device="cpu",
                                                     progress=False))
-    features, cold = _timed(lambda: run(extractor))
+    features, cold, _ = _timed(lambda: run(extractor))
     _fresh_cache()
-    again, warm = _timed(lambda: run(extractor))
-    result = {"cold": cold + load, "warm": warm, "repeat_identical": bool(np.array_equal(features, again))}
+    again, warm, warm_cpu = _timed(lambda: run(extractor))
+    result = {"cold": cold + load, "warm": warm, "warm_cpu": warm_cpu,
+              "repeat_identical": bool(np.array_equal(features, again))}
     np.save(args.out / "audio.npy", features)
     if not args.no_baseline:  # the same extractor on transformers' own attention
         extractor._model = AutoModel.from_pretrained(extractor.source, dtype=torch.float32).eval()
         _fresh_cache()
-        reference, result["baseline_warm"] = _timed(lambda: run(extractor))
+        reference, result["baseline_warm"], result["baseline_warm_cpu"] = _timed(lambda: run(extractor))
         result["max_abs_diff_vs_transformers"] = float(np.abs(features - reference).max())
         result["bit_identical"] = bool(np.array_equal(features, reference))
     return result
@@ -203,17 +206,18 @@ def stage_text(args) -> dict:
     def run(extractor):
         return extract_features(events, extractors=[extractor], start=0.0, duration=WINDOW_S)["text"]
 
-    extractor, load = _timed(lambda: TextExtractor(folder, device="cpu", progress=False))
-    features, cold = _timed(lambda: run(extractor))
+    extractor, load, _ = _timed(lambda: TextExtractor(folder, device="cpu", progress=False))
+    features, cold, _ = _timed(lambda: run(extractor))
     _fresh_cache()
-    again, warm = _timed(lambda: run(extractor))
-    result = {"cold": cold + load, "warm": warm, "repeat_identical": bool(np.array_equal(features, again))}
+    again, warm, warm_cpu = _timed(lambda: run(extractor))
+    result = {"cold": cold + load, "warm": warm, "warm_cpu": warm_cpu,
+              "repeat_identical": bool(np.array_equal(features, again))}
     np.save(args.out / "text.npy", features)
 
     words = events[events["type"] == "Word"].reset_index(drop=True)
     pick = np.linspace(0, len(words) - 1, args.per_word).round().astype(int)
     extractor._causal, extractor.batch_size = False, PER_WORD_BATCH  # the reference: one pass per word
-    _, seconds = _timed(lambda: extractor.hidden_state_means(words["context"][pick].tolist(),
+    _, seconds, _ = _timed(lambda: extractor.hidden_state_means(words["context"][pick].tolist(),
                                                              words["text"][pick].tolist()))
     ids, _ = extractor.token_ids(words["context"].tolist(), words["text"].tolist())
     result.update(per_word_words=len(pick), per_word_seconds=seconds,
@@ -222,14 +226,14 @@ def stage_text(args) -> dict:
 
     _fresh_cache()
     _remembered_sha256.cache_clear()  # nothing remembered from the cold run
-    _, result["identity_sampled"] = _timed(lambda: folder_identity(folder))
+    _, result["identity_sampled"], _ = _timed(lambda: folder_identity(folder))
 
     def every_byte():
         for path in sorted(p for p in folder.iterdir() if p.is_file()):
             with open(path, "rb") as f:
                 hashlib.file_digest(f, "sha256")
 
-    _, result["identity_every_byte"] = _timed(every_byte)
+    _, result["identity_every_byte"], _ = _timed(every_byte)
     result["folder_gb"] = sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) / 1e9
     return result
 
@@ -250,10 +254,11 @@ def stage_brain(args) -> dict:
         ds = predict_features([window], model=model, duration_s=timeline_stop(events))
         return attach_events(ds, events)
 
-    model, load = _timed(lambda: load_model(args.brain, device="cpu"))
-    ds, cold = _timed(lambda: run(model))
-    _, warm = _timed(lambda: run(model))
-    return {"cold": cold + load, "warm": warm, "trs": int(ds.sizes["time"]), "has_roi": "roi" in ds.coords}
+    model, load, _ = _timed(lambda: load_model(args.brain, device="cpu"))
+    ds, cold, _ = _timed(lambda: run(model))
+    _, warm, warm_cpu = _timed(lambda: run(model))
+    return {"cold": cold + load, "warm": warm, "warm_cpu": warm_cpu, "trs": int(ds.sizes["time"]),
+            "has_roi": "roi" in ds.coords}
 
 
 def worker(args) -> dict:
@@ -343,10 +348,11 @@ _MODEL_FOLDERS = {"audio": "w2v-bert-2.0-random", "text": "llama-3.2-3b-random"}
 def report(results: dict, machine: str, threads: int) -> str:
     """The results as a Markdown table."""
     lines = [f"One minute of speech -> Dataset, {machine}, torch.set_num_threads({threads}), float32",
-             "", "| stage | cold s | warm s | peak memory GiB | load average (start, end) | notes |",
-             "|---|---|---|---|---|---|"]
+             "", "| stage | cold s | warm s | warm CPU s | peak memory GiB | load average (start, end) "
+             "| notes |", "|---|---|---|---|---|---|---|"]
     notes = {"events": lambda r: f"{r['words']} words, {r['audio_rows']} Audio row",
-             "audio": lambda r: (f"transformers' attention (baseline): {r['baseline_warm']:.1f} s warm; max |Δ| "
+             "audio": lambda r: (f"transformers' attention (baseline): {r['baseline_warm']:.1f} s warm "
+                                 f"({r['baseline_warm_cpu']:.1f} s CPU); max |Δ| "
                                  f"{r['max_abs_diff_vs_transformers']:.1e}"
                                  f"{' (bit-identical)' if r['bit_identical'] else ''}" if "baseline_warm" in r
                                  else ""),
@@ -357,11 +363,12 @@ def report(results: dict, machine: str, threads: int) -> str:
                                 f"vs {r['identity_sampled']:.2f} s (sampled)"),
              "brain": lambda r: f"{r['trs']} TRs, roi coordinate: {r['has_roi']}"}
     for stage, r in results.items():
-        lines.append(f"| {stage} | {r['cold']:.1f} | {r['warm']:.1f} | {r['peak_gib']:.1f} | "
+        lines.append(f"| {stage} | {r['cold']:.1f} | {r['warm']:.1f} | {r['warm_cpu']:.1f} | {r['peak_gib']:.1f} | "
                      f"{r['load'][0]:.1f}, {r['load'][1]:.1f} | {notes[stage](r)} |")
     if set(results) == set(STAGES):
-        total = {k: sum(r[k] for r in results.values()) for k in ("cold", "warm")}
+        total = {k: sum(r[k] for r in results.values()) for k in ("cold", "warm", "warm_cpu")}
         lines.append(f"| **one minute -> Dataset** | **{total['cold']:.1f}** | **{total['warm']:.1f}** | "
+                     f"{total['warm_cpu']:.1f} | "
                      f"{max(r['peak_gib'] for r in results.values()):.1f} | | sum of the stages |")
     return "\n".join(lines)
 
