@@ -5,6 +5,7 @@
 ``plot_contributions(contributions)``   text / audio / video contributions as one RGB map
 ``render(data, view=...)``              one view as an ``(H, W, 3)`` image array
 ``brain(ds, ...)``                      interactive viewer (PyVista + ipywidgets): time, views, regions
+``view(ds)``                            the brain in one self-contained HTML page (WebGL): no kernel, no network
 ``save_movie(ds, "out.mp4")``           MP4 of the prediction over time (PyAV)
 ``save_report(ds, "out.html", ...)``    one self-contained HTML page: stimulus frames, words, brain per TR
 =====================================  ====================================================================
@@ -20,7 +21,7 @@ import importlib
 
 _EXPORTS = {
     "plot_surface": "static", "plot_contributions": "static", "render": "static",
-    "brain": "viewer", "BrainViewer": "viewer",
+    "brain": "viewer", "BrainViewer": "viewer", "view": "standalone", "BrainView": "standalone",
     "save_movie": "movie", "brain_frames": "movie",
     "save_report": "report",
     "BrainScene": "scene", "brain_maps": "scene", "VIEWS": "scene",
