@@ -1,6 +1,6 @@
 """Seeing the brain: figures, an interactive notebook viewer, MP4 movies and a stimulus-aligned HTML report.
 
-=====================================  ====================================================================
+======================================  ====================================================================
 ``plot_surface(ds, time=..., views=)``  matplotlib figure, views × time points, one colour scale, colorbar
 ``plot_contributions(contributions)``   text / audio / video contributions as one RGB map
 ``render(data, view=...)``              one view as an ``(H, W, 3)`` image array
@@ -8,7 +8,7 @@
 ``view(ds)``                            the brain in one self-contained HTML page (WebGL): no kernel, no network
 ``save_movie(ds, "out.mp4")``           MP4 of the prediction over time (PyAV)
 ``save_report(ds, "out.html", ...)``    one self-contained HTML page: stimulus frames, words, brain per TR
-=====================================  ====================================================================
+======================================  ====================================================================
 
 Rendering is done by PyVista, off-screen when there is no display (EGL; set
 ``VTK_DEFAULT_OPENGL_WINDOW=vtkEGLRenderWindow`` on headless machines to skip the X11 attempt). Importing this
