@@ -231,7 +231,7 @@ class BrainViewer:
         else:
             self._cortex.value = png_bytes(self.image())
         self._plot.value = png_bytes(self._timecourse_figure())
-        self._title.value = f"<b>{self.region_title()}</b>"
+        self._title.value = f'<div style="white-space: normal; line-height: 1.3"><b>{self.region_title()}</b></div>'
         t = self.prediction.times[self.state["time"]]
         self._time_label.value = f"t = {t:g} s (BOLD at {t + self.offset_s:g} s)"
 
@@ -432,12 +432,11 @@ def _trame_widget(viewer, src: str, **kwargs):
 
 def _proxied(src: str) -> str | None:
     """``src`` (``http://localhost:PORT/index.html?...``) as a path through the Jupyter server that started this
-    kernel, ``<base_url>proxy/PORT/index.html?...``, when that server answers on it; else None."""
+    kernel, ``<base_url>proxy/PORT/index.html?...``, when that server runs ``jupyter-server-proxy``; else None."""
     server = _jupyter_server()
     if server is None:
         return None
-    port, page = urllib.parse.urlsplit(src).port, src.split("/", 3)[3]
-    probe = urllib.request.Request(f"{server['url']}proxy/{port}/{page}")
+    probe = urllib.request.Request(f"{server['url']}server-proxy/servers-info")  # an endpoint of the extension
     if server.get("token"):
         probe.add_header("Authorization", f"token {server['token']}")
     try:
@@ -448,6 +447,7 @@ def _proxied(src: str) -> str | None:
             return None
     except OSError:
         return None
+    port, page = urllib.parse.urlsplit(src).port, src.split("/", 3)[3]
     return f"{server['base_url']}proxy/{port}/{page}"
 
 
