@@ -137,7 +137,7 @@ class BrainView:
         """The page in an iframe (its own document: several views in one notebook do not meet)."""
         width, height = self.size
         return (f'<iframe class="tribev2-view" srcdoc="{html.escape(self.to_html(), quote=True)}" '
-                f'style="width: {width + 24}px; max-width: 100%; height: {height + 250}px; border: 0;"></iframe>')
+                f'style="width: {width + 24}px; max-width: 100%; height: {height + 340}px; border: 0;"></iframe>')
 
     # -- data ---------------------------------------------------------------------------------------------------
     def _payload(self) -> dict:
