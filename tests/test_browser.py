@@ -4,10 +4,12 @@
   start notebook and runs it on the demo models; the live viewer shows a brain, through the server's
   ``jupyter-server-proxy`` URL; the time slider changes the picture; picking a region changes the title of the
   time course; the PNG snapshot output is hidden while the widgets draw.
-* ``test_pages_work_offline``: the docs site built from the executed quick start, the same notebook rendered by
-  nbconvert, its HTML report and a kernel-free ``viz.view`` page, each opened from disk: every figure shows an
-  image, the viewer cells show their snapshot, and the 3-D view turns on a drag.
+* ``test_pages_work_offline``: the quick start executed as ``jupyter nbconvert --execute`` does (widget state
+  saved), rendered by the docs build and by nbconvert, its HTML report and a kernel-free ``viz.view`` page, each
+  opened from disk: every figure shows an image, the viewer cells show their snapshot, and the 3-D view turns on a
+  drag.
 
+The two are independent (each runs the notebook once), so ``make test``'s two workers run them side by side.
 Screenshots go to ``tests/artifacts/`` (ignored by git); their paths are printed. Chromium is the system one
 (``apt-get install chromium``): its absence skips these tests, or fails them under ``TRIBEV2_REQUIRE_SYSTEM=1``.
 """
@@ -163,17 +165,25 @@ def jupyter_lab(seeded_cache, tmp_path_factory):
         log.close()
 
 
-def test_live_viewer_in_jupyterlab(jupyter_lab, chromium):
+@pytest.fixture(scope="module")
+def lab_page(jupyter_lab, chromium):
+    """The quick start opened in JupyterLab and run top to bottom."""
     page = offline_page(chromium, allow_local=True, viewport=(1400, 1100))
     page.goto(f"{jupyter_lab['url']}lab/tree/{QUICKSTART.name}?token={jupyter_lab['token']}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-    page.wait_for_function("""() => {
-        const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-        const kernel = panel && panel.sessionContext && panel.sessionContext.session
-            && panel.sessionContext.session.kernel;
-        return kernel && kernel.status === 'idle'; }""", timeout=90_000)
+    kernel = """() => { const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+        const session = panel && panel.sessionContext && panel.sessionContext.session;
+        return session && session.kernel && session.kernel.status === 'idle'; }"""
+    page.wait_for_function(kernel, timeout=90_000)
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    last = page.locator(".jp-Notebook .jp-CodeCell").last
+    last.locator(".jp-OutputArea-output", has_text="quickstart.html").wait_for(timeout=300_000)
+    yield page
+    page.context.close()
 
+
+def test_live_viewer_in_jupyterlab(lab_page):
+    page = lab_page
     viewer = page.locator(".tribev2-viewer").first
     viewer.wait_for(timeout=240_000)
     viewer.scroll_into_view_if_needed()
@@ -228,7 +238,8 @@ def test_live_viewer_in_jupyterlab(jupyter_lab, chromium):
 @pytest.fixture(scope="module")
 def built_pages(seeded_cache, tmp_path_factory):
     """The quick start executed as ``jupyter nbconvert --execute`` does (widget state saved), rendered by nbconvert
-    and by the docs build (``make docs``'s command on a copy of the sources), its report, and a ``viz.view`` page."""
+    and by the docs build (``make docs``'s command on a copy of the sources), the report it wrote, and a
+    ``viz.view`` page of the prediction it saved."""
     import nbformat
     from nbclient import NotebookClient
     from nbconvert import HTMLExporter
@@ -242,7 +253,7 @@ def built_pages(seeded_cache, tmp_path_factory):
     os.environ.update(notebook_environment(seeded_cache, root))
     try:
         NotebookClient(notebook, timeout=300, kernel_name="python3",
-                       resources={"metadata": {"path": str(root / "notebooks")}}).execute()
+                       resources={"metadata": {"path": str(root)}}).execute()
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -257,7 +268,7 @@ def built_pages(seeded_cache, tmp_path_factory):
     import tribev2
     from tribev2.viz import view
 
-    ds = tribev2.open_dataset(root / "notebooks" / "outputs" / "quickstart.nc")
+    ds = tribev2.open_dataset(root / "outputs" / "quickstart.nc")
     view(ds, percentile=99, threshold=0.5, title="kernel-free view").save(root / "view.html")
     return root
 
@@ -289,7 +300,7 @@ def test_pages_work_offline(built_pages, chromium):
     page.errors.clear()
 
     # the HTML report written by the notebook: a brain and a stimulus frame for the TR shown
-    page.goto((built_pages / "notebooks" / "outputs" / "quickstart.html").as_uri())
+    page.goto((built_pages / "outputs" / "quickstart.html").as_uri())
     shown = images_shown(page)
     assert len(shown) >= 2 and all(i["loaded"] for i in shown if i["visible"]), shown
     report = screenshot(page, "report")
