@@ -34,8 +34,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "tests" / "artifacts"
 QUICKSTART = REPO / "notebooks" / "01_quickstart.ipynb"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 BASE_URL = "/user/tester/"  # as on JupyterHub: the live viewer must not assume the server sits at /
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
@@ -104,9 +109,12 @@ def differs(a: np.ndarray, b: np.ndarray, share: float = 0.005) -> bool:
 def images_shown(page, selector: str = "img") -> list[dict]:
     """Every ``<img>`` matching ``selector``: whether it loaded (natural size) and is drawn at a visible size."""
     page.wait_for_load_state("load")
-    return page.eval_on_selector_all(selector, """images => images.map(img => ({
+    return page.eval_on_selector_all(
+        selector,
+        """images => images.map(img => ({
         src: img.currentSrc.slice(0, 80), loaded: img.complete && img.naturalWidth > 0,
-        visible: img.getBoundingClientRect().width > 20 && getComputedStyle(img).display !== 'none'}))""")
+        visible: img.getBoundingClientRect().width > 20 && getComputedStyle(img).display !== 'none'}))""",
+    )
 
 
 # -- a JupyterLab server -----------------------------------------------------------------------------------------
@@ -118,11 +126,25 @@ def free_port() -> int:
 
 def notebook_environment(cache: Path, home: Path) -> dict:
     """The environment of a notebook kernel run outside pytest: the seeded cache, no network, off-screen GL."""
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("TRIBEV2_WEIGHTS", "TRIBEV2_EXTRACTORS", "TRIBEV2_WHISPER_MODEL", "TRIBEV2_ATLAS_DIR",
-                          "JPY_SESSION_NAME")}
-    env.update(TRIBEV2_CACHE=str(cache), HF_HOME=str(home / "hf-home"), HF_HUB_OFFLINE="1",
-               TRANSFORMERS_OFFLINE="1", VTK_DEFAULT_OPENGL_WINDOW="vtkEGLRenderWindow")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key
+        not in (
+            "TRIBEV2_WEIGHTS",
+            "TRIBEV2_EXTRACTORS",
+            "TRIBEV2_WHISPER_MODEL",
+            "TRIBEV2_ATLAS_DIR",
+            "JPY_SESSION_NAME",
+        )
+    }
+    env.update(
+        TRIBEV2_CACHE=str(cache),
+        HF_HOME=str(home / "hf-home"),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        VTK_DEFAULT_OPENGL_WINDOW="vtkEGLRenderWindow",
+    )
     return env
 
 
@@ -134,15 +156,34 @@ def jupyter_lab(seeded_cache, tmp_path_factory):
     env = notebook_environment(seeded_cache, root)
     # the venv's lab extensions (widgets, jupyter-server-proxy) when the server is started from elsewhere
     env["JUPYTER_PATH"] = str(Path(sys.prefix) / "share" / "jupyter")
-    for variable, folder in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_RUNTIME_DIR", "runtime"),
-                             ("JUPYTERLAB_SETTINGS_DIR", "settings"), ("JUPYTERLAB_WORKSPACES_DIR", "workspaces")):
+    for variable, folder in (
+        ("JUPYTER_CONFIG_DIR", "config"),
+        ("JUPYTER_RUNTIME_DIR", "runtime"),
+        ("JUPYTERLAB_SETTINGS_DIR", "settings"),
+        ("JUPYTERLAB_WORKSPACES_DIR", "workspaces"),
+    ):
         env[variable] = str(root / ".jupyter" / folder)
-    log = open(root / "jupyterlab.log", "wb")
+    log = open(root / "jupyterlab.log", "wb")  # noqa: SIM115  (the server writes it until the teardown)
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.base_url={BASE_URL}", f"--ServerApp.root_dir={root}",
-         "--LabApp.expose_app_in_browser=True", "--allow-root"],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.base_url={BASE_URL}",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.expose_app_in_browser=True",
+            "--allow-root",
+        ],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}{BASE_URL}"
     try:
         deadline = time.monotonic() + 90
@@ -150,9 +191,10 @@ def jupyter_lab(seeded_cache, tmp_path_factory):
             try:
                 urllib.request.urlopen(f"{url}api/status?token={token}", timeout=2)
                 break
-            except OSError:
+            except OSError as error:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"JupyterLab did not start: {(root / 'jupyterlab.log').read_text()[-3000:]}")
+                    log_tail = (root / "jupyterlab.log").read_text()[-3000:]
+                    raise RuntimeError(f"JupyterLab did not start: {log_tail}") from error
                 time.sleep(0.5)
         yield {"url": url, "token": token, "root": root}
     finally:
@@ -213,8 +255,9 @@ def test_live_viewer_in_jupyterlab(lab_page):
     viewer.locator(".widget-hslider .noUi-handle").first.focus()
     for _ in range(3):
         page.keyboard.press("ArrowRight")
-    page.wait_for_function("(label) => label.textContent.startsWith('t = 3 s')", arg=label.element_handle(),
-                           timeout=30_000)
+    page.wait_for_function(
+        "(label) => label.textContent.startsWith('t = 3 s')", arg=label.element_handle(), timeout=30_000
+    )
     deadline, moved = time.monotonic() + 60, None
     while time.monotonic() < deadline:
         moved = screenshot(frame, "jupyterlab-viewer-t3")
@@ -227,9 +270,13 @@ def test_live_viewer_in_jupyterlab(lab_page):
     title = viewer.locator(".widget-html", has_text="mean over").first
     assert "V1 · Primary Visual Cortex" in title.inner_text()  # the notebook picked V1
     viewer.locator(".widget-dropdown", has_text="region").locator("select").select_option(
-        label="A1 · Primary Auditory Cortex")
-    page.wait_for_function("(el) => el.textContent.includes('A1 · Primary Auditory Cortex: mean over')",
-                           arg=title.element_handle(), timeout=30_000)
+        label="A1 · Primary Auditory Cortex"
+    )
+    page.wait_for_function(
+        "(el) => el.textContent.includes('A1 · Primary Auditory Cortex: mean over')",
+        arg=title.element_handle(),
+        timeout=30_000,
+    )
     screenshot(viewer, "jupyterlab-viewer-A1")
     assert not page.refused, f"requests left the machine: {page.refused[:5]}"
 
@@ -252,8 +299,9 @@ def built_pages(seeded_cache, tmp_path_factory):
     saved = os.environ.copy()
     os.environ.update(notebook_environment(seeded_cache, root))
     try:
-        NotebookClient(notebook, timeout=300, kernel_name="python3",
-                       resources={"metadata": {"path": str(root)}}).execute()
+        NotebookClient(
+            notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(root)}}
+        ).execute()
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -261,8 +309,12 @@ def built_pages(seeded_cache, tmp_path_factory):
     nbformat.write(notebook, root / "notebooks" / QUICKSTART.name)
     (root / "nbconvert.html").write_text(HTMLExporter().from_notebook_node(notebook)[0], encoding="utf-8")
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-c", "docs", "-q", ".", "_build/html"],
-                   cwd=root, check=True, env={**os.environ, "VTK_DEFAULT_OPENGL_WINDOW": "vtkEGLRenderWindow"})
+    subprocess.run(
+        [sys.executable, "-m", "sphinx", "-b", "html", "-c", "docs", "-q", ".", "_build/html"],
+        cwd=root,
+        check=True,
+        env={**os.environ, "VTK_DEFAULT_OPENGL_WINDOW": "vtkEGLRenderWindow"},
+    )
     print(f"docs built in {time.monotonic() - started:.0f} s")
 
     import tribev2
@@ -278,8 +330,12 @@ def test_pages_work_offline(built_pages, chromium):
     site = built_pages / "_build" / "html"
 
     # the docs site: every page's figures load; the notebook's viewer cell shows its snapshot
-    for doc, least in (("docs/index.html", 0), ("notebooks/01_quickstart.html", 2), ("tutorials/01_quickstart.html", 0),
-                       ("docs/api.html", 0)):
+    for doc, least in (
+        ("docs/index.html", 0),
+        ("notebooks/01_quickstart.html", 2),
+        ("tutorials/01_quickstart.html", 0),
+        ("docs/api.html", 0),
+    ):
         page.goto((site / doc).as_uri())
         shown = images_shown(page, "article img")
         assert len(shown) >= least and all(i["loaded"] and i["visible"] for i in shown), (doc, shown)

@@ -26,10 +26,15 @@ def dataset(desikan):  # noqa: F811
     values = np.zeros((N_TIMES, len(desikan.labels), 1), dtype=np.float32)
     values[:, desikan.vertices("superiortemporal"), 0] = np.linspace(-1.0, 1.0, N_TIMES)[:, None]
     values[:, desikan.vertices("lateraloccipital", hemi="left"), 0] = np.nan
-    ds = xr.Dataset({"prediction": (("time", "vertex", "subject"), values)},
-                    coords={"time": ("time", np.arange(float(N_TIMES)), {"hemodynamic_offset_s": 5.0}),
-                            "vertex": np.arange(len(desikan.labels)), "subject": ["average"]},
-                    attrs={"mesh": "fsaverage5"})
+    ds = xr.Dataset(
+        {"prediction": (("time", "vertex", "subject"), values)},
+        coords={
+            "time": ("time", np.arange(float(N_TIMES)), {"hemodynamic_offset_s": 5.0}),
+            "vertex": np.arange(len(desikan.labels)),
+            "subject": ["average"],
+        },
+        attrs={"mesh": "fsaverage5"},
+    )
     return attach_atlas(ds, desikan)
 
 

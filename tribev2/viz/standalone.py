@@ -39,16 +39,34 @@ from .scene import _CAMERAS, ColorScale, brain_maps, placed_coordinates, region_
 PALETTE_SIZE = 255  # colour indices 0..254; index 255 shows the sulcal background (NaN or below the threshold)
 BACKGROUND_INDEX = 255
 POSITION_STEP_MM = 0.01
-PRESETS = {"left lateral": ("lateral", "left"), "left medial": ("medial", "left"),
-           "right lateral": ("lateral", "right"), "right medial": ("medial", "right"),
-           "dorsal": ("dorsal", None), "ventral": ("ventral", None), "anterior": ("anterior", None),
-           "posterior": ("posterior", None)}
+PRESETS = {
+    "left lateral": ("lateral", "left"),
+    "left medial": ("medial", "left"),
+    "right lateral": ("lateral", "right"),
+    "right medial": ("medial", "right"),
+    "dorsal": ("dorsal", None),
+    "ventral": ("ventral", None),
+    "anterior": ("anterior", None),
+    "posterior": ("posterior", None),
+}
 
 
-def view(data, *, subject=None, atlas=None, hemi: str = "both", surface: str = "half-inflated", cmap=None,
-         vmin: float | None = None, vmax: float | None = None, percentile: float | None = 99.0,
-         threshold: float | None = None, initial_view: str | None = None, title: str | None = None,
-         size: tuple[int, int] = (720, 460)) -> BrainView:
+def view(
+    data,
+    *,
+    subject=None,
+    atlas=None,
+    hemi: str = "both",
+    surface: str = "half-inflated",
+    cmap=None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    percentile: float | None = 99.0,
+    threshold: float | None = None,
+    initial_view: str | None = None,
+    title: str | None = None,
+    size: tuple[int, int] = (720, 460),
+) -> BrainView:
     """A kernel-free 3-D view of ``data``: a prediction Dataset (every time point, on a slider), a DataArray or
     array with a ``vertex`` dimension (e.g. a correlation map), or a :class:`~tribev2.viz.viewer.BrainViewer`
     (its current overlay, colours, view and regions).
@@ -63,23 +81,49 @@ def view(data, *, subject=None, atlas=None, hemi: str = "both", surface: str = "
     if isinstance(data, BrainViewer):
         return _from_viewer(data, title=title, size=size)
     maps = brain_maps(data, subject=subject)
-    scale = ColorScale.for_values(maps.values, cmap=cmap, vmin=vmin, vmax=vmax, percentile=percentile,
-                                  threshold=threshold)
+    scale = ColorScale.for_values(
+        maps.values, cmap=cmap, vmin=vmin, vmax=vmax, percentile=percentile, threshold=threshold
+    )
     labels, names, atlas_name = region_labels(data, atlas, maps.mesh)
-    offset = float(data["time"].attrs.get("hemodynamic_offset_s", 0.0)) if "time" in getattr(data, "coords", {}) \
-        else 0.0
-    return BrainView(maps.mesh, maps.values, maps.times, scale=scale, caption=maps.caption, labels=labels,
-                     region_names=names, atlas=atlas_name, offset_s=offset, hemi=hemi, surface=surface,
-                     initial_view=initial_view, title=title, size=size)
+    offset = (
+        float(data["time"].attrs.get("hemodynamic_offset_s", 0.0)) if "time" in getattr(data, "coords", {}) else 0.0
+    )
+    return BrainView(
+        maps.mesh,
+        maps.values,
+        maps.times,
+        scale=scale,
+        caption=maps.caption,
+        labels=labels,
+        region_names=names,
+        atlas=atlas_name,
+        offset_s=offset,
+        hemi=hemi,
+        surface=surface,
+        initial_view=initial_view,
+        title=title,
+        size=size,
+    )
 
 
 def _from_viewer(viewer, *, title, size) -> BrainView:
     overlay = viewer.state["overlay"]
-    common = dict(caption=viewer.captions.get(overlay, overlay), labels=viewer.labels,
-                  region_names=viewer.region_names, atlas=viewer.atlas_name, offset_s=viewer.offset_s,
-                  hemi=viewer.scene.hemi, surface=viewer.scene.surface, initial_view=viewer.state["view"],
-                  initial_time=viewer.state["time"], region=viewer.state["region"], title=title, size=size,
-                  course_values=viewer.prediction.values, course_times=viewer.prediction.times)
+    common = {
+        "caption": viewer.captions.get(overlay, overlay),
+        "labels": viewer.labels,
+        "region_names": viewer.region_names,
+        "atlas": viewer.atlas_name,
+        "offset_s": viewer.offset_s,
+        "hemi": viewer.scene.hemi,
+        "surface": viewer.scene.surface,
+        "initial_view": viewer.state["view"],
+        "initial_time": viewer.state["time"],
+        "region": viewer.state["region"],
+        "title": title,
+        "size": size,
+        "course_values": viewer.prediction.values,
+        "course_times": viewer.prediction.times,
+    }
     if overlay == "contributions":
         rgb = rgb_colors(viewer.overlays[overlay], viewer.scene.background, percentile=viewer.percentile or 99.0)
         return BrainView(viewer.mesh, None, (None,), rgb=rgb, legend=list(viewer.modalities), **common)
@@ -97,11 +141,30 @@ class BrainView:
     ``course_values`` (default: ``values``) at ``course_times``, drawn on the BOLD time axis (``+ offset_s``).
     """
 
-    def __init__(self, mesh: str, values, times, *, scale: ColorScale | None = None, rgb=None, legend=None,
-                 caption: str = "", labels=None, region_names=(), atlas: str | None = None, offset_s: float = 0.0,
-                 hemi: str = "both", surface: str = "half-inflated", initial_view: str | None = None,
-                 initial_time: int = 0, region: str | None = None, title: str | None = None,
-                 size: tuple[int, int] = (720, 460), course_values=None, course_times=None):
+    def __init__(
+        self,
+        mesh: str,
+        values,
+        times,
+        *,
+        scale: ColorScale | None = None,
+        rgb=None,
+        legend=None,
+        caption: str = "",
+        labels=None,
+        region_names=(),
+        atlas: str | None = None,
+        offset_s: float = 0.0,
+        hemi: str = "both",
+        surface: str = "half-inflated",
+        initial_view: str | None = None,
+        initial_time: int = 0,
+        region: str | None = None,
+        title: str | None = None,
+        size: tuple[int, int] = (720, 460),
+        course_values=None,
+        course_times=None,
+    ):
         if hemi not in (*HEMIS, "both"):
             raise ValueError(f"hemi={hemi!r}: expected 'left', 'right' or 'both'")
         initial_view = initial_view or ("right lateral" if hemi == "right" else "left lateral")
@@ -136,8 +199,10 @@ class BrainView:
     def _repr_html_(self) -> str:
         """The page in an iframe (its own document: several views in one notebook do not meet)."""
         width, height = self.size
-        return (f'<iframe class="tribev2-view" srcdoc="{html.escape(self.to_html(), quote=True)}" '
-                f'style="width: {width + 24}px; max-width: 100%; height: {height + 340}px; border: 0;"></iframe>')
+        return (
+            f'<iframe class="tribev2-view" srcdoc="{html.escape(self.to_html(), quote=True)}" '
+            f'style="width: {width + 24}px; max-width: 100%; height: {height + 340}px; border: 0;"></iframe>'
+        )
 
     # -- data ---------------------------------------------------------------------------------------------------
     def _payload(self) -> dict:
@@ -152,21 +217,38 @@ class BrainView:
         depth = np.concatenate([load_sulcal_depth(self.mesh, h) for h in hemis])
         background = (sulcal_background(depth) * 255).round().astype(np.uint8)
         payload = {
-            "size": self.size, "hemis": list(hemis), "nPerHemi": n_per_hemi, "caption": self.caption,
-            "positions": _packed(positions.astype(np.int16)), "positionStep": POSITION_STEP_MM,
-            "faces": _packed(faces.astype(np.uint32)), "sharedFaces": bool(shared), "background": _packed(background),
-            "times": [t for t in self.times], "offset": self.offset_s, "initialTime": self.initial_time,
-            "presets": {name: _preset(view, hemi, hemis) for name, (view, hemi) in PRESETS.items()
-                        if hemi is None or hemi in hemis},
+            "size": self.size,
+            "hemis": list(hemis),
+            "nPerHemi": n_per_hemi,
+            "caption": self.caption,
+            "positions": _packed(positions.astype(np.int16)),
+            "positionStep": POSITION_STEP_MM,
+            "faces": _packed(faces.astype(np.uint32)),
+            "sharedFaces": bool(shared),
+            "background": _packed(background),
+            "times": list(self.times),
+            "offset": self.offset_s,
+            "initialTime": self.initial_time,
+            "presets": {
+                name: _preset(view, hemi, hemis)
+                for name, (view, hemi) in PRESETS.items()
+                if hemi is None or hemi in hemis
+            },
             "initialView": self.initial_view,
         }
         if self.rgb is not None:
-            payload.update(encoding="rgb", colours=_packed(np.asarray(self.rgb, dtype=np.uint8)[shown]),
-                           legend=self.legend or [])
+            payload.update(
+                encoding="rgb", colours=_packed(np.asarray(self.rgb, dtype=np.uint8)[shown]), legend=self.legend or []
+            )
         else:
             indices, palette = _palette_indices(np.asarray(self.values)[:, shown], self.scale)
-            payload.update(encoding="index", frames=_packed(indices), palette=palette.tolist(),
-                           limits=list(self.scale.limits), threshold=self.scale.threshold)
+            payload.update(
+                encoding="index",
+                frames=_packed(indices),
+                palette=palette.tolist(),
+                limits=list(self.scale.limits),
+                threshold=self.scale.threshold,
+            )
         if self.labels is not None:
             payload.update(self._regions(shown))
         return payload
@@ -179,11 +261,14 @@ class BrainView:
         names = [""] * len(self.region_names)
         for code in present:
             names[code] = describe(self.region_names[code], self.atlas)
-        return {"labels": _packed(labels.astype(np.uint16)), "regionNames": names,
-                "regionCodes": list(self.region_names),
-                "courses": {int(code): _json_numbers(mean) for code, mean in zip(present, means)},
-                "courseTimes": [float(t) + self.offset_s for t in self.course_times if t is not None],
-                "region": self.region_names.index(self.region) if self.region else 0}
+        return {
+            "labels": _packed(labels.astype(np.uint16)),
+            "regionNames": names,
+            "regionCodes": list(self.region_names),
+            "courses": {int(code): _json_numbers(mean) for code, mean in zip(present, means)},
+            "courseTimes": [float(t) + self.offset_s for t in self.course_times if t is not None],
+            "region": self.region_names.index(self.region) if self.region else 0,
+        }
 
 
 def _json_numbers(values: np.ndarray) -> list[float | None]:
@@ -215,7 +300,11 @@ def _preset(view: str, hemi: str | None, hemis) -> dict:
 def _packed(array: np.ndarray) -> dict:
     """A little-endian array, gzip-compressed and base64-encoded, with its type for the page to unpack."""
     array = np.ascontiguousarray(array)
-    kinds = {np.dtype(np.uint32): "uint32", np.dtype(np.int16): "int16", np.dtype(np.uint16): "uint16",
-             np.dtype(np.uint8): "uint8"}
+    kinds = {
+        np.dtype(np.uint32): "uint32",
+        np.dtype(np.int16): "int16",
+        np.dtype(np.uint16): "uint16",
+        np.dtype(np.uint8): "uint8",
+    }
     data = gzip.compress(array.astype(array.dtype.newbyteorder("<")).tobytes(), compresslevel=6, mtime=0)
     return {"type": kinds[array.dtype], "shape": list(array.shape), "gz": base64.b64encode(data).decode("ascii")}
