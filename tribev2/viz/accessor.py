@@ -86,7 +86,7 @@ def plot_timecourse(data, roi: str | Sequence[str], *, hemi: str = "combined", s
     if "subject" in data.dims:
         data = data.sel(subject=_pick_subject(data, subject))
     regional = data.tribe.sel(roi=roi).tribe.by_roi(hemi=hemi)
-    groups = [d for d in regional.dims if d != "time"]
+    groups = sorted((d for d in regional.dims if d != "time"), key=lambda d: d != "roi")  # "V1 left", "V1 audio"
     lines = regional.stack(line=groups).transpose("time", "line") if groups else regional.expand_dims(line=[0], axis=1)
     if lines.sizes["line"] > MAX_LINES:
         raise ValueError(f"roi={roi!r} gives {lines.sizes['line']} time courses; choose up to {MAX_LINES} regions")

@@ -274,7 +274,7 @@ def _brain_axes(plan: _Plan, axes, *, figsize, dpi: float, title: str | None, ri
     height = figsize[1] * dpi if figsize is not None else top + plan.height_px + bottom + 4
     width, height = round(width), round(height)  # whole pixels
     figure = BrainFigure(figsize=(width / dpi, height / dpi), dpi=dpi)
-    box = (width - left - right - 4, height - top - bottom - 4) if figsize is not None else (plan.width_px, plan.height_px)
+    box = (plan.width_px, plan.height_px) if figsize is None else (width - left - right - 4, height - top - bottom - 4)
     ax = figure.add_axes((left / width, bottom / height, box[0] / width, box[1] / height))
     if title:
         figure.suptitle(title, y=1 - 4 / height, va="top", fontsize=plan.fonts.points(plan.fonts.title_px + 2))
