@@ -37,6 +37,9 @@ def plot_data(data, *, time=None, variable: str | None = None, **options):
     if "modality" in data.dims:
         modality = options.pop("modality", None)
         if modality is None:
+            unused = sorted(set(options) & {"cmap", "vmin", "vmax", "symmetric", "threshold", "outlines"})
+            if unused:
+                raise ValueError(f"{', '.join(unused)}: not for contributions drawn as RGB (pick one with modality=)")
             if time is not None:
                 data = data.sel(time=time, method="nearest")
             return plot_contributions(data, **options)

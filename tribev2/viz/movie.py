@@ -13,6 +13,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..cache import atomic_path
+from ..progress import bar
 from .scene import BrainScene, ColorScale, brain_maps, figure_array, outline_painter, side_by_side
 
 
@@ -57,13 +58,15 @@ def _tag_px(picture_height: int) -> int:
     return max(12, round(0.07 * picture_height))
 
 
-def save_movie(data, path: str | os.PathLike, *, fps: float = 2.0, quality: int = 20, **frame_options) -> Path:
+def save_movie(data, path: str | os.PathLike, *, fps: float = 2.0, quality: int = 20, progress: bool = False,
+               **frame_options) -> Path:
     """Write the maps of ``data`` over time to an MP4 at ``path`` (one frame per time point, ``fps`` frames
     per second: 1.0 plays a 1-s-TR prediction in real time) and return the path.
 
     ``quality`` is x264's CRF (lower is better, 17..28 sensible). ``frame_options`` are those of
     :func:`brain_frames` (``views``, ``hemi``, ``surface``, ``cmap``, ``vmin``/``vmax``, ``threshold``,
-    ``outlines``, ``time`` to keep some time points, ``size``...). The file is written atomically.
+    ``outlines``, ``time`` to keep some time points, ``size``...). The file is written atomically. ``progress``:
+    a bar over the frames.
     """
     import av
 
@@ -74,7 +77,9 @@ def save_movie(data, path: str | os.PathLike, *, fps: float = 2.0, quality: int 
         raise ValueError(f"fps={fps!r}: expected a positive number of frames per second")
     with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
         stream = None
-        for _, image in brain_frames(data, **frame_options):
+        total = np.size(frame_options["time"]) if "time" in frame_options else getattr(data, "sizes", {}).get("time")
+        for _, image in bar(brain_frames(data, **frame_options), enabled=progress, total=total, desc="frames",
+                            unit="frame"):
             image = _even(image)
             if stream is None:
                 stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
