@@ -161,15 +161,15 @@ class Fonts:
 
     @property
     def tag_px(self) -> float:
-        return float(np.clip(0.09 * self.picture_px, 10, 16))
+        return float(np.clip(0.09 * self.picture_px, 11, 16))
 
     @property
     def title_px(self) -> float:
-        return float(np.clip(0.095 * self.picture_px, 11, 16))
+        return float(np.clip(0.095 * self.picture_px, 12, 16))
 
     @property
     def label_px(self) -> float:
-        return float(np.clip(0.08 * self.picture_px, 10, 14))
+        return float(np.clip(0.08 * self.picture_px, 11, 14))
 
     def points(self, px: float) -> float:
         return px * 72.0 / self.dpi
