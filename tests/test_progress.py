@@ -42,6 +42,9 @@ def test_switches_are_put_back(transformers_on, hub_off):
 def test_a_stage_hides_the_bars_inside_it():
     seen = [bar(range(2), enabled=True).disable for _ in stage_bar([1, 2], enabled=True, desc="outer")]
     assert seen == [True, True] and not bar(range(2), enabled=True).disable
+    # a stage of one item draws no bar of its own: the bars inside it show
+    assert [bar(range(2), enabled=True).disable for _ in stage_bar([1], enabled=True, desc="one")] == [False]
+    assert [bar(range(2), enabled=True).disable for _ in stage_bar([1, 2], enabled=False, desc="off")] == [True] * 2
     assert switches() == (True, False)
 
 

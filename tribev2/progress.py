@@ -61,12 +61,12 @@ def bar(iterable: Iterable | None = None, *, enabled: bool | None = True, **tqdm
 
 def stage_bar(items, *, enabled: bool | None, desc: str, **tqdm_options) -> Iterator:
     """Iterate over ``items`` under one bar named ``desc``; bars started meanwhile are hidden (see the module
-    documentation). A stage of one item shows no bar."""
+    documentation). A stage of one item shows no bar of its own: the bars started in it show instead."""
     with bar(items, enabled=enabled and len(items) > 1, desc=desc, **tqdm_options) as stage:
-        outer = _STAGE.get()
-        with progress_bars(False if enabled is False or not stage.disable else None):
+        shown, outer = not stage.disable, _STAGE.get()
+        with progress_bars(False if enabled is False or shown else None):
             for item in stage:
-                _STAGE.set(stage)
+                _STAGE.set(stage if shown else outer)
                 try:
                     yield item
                 finally:
