@@ -12,8 +12,8 @@ from transformers.utils import logging as transformers_logging
 import tribev2
 from tribev2.progress import bar, progress_bars, stage_bar
 
-BRAIN = dict(n_outputs=2 * 642, hidden=96, depth=1, heads=2, low_rank_head=16, n_output_timesteps=10,
-             max_seq_len=64, device="cpu")  # 10-s windows
+BRAIN = {"n_outputs": 2 * 642, "hidden": 96, "depth": 1, "heads": 2, "low_rank_head": 16,
+         "n_output_timesteps": 10, "max_seq_len": 64, "device": "cpu"}  # 10-s windows
 WORDS = pd.DataFrame({"type": "Word", "text": [f"word{i}" for i in range(30)], "start": np.arange(30) * 1.1,
                       "duration": 0.5})  # 33 s: four 10-s windows
 
