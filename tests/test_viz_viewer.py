@@ -193,7 +193,7 @@ def test_region_picker_names_hcp_regions_in_full(region_dataset, shared_dir):
         assert labels["p9-46v"] == "p9-46v · Area posterior 9-46v" and labels["10pp"] == "10pp · Polar 10p"
         assert all(" · " in label for value, label in labels.items() if value)  # every one of the 360 areas
         viewer._region.value = "A1"
-        assert "<b>A1 · Primary Auditory Cortex: mean over " in viewer._title.value
+        assert viewer._title.value.startswith("<b>A1 · Primary Auditory Cortex</b>: <br>mean over ")
     finally:
         viewer.close()
 

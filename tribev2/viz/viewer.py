@@ -231,7 +231,8 @@ class BrainViewer:
         else:
             self._cortex.value = png_bytes(self.image())
         self._plot.value = png_bytes(self._timecourse_figure())
-        self._title.value = f'<div style="white-space: normal; line-height: 1.3"><b>{self.region_title()}</b></div>'
+        name, _, count = self.region_title().partition(": ")  # two lines: long region names fit the panel
+        self._title.value = f"<b>{name}</b>" + (f": <br>{count}" if count else "")
         t = self.prediction.times[self.state["time"]]
         self._time_label.value = f"t = {t:g} s (BOLD at {t + self.offset_s:g} s)"
 
