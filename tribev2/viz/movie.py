@@ -6,9 +6,9 @@ Each frame shows one time point in the chosen views side by side, above a colorb
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
-from collections.abc import Iterator, Sequence
 
 import numpy as np
 
