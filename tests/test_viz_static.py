@@ -192,22 +192,22 @@ def test_plot_surface_grid_of_views_and_times(desikan):
     figure = plot_surface(data, time=[2, 4], views=["lateral", "medial"], hemi="left", surface="inflated",
                           threshold=0.5, outlines=desikan, title="grid")
     image = figure_pixels(figure)
-    # notebook size: pictures at their default shown size (240 px wide), text of at least 11 px
+    # notebook size: pictures at their default shown size (300 px wide), text of at least 12 px
     assert image.shape[1] == round(figure.get_figwidth() * figure.dpi) <= 900
     assert len(figure.axes[0].images) == 4
     shown = [im.get_window_extent() for im in figure.axes[0].images]
-    assert all(abs(box.width - 240) < 1 and abs(box.height - 180) < 1 for box in shown)
+    assert all(abs(box.width - 300) < 1 and abs(box.height - 225) < 1 for box in shown)
     sizes = text_px(figure)
     assert {"t = 2 s", "t = 4 s", "lateral", "medial", "grid", "prediction (a.u.)"} <= set(sizes)
-    assert min(sizes.values()) >= 11 and sizes["t = 2 s"] >= 12
+    assert min(sizes.values()) >= 12 and sizes["t = 2 s"] >= 13
     colour = [coloured(panel(image, figure, i)).sum() for i in range(4)]
     # pictures: (lateral, t=2), (lateral, t=4), (medial, t=2)... STG only laterally; precentral laterally
     assert colour[0] > 500 and colour[1] > 500 and colour[2] == 0
     # t = 2 s, lateral, colours the STG where it is seen, only there (rendered at twice the shown pixels)
-    with sc.BrainScene("fsaverage5", surface="inflated", hemi="left", size=(240, 180)) as reference:
+    with sc.BrainScene("fsaverage5", surface="inflated", hemi="left", size=(300, 225)) as reference:
         where_seen = seen(reference, desikan, "superiortemporal", "lateral")
     first = panel(image, figure, 0)
-    assert first.shape == (180, 240, 3)
+    assert first.shape == (225, 300, 3)
     check_region_colours(first, where_seen)
     assert len(figure.axes) == 2  # the pictures and the colorbar
     from PIL import Image  # notebooks show the figure through its PNG, with or without pyplot
@@ -218,10 +218,10 @@ def test_plot_surface_grid_of_views_and_times(desikan):
 def test_wide_figures_shrink_to_notebook_width_and_text_stays_readable(desikan):
     data = xr.DataArray(np.stack([region_map(desikan, "insula") * (t + 1) for t in range(6)]),
                         dims=("time", "vertex"), coords={"time": np.arange(6.0)})
-    # four lateral pairs would be 1,950 px at the default picture size
+    # four lateral pairs would be 2,400 px at the default picture size
     figure = plot_surface(data, time=[0, 1, 2, 3], views="lateral")
     assert figure.get_figwidth() * figure.dpi == 900
-    assert min(text_px(figure).values()) >= 11
+    assert min(text_px(figure).values()) >= 12
     # figsize is honoured, pictures fit inside it
     figure = plot_surface(data, time=[0, 1], views="lateral", figsize=(6, 2.5), dpi=120)
     assert tuple(np.round(figure.get_size_inches() * figure.dpi)) == (720, 300)

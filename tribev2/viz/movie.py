@@ -6,9 +6,9 @@ Each frame shows one time point in the chosen views side by side, above a colorb
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -100,12 +100,14 @@ def _even(image: np.ndarray) -> np.ndarray:
 def _colorbar_strip(scale: ColorScale, width: int, maps, picture_height: int) -> np.ndarray:
     """A white strip with a horizontal colorbar on its right half, text sized for ``picture_height``."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     dpi, text_px = 100, _tag_px(picture_height) * 0.8
     height = round(4.2 * text_px)
     figure = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor="white")
     cax = figure.add_axes((0.5, 0.42, 0.45, 0.2))
     bar = figure.colorbar(scale.mappable(), cax=cax, orientation="horizontal")
+    bar.locator = MaxNLocator(5)  # labels apart at any width
     bar.ax.tick_params(labelsize=text_px * 72 / dpi, pad=1)
     if scale.threshold:
         bar.ax.axvspan(-scale.threshold, scale.threshold, color="0.7")

@@ -13,8 +13,8 @@ reads at the size the figure is shown at.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -24,7 +24,7 @@ from .scene import SPLIT_VIEWS, BrainScene, ColorScale, brain_maps, outline_pain
 RGB_NAMES = ("red", "green", "blue")  # colours of the three modality channels, in the data's modality order
 NOTEBOOK_WIDTH_PX = 900  # default figure width: a JupyterLab cell shows it unscaled
 MIN_WIDTH_PX = 320  # room for a colorbar's caption under a single small picture
-PICTURE_WIDTH_PX = 240  # default shown width of one hemisphere's picture (narrower when the figure is full)
+PICTURE_WIDTH_PX = 300  # default shown width of one hemisphere's picture (narrower when the figure is full)
 PICTURE_ASPECT = 4 / 3  # width / height of one hemisphere's picture
 COLORBAR_BELOW_PX = 60  # room under a one-row figure for its horizontal colorbar and caption
 OVERSAMPLE = 2  # brain pictures are rendered at this many pixels per shown pixel, then smoothed down
@@ -161,15 +161,15 @@ class Fonts:
 
     @property
     def tag_px(self) -> float:
-        return float(np.clip(0.09 * self.picture_px, 11, 16))
+        return float(np.clip(0.09 * self.picture_px, 12, 17))
 
     @property
     def title_px(self) -> float:
-        return float(np.clip(0.095 * self.picture_px, 12, 16))
+        return float(np.clip(0.095 * self.picture_px, 13, 17))
 
     @property
     def label_px(self) -> float:
-        return float(np.clip(0.08 * self.picture_px, 11, 14))
+        return float(np.clip(0.08 * self.picture_px, 12, 15))
 
     def points(self, px: float) -> float:
         return px * 72.0 / self.dpi
