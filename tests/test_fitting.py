@@ -84,7 +84,7 @@ def test_the_encoder_space_fits_the_same_row(model, planted):
 @pytest.mark.slow
 def test_the_fitted_row_is_a_named_subject_everywhere(model, planted, tmp_path):
     _, runs, signals = planted
-    fitted, report = fit_subject(model, runs, noisy_bold(signals, 10.0), name="sub-01", default=True,
+    fitted, _ = fit_subject(model, runs, noisy_bold(signals, 10.0), name="sub-01", default=True,
                                  note="a test subject")
     assert fitted.config.subject_names == ("average", "sub-01") and fitted.config.default_subject == "sub-01"
     record = fitted.config.subject_provenance["sub-01"]

@@ -94,7 +94,6 @@ def fit_subject(model: TribeModel, runs: Sequence, bold: Sequence, *, name: str,
                                    if needs_events else (model, []))
     transcripts = list(transcripts) if transcripts is not None else [None] * len(runs)
     stimuli = [run if isinstance(run, Mapping) else
-               run if isinstance(run, pd.DataFrame) else
                events_from(run, transcript=transcripts[i], language=language, device=device, progress=progress,
                            cache_dir=cache_dir) for i, run in enumerate(runs)]
     plans = [_aligned_run(stimulus, truth, i, model) for i, (stimulus, truth) in enumerate(zip(stimuli, truths))]
