@@ -15,8 +15,16 @@ from tribev2 import FitReport, fit_subject
 from tribev2.demo import demo_model, synthetic_features
 from tribev2.fitting import with_subject_row
 
-FS3 = dict(feature_dims={"text": (2, 8), "audio": (2, 6), "video": (2, 4)}, n_outputs=2 * 642,
-           n_output_timesteps=10, hidden=96, depth=1, heads=2, low_rank_head=128, max_seq_len=64)
+FS3 = {
+    "feature_dims": {"text": (2, 8), "audio": (2, 6), "video": (2, 4)},
+    "n_outputs": 2 * 642,
+    "n_output_timesteps": 10,
+    "hidden": 96,
+    "depth": 1,
+    "heads": 2,
+    "low_rank_head": 128,
+    "max_seq_len": 64,
+}
 RUN_S = 150
 OFFSET_S = 5.0
 
@@ -33,19 +41,28 @@ def planted(model):
     """A model with a known extra row, and the noise-free BOLD it predicts for three runs of features."""
     rng = np.random.default_rng(11)
     rank, n_vertices = FS3["low_rank_head"], FS3["n_outputs"]
-    truth = with_subject_row(model, "planted", rng.standard_normal((rank, n_vertices)) / rank ** 0.5,
-                             0.1 * rng.standard_normal(n_vertices))
+    truth = with_subject_row(
+        model, "planted", rng.standard_normal((rank, n_vertices)) / rank**0.5, 0.1 * rng.standard_normal(n_vertices)
+    )
     runs = [synthetic_features(model, RUN_S, seed=seed) for seed in range(3)]
-    signals = [tribev2.predict_features(f, model=truth, subjects="planted", atlas=None).prediction.values[:, :, 0]
-               for f in runs]
+    signals = [
+        tribev2.predict_features(f, model=truth, subjects="planted", atlas=None).prediction.values[:, :, 0]
+        for f in runs
+    ]
     return truth, runs, signals
 
 
 def noisy_bold(signals, snr: float, seed: int = 0) -> list[xr.DataArray]:
     """Measured BOLD: prediction row t is the volume at t + 5 s; noise variance = signal variance / snr."""
     rng = np.random.default_rng(seed)
-    return [xr.DataArray(s + rng.standard_normal(s.shape) * s.std(axis=0) / snr ** 0.5, dims=("time", "vertex"),
-                         coords={"time": np.arange(len(s)) + OFFSET_S}) for s in signals]
+    return [
+        xr.DataArray(
+            s + rng.standard_normal(s.shape) * s.std(axis=0) / snr**0.5,
+            dims=("time", "vertex"),
+            coords={"time": np.arange(len(s)) + OFFSET_S},
+        )
+        for s in signals
+    ]
 
 
 def effective_map(model, name) -> np.ndarray:
@@ -84,8 +101,7 @@ def test_the_encoder_space_fits_the_same_row(model, planted):
 @pytest.mark.slow
 def test_the_fitted_row_is_a_named_subject_everywhere(model, planted, tmp_path):
     _, runs, signals = planted
-    fitted, _ = fit_subject(model, runs, noisy_bold(signals, 10.0), name="sub-01", default=True,
-                                 note="a test subject")
+    fitted, _ = fit_subject(model, runs, noisy_bold(signals, 10.0), name="sub-01", default=True, note="a test subject")
     assert fitted.config.subject_names == ("average", "sub-01") and fitted.config.default_subject == "sub-01"
     record = fitted.config.subject_provenance["sub-01"]
     assert record["note"] == "a test subject" and "3 runs" in record["fitted_from"] and record["fitted_at"]
@@ -99,8 +115,10 @@ def test_the_fitted_row_is_a_named_subject_everywhere(model, planted, tmp_path):
     ds = tribev2.predict_features(runs[0], model=loaded, subjects="all", atlas=None)
     assert ds.subject.values.tolist() == ["sub-01", "average"]
     assert json.loads(ds.attrs["subject_provenance"]) == {"sub-01": record}
-    assert "subject_provenance" not in tribev2.predict_features(runs[0], model=loaded, subjects="average",
-                                                                atlas=None).attrs
+    assert (
+        "subject_provenance"
+        not in tribev2.predict_features(runs[0], model=loaded, subjects="average", atlas=None).attrs
+    )
     # the fitted row predicts the held-out-quality fit of its own runs
     r = tribev2.evaluate(ds.sel(subject=["sub-01"]), noisy_bold(signals, 10.0)[0])["pearson_r_mean"]
     assert r.item() > 0.9

@@ -20,7 +20,7 @@ import datetime
 import math
 import os
 import time
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -60,16 +60,33 @@ class FitReport:
 
     def __str__(self) -> str:
         r, base = float(np.nanmean(self.held_out_r)), float(np.nanmean(self.baseline_r))
-        return (f"fit_subject {self.name!r}: {len(self.n_trs)} runs, {sum(self.n_trs)} TRs, ridge in the "
-                f"{self.space} space; held-out r mean {r:.3f} (default row {base:.3f}); penalty median "
-                f"{float(np.median(self.alpha)):.3g}; {self.seconds:.1f} s")
+        return (
+            f"fit_subject {self.name!r}: {len(self.n_trs)} runs, {sum(self.n_trs)} TRs, ridge in the "
+            f"{self.space} space; held-out r mean {r:.3f} (default row {base:.3f}); penalty median "
+            f"{float(np.median(self.alpha)):.3g}; {self.seconds:.1f} s"
+        )
 
 
-def fit_subject(model: TribeModel, runs: Sequence, bold: Sequence, *, name: str, default: bool = False,
-                alphas: Sequence[float] = DEFAULT_ALPHAS, space: str = "low_rank", tr_s: float | None = None,
-                start_s: float = 0.0, extractors=None, transcripts: Sequence | None = None,
-                language: str = "english", note: str = "", batch_size: int = 8, device: str = "auto",
-                progress: bool = False, cache_dir: str | os.PathLike | None = None) -> tuple[TribeModel, FitReport]:
+def fit_subject(
+    model: TribeModel,
+    runs: Sequence,
+    bold: Sequence,
+    *,
+    name: str,
+    default: bool = False,
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    space: str = "low_rank",
+    tr_s: float | None = None,
+    start_s: float = 0.0,
+    extractors=None,
+    transcripts: Sequence | None = None,
+    language: str = "english",
+    note: str = "",
+    batch_size: int = 8,
+    device: str = "auto",
+    progress: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+) -> tuple[TribeModel, FitReport]:
     """A new model with one more subject row, ``name``, fitted to a subject's BOLD; and a :class:`FitReport`.
 
     ``runs``: at least two runs, each features ``{modality: (L, D, T)}`` at the model's feature rate, an events
@@ -90,16 +107,26 @@ def fit_subject(model: TribeModel, runs: Sequence, bold: Sequence, *, name: str,
     _check_arguments(model, runs, bold, name, alphas, space, transcripts)
     truths = [_load_bold(b, i, model, tr_s, start_s) for i, b in enumerate(bold)]
     needs_events = any(not isinstance(r, Mapping) for r in runs)
-    used_model, used_extractors = (resolve(model, extractors, device=device, progress=progress, cache_dir=cache_dir)
-                                   if needs_events else (model, []))
+    used_model, used_extractors = (
+        resolve(model, extractors, device=device, progress=progress, cache_dir=cache_dir)
+        if needs_events
+        else (model, [])
+    )
     transcripts = list(transcripts) if transcripts is not None else [None] * len(runs)
-    stimuli = [run if isinstance(run, Mapping) else
-               events_from(run, transcript=transcripts[i], language=language, device=device, progress=progress,
-                           cache_dir=cache_dir) for i, run in enumerate(runs)]
+    stimuli = [
+        run
+        if isinstance(run, Mapping)
+        else events_from(
+            run, transcript=transcripts[i], language=language, device=device, progress=progress, cache_dir=cache_dir
+        )
+        for i, run in enumerate(runs)
+    ]
     plans = [_aligned_run(stimulus, truth, i, model) for i, (stimulus, truth) in enumerate(zip(stimuli, truths))]
 
-    designs = [_design(model, stimulus, windows, rows, used_extractors, space, batch_size)
-               for stimulus, (windows, rows, _) in zip(stimuli, plans)]
+    designs = [
+        _design(model, stimulus, windows, rows, used_extractors, space, batch_size)
+        for stimulus, (windows, rows, _) in zip(stimuli, plans)
+    ]
     X = np.concatenate(designs).astype(np.float32)  # (N, F)
     Y = np.concatenate([measured for _, _, measured in plans]).astype(np.float32)  # (N, V)
     groups = np.repeat(np.arange(len(plans)), [len(d) for d in designs])
@@ -112,29 +139,45 @@ def fit_subject(model: TribeModel, runs: Sequence, bold: Sequence, *, name: str,
     record = _provenance(model, runs, n_trs, space, alphas, chosen, held_out_r, note)
     fitted = with_subject_row(used_model, name, weights, intercept, default=default, record=record)
     mesh = mesh_for_vertices(model.config.n_outputs)
-    report = FitReport(name=name, held_out_r=_vertex_map(held_out_r, mesh, "held-out Pearson r (leave-one-run-out)"),
-                       baseline_r=_vertex_map(baseline_r, mesh, "Pearson r of the default row"),
-                       alpha=_vertex_map(chosen, mesh, "ridge penalty chosen by cross-validation"),
-                       alphas=np.asarray(alphas, dtype=np.float64), n_trs=n_trs, space=space, seconds=seconds)
+    report = FitReport(
+        name=name,
+        held_out_r=_vertex_map(held_out_r, mesh, "held-out Pearson r (leave-one-run-out)"),
+        baseline_r=_vertex_map(baseline_r, mesh, "Pearson r of the default row"),
+        alpha=_vertex_map(chosen, mesh, "ridge penalty chosen by cross-validation"),
+        alphas=np.asarray(alphas, dtype=np.float64),
+        n_trs=n_trs,
+        space=space,
+        seconds=seconds,
+    )
     return fitted, report
 
 
-def with_subject_row(model: TribeModel, name: str, weights: np.ndarray | torch.Tensor,
-                     bias: np.ndarray | torch.Tensor, *, default: bool = False,
-                     record: Mapping[str, object] | None = None) -> TribeModel:
+def with_subject_row(
+    model: TribeModel,
+    name: str,
+    weights: np.ndarray | torch.Tensor,
+    bias: np.ndarray | torch.Tensor,
+    *,
+    default: bool = False,
+    record: Mapping[str, object] | None = None,
+) -> TribeModel:
     """A copy of ``model`` with one more subject row: ``weights (head input, vertices)``, ``bias (vertices,)``,
     named ``name`` (made the default subject with ``default``), its provenance ``record`` kept with the config."""
     config = model.config
     if name in config.subject_names:
-        raise ValueError(f"name={name!r}: this model already has a subject row of that name "
-                         f"(rows: {list(config.subject_names)})")
+        raise ValueError(
+            f"name={name!r}: this model already has a subject row of that name (rows: {list(config.subject_names)})"
+        )
     provenance = dict(config.subject_provenance)
     if record is not None:
         provenance[name] = dict(record)
-    new_config = dataclasses.replace(config, n_subject_rows=config.n_subject_rows + 1,
-                                     subject_names=config.subject_names + (name,),
-                                     default_subject=name if default else config.default_subject,
-                                     subject_provenance=provenance)
+    new_config = dataclasses.replace(
+        config,
+        n_subject_rows=config.n_subject_rows + 1,
+        subject_names=config.subject_names + (name,),
+        default_subject=name if default else config.default_subject,
+        subject_provenance=provenance,
+    )
     param = next(model.parameters())
     state = model.state_dict()
     row_weights = torch.as_tensor(np.asarray(weights), dtype=param.dtype, device=param.device)
@@ -156,17 +199,22 @@ def _check_arguments(model, runs, bold, name, alphas, space, transcripts) -> Non
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"name={name!r}: expected a non-empty string naming the new subject row")
     if name in model.config.subject_names or name == "all":
-        raise ValueError(f"name={name!r}: this model already has a subject row of that name "
-                         f"(rows: {list(model.config.subject_names)}); choose another")
+        raise ValueError(
+            f"name={name!r}: this model already has a subject row of that name "
+            f"(rows: {list(model.config.subject_names)}); choose another"
+        )
     if isinstance(runs, (str, os.PathLike, Mapping, pd.DataFrame)) or isinstance(bold, (str, os.PathLike)):
         raise ValueError("runs and bold: expected a list of runs and a list of recordings, one per run")
     runs, bold = list(runs), list(bold)
     if len(runs) != len(bold):
-        raise ValueError(f"runs and bold differ in length ({len(runs)} runs, {len(bold)} recordings): "
-                         f"give one recording per run, in the same order")
+        raise ValueError(
+            f"runs and bold differ in length ({len(runs)} runs, {len(bold)} recordings): "
+            f"give one recording per run, in the same order"
+        )
     if len(runs) < 2:
-        raise ValueError(f"fit_subject needs at least 2 runs for its leave-one-run-out cross-validation, got "
-                         f"{len(runs)}")
+        raise ValueError(
+            f"fit_subject needs at least 2 runs for its leave-one-run-out cross-validation, got {len(runs)}"
+        )
     if transcripts is not None and len(list(transcripts)) != len(runs):
         raise ValueError(f"transcripts: expected one per run ({len(runs)}), got {len(list(transcripts))}")
     values = np.asarray(alphas, dtype=np.float64)
@@ -176,8 +224,10 @@ def _check_arguments(model, runs, bold, name, alphas, space, transcripts) -> Non
         raise ValueError(f"space={space!r}: expected one of {SPACES}")
     low_rank = model.low_rank_head
     if space == "encoder" and low_rank is not None and low_rank.out_features < low_rank.in_features:
-        raise ValueError(f"space='encoder' needs a low-rank head at least as wide as the encoder "
-                         f"({low_rank.out_features} < {low_rank.in_features}); use space='low_rank'")
+        raise ValueError(
+            f"space='encoder' needs a low-rank head at least as wide as the encoder "
+            f"({low_rank.out_features} < {low_rank.in_features}); use space='low_rank'"
+        )
 
 
 def _load_bold(source, index: int, model: TribeModel, tr_s, start_s) -> xr.DataArray:
@@ -187,14 +237,18 @@ def _load_bold(source, index: int, model: TribeModel, tr_s, start_s) -> xr.DataA
     except (ValueError, FileNotFoundError) as err:
         raise type(err)(f"bold[{index}]: {err}") from None
     if truth.sizes["vertex"] != model.config.n_outputs:
-        raise ValueError(f"bold[{index}] has {truth.sizes['vertex']:,} vertices; the model predicts "
-                         f"{model.config.n_outputs:,} ({mesh}): resample it to {mesh} (tribev2.io.resample)")
+        raise ValueError(
+            f"bold[{index}] has {truth.sizes['vertex']:,} vertices; the model predicts "
+            f"{model.config.n_outputs:,} ({mesh}): resample it to {mesh} (tribev2.io.resample)"
+        )
     values = truth.values
     bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
     if len(bad):
-        raise ValueError(f"bold[{index}] has NaN or infinite values in {len(bad)} volume(s) (indices "
-                         f"{bad[:10].tolist()}{' ...' if len(bad) > 10 else ''}): fill them, or set a missing "
-                         f"volume to 0 at every vertex to leave it out (as evaluate does)")
+        raise ValueError(
+            f"bold[{index}] has NaN or infinite values in {len(bad)} volume(s) (indices "
+            f"{bad[:10].tolist()}{' ...' if len(bad) > 10 else ''}): fill them, or set a missing "
+            f"volume to 0 at every vertex to leave it out (as evaluate does)"
+        )
     return truth
 
 
@@ -217,35 +271,42 @@ def _aligned_run(stimulus, truth: xr.DataArray, index: int, model: TribeModel):
     recorded = f"bold[{index}] covers {times[0]:g}..{times[-1]:g} s"
     expected = f"runs[{index}] lasts {duration:g} s (BOLD wanted at {offset:g}..{duration + offset:g} s)"
     if len(rows) < 0.9 * windows.n_time:
-        raise ValueError(f"{recorded} but {expected}: the recording is too short for its stimulus (is it the "
-                         f"right run? are tr_s/start_s right?)")
+        raise ValueError(
+            f"{recorded} but {expected}: the recording is too short for its stimulus (is it the "
+            f"right run? are tr_s/start_s right?)"
+        )
     if times[-1] > duration + offset + max(20.0, 0.1 * duration):
-        raise ValueError(f"{recorded} but {expected}: the recording is much longer than its stimulus (is it the "
-                         f"right run? are tr_s/start_s right?)")
+        raise ValueError(
+            f"{recorded} but {expected}: the recording is much longer than its stimulus (is it the "
+            f"right run? are tr_s/start_s right?)"
+        )
     if len(rows) < MIN_RUN_TRS:
-        raise ValueError(f"runs[{index}] brings {len(rows)} TRs; the leave-one-run-out cross-validation needs at "
-                         f"least {MIN_RUN_TRS} per run")
+        raise ValueError(
+            f"runs[{index}] brings {len(rows)} TRs; the leave-one-run-out cross-validation needs at "
+            f"least {MIN_RUN_TRS} per run"
+        )
     return windows, rows, measured
 
 
 # -- the design matrix: the frozen model's pooled encoder output per TR ----------------------------------------------
-def _design(model: TribeModel, stimulus, windows: Windows, rows: np.ndarray, extractors, space: str,
-            batch_size: int) -> np.ndarray:
+def _design(
+    model: TribeModel, stimulus, windows: Windows, rows: np.ndarray, extractors, space: str, batch_size: int
+) -> np.ndarray:
     config = model.config
     if isinstance(stimulus, Mapping):
         arrays = {name: _as_array(x, config.feature_dims[name]) for name, x in stimulus.items()}
         per_window = [_cut(arrays, round(s * config.feature_rate_hz), config.window_samples) for s in windows.starts]
     else:
         present = set(stimulus["type"])
-        per_window = window_features(stimulus, extractors=[e for e in extractors if e.event_type in present],
-                                     windows=windows)
+        per_window = window_features(
+            stimulus, extractors=[e for e in extractors if e.event_type in present], windows=windows
+        )
     param = next(model.parameters())
     outputs = []
     with torch.inference_mode():
         for first in range(0, len(per_window), batch_size):
-            batch = per_window[first:first + batch_size]
-            stacked = {name: torch.from_numpy(np.stack([w[name] for w in batch])).to(param.device)
-                       for name in batch[0]}
+            batch = per_window[first : first + batch_size]
+            stacked = {name: torch.from_numpy(np.stack([w[name] for w in batch])).to(param.device) for name in batch[0]}
             encoded = model.encode(model.aggregate(stacked))  # (B, T, H)
             pooled = model.pool(encoded.transpose(1, 2)).transpose(1, 2)  # (B, T_out, H)
             if space == "low_rank" and model.low_rank_head is not None:
@@ -261,8 +322,9 @@ def _ridge_cv(X: np.ndarray, Y: np.ndarray, groups: np.ndarray, alphas: np.ndarr
     from himalaya.scoring import correlation_score
 
     folds = [(np.flatnonzero(groups != g), np.flatnonzero(groups == g)) for g in np.unique(groups)]
-    chosen, coefs, scores, intercept = solve_ridge_cv_svd(X, Y, alphas=alphas.astype(X.dtype), fit_intercept=True,
-                                                          score_func=correlation_score, cv=folds, warn=False)
+    chosen, coefs, scores, intercept = solve_ridge_cv_svd(
+        X, Y, alphas=alphas.astype(X.dtype), fit_intercept=True, score_func=correlation_score, cv=folds, warn=False
+    )
     constant = ~(Y.std(axis=0) > 0)
     r = np.where(constant, np.nan, np.asarray(scores, dtype=np.float64).reshape(-1))
     grid = np.asarray(alphas, dtype=np.float64)  # the solver hands the penalties back in float32: name them exactly
@@ -306,13 +368,13 @@ def _provenance(model, runs, n_trs, space, alphas, chosen, held_out_r, note) -> 
     alphas = np.asarray(alphas, dtype=np.float64)
     record = {
         "fitted_from": f"{len(runs)} runs ({', '.join(describe(r) for r in runs)}), {sum(n_trs)} TRs",
-        "fitted_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "fitted_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "method": f"tribev2 {__version__} fit_subject: ridge (himalaya {himalaya.__version__}) from the frozen "
-                  f"model's pooled {space} output, penalty per vertex by leave-one-run-out CV on Pearson r",
+        f"model's pooled {space} output, penalty per vertex by leave-one-run-out CV on Pearson r",
         "base_model": model.source,
         "base_weights_sha256": model.weights_sha256,
         "penalties": f"{len(alphas)} from {alphas.min():.3g} to {alphas.max():.3g}; chosen: median "
-                     f"{float(np.median(chosen)):.3g}, range {float(chosen.min()):.3g}..{float(chosen.max()):.3g}",
+        f"{float(np.median(chosen)):.3g}, range {float(chosen.min()):.3g}..{float(chosen.max()):.3g}",
         "held_out_r_mean": round(float(np.nanmean(held_out_r)), 4) if np.isfinite(held_out_r).any() else math.nan,
     }
     if note:
@@ -322,7 +384,12 @@ def _provenance(model, runs, n_trs, space, alphas, chosen, held_out_r, note) -> 
 
 def _vertex_map(values: np.ndarray, mesh: str, long_name: str) -> xr.DataArray:
     half = len(values) // 2
-    return xr.DataArray(np.asarray(values, dtype=np.float64), dims=("vertex",), attrs={"long_name": long_name,
-                                                                                          "mesh": mesh},
-                        coords={"vertex": np.arange(len(values)),
-                                "hemi": ("vertex", np.array([HEMIS[0]] * half + [HEMIS[1]] * half, dtype=object))})
+    return xr.DataArray(
+        np.asarray(values, dtype=np.float64),
+        dims=("vertex",),
+        attrs={"long_name": long_name, "mesh": mesh},
+        coords={
+            "vertex": np.arange(len(values)),
+            "hemi": ("vertex", np.array([HEMIS[0]] * half + [HEMIS[1]] * half, dtype=object)),
+        },
+    )

@@ -48,14 +48,52 @@ TEXTBOOK_SUBJECT = "textbook"
 TEXTBOOK_SEED = 2028
 TEXTBOOK_VERSION = 1  # bump when the recipe changes: the cached model is rebuilt
 # A small encoder (the demo extractors' widths in, the release's mesh and head out): built and fitted in seconds.
-GEOMETRY = dict(hidden=192, depth=2, heads=4, low_rank_head=256)
+GEOMETRY = {"hidden": 192, "depth": 2, "heads": 4, "low_rank_head": 256}
 TEXTBOOK_AREAS = {
     "HCP-MMP1": {
-        "video": ("V1", "V2", "V3", "V4", "V3A", "V3B", "V6", "V7", "V8", "LO1", "LO2", "LO3", "MT", "MST", "FST",
-                  "V4t", "PIT", "FFC", "VMV1", "VMV2", "VMV3", "VVC"),
+        "video": (
+            "V1",
+            "V2",
+            "V3",
+            "V4",
+            "V3A",
+            "V3B",
+            "V6",
+            "V7",
+            "V8",
+            "LO1",
+            "LO2",
+            "LO3",
+            "MT",
+            "MST",
+            "FST",
+            "V4t",
+            "PIT",
+            "FFC",
+            "VMV1",
+            "VMV2",
+            "VMV3",
+            "VVC",
+        ),
         "audio": ("A1", "LBelt", "MBelt", "PBelt", "RI", "A4"),
-        "text": ("STSdp", "STSda", "STSvp", "STSva", "TPOJ1", "TPOJ2", "44", "45", "55b", "IFJa", "IFSp", "47l",
-                 "SFL", "PSL", "STGa", "TE1a"),
+        "text": (
+            "STSdp",
+            "STSda",
+            "STSvp",
+            "STSva",
+            "TPOJ1",
+            "TPOJ2",
+            "44",
+            "45",
+            "55b",
+            "IFJa",
+            "IFSp",
+            "47l",
+            "SFL",
+            "PSL",
+            "STGa",
+            "TE1a",
+        ),
     },
     "Desikan-Killiany": {
         "video": ("pericalcarine", "cuneus", "lingual", "lateraloccipital", "fusiform"),
@@ -65,12 +103,20 @@ TEXTBOOK_AREAS = {
 }
 RUNS, RUN_S, BLOCK_S = 3, 240, 6.0
 NOISE_SD = 0.5  # BOLD noise, in units of a modality's (z-scored) drive
-_WORDS = ("the keeper climbed the stairs and lit the lamp before the ships came in while the wind turned and the "
-          "boats rocked gently on the water as we walked along the pier counting ropes and gulls").split()
+_SENTENCE = (
+    "the keeper climbed the stairs and lit the lamp before the ships came in while the wind turned and the "
+    "boats rocked gently on the water as we walked along the pier counting ropes and gulls"
+)
+_WORDS = _SENTENCE.split()
 
 
-def textbook_model(*, n_outputs: int | None = None, atlas: str | None = None, device: str = "auto",
-                   cache_dir: str | os.PathLike | None = None) -> TribeModel:
+def textbook_model(
+    *,
+    n_outputs: int | None = None,
+    atlas: str | None = None,
+    device: str = "auto",
+    cache_dir: str | os.PathLike | None = None,
+) -> TribeModel:
     """The demo model with a fitted ``"textbook"`` subject row as its default subject (see the module doc),
     built once (about half a minute on a laptop CPU) and cached under ``<cache root>/demo/``, then loaded with
     :meth:`TribeModel.from_pretrained`. ``n_outputs``: the mesh (default fsaverage5, as the release);
@@ -82,8 +128,9 @@ def textbook_model(*, n_outputs: int | None = None, atlas: str | None = None, de
     regions = _textbook_atlas(atlas, mesh, cache_dir)
     extractors = demo_extractors(cache_dir=cache_dir, device="cpu", progress=False)
     dims = feature_dims(extractors)
-    spec = json.dumps([TEXTBOOK_VERSION, TEXTBOOK_SEED, n_outputs, regions.name, GEOMETRY, RUNS, RUN_S, dims],
-                      sort_keys=True)
+    spec = json.dumps(
+        [TEXTBOOK_VERSION, TEXTBOOK_SEED, n_outputs, regions.name, GEOMETRY, RUNS, RUN_S, dims], sort_keys=True
+    )
     folder = cache_folder("demo", cache_dir) / f"textbook-{hashlib.sha256(spec.encode()).hexdigest()[:16]}"
     if not (folder / "model.safetensors").is_file():
         base = demo_model(feature_dims=dims, n_outputs=n_outputs, device="cpu", cache_dir=cache_dir, **GEOMETRY)
@@ -92,12 +139,22 @@ def textbook_model(*, n_outputs: int | None = None, atlas: str | None = None, de
             features = [extract_features(run, extractors=extractors, start=0.0, duration=float(RUN_S)) for run in runs]
             scales = _balance_projectors(base, features)
             bold = [textbook_bold(f, regions) for f in features]
-            note = (f"{TEXTBOOK_LABEL}: {RUNS} synthetic runs of {RUN_S} s of generated clips; BOLD = feature "
-                    f"energy of video/audio/text in their {regions.name} areas * canonical HRF + noise (sd "
-                    f"{NOISE_SD:g}); demo projectors scaled by "
-                    + ", ".join(f"{m} {s:.3g}" for m, s in scales.items()))
-            fitted, _ = fit_subject(base, runs, bold, name=TEXTBOOK_SUBJECT, default=True, extractors=extractors,
-                                    note=note, device="cpu", cache_dir=cache_dir)
+            note = (
+                f"{TEXTBOOK_LABEL}: {RUNS} synthetic runs of {RUN_S} s of generated clips; BOLD = feature "
+                f"energy of video/audio/text in their {regions.name} areas * canonical HRF + noise (sd "
+                f"{NOISE_SD:g}); demo projectors scaled by " + ", ".join(f"{m} {s:.3g}" for m, s in scales.items())
+            )
+            fitted, _ = fit_subject(
+                base,
+                runs,
+                bold,
+                name=TEXTBOOK_SUBJECT,
+                default=True,
+                extractors=extractors,
+                note=note,
+                device="cpu",
+                cache_dir=cache_dir,
+            )
         fitted.experiment_config = {**fitted.experiment_config, "tribev2_textbook": TEXTBOOK_LABEL}
         fitted.save_pretrained(folder)  # atomic
     return TribeModel.from_pretrained(folder, device=device)
@@ -137,8 +194,10 @@ def textbook_runs(folder: Path) -> list[pd.DataFrame]:
                 rows.append(media_row("Audio", audio, duration=BLOCK_S, frequency=rate, start=start))
             if on[block, 2]:
                 words = rng.choice(_WORDS, size=int(BLOCK_S / 0.4))
-                rows += [{"type": "Word", "start": start + 0.4 * k, "duration": 0.3, "text": str(word)}
-                         for k, word in enumerate(words)]
+                rows += [
+                    {"type": "Word", "start": start + 0.4 * k, "duration": 0.3, "text": str(word)}
+                    for k, word in enumerate(words)
+                ]
         rows.append({"type": "Word", "start": RUN_S - 0.4, "duration": 0.3, "text": "end"})  # every run lasts RUN_S
         runs.append(pd.DataFrame(rows))
     return runs
@@ -151,12 +210,12 @@ def textbook_bold(features: dict[str, np.ndarray], regions) -> np.ndarray:
     names = np.asarray(regions.names, dtype=object)[regions.labels]
     areas = TEXTBOOK_AREAS[regions.name]
     n_time = next(iter(features.values())).shape[-1] // 2
-    rng = np.random.default_rng([TEXTBOOK_SEED, n_time, *(int(x.sum() * 1e3) % 2 ** 31 for x in features.values())])
+    rng = np.random.default_rng([TEXTBOOK_SEED, n_time, *(int(x.sum() * 1e3) % 2**31 for x in features.values())])
     bold = NOISE_SD * rng.standard_normal((n_time, len(names)))
     hrf = _canonical_hrf()
     for modality, x in features.items():
         energy = (np.asarray(x, dtype=np.float64) ** 2).mean(axis=(0, 1))
-        energy = energy[:2 * n_time].reshape(n_time, 2).mean(axis=1)  # one value per second
+        energy = energy[: 2 * n_time].reshape(n_time, 2).mean(axis=1)  # one value per second
         drive = np.convolve((energy - energy.mean()) / (energy.std() or 1.0), hrf)[:n_time]
         bold[:, np.isin(names, areas[modality])] += drive[:, None] / (drive.std() or 1.0)
     return bold.astype(np.float32)
@@ -194,4 +253,3 @@ def _textbook_atlas(atlas: str | None, mesh: str, root):
         return load_atlas("HCP-MMP1", mesh=mesh, download=False, cache_dir=root)
     except AtlasUnavailableError:
         return load_atlas("Desikan-Killiany", mesh=mesh, download=False, cache_dir=root)
-
