@@ -33,7 +33,7 @@ from .events import events_from
 from .events.table import timeline_stop
 from .io import load_ground_truth
 from .model import TribeModel, check_features
-from .predict import Windows, _as_array, _cut, window_features
+from .predict import Windows, features_by_window
 from .sources import resolve
 from .surface import HEMIS, mesh_for_vertices
 
@@ -292,15 +292,7 @@ def _aligned_run(stimulus, truth: xr.DataArray, index: int, model: TribeModel):
 def _design(
     model: TribeModel, stimulus, windows: Windows, rows: np.ndarray, extractors, space: str, batch_size: int
 ) -> np.ndarray:
-    config = model.config
-    if isinstance(stimulus, Mapping):
-        arrays = {name: _as_array(x, config.feature_dims[name]) for name, x in stimulus.items()}
-        per_window = [_cut(arrays, round(s * config.feature_rate_hz), config.window_samples) for s in windows.starts]
-    else:
-        present = set(stimulus["type"])
-        per_window = window_features(
-            stimulus, extractors=[e for e in extractors if e.event_type in present], windows=windows
-        )
+    per_window = features_by_window(stimulus, config=model.config, windows=windows, extractors=extractors)
     param = next(model.parameters())
     outputs = []
     with torch.inference_mode():

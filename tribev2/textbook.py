@@ -125,7 +125,7 @@ def textbook_model(
     ``subject_provenance`` attribute of every Dataset it predicts) says it is synthetic."""
     n_outputs = n_outputs or 2 * 10242
     mesh = mesh_for_vertices(n_outputs)
-    regions = _textbook_atlas(atlas, mesh, cache_dir)
+    regions = textbook_atlas(atlas, mesh, cache_dir)
     extractors = demo_extractors(cache_dir=cache_dir, device="cpu", progress=False)
     dims = feature_dims(extractors)
     spec = json.dumps(
@@ -244,7 +244,9 @@ def _canonical_hrf(tr_s: float = 1.0, length_s: float = 30.0) -> np.ndarray:
     return hrf / hrf.max()
 
 
-def _textbook_atlas(atlas: str | None, mesh: str, root):
+def textbook_atlas(atlas: str | None = None, mesh: str = "fsaverage5", root=None):
+    """The atlas the textbook areas are named in: ``atlas``, else HCP-MMP1 when its files are at hand without
+    the network, else Desikan-Killiany (installed with the dev extras)."""
     if atlas is not None:
         if atlas not in TEXTBOOK_AREAS:
             raise ValueError(f"atlas={atlas!r}: the textbook areas are named in {list(TEXTBOOK_AREAS)}")
