@@ -65,3 +65,16 @@ def test_contributions_follow_the_planted_organisation(model, clip_events, cache
     for roi, expected in {"V1": "video", "A1": "audio", "45": "text"}.items():
         values = regional.sel(roi=roi)
         assert str(values["modality"].values[int(np.argmax(values.values))]) == expected, values.to_series()
+
+
+@pytest.mark.slow
+def test_attributions_follow_the_planted_organisation(model, clip_events, cache_root):
+    result = tribev2.attribute(clip_events, model=model, roi=["V1", "45"], atlas="HCP-MMP1",
+                               extractors=demo_extractors(cache_dir=cache_root), cache_dir=cache_root)
+    assert result.attrs["subject"] == "textbook" and result.attrs["completeness_error"] <= 0.01
+    share = abs(result).sum(("time_in", "time_out")) / abs(result).sum(("modality", "time_in", "time_out"))
+    v1 = share.sel(roi="V1")
+    assert float(v1.sel(modality="video")) > float(v1.sel(modality="text") + v1.sel(modality="audio")), v1.values
+    words = tribev2.top_words(result, roi="45", k=5)
+    assert len(words) == 5 and words["attribution"].is_monotonic_decreasing
+    assert set(words["word"]) <= set(" ".join(clip_events.loc[clip_events["type"] == "Word", "text"]).split())
