@@ -25,10 +25,8 @@ SMALL = dict(
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TRIBEV2_CACHE", str(tmp_path_factory.getbasetemp() / "tribev2-cache"))
-        return demo_model(**SMALL, device="cpu")
+def model(tmp_path_factory):  # built in the session's cache root, not the user's
+    return demo_model(**SMALL, device="cpu", cache_dir=tmp_path_factory.getbasetemp() / "tribev2-cache")
 
 
 @pytest.fixture(scope="module")
