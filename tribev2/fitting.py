@@ -82,6 +82,7 @@ def fit_subject(
     transcripts: Sequence | None = None,
     language: str = "english",
     note: str = "",
+    compare_with: str | int | None = None,
     batch_size: int = 8,
     device: str = "auto",
     progress: bool = False,
@@ -97,7 +98,8 @@ def fit_subject(
     new row the model's default subject. ``alphas``: the ridge penalties tried at each vertex (leave-one-run-out
     cross-validation, scored by Pearson r); ``space``: see the module doc. ``note`` is stored in the row's
     provenance (with where it was fitted from and when), which ``save_pretrained`` writes and every Dataset
-    predicted for the row carries (``attrs["subject_provenance"]``).
+    predicted for the row carries (``attrs["subject_provenance"]``). ``compare_with``: the existing row whose r
+    the report gives as ``baseline_r`` (default: the default subject).
 
     Checked before any feature is computed: a name already taken, fewer than two runs, recordings on another
     mesh, NaN volumes, runs whose recording is much shorter or longer than their stimulus, runs with fewer than
@@ -105,12 +107,11 @@ def fit_subject(
     """
     started = time.perf_counter()
     _check_arguments(model, runs, bold, name, alphas, space, transcripts)
+    model.subject_rows(compare_with)  # a bad row name fails now
     truths = [_load_bold(b, i, model, tr_s, start_s) for i, b in enumerate(bold)]
     needs_events = any(not isinstance(r, Mapping) for r in runs)
-    used_model, used_extractors = (
-        resolve(model, extractors, device=device, progress=progress, cache_dir=cache_dir)
-        if needs_events
-        else (model, [])
+    used_extractors = (
+        resolve(model, extractors, device=device, progress=progress, cache_dir=cache_dir)[1] if needs_events else []
     )
     transcripts = list(transcripts) if transcripts is not None else [None] * len(runs)
     stimuli = [
@@ -132,12 +133,12 @@ def fit_subject(
     groups = np.repeat(np.arange(len(plans)), [len(d) for d in designs])
     coefs, intercept, chosen, held_out_r = _ridge_cv(X, Y, groups, np.asarray(alphas, dtype=np.float64))
     weights = _head_weights(model, coefs, space)  # (R, V)
-    baseline_r = _baseline_r(model, designs, [m for _, _, m in plans], space)
+    baseline_r = _baseline_r(model, designs, [m for _, _, m in plans], space, compare_with)
 
     n_trs = tuple(len(d) for d in designs)
     seconds = time.perf_counter() - started
     record = _provenance(model, runs, n_trs, space, alphas, chosen, held_out_r, note)
-    fitted = with_subject_row(used_model, name, weights, intercept, default=default, record=record)
+    fitted = with_subject_row(model, name, weights, intercept, default=default, record=record)
     mesh = mesh_for_vertices(model.config.n_outputs)
     report = FitReport(
         name=name,
@@ -332,9 +333,11 @@ def _head_weights(model: TribeModel, coefs: np.ndarray, space: str) -> np.ndarra
     return np.linalg.pinv(projection.T) @ coefs  # A.T @ W = coefs, exactly when R >= H and A has full rank
 
 
-def _baseline_r(model: TribeModel, designs: list[np.ndarray], measured: list[np.ndarray], space: str) -> np.ndarray:
-    """Pearson r per vertex of the model's default row, mean over the runs."""
-    row = model.subject_rows(None)[0]
+def _baseline_r(
+    model: TribeModel, designs: list[np.ndarray], measured: list[np.ndarray], space: str, compare_with
+) -> np.ndarray:
+    """Pearson r per vertex of the row ``compare_with`` (default: the default subject), mean over the runs."""
+    row = model.subject_rows(compare_with)[0]
     weights = model.predictor.weights[row].detach().double().cpu().numpy()  # (R, V)
     bias = model.predictor.bias[row].detach().double().cpu().numpy()
     if space == "encoder" and model.low_rank_head is not None:

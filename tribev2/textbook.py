@@ -6,7 +6,10 @@ The synthetic subject watches generated clips: three runs in which short blocks 
 the feature energy of the modalities that drive the vertex's region, convolved with a canonical haemodynamic
 response, plus noise: video drives the visual areas (V1-V4, MT/MST, FFC, ...), audio the auditory core and belt
 (A1, belts, parabelt), text the temporal and frontal language areas (STS, TPOJ, 44/45, 55b, ...). The demo
-extractors' features of those runs and this BOLD go through ``fit_subject``; the fitted row is the model's default
+extractors' features of those runs and this BOLD go through ``fit_subject``. One calibration of the seeded
+base comes first: each modality's projector is scaled so that its features reach the encoder at one scale (the
+demo video features are four times the others and would otherwise swamp every region's read-out; recorded in
+the provenance); the fitted row is the model's default
 subject, stored with the weights, so ``predict`` uses it with no ``subjects=``.
 
 Everything it predicts is **synthetic textbook organisation, not TRIBE v2's learned responses**: it is there so
