@@ -12,16 +12,16 @@ from tribev2 import attribute
 from tribev2.attribution import DEFAULT_STEPS, top_words
 from tribev2.demo import demo_model, synthetic_features
 
-SMALL = dict(
-    feature_dims={"text": (2, 8), "audio": (2, 6), "video": (2, 4)},
-    n_outputs=2 * 642,
-    n_output_timesteps=10,
-    hidden=96,
-    depth=1,
-    heads=2,
-    low_rank_head=32,
-    max_seq_len=64,
-)
+SMALL = {
+    "feature_dims": {"text": (2, 8), "audio": (2, 6), "video": (2, 4)},
+    "n_outputs": 2 * 642,
+    "n_output_timesteps": 10,
+    "hidden": 96,
+    "depth": 1,
+    "heads": 2,
+    "low_rank_head": 32,
+    "max_seq_len": 64,
+}
 
 
 @pytest.fixture(scope="module")

@@ -69,8 +69,14 @@ def test_contributions_follow_the_planted_organisation(model, clip_events, cache
 
 @pytest.mark.slow
 def test_attributions_follow_the_planted_organisation(model, clip_events, cache_root):
-    result = tribev2.attribute(clip_events, model=model, roi=["V1", "45"], atlas="HCP-MMP1",
-                               extractors=demo_extractors(cache_dir=cache_root), cache_dir=cache_root)
+    result = tribev2.attribute(
+        clip_events,
+        model=model,
+        roi=["V1", "45"],
+        atlas="HCP-MMP1",
+        extractors=demo_extractors(cache_dir=cache_root),
+        cache_dir=cache_root,
+    )
     assert result.attrs["subject"] == "textbook" and result.attrs["completeness_error"] <= 0.01
     share = abs(result).sum(("time_in", "time_out")) / abs(result).sum(("modality", "time_in", "time_out"))
     v1 = share.sel(roi="V1")

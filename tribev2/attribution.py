@@ -56,7 +56,8 @@ def attribute(
     The baseline is **all-zero features** for every modality present (so a modality's projector bias is part of
     the baseline, not of the attribution); the gradient along the straight path from it to the features is
     integrated with ``steps``-point Gauss-Legendre quadrature (as Captum's default), exact for a path integrand
-    that is a polynomial of degree below ``2 * steps``. Attributions are summed over each modality's layer groups and feature dimensions.
+    that is a polynomial of degree below ``2 * steps``. Attributions are summed over each modality's layer groups
+    and feature dimensions.
 
     Returns ``attribution (modality, time_in, time_out, roi)``: ``time_in`` the input samples (s),
     ``time_out`` the output TRs (s, as a prediction's ``time``; an input sample drives only the TRs of its own
