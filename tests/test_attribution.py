@@ -34,6 +34,7 @@ def atlas(shared_dir):
     return tribev2.load_atlas("HCP-MMP1", mesh="fsaverage3", path=shared_dir / "atlases")
 
 
+@pytest.mark.slow
 def test_completeness_and_the_regional_outputs(model, atlas):
     features = synthetic_features(model, 12)  # two 10-s windows, the second one mostly past the end
     result = attribute(features, model=model, roi=["V1", "45"], atlas=atlas)
@@ -58,6 +59,7 @@ def test_completeness_and_the_regional_outputs(model, atlas):
     )
 
 
+@pytest.mark.slow
 def test_the_completeness_error_shrinks_with_more_steps(model, atlas):
     features = synthetic_features(model, 8)
     errors = [
