@@ -17,8 +17,8 @@ import dataclasses
 import math
 import numbers
 import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -49,7 +49,7 @@ class Windows:
     steps: int  # output TRs per window
 
     @classmethod
-    def plan(cls, duration_s: float, config: BrainConfig, hop_s: float | None = None) -> "Windows":
+    def plan(cls, duration_s: float, config: BrainConfig, hop_s: float | None = None) -> Windows:
         """Windows of ``config.window_s`` every ``hop_s`` seconds (default: back to back, as the reference).
         ``hop_s`` must be a whole number of TRs, at most one window."""
         window_s, tr_s = config.window_s, config.tr_s
@@ -277,3 +277,15 @@ def _describe(stimulus) -> str:
     if stimulus is None:
         return "the transcript"
     return "the events table" if isinstance(stimulus, pd.DataFrame) else str(stimulus)
+
+
+def features_by_window(source: Mapping[str, np.ndarray] | pd.DataFrame, *, config: BrainConfig, windows: Windows,
+                       extractors: Sequence[Extractor] = ()) -> list[dict[str, np.ndarray]]:
+    """Every window's features ``[{modality: (L, D, samples per window)}, ...]`` of a stimulus given as its
+    whole features ``{modality: (L, D, T)}`` (cut and zero-padded as :func:`predict_features` cuts them) or as an
+    events table (extracted as :func:`predict` extracts them, by the ``extractors`` with events to read)."""
+    if isinstance(source, Mapping):
+        arrays = {name: _as_array(x, config.feature_dims[name]) for name, x in source.items()}
+        return [_cut(arrays, round(s * config.feature_rate_hz), config.window_samples) for s in windows.starts]
+    present = set(source["type"])
+    return window_features(source, extractors=[e for e in extractors if e.event_type in present], windows=windows)
