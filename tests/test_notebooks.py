@@ -67,7 +67,7 @@ def test_text_to_speech_skips_with_a_note_without_espeak(seeded_cache, tmp_path,
 
     monkeypatch.setenv("TRIBEV2_CACHE", str(seeded_cache))
     monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # the venv's programs only: no espeak-ng
-    notebook = nbformat.read(NOTEBOOKS[-1], as_version=4)
+    notebook = nbformat.read(next(p for p in NOTEBOOKS if p.stem == "05_your_stimuli_and_cli"), as_version=4)
     speech = next(i for i, cell in enumerate(notebook.cells) if "espeak-ng" in cell.source and cell.cell_type == "code")
     notebook.cells = notebook.cells[:speech + 1]
     NotebookClient(notebook, timeout=300, kernel_name="python3",
