@@ -17,6 +17,7 @@ import dataclasses
 import math
 import numbers
 import os
+import warnings
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
@@ -25,11 +26,14 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from .atlas import DEFAULT_ATLAS, Atlas
+from .atlas import DEFAULT_ATLAS, Atlas, check_atlas
 from .cache import file_sha256
+from .checks import MAX_STIMULUS_S, real_number
+from .devices import resolve_device
 from .dataset import attach_events, build_dataset
 from .events import events_from
-from .events.table import timeline_stop
+from .events.language import language_code
+from .events.table import TIME_TOLERANCE_S, timeline_stop
 from .features import Extractor, check_compatible, extract_features
 from .model import BrainConfig, TribeModel, check_features
 from .sources import resolve
@@ -50,8 +54,13 @@ class Windows:
     @classmethod
     def plan(cls, duration_s: float, config: BrainConfig, hop_s: float | None = None) -> "Windows":
         """Windows of ``config.window_s`` every ``hop_s`` seconds (default: back to back, as the reference).
-        ``hop_s`` must be a whole number of TRs, at most one window."""
+        ``hop_s`` must be a whole number of TRs, at most one window; ``duration_s`` at most
+        :data:`tribev2.checks.MAX_STIMULUS_S` (so that no input makes the windows unbounded)."""
         window_s, tr_s = config.window_s, config.tr_s
+        duration_s = real_number(duration_s, "duration_s", positive=True)
+        if duration_s > MAX_STIMULUS_S:
+            raise ValueError(f"the stimulus lasts {duration_s:,.1f} s, more than the {MAX_STIMULUS_S:,.0f} s "
+                             f"(6 h) that one prediction takes; check its times (seconds, not ms?) or split it")
         if hop_s is None:
             hop_s = window_s
         if not (isinstance(hop_s, numbers.Real) and not isinstance(hop_s, bool) and math.isfinite(hop_s)
@@ -120,9 +129,9 @@ def predict_features(features: Mapping[str, np.ndarray] | Sequence[WindowFeature
     if duration_s is None:
         duration_s = (len(windows_given) * (hop_s or config.window_s) if per_window
                       else n_samples / config.feature_rate_hz)
-    if not (isinstance(duration_s, numbers.Real) and not isinstance(duration_s, bool) and math.isfinite(duration_s)
-            and duration_s > 0):
-        raise ValueError(f"duration_s must be a positive number of seconds, got {duration_s!r}")
+    duration_s = real_number(duration_s, "duration_s", positive=True)
+    if not per_window:
+        _check_padding(duration_s, n_samples / config.feature_rate_hz, config.window_s)
     rows = model.subject_rows(subjects)
     windows = Windows.plan(duration_s, config, hop_s)
     if per_window:
@@ -174,6 +183,8 @@ def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
     _check_batch_size(batch_size)
     if isinstance(modalities, str):
         modalities = [modalities]
+    _check_request(stimulus, transcript=transcript, modalities=modalities, atlas=atlas, hop_s=hop_s,
+                   language=language, device=device)
     model, extractors = resolve(model, extractors, device=device, progress=progress, cache_dir=cache_dir)
     rows = model.subject_rows(subjects)  # a bad subject fails before the slow steps
     if modalities is not None:
@@ -264,6 +275,35 @@ def _cut(arrays: Mapping[str, np.ndarray], first: int, n: int) -> dict[str, np.n
         part[..., :chunk.shape[-1]] = chunk
         window[name] = part
     return window
+
+
+def _check_padding(duration_s: float, covered_s: float, window_s: float) -> None:
+    """Features shorter than ``duration_s`` are padded with zeros, as the reference does: a warning past
+    :data:`TIME_TOLERANCE_S`, an error past one window (no stimulus is mostly silence by design)."""
+    if duration_s <= covered_s + TIME_TOLERANCE_S:
+        return
+    message = (f"duration_s={duration_s:g} s but the features cover {covered_s:g} s; the last "
+               f"{duration_s - covered_s:g} s are predicted from zero features")
+    if duration_s > covered_s + window_s:
+        raise ValueError(message + f" (more than one {window_s:g}-s window): give features for the whole duration "
+                                   f"or a shorter duration_s")
+    warnings.warn(message, stacklevel=3)
+
+
+def _check_request(stimulus, *, transcript, modalities, atlas, hop_s, language, device) -> None:
+    """What :func:`predict` can check before loading a model or touching the network."""
+    for name, value in (("stimulus", stimulus), ("transcript", transcript)):
+        if isinstance(value, (str, os.PathLike)) and not Path(value).is_file():
+            raise FileNotFoundError(f"{name} {value}: no such file")
+        if value is not None and not isinstance(value, (str, os.PathLike, pd.DataFrame)):
+            raise TypeError(f"{name}={value!r}: expected a file path or a pandas.DataFrame")
+    if modalities is not None and (not modalities or not all(isinstance(m, str) for m in modalities)):
+        raise ValueError(f"modalities={modalities!r}: expected None (all) or names among text, audio, video")
+    check_atlas(atlas)
+    if hop_s is not None:
+        real_number(hop_s, "hop_s", positive=True)
+    language_code(language)
+    resolve_device(device)
 
 
 def _check_batch_size(batch_size) -> None:

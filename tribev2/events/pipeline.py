@@ -23,7 +23,7 @@ from .asr import transcribe
 from .chunks import chunk_media
 from .language import add_text_events
 from .media import AUDIO_SUFFIXES, TEXT_SUFFIXES, VIDEO_SUFFIXES, cache_stem, soundtrack
-from .table import check_events, make_table, media_row
+from .table import check_events, check_timeline, make_table, media_row
 from .transcripts import TRANSCRIPT_SUFFIXES, read_transcript, words_from_table
 from .tts import SpeechEngine, synthesize
 
@@ -63,7 +63,7 @@ def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
         return _complete(check_events(_read_table(path), source=str(path)), language)
     if suffix in TRANSCRIPT_SUFFIXES:
         _refuse_transcript(transcript, f"the transcript {path}")
-        return _with_words([], read_transcript(path), language, source=f"transcript {path}")
+        return _with_words([], _transcript_words(path), language, source=f"transcript {path}")
     if suffix in TEXT_SUFFIXES:
         text = path.read_text(encoding="utf-8", errors="replace")
         if not text.strip():
@@ -78,7 +78,8 @@ def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
                          f"transcript ({' '.join(TRANSCRIPT_SUFFIXES)}) or an events table (.parquet)")
     audio_rows = [row for row in media if row["type"] == "Audio"]
     if transcript is not None:
-        words = _transcript_words(transcript)
+        words = check_timeline(_transcript_words(transcript), source=_name(transcript), what="word",
+                               media_duration=max(row["duration"] for row in media))
         if words.empty:
             warnings.warn(f"{_name(transcript)} has no timed words: the events of {path} have no words, so text "
                           f"features will be empty", stacklevel=2)
@@ -114,9 +115,12 @@ def _media_rows(info, is_video: bool, cache_dir) -> list[dict]:
 
 
 def _transcript_words(transcript) -> pd.DataFrame:
+    """The words of a transcript file or table, each at or after 0 s and ending after it starts."""
     if isinstance(transcript, pd.DataFrame):
-        return words_from_table(transcript, source="transcript table")
-    return read_transcript(transcript)
+        words = words_from_table(transcript, source="transcript table")
+    else:
+        words = read_transcript(transcript)
+    return check_timeline(words, source=_name(transcript), what="word")
 
 
 def _with_words(media: list[dict], words: pd.DataFrame, language: str, *,

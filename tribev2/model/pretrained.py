@@ -83,6 +83,7 @@ class Pretrained:
         its :class:`Provenance` and its ``experiment_config``.
         """
         dtype = as_dtype(dtype)
+        device = resolve_device(device)  # a bad device or dtype fails before any download
         files = locate_files(source, revision=revision, cache_dir=cache_dir)
         experiment = read_yaml(files["config"])
         state_dict, build_args = _read_weights(files)
@@ -90,7 +91,7 @@ class Pretrained:
                                         n_subject_rows=_stored_subject_rows(state_dict))
         model = cls(config)
         _load_strict(model, state_dict, files["weights"], dtype)
-        model = model.to(device=resolve_device(device), dtype=dtype).eval()
+        model = model.to(device=device, dtype=dtype).eval()
         model.requires_grad_(False)
         model.provenance = Provenance(str(source), files.get("revision") or revision or "",
                                       file_sha256(files["weights"]))
@@ -236,6 +237,10 @@ def _load_strict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
                                   f"{tuple(target.shape)} from {CONFIG_FILE}")
         if not found.is_floating_point():
             raise CheckpointError(f"{weights}: key '{key}' has dtype {found.dtype}; expected floating point")
+        bad = int((~torch.isfinite(found)).sum())
+        if bad:
+            raise CheckpointError(f"{weights}: key '{key}' holds {bad} NaN or infinite value(s) of {found.numel()}; "
+                                  f"the checkpoint is damaged (predictions would be NaN)")
     model.load_state_dict({k: v.to(dtype) for k, v in state_dict.items()}, strict=True)
 
 
