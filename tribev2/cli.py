@@ -82,8 +82,10 @@ def _positive_int(value: str) -> int:
 
 # -- convert ---------------------------------------------------------------------------------------------------
 def _convert(args: argparse.Namespace) -> int:
+    from .checks import check_writable
     from .model import convert
 
+    check_writable(args.output, "output folder")  # before the checkpoint is read
     out = convert(args.source, args.output)
     print(f"wrote {out}/model.safetensors, build_args.json, config.yaml")
     return 0

@@ -63,7 +63,8 @@ def open_dataset(path: str | os.PathLike, *, verify: bool = True) -> xr.Dataset:
     except Exception as err:  # h5py/zarr/xarray raise OSError, ValueError, KeyError... for a damaged file
         if isinstance(err, MemoryError):
             raise
-        raise ValueError(f"{path}: cannot be read as a {'Zarr store' if path.suffix == '.zarr' else 'NetCDF file'} "
+        kind = "Zarr store" if path.suffix == ".zarr" or path.is_dir() else "NetCDF file"
+        raise ValueError(f"{path}: cannot be read as a {kind} "
                          f"written by tribev2.save_dataset (truncated or another kind of file?): "
                          f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
     return from_storage(ds, source=str(path), verify=verify)

@@ -118,11 +118,17 @@ def predict_features(features: Mapping[str, np.ndarray] | Sequence[WindowFeature
     per_window = not isinstance(features, Mapping)
     _check_batch_size(batch_size)
     if per_window:
+        if not isinstance(features, Sequence) or isinstance(features, str):
+            raise TypeError(f"features: expected {{modality: array}} or a list of such per-window mappings, got "
+                            f"{type(features).__name__}")
         windows_given = list(features)
         if not windows_given:
             raise ValueError("features: an empty list of windows")
-        for window in windows_given:
-            check_features(window, config, batched=False, finite=True)
+        for index, window in enumerate(windows_given):
+            length = check_features(window, config, batched=False, finite=True)[1]
+            if length != config.window_samples:
+                raise ValueError(f"features[{index}] (a window) has {length} time samples; a window holds "
+                                 f"{config.window_samples} ({config.window_s:g} s at {config.feature_rate_hz:g} Hz)")
         n_samples = None
     else:
         n_samples = check_features(features, config, batched=False, finite=True)[1]

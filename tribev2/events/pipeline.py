@@ -50,6 +50,8 @@ def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
     if isinstance(stimulus, pd.DataFrame):
         _refuse_transcript(transcript, "an events table")
         return _complete(check_events(stimulus, source="events table"), language)
+    if not isinstance(stimulus, (str, os.PathLike, type(None))):
+        raise TypeError(f"stimulus={stimulus!r}: expected a file path, an events table (DataFrame) or None")
     if stimulus is None:
         if transcript is None:
             raise ValueError("give a stimulus file, an events table, or transcript=")
