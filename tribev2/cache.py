@@ -26,24 +26,24 @@ def cache_dir(kind: str, root: str | os.PathLike | None = None) -> Path:
     """A sub-folder of the cache root (``root``, see :func:`cache_root`) per kind of data (``features``,
     ``atlases``, ``demo``, ...), created if needed."""
     path = cache_root(root) / kind
-    with writing(path, f"cache folder{_CACHE_HINT}"):
+    with writing(path, "cache folder", _CACHE_HINT):
         path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-_CACHE_HINT = " (of the tribev2 cache: pass cache_dir= or set TRIBEV2_CACHE to a writable folder)"
+_CACHE_HINT = " (a tribev2 cache: pass cache_dir= or set TRIBEV2_CACHE to a writable folder with space)"
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike, what: str = "file") -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike, what: str = "file", *, cache: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; move it onto ``target`` only if the block succeeds.
 
     Works for files and folders, so an interrupted run never leaves a half-written entry behind. A full disk,
     a read-only file system or a permission error (here or in the block) is a :class:`WriteError` naming
-    ``target`` (the ``what``).
+    ``target`` (the ``what``; ``cache``: an entry of a cache root, whose message says how to move the cache).
     """
     target = Path(target)
-    with writing(target, what + (_CACHE_HINT if _in_cache(target) else "")):
+    with writing(target, what, _CACHE_HINT if cache or _in_cache(target) else ""):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)) / target.name
         try:

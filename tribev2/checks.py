@@ -66,9 +66,9 @@ def is_write_fault(err: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def writing(path: str | os.PathLike, what: str = "file") -> Iterator[None]:
+def writing(path: str | os.PathLike, what: str = "file", hint: str = "") -> Iterator[None]:
     """Turn a disk-full / read-only / permission ``OSError`` raised inside the block into a :class:`WriteError`
-    naming ``path``."""
+    naming ``path`` (``hint``: what to do, appended)."""
     try:
         yield
     except WriteError:
@@ -76,7 +76,7 @@ def writing(path: str | os.PathLike, what: str = "file") -> Iterator[None]:
     except OSError as err:
         if not is_write_fault(err):
             raise
-        raise WriteError(err.errno, f"cannot write the {what} {path}: {cause(err)}") from err
+        raise WriteError(err.errno, f"cannot write the {what} {path}: {cause(err)}{hint}") from err
 
 
 def check_writable(path: str | os.PathLike, what: str = "output", *, needed_bytes: int = 0) -> Path:

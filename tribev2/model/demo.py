@@ -66,7 +66,7 @@ def _saved_demo_folder(experiment: dict, build_args: dict, root) -> Path:
         return folder
     config = BrainConfig.from_files(experiment, build_args, source="demo config")
     model = _seeded_model(config)
-    with atomic_path(folder) as tmp:
+    with atomic_path(folder, "demo weights", cache=True) as tmp:
         tmp.mkdir()
         (tmp / "config.yaml").write_text(yaml.safe_dump(experiment, sort_keys=False))
         state = {f"model.{k}": v.to(torch.float16) for k, v in model.state_dict().items()}
