@@ -5,6 +5,7 @@
 * ``require_program(name)``: a system program installed by apt (espeak-ng, chromium); skipped when missing,
   a failure when ``TRIBEV2_REQUIRE_SYSTEM=1`` (CI).
 * Every test gets its own cache root (``TRIBEV2_CACHE``) and Hugging Face cache, and no network.
+* hypothesis: the bounded, derandomised ``ci`` profile by default; ``HYPOTHESIS_PROFILE=dev`` tries more.
 """
 
 from __future__ import annotations
@@ -14,6 +15,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("ci", max_examples=8, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=200, deadline=None,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -23,7 +23,7 @@ from .asr import transcribe
 from .chunks import chunk_media
 from .language import add_text_events
 from .media import AUDIO_SUFFIXES, TEXT_SUFFIXES, VIDEO_SUFFIXES, cache_stem, soundtrack
-from .table import check_events, check_timeline, make_table, media_row
+from .table import EVENT_COLUMNS, NUMERIC_COLUMNS, check_events, check_timeline, make_table, media_row
 from .transcripts import TRANSCRIPT_SUFFIXES, read_transcript, words_from_table
 from .tts import SpeechEngine, synthesize
 
@@ -169,8 +169,10 @@ def _read_table(path: Path) -> pd.DataFrame:
     try:
         if path.suffix.lower() == ".parquet":
             return pd.read_parquet(path)
-        # only empty cells are missing: words such as "None", "NA" or "null" stay words
+        # only empty cells are missing: words such as "None", "NA" or "null" stay words, and text columns stay
+        # text ("0" or "1999" is a word, not a number)
+        text_columns = {c: str for c in EVENT_COLUMNS if c not in NUMERIC_COLUMNS}
         return pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", keep_default_na=False,
-                           na_values=[""])
+                           na_values=[""], dtype=text_columns)
     except (ValueError, OSError) as err:  # pyarrow's and pandas' parse errors, undecodable text
         raise ValueError(f"events table {path}: cannot be read ({type(err).__name__}: {err})") from None
