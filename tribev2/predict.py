@@ -159,7 +159,7 @@ def predict_features(features: Mapping[str, np.ndarray] | Sequence[WindowFeature
 
 def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
             modalities: Sequence[str] | None = None, transcript=None, language: str = "english",
-            asr_model: str | None = None, subjects: str | Sequence[int | str] | None = None,
+            asr_model: str | None = None, keep_text: bool = True, subjects: str | Sequence[int | str] | None = None,
             atlas: str | Atlas | None = DEFAULT_ATLAS, hop_s: float | None = None,
             cache_dir: str | os.PathLike | None = None, device: str = "auto", progress: bool = True,
             batch_size: int = 8) -> xr.Dataset:
@@ -167,7 +167,8 @@ def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
 
     ``stimulus``: a video, audio or text file, a transcript, or an events table (see
     :func:`tribev2.events_from`; ``transcript=`` gives the words of a media file and skips speech recognition,
-    ``language=`` is the speech's language, ``asr_model=`` the Whisper model). The events are cut into the
+    ``language=`` is the speech's language, ``asr_model=`` the Whisper model; ``keep_text=False`` keeps the
+    words recognised in a text file read aloud instead of the text's own). The events are cut into the
     model's windows (``model.config.window_s``, 100 s, from 0, as the reference; ``hop_s`` overlaps them: see
     the module doc); each window's features come from :func:`tribev2.features.extract_features` and go through
     the brain model in batches of ``batch_size`` windows. One TR per ``model.config.tr_s`` from 0 to the end of
@@ -200,8 +201,8 @@ def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
         extractors = [e for e in extractors if e.modality in modalities]
     check_compatible(extractors, model)
     Windows.plan(1.0, model.config, hop_s)  # a bad hop fails before the slow steps
-    events = events_from(stimulus, transcript=transcript, language=language, asr_model=asr_model, device=device,
-                         progress=progress, cache_dir=cache_dir)
+    events = events_from(stimulus, transcript=transcript, language=language, asr_model=asr_model,
+                         keep_text=keep_text, device=device, progress=progress, cache_dir=cache_dir)
     present = set(events["type"])
     used = [e for e in extractors if e.event_type in present]
     if not used:

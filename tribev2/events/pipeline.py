@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..media import MediaError, probe
+from .alignment import POOR_ALIGNMENT, align_to_text
 from .asr import transcribe
 from .chunks import chunk_media
 from .language import add_text_events
@@ -33,7 +34,7 @@ EVENTS_SUFFIXES = (".parquet",)  # plus .tsv/.csv files with a 'type' column
 def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
                 transcript: str | os.PathLike | pd.DataFrame | None = None, language: str = "english",
                 asr_model: str | os.PathLike | None = None, tts: str | SpeechEngine = "espeak-ng",
-                device: str = "auto", progress: bool = False,
+                keep_text: bool = True, device: str = "auto", progress: bool = False,
                 cache_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """Build the events table of a stimulus (see :mod:`tribev2.events.table` for its columns).
 
@@ -44,7 +45,10 @@ def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
     ``transcript``: words with timings for the stimulus' speech (a file, see
     :func:`tribev2.events.read_transcript`, or a words DataFrame); skips speech recognition.
     ``language``: the speech's language (English by default, as the reference); ``asr_model``: the Whisper
-    model (see :mod:`tribev2.events.asr`); ``tts``: the text-to-speech engine for text files. Soundtracks,
+    model (see :mod:`tribev2.events.asr`); ``tts``: the text-to-speech engine for text files; ``keep_text``
+    (text files): the words are the text's own, timed by aligning the recognised words to them
+    (:mod:`tribev2.events.alignment`; a warning when they align poorly); ``False`` keeps the recognised words,
+    as the reference does. Soundtracks,
     speech and transcripts are cached under ``cache_dir`` (the cache root; default ``$TRIBEV2_CACHE``).
     """
     if isinstance(stimulus, pd.DataFrame):
@@ -72,6 +76,9 @@ def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
             raise ValueError(f"stimulus {path}: the text file is empty; write the text to read aloud in it")
         audio = probe(synthesize(text, language=language, engine=tts, name=cache_stem(path), cache_dir=cache_dir))
         media = [media_row("Audio", audio.path, duration=audio.duration, frequency=audio.sample_rate)]
+        if keep_text and transcript is None:
+            transcript = _text_words(text, audio.path, path, language=language, model=asr_model, device=device,
+                                     progress=progress, cache_dir=cache_dir)
     elif suffix in VIDEO_SUFFIXES or suffix in AUDIO_SUFFIXES:
         media = _media_rows(probe(path), suffix in VIDEO_SUFFIXES, cache_dir)
     else:
@@ -114,6 +121,20 @@ def _media_rows(info, is_video: bool, cache_dir) -> list[dict]:
     elif not is_video:
         raise MediaError(f"{info.path}: has no audio stream")
     return rows
+
+
+def _text_words(text: str, audio: Path, path: Path, **recognition) -> pd.DataFrame | None:
+    """The words of ``text`` timed by the recognition of ``audio`` (it read aloud); None when nothing was
+    recognised (the caller then warns as for any silent audio)."""
+    recognised = transcribe(audio, **recognition)
+    if recognised.empty:
+        return None
+    words, matched = align_to_text(recognised, text)
+    if matched < POOR_ALIGNMENT:
+        warnings.warn(f"{path}: only {matched:.0%} of its words were recognised in the speech read aloud, so their "
+                      f"times are rough (interpolated); check the language= or pass keep_text=False to see what "
+                      f"was recognised", stacklevel=3)
+    return words
 
 
 def _transcript_words(transcript) -> pd.DataFrame:
