@@ -767,6 +767,39 @@ for value, ok in ((np.float32(2.5), True), (np.int8(3), True), (2, True), (True,
         case(label, lambda c, v=value: real_number(v, "x", positive=True), ValueError, r"x=")
 
 
+# -- the network: any exception class of the hub client is one clear message ---------------------------------------
+def _hub_raising(error: BaseException):
+    def run(c):
+        import huggingface_hub
+
+        original = huggingface_hub.hf_hub_download
+
+        def broken(*args, **kwargs):
+            raise error
+        huggingface_hub.hf_hub_download = broken
+        try:
+            return tribev2.load_model("someone/some-model")
+        finally:
+            huggingface_hub.hf_hub_download = original
+    return run
+
+
+def _httpx_errors():
+    import httpx
+
+    return [("connect", httpx.ConnectError("[Errno 111] Connection refused")),
+            ("proxy", httpx.ProxyError("407 Proxy Authentication Required")),
+            ("timeout", httpx.ReadTimeout("timed out")),
+            ("protocol", httpx.RemoteProtocolError("peer closed connection"))]
+
+
+for label, network_error in _httpx_errors() + [("ssl", __import__("ssl").SSLError("certificate verify failed")),
+                                                ("socket", TimeoutError("timed out"))]:
+    case(f"hub-{label}-error", _hub_raising(network_error), FileNotFoundError,
+         r"someone/some-model: the Hugging Face Hub cannot be reached")
+case("hub-bug-is-not-disguised", _hub_raising(KeyError("a bug")), KeyError, "a bug")
+
+
 @pytest.mark.parametrize("row", CASES, ids=[c.id for c in CASES])
 def test_case(ctx, row: Case):
     if row.error is None:

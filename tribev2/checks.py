@@ -56,6 +56,15 @@ def real_number(value, name: str, *, positive: bool = False, minimum: float | No
     return float(value)
 
 
+_NETWORK_MODULES = ("httpx", "httpcore", "requests", "urllib3", "ssl", "socket", "h11", "h2", "huggingface_hub")
+
+
+def is_network_error(err: BaseException) -> bool:
+    """An exception raised by the network stack under the hub client (``httpx.ConnectError``, ``ssl.SSLError``,
+    a proxy error...), whatever its class: many are not ``OSError``s."""
+    return isinstance(err, (OSError, TimeoutError)) or type(err).__module__.split(".")[0] in _NETWORK_MODULES
+
+
 def cause(err: OSError) -> str:
     """A short plain-words cause of an ``OSError`` (``"the disk is full"``...), else its message."""
     return _CAUSES.get(err.errno, err.strerror or str(err))

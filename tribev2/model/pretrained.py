@@ -25,6 +25,7 @@ import torch
 import yaml
 
 from ..cache import atomic_path, file_sha256
+from ..checks import is_network_error
 from ..devices import as_dtype, resolve_device
 from .config import BrainConfig, read_yaml
 
@@ -165,6 +166,11 @@ def _files_from_hub(repo_id: str, *, revision=None, cache_dir=None) -> dict:
         raise FileNotFoundError(
             f"{repo_id}: the repo is gated or does not exist for this account. Request access on its Hugging Face "
             f"page, log in with `hf auth login` (or set HF_TOKEN), or pass a local folder.") from err
+    except Exception as err:  # the network stack's own classes (httpx, ssl, proxies) are not all OSErrors
+        if not is_network_error(err):
+            raise
+        raise FileNotFoundError(f"{repo_id}: the Hugging Face Hub cannot be reached ({type(err).__name__}: {err}) "
+                                f"and {CONFIG_FILE} is not cached; check the network, or pass a local folder") from err
     files = {"config": config, "revision": _snapshot_revision(config)}
     try:
         files.update(weights=fetch(CHECKPOINT_FILE), format="ckpt")
