@@ -22,7 +22,7 @@ from ..media import MediaError, probe
 from .alignment import POOR_ALIGNMENT, align_to_text
 from .asr import transcribe
 from .chunks import chunk_media
-from .language import add_text_events
+from .language import add_text_events, language_code
 from .media import AUDIO_SUFFIXES, TEXT_SUFFIXES, VIDEO_SUFFIXES, cache_stem, soundtrack
 from .table import EVENT_COLUMNS, NUMERIC_COLUMNS, check_events, check_timeline, make_table, media_row
 from .transcripts import TRANSCRIPT_SUFFIXES, read_transcript, words_from_table
@@ -54,6 +54,7 @@ def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
     if isinstance(stimulus, pd.DataFrame):
         _refuse_transcript(transcript, "an events table")
         return _complete(check_events(stimulus, source="events table"), language)
+    language_code(language)  # a bad language fails before any decoding or recognition
     if not isinstance(stimulus, (str, os.PathLike, type(None))):
         raise TypeError(f"stimulus={stimulus!r}: expected a file path, an events table (DataFrame) or None")
     if stimulus is None:
