@@ -703,7 +703,7 @@ case("env-eacces-netcdf", inject("pathlib.Path.write_bytes", errno.EACCES)(lambd
     prediction(c), c.tmp / "denied.nc")), WriteError, r"denied\.nc: permission denied")
 case("env-edquot-netcdf", inject("pathlib.Path.write_bytes", errno.EDQUOT)(lambda c: tribev2.save_dataset(
     prediction(c), c.tmp / "quota.nc")), WriteError, r"quota\.nc: the disk quota")
-case("env-enospc-features-cache", inject("numpy.save", errno.ENOSPC)(features_cache_write), WriteError,
+case("env-enospc-features-cache", inject("pathlib.Path.write_bytes", errno.ENOSPC)(features_cache_write), WriteError,
      r"features/text/.*\.npy.*the disk is full")
 case("env-erofs-features-cache", inject("tempfile.mkdtemp", errno.EROFS)(features_cache_write), WriteError,
      r"features/text/.*read-only")
