@@ -62,7 +62,8 @@ SCENARIOS = textwrap.dedent(r'''
     outcome("full-netcdf", lambda: str(tribev2.save_dataset(ds, full / "out.nc")), full)
     outcome("full-netcdf-overwrite", lambda: str(tribev2.save_dataset(ds, kept)), full)
     results["full-netcdf-overwrite"]["old_file_kept"] = kept.read_bytes() == kept_bytes
-    noise = xr.Dataset({"noise": (("time", "vertex"), np.random.default_rng(1).integers(0, 256, (40, 24000), np.uint8))})
+    noise = np.random.default_rng(1).integers(0, 256, (40, 24000), np.uint8)
+    noise = xr.Dataset({"noise": (("time", "vertex"), noise)})
     outcome("full-zarr", lambda: str(tribev2.save_dataset(noise, full / "out.zarr")), full)  # incompressible
     outcome("full-features-cache", lambda: cached_array("text", {"k": 1}, lambda: np.ones((2, 400_000), np.float32),
                                                          root=full / "cache").shape, full)
@@ -145,7 +146,8 @@ EXPECTED = [
     ("full-check-free-space", "ENOSPC", r"big\.nc: the disk is full \(\d+\.\d MB free, \d+\.\d MB needed\)"),
     ("ro-netcdf", "EROFS", r"out\.nc: the file system is read-only"),
     ("ro-zarr", "EROFS", r"out\.zarr: the file system is read-only"),
-    ("ro-cold-features-cache", "EROFS", r"features/text/.*\.npy: the file system is read-only \(a tribev2 cache: .*TRIBEV2_CACHE"),
+    ("ro-cold-features-cache", "EROFS",
+     r"features/text/.*\.npy: the file system is read-only \(a tribev2 cache: .*TRIBEV2_CACHE"),
     ("ro-save-pretrained", "EROFS", r"model: the file system is read-only"),
 ]
 

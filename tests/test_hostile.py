@@ -24,7 +24,7 @@ from tribev2 import cli
 from tribev2.checks import MAX_STIMULUS_S, WriteError, real_number
 from tribev2.dataset import CorruptDatasetError
 from tribev2.demo import demo_model, synthetic_features
-from tribev2.events import events_from, read_transcript
+from tribev2.events import events_from
 from tribev2.media import MediaError
 from tribev2.model import TribeModel
 from tribev2.model.pretrained import CheckpointError
@@ -634,7 +634,8 @@ cli_case("cli-model-missing", "predict", "{wav}", "-o", "{tmp}/o.nc", "--model",
 cli_case("cli-model-nan", "predict", "{wav}", "-o", "{tmp}/o.nc", "--model", "{tmp}/nan-model", "--atlas", "none",
          code=2, match=r"model\.safetensors: key .* NaN")
 cli_case("cli-convert-missing", "convert", "{tmp}/none", "{tmp}/out", code=2, match="none: not a folder")
-cli_case("cli-convert-into-a-file", "convert", "{ckpt}", "{wav}/sub", code=4, match=r"speech\.wav/sub: a file is in the way")
+cli_case("cli-convert-into-a-file", "convert", "{ckpt}", "{wav}/sub", code=4,
+         match=r"speech\.wav/sub: a file is in the way")
 cli_case("cli-convert-converted", "convert", "{model}", "{tmp}/out", code=2, match="already in the converted form")
 
 

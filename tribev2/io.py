@@ -16,8 +16,8 @@ from .dataset import CorruptDatasetError, from_storage, to_storage
 from .projection import resample, surface_to_volume, time_by_vertex, volume_to_surface
 from .surface import FSAVERAGE_SIZES, HEMIS, check_mesh, mesh_for_vertices
 
-__all__ = ["CorruptDatasetError", "load_gifti", "load_ground_truth", "open_dataset", "resample", "save_dataset", "save_gifti", "save_nifti",
-           "surface_to_volume", "volume_to_surface"]
+__all__ = ["CorruptDatasetError", "load_gifti", "load_ground_truth", "open_dataset", "resample", "save_dataset",
+           "save_gifti", "save_nifti", "surface_to_volume", "volume_to_surface"]
 
 NETCDF_ENGINE = "h5netcdf"  # NetCDF-4 with variable-length strings, pure wheels
 
