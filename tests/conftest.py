@@ -7,6 +7,7 @@
 * ``seeded_cache``: a cache root holding the atlas files of ``../shared/atlases/`` where
   :func:`tribev2.load_atlas`'s download would put them (for notebooks and servers run in another process).
 * Every test gets its own cache root (``TRIBEV2_CACHE``) and Hugging Face cache, and no network.
+* hypothesis: the bounded, derandomised ``ci`` profile by default; ``HYPOTHESIS_PROFILE=dev`` tries more.
 """
 
 from __future__ import annotations
@@ -16,6 +17,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("ci", max_examples=8, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=200, deadline=None,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

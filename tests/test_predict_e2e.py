@@ -130,9 +130,12 @@ def test_modalities_and_bad_inputs(demo_setup, tmp_path):
     for batch_size in (0, -1, 2.5):
         with pytest.raises(ValueError, match=rf"batch_size={batch_size}: expected a whole number"):
             predict(words, model=model, extractors=extractors, batch_size=batch_size, atlas=None)
-    # a bad subject fails before the events are built (here: before the missing stimulus is noticed)
+    # a bad subject fails before the events are built (here: before the unsupported file is noticed)
     with pytest.raises(ValueError, match="subject 99 is not available"):
-        predict(tmp_path / "missing.mp4", model=model, extractors=extractors, subjects=[99], atlas=None)
+        predict(tmp_path / "clip.gif", model=model, extractors=extractors, subjects=[99], atlas=None)
+    # a missing stimulus fails before any model is loaded
+    with pytest.raises(FileNotFoundError, match=r"missing\.mp4: no such file"):
+        predict(tmp_path / "missing.mp4", model="nobody/no-such-model", extractors=extractors, atlas=None)
     with pytest.raises(ValueError, match=r"^the transcript: none of the extractors"):
         predict(None, transcript=words.drop(columns="type"), model=model, extractors=extractors,
                 modalities=["audio"], atlas=None)

@@ -6,7 +6,8 @@ saved result -> an HTML report, an MP4, a figure), ``convert`` (checkpoint -> sa
 
 Exit codes: 0 success; 1 an unexpected error (a bug: the traceback is printed); 2 bad input (a file that is
 missing, unreadable or of the wrong kind, a bad option); 3 a model or program that is not available (offline,
-gated, not installed); for ``doctor``, 1 when a check failed.
+gated, not installed); 4 a file cannot be written (disk full, read-only file system, no permission: nothing
+partial is left); 130 interrupted (Ctrl-C); for ``doctor``, 1 when a check failed.
 """
 
 from __future__ import annotations
@@ -21,20 +22,31 @@ from .atlas import DEFAULT_ATLAS
 
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
+EXIT_CANNOT_WRITE = 4
+EXIT_INTERRUPTED = 130
 _EPILOG = ("exit codes: 0 success; 1 unexpected error (a bug); 2 bad input (missing, unreadable or unsupported "
-           "file, bad option); 3 a model or program is not available (offline, gated, not installed).")
+           "file, bad option); 3 a model or program is not available (offline, gated, not installed); 4 a file "
+           "cannot be written (disk full, read-only, no permission); 130 interrupted.")
 
 
 # -- predict ---------------------------------------------------------------------------------------------------
 def _predict(args: argparse.Namespace) -> int:
     from . import predict, save_dataset
+    from .atlas import check_atlas
+    from .checks import check_writable
 
     output = Path(args.output or Path(args.stimulus).with_suffix(".nc").name)
     if output.suffix not in (".nc", ".zarr"):
         raise ValueError(f"--output {output}: expected a .nc (NetCDF) or .zarr (Zarr) path")
-    for target in (output, args.events):  # made before the slow steps, so that writing cannot fail at the end
+    if not Path(args.stimulus).is_file():
+        raise FileNotFoundError(f"stimulus {args.stimulus}: no such file")
+    if args.transcript and not Path(args.transcript).is_file():
+        raise FileNotFoundError(f"--transcript {args.transcript}: no such file")
+    if args.atlas.lower() != "none":
+        check_atlas(args.atlas)
+    for target, what in ((output, "--output"), (args.events, "--events")):  # before the slow steps
         if target:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            check_writable(target, what)
     ds = predict(args.stimulus, model=args.model, extractors=_extractors(args), modalities=args.modalities,
                  transcript=args.transcript, language=args.language, asr_model=args.asr_model,
                  subjects=_subjects(args.subjects), hop_s=args.hop,
@@ -206,8 +218,10 @@ def _add_map_options(command: argparse.ArgumentParser, *, picture_size: bool) ->
 
 # -- convert ---------------------------------------------------------------------------------------------------
 def _convert(args: argparse.Namespace) -> int:
+    from .checks import check_writable
     from .model import convert
 
+    check_writable(args.output, "output folder")  # before the checkpoint is read
     out = convert(args.source, args.output)
     print(f"wrote {out}/model.safetensors, build_args.json, config.yaml")
     return 0
@@ -219,11 +233,20 @@ def _doctor(args: argparse.Namespace) -> int:
               _check_caches, _check_hub]
     failed = 0
     for check in checks:
-        for status, name, detail in check():
+        for status, name, detail in _never_crashing(check):
             failed += status == "missing"
             print(f"[{status:^7}] {name}: {detail}")
     print("everything needed is there" if not failed else f"{failed} thing(s) missing: see the lines above")
     return 1 if failed else 0
+
+
+def _never_crashing(check):
+    """The lines of one doctor check; a check that fails (a broken install, an odd network error) is a line."""
+    try:
+        yield from check()
+    except Exception as err:  # doctor must report every other check whatever one of them meets
+        name = check.__name__.removeprefix("_check_").replace("_", " ")
+        yield "missing", name, f"the check failed: {type(err).__name__}: {err}"
 
 
 def _check_python_packages():
@@ -235,7 +258,7 @@ def _check_python_packages():
         try:
             version = getattr(importlib.import_module(module), "__version__", "installed")
             yield "ok", module, f"{version} ({purpose})"
-        except ImportError:
+        except Exception:  # ImportError, or a broken install that fails while importing
             yield "missing", module, f"needed for {purpose}: pip install 'tribev2[{extra}]'"
 
 
@@ -350,6 +373,8 @@ def _check_hub():
                                                   f"`hf auth login` ({what})")
         except (HfHubHTTPError, OSError) as err:
             yield "missing", "Hugging Face Hub", f"{repo} not reachable ({type(err).__name__}): check the network"
+        except Exception as err:  # requests/httpx/urllib3 errors that are not OSErrors, proxies, TLS
+            yield "missing", "Hugging Face Hub", f"{repo} not reachable ({type(err).__name__}: {err})"
 
 
 # -- the parser ------------------------------------------------------------------------------------------------
@@ -457,18 +482,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .checks import WriteError
     from .events import ModelUnavailableError
     from .features import ExtractorLoadError
 
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except WriteError as err:
+        print(f"tribev2 {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_CANNOT_WRITE
     except (ModelUnavailableError, ExtractorLoadError) as err:
         print(f"tribev2 {args.command}: error: {err}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, ValueError) as err:
         print(f"tribev2 {args.command}: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"tribev2 {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

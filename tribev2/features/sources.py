@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import torch
 
 from .identity import folder_identity
+from ..checks import is_network_error
 
 if TYPE_CHECKING:
     from .base import Extractor
@@ -25,7 +26,9 @@ def load_pretrained(loader: Callable[..., Any], source: str, revision: str | Non
     ``ValueError``)."""
     try:
         return loader.from_pretrained(source, revision=revision, **kwargs)
-    except (OSError, ValueError) as err:
+    except Exception as err:  # OSError, ValueError, or the network stack's own classes (httpx, ssl, proxies)
+        if not isinstance(err, (OSError, ValueError)) and not is_network_error(err):
+            raise
         path = Path(source).expanduser()
         if path.is_dir():
             hint = ("check that this folder holds the model's files (config.json, weights, and its tokenizer or "
