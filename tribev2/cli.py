@@ -38,7 +38,8 @@ def _predict(args: argparse.Namespace) -> int:
                  transcript=args.transcript, language=args.language, asr_model=args.asr_model,
                  subjects=_subjects(args.subjects),
                  atlas=None if args.atlas.lower() == "none" else args.atlas, cache_dir=args.cache_dir,
-                 device=args.device, progress=not args.quiet, batch_size=args.batch_size, precision=args.precision)
+                 device=args.device, progress=not args.quiet, batch_size=args.batch_size, precision=args.precision,
+                 text_mode=args.text_mode)
     save_dataset(ds, output)
     if args.events:
         ds.tribe.events().to_csv(args.events, sep="\t", index=False)
@@ -258,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--precision", choices=("auto", "exact", "fast"), default="auto",
                          help="exact: float32 everywhere (the reference's numbers); fast: bfloat16 extractors and "
                               "brain model (several times faster on GPUs); auto (default): fast on CUDA, else exact")
+    predict.add_argument("--text-mode", choices=("exact", "windowed"), default="exact",
+                         help="exact (default): past the 1,024-word context cap each word gets a pass of its own, as "
+                              "in the reference; windowed: runs of 128 words share one pass (~100x fewer passes)")
     predict.add_argument("--batch-size", type=_positive_int, default=8,
                          help="windows per brain-model batch (default: 8)")
     predict.add_argument("--cache-dir", help="cache root for this run (default: $TRIBEV2_CACHE, else "
