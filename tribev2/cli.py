@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--precision", choices=("auto", "exact", "fast"), default="auto",
                          help="exact: float32 everywhere (the reference's numbers); fast: bfloat16 extractors and "
                               "brain model (several times faster on GPUs); auto (default): fast on CUDA, else exact")
-    predict.add_argument("--text-mode", choices=("exact", "windowed"), default="exact",
+    predict.add_argument("--text-mode", choices=("exact", "windowed"),
                          help="exact (default): past the 1,024-word context cap each word gets a pass of its own, as "
                               "in the reference; windowed: runs of 128 words share one pass (~100x fewer passes)")
     predict.add_argument("--batch-size", type=_positive_int, default=8,

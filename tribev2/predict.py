@@ -147,7 +147,7 @@ def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
             asr_model: str | None = None, subjects: str | Sequence[int | str] | None = None,
             atlas: str | Atlas | None = DEFAULT_ATLAS, hop_s: float | None = None,
             cache_dir: str | os.PathLike | None = None, device: str = "auto", progress: bool = True,
-            batch_size: int = 8, precision: str = "auto", text_mode: str = "exact") -> xr.Dataset:
+            batch_size: int = 8, precision: str = "auto", text_mode: str | None = None) -> xr.Dataset:
     """Predicted cortical activity for a stimulus: ``ds = tribev2.predict("clip.mp4")``.
 
     ``stimulus``: a video, audio or text file, a transcript, or an events table (see
@@ -169,8 +169,8 @@ def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
     (bfloat16 extractors and brain model: several times faster on GPUs, predictions r ≈ 0.99+ to exact) or
     ``"auto"`` (fast on CUDA, exact elsewhere); it applies to what is loaded here and is recorded in
     ``ds.attrs["precision"]``. ``text_mode="windowed"`` (opt-in) reads words past the 1,024-word context cap in
-    shared passes over runs of 128 words instead of one pass per word (see :mod:`tribev2.features.text`);
-    recorded in ``ds.attrs["text_mode"]``.
+    shared passes over runs of 128 words instead of one pass per word (see :mod:`tribev2.features.text`; None:
+    exact, or the mode of a text extractor given); recorded in ``ds.attrs["text_mode"]``.
 
     The returned Dataset has the schema of :mod:`tribev2.dataset`, with the events: coordinates
     ``event_<column>`` along ``event`` (``ds.tribe.events()`` gives the table back), ``tr_events (time,
@@ -207,7 +207,7 @@ def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
                        hop_s=windows.hop_s, stimulus=info, atlas=atlas, cache_dir=cache_dir)
     ds.attrs["language"] = language
     ds.attrs["precision"] = run_precision(model, used)
-    ds.attrs["text_mode"] = text_mode
+    ds.attrs["text_mode"] = next((e.mode for e in used if e.modality == "text"), "")
     ds.attrs["extractors"] = ",".join(f"{e.modality}={e.source}" for e in extractors)
     return attach_events(ds, events)
 

@@ -37,16 +37,17 @@ def is_demo(source) -> bool:
 
 
 def resolve(model=None, extractors=None, *, device: str = "auto", progress: bool = True,
-            cache_dir: str | os.PathLike | None = None, precision: str = "auto", text_mode: str = "exact"
+            cache_dir: str | os.PathLike | None = None, precision: str = "auto", text_mode: str | None = None
             ) -> tuple[TribeModel, list[Extractor]]:
     """``(brain model, [extractors])`` for :func:`tribev2.predict` (see its documentation for the choices).
 
     ``cache_dir`` is the tribev2 cache root given to the demo builders and the extractors' feature cache.
     ``precision`` (``"auto"``, ``"exact"``, ``"fast"``) sets the dtype of what is loaded here; a model or extractor
     given already loaded in another dtype than an explicit ``precision`` asks for is an error. ``text_mode``
-    (``"exact"``, ``"windowed"``) goes to the text extractor made here; one given in another mode is an error."""
+    (``"exact"``, ``"windowed"``; None: exact) goes to the text extractor made here; one given in another mode
+    than an explicit ``text_mode`` is an error."""
     precision_dtype(precision, device)  # a bad name fails before anything loads
-    if text_mode not in TEXT_MODES:
+    if text_mode is not None and text_mode not in TEXT_MODES:
         raise ValueError(f"text_mode must be one of {TEXT_MODES}, got {text_mode!r}")
     weights = weights_source(model)
     sources = None
@@ -54,7 +55,7 @@ def resolve(model=None, extractors=None, *, device: str = "auto", progress: bool
         sources, extractors = {m: str(v) for m, v in extractors.items()}, None
     demo_wanted = is_demo(os.environ.get(EXTRACTORS_VARIABLE, ""))
     options = dict(device=device, progress=progress, cache_dir=cache_dir, precision=precision,
-                   per_modality={"text": {"mode": text_mode}})
+                   per_modality={"text": {"mode": text_mode or "exact"}})
     if extractors is None and (demo_wanted or is_demo(weights) and sources is None):
         extractors = demo_extractors(**options)
     if is_demo(weights):
@@ -68,7 +69,7 @@ def resolve(model=None, extractors=None, *, device: str = "auto", progress: bool
     if extractors is None:
         extractors = extractors_from_config(weights.experiment_config, sources=sources, **options)
     extractors = list(extractors.values()) if isinstance(extractors, Mapping) else list(extractors)
-    off_mode = [e.source for e in extractors if getattr(e, "mode", text_mode) != text_mode]
+    off_mode = [e.source for e in extractors if text_mode and getattr(e, "mode", text_mode) != text_mode]
     if off_mode:
         raise ValueError(f"text_mode={text_mode!r}, but the text extractor given reads words in another mode "
                          f"({off_mode[0]})")
