@@ -127,11 +127,12 @@ class VideoExtractor(EventExtractor):
         antialiased, computed on uint8 as the reference's processor does), then a centre crop. With
         ``pixels="device"`` the frame goes to the device first (through pinned memory, without waiting) and is
         resized there in float, rounded back to uint8."""
-        image = torch.from_numpy(frame).permute(2, 0, 1)[None]  # (1, 3, H, W)
+        image = torch.from_numpy(frame)
+        if self.pixels == "device":  # (H, W, 3) copied as it is: the permute happens on the device
+            image = (image.pin_memory() if self.device.type == "cuda" else image).to(self.device, non_blocking=True)
+        image = image.permute(2, 0, 1)[None]  # (1, 3, H, W)
         if self.pixels == "device":
-            if self.device.type == "cuda":
-                image = image.pin_memory()
-            image = image.to(self.device, non_blocking=True).float()
+            image = image.float()
         height, width = image.shape[-2:]
         short, long = min(height, width), max(height, width)
         long = int(self.shortest_edge * long / short)
