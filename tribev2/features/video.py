@@ -158,7 +158,7 @@ class VideoExtractor(EventExtractor):
         means: list[torch.Tensor] = []
 
         def keep(tensor: torch.Tensor) -> None:
-            means.append(tensor.float().mean(1))
+            means.append(tensor.mean(1, dtype=torch.float32))  # no float32 copy of the states in half precision
 
         hooks = [encoder.layer[0].register_forward_pre_hook(lambda module, args: keep(args[0]))]
         hooks += [layer.register_forward_hook(lambda module, args, out: keep(out[0] if isinstance(out, tuple)
@@ -166,7 +166,7 @@ class VideoExtractor(EventExtractor):
                   for layer in encoder.layer]
         if self.final_norm:
             hooks.append(encoder.layernorm.register_forward_hook(lambda module, args, out: means.__setitem__(
-                -1, out.float().mean(1))))
+                -1, out.mean(1, dtype=torch.float32))))
         if self.compile and not self._compiled:
             for layer in encoder.layer:  # the same code in each layer: compiled once, reused (static shapes)
                 layer.forward = torch.compile(layer.forward, dynamic=False)
