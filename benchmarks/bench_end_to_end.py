@@ -319,6 +319,8 @@ def fidelity(args, film: Path, words, base: dict, rows: list, out: dict) -> None
     predictions, text_features = {}, {}
     for name, (dtype, options) in runs.items():
         chosen = {m: variant(base[m], dtype, **options[m]) for m in ("text", "audio", "video")}
+        for extractor in chosen.values():  # as predict runs: an event's features are computed once, then cut
+            extractor.cache, extractor.cache_dir = True, Path(args.workdir) / "cache" / f"{name}-{time.time()}"
         stage_s = {}
         for modality, extractor in chosen.items():
             def wrap(extract, modality=modality):
@@ -393,10 +395,10 @@ def main() -> None:
     try:
         if "speed" in args.stages:
             speed(args, film, words, base, rows)
-        if "brain" in args.stages:
-            brain_speed(args, base, rows)
         if "fidelity" in args.stages:
             fidelity(args, film, words, base, rows, out)
+        if "brain" in args.stages:
+            brain_speed(args, base, rows)
     finally:
         out["rows"] = rows
         if args.json:
