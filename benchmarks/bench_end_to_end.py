@@ -10,21 +10,22 @@ CPU smoke test of this script). The exact and fast variants of an extractor shar
 
 Stages (``--stages``):
 
+* ``brain``: the brain model over one hour of windows (float32, bfloat16, and bfloat16 in one CUDA-graphed batch);
 * ``speed``: per-stage throughput, each extrapolated to one hour of film (7,200 clips, 9,000 words, 30 slices of
-  audio, 36 brain-model windows):
+  audio):
   video (decoding alone; the reference's scheme: float32, one clip per pass, CPU resize; exact: float32, batches
   of 4; fast: bfloat16 with the resize on the CPU or on the GPU, batches of 4 or 8, with and without
   ``torch.compile``), text past the cap (the reference's scheme: float32, one word per pass; exact float32
-  and bfloat16 at several batch sizes; windowed), audio (exact, fast), the brain model (float32, bfloat16, and
-  bfloat16 in one CUDA-graphed batch through ``torch.compile(mode="reduce-overhead")``);
-* ``fidelity``: ``tribev2.predict`` over the whole slice (events table -> features -> brain model) in exact, fast
-  and fast + windowed text, timed per stage; the median over vertices of the per-vertex correlation (over
+  and bfloat16 at several batch sizes; windowed), audio (exact, fast);
+* ``fidelity``: ``tribev2.predict`` over the whole slice (events table -> features -> brain model; the features
+  cache on, as predict runs, so that an event is computed once for all its windows) in exact, fast and fast +
+  windowed text, timed per stage; the median over vertices of the per-vertex correlation (over
   time) of fast against exact predictions, and the text features' correlation windowed against exact.
 
-Speech recognition is not part of this script (no faster-whisper on the device without carried wheels); its
-cost is reported separately in ``benchmarks/README.md``. Usage::
+Speech recognition is not part of this script (faster-whisper and CTranslate2 are not on the device; they would
+travel as wheels of their own). Usage::
 
-    python benchmarks/bench_end_to_end.py --device cuda --json out.json              # both stages
+    python benchmarks/bench_end_to_end.py --device cuda --json out.json              # every stage
     python benchmarks/bench_end_to_end.py --device cpu --models demo --seconds 12    # smoke test
 """
 

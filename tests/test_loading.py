@@ -192,3 +192,18 @@ def test_build_args_without_feature_dims(small, tmp_path):
 def test_not_a_folder_nor_a_repo_id(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a folder holding config.yaml"):
         tribev2.load_model(tmp_path / "nowhere" / "model", device="cpu")
+
+
+def test_a_run_names_its_precision_and_refuses_parts_loaded_otherwise(small):
+    from tribev2.demo import demo_extractors
+    from tribev2.sources import resolve, run_precision
+
+    model = tribev2.load_model(small, device="cpu")
+    extractors = list(demo_extractors(device="cpu", progress=False,
+                                      per_modality={"text": {"precision": "fast"}}).values())
+    assert run_precision(model, extractors) == "mixed: model=exact, text=fast, audio=exact, video=exact"
+    assert run_precision(model, extractors[1:]) == "exact"
+    with pytest.raises(ValueError, match=r"precision='exact' asks for torch.float32.*'text': 'torch.bfloat16'"):
+        resolve(model, extractors, device="cpu", precision="exact")
+    with pytest.raises(ValueError, match="text_mode='windowed', but the text extractor given"):
+        resolve(model, extractors, device="cpu", text_mode="windowed")
