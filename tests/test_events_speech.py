@@ -173,3 +173,39 @@ def test_onset_snapping_on_hours_of_speech_stays_small_and_exact():
         expected = max(start, regions[overlap.argmax(), 0]) if overlap.max() > 0 else start
         assert snapped["start"].iloc[i] == expected
     np.testing.assert_allclose(snapped["start"] + snapped["duration"], stops)
+
+
+def test_text_read_aloud_keeps_the_users_words(espeak, tiny_whisper, tmp_path):
+    """The words of a .txt stimulus are the text's own, timed by the recognition of the speech; keep_text=False
+    gives what recognition heard (the reference's behaviour)."""
+    text = "The quick brown fox jumps over the lazy dog. Zyxqv plorbed the gnarflish wumpet."
+    path = tmp_path / "fox.txt"
+    path.write_text(text)
+    events = events_from(path, asr_model=tiny_whisper)
+    words = events[events["type"] == "Word"].sort_values("start", kind="stable")
+    assert words["text"].tolist() == text.split()  # every given word, in order, nonsense words included
+    audio = events[events["type"] == "Audio"].iloc[0]
+    assert (words["start"].diff().dropna() >= 0).all() and (words["duration"] >= 0).all()
+    assert words["stop"].max() <= audio["stop"] + 1e-9
+    heard = events_from(path, asr_model=tiny_whisper, keep_text=False)
+    heard_words = heard[heard["type"] == "Word"]["text"].tolist()
+    assert heard_words != text.split()  # recognition cannot spell the invented words
+    # where recognition heard the given word, the kept word has its time
+    recognised = heard[heard["type"] == "Word"].assign(key=lambda t: t["text"].map(normalise))
+    fox = recognised[recognised["key"] == "fox"]
+    if len(fox):
+        assert words[words["text"] == "fox"]["start"].iloc[0] == pytest.approx(fox["start"].iloc[0])
+
+
+def test_text_that_recognition_cannot_follow_warns(tiny_whisper, tmp_path):
+    """Speech that matches nothing of the text: the words are kept, timed roughly, with a warning."""
+    def other_words(text: str, wav_path, language: str) -> None:
+        import shutil
+
+        shutil.copy(synthesize("seven purple elephants quietly walked", name="other"), wav_path)
+
+    path = tmp_path / "mismatch.txt"
+    path.write_text("banana orchestra telescope")
+    with pytest.warns(UserWarning, match=r"mismatch\.txt: only 0% of its words were recognised"):
+        events = events_from(path, tts=other_words, asr_model=tiny_whisper)
+    assert events[events["type"] == "Word"]["text"].tolist() == ["banana", "orchestra", "telescope"]

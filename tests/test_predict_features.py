@@ -52,8 +52,11 @@ def test_duration_fixes_the_number_of_rows(model):
     features = synthetic_features(model, 30)
     assert tribev2.predict_features(features, model=model, atlas=None, duration_s=12).sizes["time"] == 12
     assert tribev2.predict_features(features, model=model, atlas=None, duration_s=12.5).sizes["time"] == 13
-    longer = tribev2.predict_features(features, model=model, atlas=None, duration_s=45)
-    assert longer.sizes["time"] == 45  # features end at 30 s: zeros after, as the reference pads
+    with pytest.warns(UserWarning, match="the last 8 s are predicted from zero features"):
+        longer = tribev2.predict_features(features, model=model, atlas=None, duration_s=38)
+    assert longer.sizes["time"] == 38  # features end at 30 s: zeros after, as the reference pads
+    with pytest.raises(ValueError, match="more than one 10-s window"):
+        tribev2.predict_features(features, model=model, atlas=None, duration_s=45 * 50)
 
 
 def test_schema(model):
@@ -146,7 +149,7 @@ def test_flattened_layers_are_accepted(model):
 
 @pytest.mark.parametrize("duration", [0, -3, float("nan"), "10"])
 def test_bad_duration(model, duration):
-    with pytest.raises(ValueError, match="duration_s must be a positive number"):
+    with pytest.raises(ValueError, match="duration_s=.*expected a positive number"):
         tribev2.predict_features(synthetic_features(model, 10), model=model, atlas=None, duration_s=duration)
 
 

@@ -211,6 +211,9 @@ def evaluate(ds: xr.Dataset | xr.DataArray, ground_truth, *, tr_s: float | None 
     ``(hemi, roi, subject)`` with ``hemi="separate"``): mean r and MSE over the region's vertices, and
     retrieval using only them.
     """
+    if not isinstance(ds, (xr.Dataset, xr.DataArray)):
+        raise TypeError(f"evaluate: expected the prediction Dataset (or a DataArray), got {type(ds).__name__}; "
+                        f"open a saved one with tribev2.open_dataset")
     mesh = ds.tribe.mesh  # a Dataset's attrs, which its variables do not carry
     prediction = ds if isinstance(ds, xr.DataArray) else ds[variable]
     if "subject" not in prediction.dims:

@@ -201,6 +201,16 @@ def attach_atlas_or_warn(ds, atlas: Atlas | str = DEFAULT_ATLAS, **load_options)
         return ds
 
 
+def check_atlas(atlas: Atlas | str | None) -> Atlas | str | None:
+    """``atlas`` if it is None, an Atlas or a known atlas name (see :func:`load_atlas`), else the
+    ``ValueError`` listing the known names; nothing is read or downloaded."""
+    if atlas is not None and not isinstance(atlas, Atlas):
+        if not isinstance(atlas, str):
+            raise TypeError(f"atlas={atlas!r}: expected an atlas name, an Atlas or None")
+        _spec(atlas, custom=False)
+    return atlas
+
+
 # -- finding and fetching files -------------------------------------------------------------------------------
 def _spec(name: str, *, custom: bool) -> AtlasSpec:
     key = {n.lower(): n for n in ATLASES}.get(str(name).lower()) or _ALIASES.get(str(name).lower())

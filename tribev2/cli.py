@@ -1,11 +1,13 @@
 """The ``tribev2`` command line: a thin layer over the public functions.
 
-Commands: ``predict`` (a stimulus file -> predictions as NetCDF or Zarr), ``convert`` (checkpoint -> safetensors
-form) and ``doctor`` (what is installed, what is missing, and how to get it).
+Commands: ``predict`` (a stimulus file -> predictions as NetCDF or Zarr), ``report``, ``movie`` and ``plot`` (a
+saved result -> an HTML report, an MP4, a figure), ``convert`` (checkpoint -> safetensors form) and ``doctor``
+(what is installed, what is missing, and how to get it).
 
 Exit codes: 0 success; 1 an unexpected error (a bug: the traceback is printed); 2 bad input (a file that is
 missing, unreadable or of the wrong kind, a bad option); 3 a model or program that is not available (offline,
-gated, not installed); for ``doctor``, 1 when a check failed.
+gated, not installed); 4 a file cannot be written (disk full, read-only file system, no permission: nothing
+partial is left); 130 interrupted (Ctrl-C); for ``doctor``, 1 when a check failed.
 """
 
 from __future__ import annotations
@@ -20,23 +22,34 @@ from .atlas import DEFAULT_ATLAS
 
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
+EXIT_CANNOT_WRITE = 4
+EXIT_INTERRUPTED = 130
 _EPILOG = ("exit codes: 0 success; 1 unexpected error (a bug); 2 bad input (missing, unreadable or unsupported "
-           "file, bad option); 3 a model or program is not available (offline, gated, not installed).")
+           "file, bad option); 3 a model or program is not available (offline, gated, not installed); 4 a file "
+           "cannot be written (disk full, read-only, no permission); 130 interrupted.")
 
 
 # -- predict ---------------------------------------------------------------------------------------------------
 def _predict(args: argparse.Namespace) -> int:
     from . import predict, save_dataset
+    from .atlas import check_atlas
+    from .checks import check_writable
 
     output = Path(args.output or Path(args.stimulus).with_suffix(".nc").name)
     if output.suffix not in (".nc", ".zarr"):
         raise ValueError(f"--output {output}: expected a .nc (NetCDF) or .zarr (Zarr) path")
-    for target in (output, args.events):  # made before the slow steps, so that writing cannot fail at the end
+    if not Path(args.stimulus).is_file():
+        raise FileNotFoundError(f"stimulus {args.stimulus}: no such file")
+    if args.transcript and not Path(args.transcript).is_file():
+        raise FileNotFoundError(f"--transcript {args.transcript}: no such file")
+    if args.atlas.lower() != "none":
+        check_atlas(args.atlas)
+    for target, what in ((output, "--output"), (args.events, "--events")):  # before the slow steps
         if target:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            check_writable(target, what)
     ds = predict(args.stimulus, model=args.model, extractors=_extractors(args), modalities=args.modalities,
                  transcript=args.transcript, language=args.language, asr_model=args.asr_model,
-                 subjects=_subjects(args.subjects),
+                 subjects=_subjects(args.subjects), hop_s=args.hop,
                  atlas=None if args.atlas.lower() == "none" else args.atlas, cache_dir=args.cache_dir,
                  device=args.device, progress=not args.quiet, batch_size=args.batch_size, precision=args.precision,
                  text_mode=args.text_mode)
@@ -54,8 +67,8 @@ def _extractors(args: argparse.Namespace) -> dict | None:
     return {m: source for m, source in sources.items() if source} or None
 
 
-def _subjects(value: str):
-    if value in ("average", "all"):
+def _subjects(value: str | None):
+    if value is None or value in ("average", "all"):
         return value
     try:
         return [s if s == "average" else int(s) for s in (part.strip() for part in value.split(","))]
@@ -69,10 +82,147 @@ def _positive_int(value: str) -> int:
     return int(value)
 
 
+# -- report, movie, plot: saved results -------------------------------------------------------------------------
+FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .viz import save_report
+
+    output = _output(args, ".html", (".html", ".htm"))
+    ds = _open_results(args.results)
+    path = save_report(ds, output, video=args.video, title=args.title, progress=not args.quiet, **_map_options(args))
+    _say(args, f"wrote {path}: {ds.sizes.get('time', 0)} TRs")
+    return 0
+
+
+def _movie(args: argparse.Namespace) -> int:
+    from .viz import save_movie
+
+    output = _output(args, ".mp4", (".mp4",))
+    if not args.fps > 0:
+        raise ValueError(f"--fps {args.fps}: expected a positive number of frames per second")
+    ds = _open_results(args.results)
+    path = save_movie(ds, output, fps=args.fps, progress=not args.quiet, **_map_options(args))
+    _say(args, f"wrote {path}: {ds.sizes.get('time', 1)} frames at {args.fps:g} per second")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from .viz import plot_data, plot_timecourse
+
+    output = _output(args, ".png", FIGURE_SUFFIXES)
+    ds = _open_results(args.results)
+    variable = args.variable or _plotted_variable(ds)
+    size = {"figsize": (args.width / args.dpi, args.height / args.dpi)} if args.width and args.height else {}
+    if args.roi:
+        try:
+            figure = plot_timecourse(ds, args.roi, variable=variable or "prediction", subject=args.subject,
+                                     dpi=args.dpi, **size)
+        except KeyError as err:  # a name or pattern that matches no region
+            raise ValueError(f"--roi: {err.args[0]}") from None
+    else:
+        times = [float(t) for t in args.time.split(",")] if args.time else None
+        options = {k: v for k, v in _map_options(args).items() if k != "size"}
+        figure = plot_data(ds, time=times, variable=variable, dpi=args.dpi, **size, **options)
+    figure.savefig(output, dpi=args.dpi)
+    _say(args, f"wrote {output}")
+    return 0
+
+
+def _output(args: argparse.Namespace, default_suffix: str, suffixes: tuple[str, ...]) -> Path:
+    """The output path (default: the results file's name with ``default_suffix``, in the current folder),
+    checked and its folder made before any work."""
+    output = Path(args.output or Path(args.results).with_suffix(default_suffix).name)
+    if output.suffix.lower() not in suffixes:
+        raise ValueError(f"--output {output}: expected a file name ending in {' or '.join(suffixes)}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    return output
+
+
+def _open_results(path: str):
+    """A Dataset saved by ``tribev2 predict`` / ``tribev2.save_dataset`` (NetCDF or Zarr), or a clear error."""
+    from .io import open_dataset
+
+    try:
+        ds = open_dataset(path)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"{path}: not a NetCDF or Zarr Dataset that tribev2 can read ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    if not any("vertex" in var.dims for var in ds.data_vars.values()) and "roi" not in ds.dims:
+        raise ValueError(f"{path}: holds no cortical data (no variable with a 'vertex' or 'roi' dimension; "
+                         f"variables: {sorted(ds.data_vars)})")
+    return ds
+
+
+def _plotted_variable(ds) -> str | None:
+    """None where ``plot_data`` knows what to draw (a prediction, an evaluation); else the one variable with a
+    ``vertex`` dimension (e.g. ``contribution``)."""
+    if "prediction" in ds.data_vars or "pearson_r" in ds.data_vars:
+        return None
+    candidates = [name for name, var in ds.data_vars.items() if "vertex" in var.dims]
+    if len(candidates) != 1:
+        raise ValueError(f"the file holds the variables {sorted(ds.data_vars)}: choose one with --variable")
+    return candidates[0]
+
+
+def _map_options(args: argparse.Namespace) -> dict:
+    options = {"views": args.views, "hemi": args.hemi, "subject": args.subject, "percentile": args.percentile,
+               "threshold": args.threshold, "cmap": args.cmap}
+    if getattr(args, "size", None):
+        options["size"] = args.size
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not args.quiet:
+        print(text)
+
+
+def _views(value: str) -> list[str]:
+    from .viz import VIEWS
+
+    views = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in views if v not in VIEWS]
+    if not views or unknown:
+        raise argparse.ArgumentTypeError(f"expected comma-separated views among {', '.join(VIEWS)}, got {value!r}")
+    return views
+
+
+def _picture_size(value: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in value.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels (e.g. 480x360), got {value!r}") from None
+    if width < 16 or height < 16:
+        raise argparse.ArgumentTypeError(f"expected at least 16x16 pixels, got {value!r}")
+    return width, height
+
+
+def _add_map_options(command: argparse.ArgumentParser, *, picture_size: bool) -> None:
+    command.add_argument("results", help="a Dataset written by `tribev2 predict` or tribev2.save_dataset (.nc or "
+                                         ".zarr)")
+    command.add_argument("--views", type=_views, help="comma-separated views: lateral, medial, dorsal, ventral, "
+                                                      "anterior, posterior (default: lateral)")
+    command.add_argument("--hemi", choices=("left", "right", "both"), help="hemispheres shown (default: both)")
+    command.add_argument("--subject", help="the subject row shown (default: 'average' when present, else the first)")
+    command.add_argument("--percentile", type=float, help="colour limits at this percentile of |values| (e.g. 99)")
+    command.add_argument("--threshold", type=float, help="values with |value| below it show the cortex gray")
+    command.add_argument("--cmap", help="a matplotlib colormap name (default: RdBu_r for signed data)")
+    if picture_size:
+        command.add_argument("--size", type=_picture_size, metavar="WxH",
+                             help="pixels of one hemisphere's picture (default: 480x360)")
+    command.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+
+
 # -- convert ---------------------------------------------------------------------------------------------------
 def _convert(args: argparse.Namespace) -> int:
+    from .checks import check_writable
     from .model import convert
 
+    check_writable(args.output, "output folder")  # before the checkpoint is read
     out = convert(args.source, args.output)
     print(f"wrote {out}/model.safetensors, build_args.json, config.yaml")
     return 0
@@ -84,11 +234,20 @@ def _doctor(args: argparse.Namespace) -> int:
               _check_caches, _check_hub]
     failed = 0
     for check in checks:
-        for status, name, detail in check():
+        for status, name, detail in _never_crashing(check):
             failed += status == "missing"
             print(f"[{status:^7}] {name}: {detail}")
     print("everything needed is there" if not failed else f"{failed} thing(s) missing: see the lines above")
     return 1 if failed else 0
+
+
+def _never_crashing(check):
+    """The lines of one doctor check; a check that fails (a broken install, an odd network error) is a line."""
+    try:
+        yield from check()
+    except Exception as err:  # doctor must report every other check whatever one of them meets
+        name = check.__name__.removeprefix("_check_").replace("_", " ")
+        yield "missing", name, f"the check failed: {type(err).__name__}: {err}"
 
 
 def _check_python_packages():
@@ -100,7 +259,7 @@ def _check_python_packages():
         try:
             version = getattr(importlib.import_module(module), "__version__", "installed")
             yield "ok", module, f"{version} ({purpose})"
-        except ImportError:
+        except Exception:  # ImportError, or a broken install that fails while importing
             yield "missing", module, f"needed for {purpose}: pip install 'tribev2[{extra}]'"
 
 
@@ -215,6 +374,8 @@ def _check_hub():
                                                   f"`hf auth login` ({what})")
         except (HfHubHTTPError, OSError) as err:
             yield "missing", "Hugging Face Hub", f"{repo} not reachable ({type(err).__name__}): check the network"
+        except Exception as err:  # requests/httpx/urllib3 errors that are not OSErrors, proxies, TLS
+            yield "missing", "Hugging Face Hub", f"{repo} not reachable ({type(err).__name__}: {err})"
 
 
 # -- the parser ------------------------------------------------------------------------------------------------
@@ -250,8 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--asr-model", help="Whisper model for speech recognition: a faster-whisper name "
                                              "(large-v3, tiny.en, ...) or folder (default: $TRIBEV2_WHISPER_MODEL, "
                                              "else large-v3)")
-    predict.add_argument("--subjects", default="average",
-                         help="'average' (default: the shared row for new people), 'all', or row numbers 0,1,...")
+    predict.add_argument("--subjects", help="'average' (the shared row for new people), 'all', or row numbers 0,1,... "
+                                            "(default: the model's default subject, 'average' for the release)")
     predict.add_argument("--atlas", default=DEFAULT_ATLAS, help=f"parcellation for the roi coordinate (default: "
                          f"{DEFAULT_ATLAS}; see tribev2.load_atlas), or 'none'")
     predict.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, "
@@ -262,6 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--text-mode", choices=("exact", "windowed"),
                          help="exact (default): past the 1,024-word context cap each word gets a pass of its own, as "
                               "in the reference; windowed: runs of 128 words share one pass (~100x fewer passes)")
+    predict.add_argument("--hop", type=float, metavar="SECONDS",
+                         help="overlap the 100-s model windows: start one every SECONDS (a whole number of TRs; "
+                              "about 100/SECONDS times the compute); each TR comes from the window where it is most "
+                              "central (default: back to back, as the reference)")
     predict.add_argument("--batch-size", type=_positive_int, default=8,
                          help="windows per brain-model batch (default: 8)")
     predict.add_argument("--cache-dir", help="cache root for this run (default: $TRIBEV2_CACHE, else "
@@ -269,6 +434,41 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--events", help="also write the events table to this TSV file")
     predict.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
     predict.set_defaults(run=_predict)
+
+    report = sub.add_parser("report", help="an HTML page of a saved prediction: stimulus frames, words and brain, "
+                                           "TR by TR", epilog=_EPILOG,
+                            description="Reads a saved prediction (its events give the frames and words) and "
+                                        "writes one self-contained HTML file (tribev2.viz.save_report).")
+    _add_map_options(report, picture_size=True)
+    report.add_argument("-o", "--output", help="the .html file (default: <results>.html in the current folder)")
+    report.add_argument("--video", help="the stimulus video, where it is not where the events say (moved files)")
+    report.add_argument("--title", help="the page's title")
+    report.set_defaults(run=_report)
+
+    movie = sub.add_parser("movie", help="an MP4 of a saved prediction over time", epilog=_EPILOG,
+                           description="One frame per TR: the views side by side, a colorbar and the time "
+                                       "(tribev2.viz.save_movie).")
+    _add_map_options(movie, picture_size=True)
+    movie.add_argument("-o", "--output", help="the .mp4 file (default: <results>.mp4 in the current folder)")
+    movie.add_argument("--fps", type=float, default=2.0, help="frames (TRs) per second (default: 2)")
+    movie.set_defaults(run=_movie)
+
+    plot = sub.add_parser("plot", help="a figure of a saved result: maps, an evaluation, or region time courses",
+                          epilog=_EPILOG,
+                          description="Maps of a prediction at some times, an evaluation's r map, contributions "
+                                      "as RGB, or with --roi the regions' mean time courses "
+                                      "(ds.tribe.plot / plot_timecourse).")
+    _add_map_options(plot, picture_size=False)
+    plot.add_argument("-o", "--output", help="the figure file: .png (default: <results>.png), .jpg, .pdf or .svg")
+    plot.add_argument("--time", help="comma-separated times in seconds (default: three spread over the recording)")
+    plot.add_argument("--roi", type=lambda s: [r.strip() for r in s.split(",") if r.strip()],
+                      help="comma-separated region names or patterns: plot their time courses instead of maps")
+    plot.add_argument("--variable", help="the Dataset variable to draw (default: prediction, an evaluation's "
+                                         "pearson_r, or the only variable with a vertex dimension)")
+    plot.add_argument("--width", type=_positive_int, help="figure width in pixels (with --height)")
+    plot.add_argument("--height", type=_positive_int, help="figure height in pixels (with --width)")
+    plot.add_argument("--dpi", type=_positive_int, default=100, help="pixels per inch of the file (default: 100)")
+    plot.set_defaults(run=_plot)
 
     convert = sub.add_parser("convert", help="write model.safetensors + build_args.json + config.yaml from a "
                                              "best.ckpt folder or hub repo id",
@@ -289,18 +489,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .checks import WriteError
     from .events import ModelUnavailableError
     from .features import ExtractorLoadError
 
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except WriteError as err:
+        print(f"tribev2 {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_CANNOT_WRITE
     except (ModelUnavailableError, ExtractorLoadError) as err:
         print(f"tribev2 {args.command}: error: {err}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, ValueError) as err:
         print(f"tribev2 {args.command}: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"tribev2 {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -18,11 +18,18 @@ writing and restored after reading).
         words      (time) object    the words heard in each TR
     Data variables:
         prediction (time, vertex, subject) float32
-    Attributes: flat and NetCDF-safe (see REQUIRED_ATTRS)
+    Attributes: flat and NetCDF-safe (see REQUIRED_ATTRS; ``subject_provenance``, a JSON string, when fitted
+    subject rows are predicted)
+
+In files (:func:`to_storage`), every data variable carries ``checksum_sha256`` in its attributes: the sha256 of
+its dtype, shape and little-endian C-order bytes (:func:`variable_checksum`); :func:`from_storage` checks it
+(``verify=True``) and drops it, so that the Dataset in memory never carries a stale one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from typing import Mapping, Sequence
 
@@ -86,6 +93,9 @@ def build_dataset(prediction: np.ndarray, *, model: TribeModel, subject_names: S
         "atlas": "",
         "precision": precision_name(next(model.parameters()).dtype),  # predict() adds the extractors' dtypes
     }
+    fitted = {name: config.subject_provenance[name] for name in subject_names if name in config.subject_provenance}
+    if fitted:  # the fitted rows' records (fitted from what, when), one JSON string: flat and NetCDF-safe
+        attrs["subject_provenance"] = json.dumps(fitted, sort_keys=True)
     data = xr.DataArray(prediction.astype(np.float32, copy=False), dims=("time", "vertex", "subject"),
                         attrs={"long_name": "predicted BOLD response", "units": "a.u."})
     ds = xr.Dataset({"prediction": data}, coords=coords, attrs=attrs).set_xindex("hemi")
@@ -171,15 +181,45 @@ def _tr_overlaps(events: pd.DataFrame, n_time: int, tr_s: float) -> np.ndarray:
 
 
 # -- the round trip through files ---------------------------------------------------------------------------------
+CHECKSUM_ATTR = "checksum_sha256"
+
+
+class CorruptDatasetError(ValueError):
+    """A saved Dataset whose data no longer match the checksums written with it."""
+
+
+def variable_checksum(values: np.ndarray) -> str:
+    """sha256 of an array's dtype, shape and little-endian C-order bytes (text arrays: of their items)."""
+    values = np.asarray(values)
+    digest = hashlib.sha256(f"{values.shape}".encode())
+    if values.dtype.kind in "OUST":
+        digest.update("\0".join(map(str, values.ravel().tolist())).encode("utf-8", "surrogatepass"))
+    else:
+        digest.update(values.dtype.newbyteorder("<").str.encode())
+        digest.update(np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<")).tobytes())
+    return digest.hexdigest()
+
+
 def to_storage(ds: xr.Dataset) -> xr.Dataset:
-    """``ds`` without the secondary indexes (``hemi``, ``roi``) that files cannot store."""
+    """``ds`` without the secondary indexes (``hemi``, ``roi``) that files cannot store, each data variable with
+    its ``checksum_sha256`` attribute."""
     extra = [name for name in ds.xindexes if name not in ds.dims]
-    return ds.drop_indexes(extra) if extra else ds
+    ds = ds.drop_indexes(extra) if extra else ds
+    return ds.assign({name: variable.assign_attrs({CHECKSUM_ATTR: variable_checksum(variable.values)})
+                      for name, variable in ds.data_vars.items()})
 
 
-def from_storage(ds: xr.Dataset) -> xr.Dataset:
-    """A Dataset read from a file with what :func:`to_storage` dropped restored: string coordinates as Python
-    objects (files give fixed-width or NumPy StringDType strings back), the ``hemi`` and ``roi`` indexes."""
+def from_storage(ds: xr.Dataset, *, source: str = "dataset", verify: bool = True) -> xr.Dataset:
+    """A Dataset read from a file (``source``, named in errors) with what :func:`to_storage` dropped restored:
+    string coordinates as Python objects (files give fixed-width or NumPy StringDType strings back), the ``hemi``
+    and ``roi`` indexes. With ``verify``, a data variable whose values differ from its stored checksum is a
+    :class:`CorruptDatasetError` naming the variable and ``source``; the checksums are dropped."""
+    for name, variable in ds.data_vars.items():
+        stored = variable.attrs.pop(CHECKSUM_ATTR, None)  # read from a file: the attrs are this Dataset's own
+        if verify and stored is not None and variable_checksum(variable.values) != stored:
+            raise CorruptDatasetError(f"{source}: the variable {name!r} is corrupt (its values no longer match "
+                                      f"the checksum saved with them); restore the file from a copy or predict "
+                                      f"again")
     ds = ds.assign_coords({name: coord.astype(object) for name, coord in ds.coords.items()
                            if coord.dtype.kind in "UT"})
     for name, index in (("hemi", None), ("roi", RegionIndex)):

@@ -8,9 +8,10 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA, then Apple MPS, then CPU."""
+    """``"auto"`` picks CUDA, then Apple MPS, then CPU. A device that this torch cannot use (``"cuda"`` on a
+    CPU-only build or machine, ``"cuda:3"`` with two GPUs, a misspelt name) is a ``ValueError`` naming it."""
     if str(device) != "auto":
-        return torch.device(device)
+        return _available(device)
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -18,11 +19,36 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def _available(device) -> torch.device:
+    if isinstance(device, str) and device.strip().lower() in DTYPES:
+        raise ValueError(f"device={device!r} is a dtype, not a device; pass it as dtype= (devices: auto, cpu, "
+                         f"cuda, cuda:N, mps)")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device={device!r}: not a device name; expected auto, cpu, cuda, cuda:N or mps") from err
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device={device!r}: CUDA is not available here (torch {torch.__version__}, "
+                             f"{'a CPU-only build' if torch.version.cuda is None else 'no GPU found'}); use "
+                             f"device='cpu' or 'auto'")
+        if resolved.index is not None and resolved.index >= count:
+            raise ValueError(f"device={device!r}: this machine has {count} CUDA device(s) (cuda:0 to "
+                             f"cuda:{count - 1})")
+    elif resolved.type == "mps":
+        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
+            raise ValueError(f"device={device!r}: Apple MPS is not available here; use device='cpu' or 'auto'")
+    elif resolved.type != "cpu":
+        raise ValueError(f"device={device!r}: unsupported device type; expected auto, cpu, cuda, cuda:N or mps")
+    return resolved
+
+
 def as_dtype(dtype: str | torch.dtype) -> torch.dtype:
     """A ``torch.dtype`` from itself or its name (``"float32"``, ``"float16"``, ``"bfloat16"``)."""
     if isinstance(dtype, torch.dtype):
         return dtype
-    if dtype not in DTYPES:
+    if not isinstance(dtype, str) or dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {list(DTYPES)} or a torch.dtype, got {dtype!r}")
     return DTYPES[dtype]
 

@@ -11,41 +11,63 @@ import numpy as np
 import xarray as xr
 
 from .cache import atomic_path
-from .dataset import from_storage, to_storage
+from .checks import check_writable
+from .dataset import CorruptDatasetError, from_storage, to_storage
 from .projection import resample, surface_to_volume, time_by_vertex, volume_to_surface
 from .surface import FSAVERAGE_SIZES, HEMIS, check_mesh, mesh_for_vertices
 
-__all__ = ["load_gifti", "load_ground_truth", "open_dataset", "resample", "save_dataset", "save_gifti", "save_nifti",
-           "surface_to_volume", "volume_to_surface"]
+__all__ = ["CorruptDatasetError", "load_gifti", "load_ground_truth", "open_dataset", "resample", "save_dataset",
+           "save_gifti", "save_nifti", "surface_to_volume", "volume_to_surface"]
 
 NETCDF_ENGINE = "h5netcdf"  # NetCDF-4 with variable-length strings, pure wheels
 
 
 def save_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write ``ds`` to NetCDF (default) or Zarr (``.zarr`` suffix), atomically: an interrupted write leaves
-    any earlier file at ``path`` as it was."""
+    """Write ``ds`` to NetCDF (``.nc``) or Zarr (``.zarr``), atomically: an interrupted or failed write leaves
+    any earlier file at ``path`` as it was, and nothing else. Each data variable gets its checksum (see
+    :mod:`tribev2.dataset`). A full disk, a read-only folder or a missing permission is a
+    :class:`tribev2.checks.WriteError` naming ``path``.
+
+    NetCDF is serialised in memory first and then written with plain file writes: HDF5 writing straight to a
+    full disk can crash the process (a segmentation fault when the half-written file is closed)."""
+    if not isinstance(ds, xr.Dataset):
+        raise TypeError(f"save_dataset: expected an xarray.Dataset, got {type(ds).__name__}")
     path = Path(path)
+    if path.suffix not in (".nc", ".zarr"):
+        raise ValueError(f"{path}: expected a .nc (NetCDF) or .zarr (Zarr) path")
     flat = to_storage(ds)
-    with atomic_path(path) as tmp:
+    check_writable(path, "Dataset", needed_bytes=flat.nbytes)
+    with atomic_path(path, "Dataset") as tmp:
         if path.suffix == ".zarr":
             flat.to_zarr(tmp, mode="w", consolidated=False)
         else:
-            flat.to_netcdf(tmp, engine=NETCDF_ENGINE)
+            tmp.write_bytes(flat.to_netcdf(engine=NETCDF_ENGINE))
     return path
 
 
-def open_dataset(path: str | os.PathLike) -> xr.Dataset:
+def open_dataset(path: str | os.PathLike, *, verify: bool = True) -> xr.Dataset:
     """Read a Dataset written by :func:`save_dataset` (or ``Dataset.to_netcdf``) into memory, with the
-    indexes that :func:`tribev2.predict_features` returns."""
+    indexes that :func:`tribev2.predict_features` returns. With ``verify`` (default), every data variable is
+    checked against the checksum saved with it: a corrupt one is a
+    :class:`tribev2.dataset.CorruptDatasetError` naming it and the file. A truncated or foreign file is a
+    ``ValueError`` naming it."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
-    if path.suffix == ".zarr" or path.is_dir():
-        ds = xr.open_zarr(path, consolidated=False).load()
-    else:
-        with xr.open_dataset(path, engine=NETCDF_ENGINE) as opened:
-            ds = opened.load()
-    return from_storage(ds)
+    try:
+        if path.suffix == ".zarr" or path.is_dir():
+            ds = xr.open_zarr(path, consolidated=False).load()
+        else:
+            with xr.open_dataset(path, engine=NETCDF_ENGINE) as opened:
+                ds = opened.load()
+    except Exception as err:  # h5py/zarr/xarray raise OSError, ValueError, KeyError... for a damaged file
+        if isinstance(err, MemoryError):
+            raise
+        kind = "Zarr store" if path.suffix == ".zarr" or path.is_dir() else "NetCDF file"
+        raise ValueError(f"{path}: cannot be read as a {kind} "
+                         f"written by tribev2.save_dataset (truncated or another kind of file?): "
+                         f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
+    return from_storage(ds, source=str(path), verify=verify)
 
 
 # -- surface maps as GIFTI ---------------------------------------------------------------------------------------

@@ -17,21 +17,26 @@ import dataclasses
 import math
 import numbers
 import os
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
 
-from .atlas import DEFAULT_ATLAS, Atlas
+from .atlas import DEFAULT_ATLAS, Atlas, check_atlas
 from .cache import file_sha256
+from .checks import MAX_STIMULUS_S, real_number
 from .dataset import attach_events, build_dataset
+from .devices import resolve_device
 from .events import events_from
-from .events.table import timeline_stop
+from .events.language import language_code
+from .events.table import TIME_TOLERANCE_S, timeline_stop
 from .features import Extractor, check_compatible, extract_features
 from .model import BrainConfig, TribeModel, check_features
+from .progress import progress_bars, stage_bar
 from .sources import resolve, run_precision
 
 WindowFeatures = Mapping[str, np.ndarray]  # one window: {modality: (L, D, window samples)}
@@ -48,10 +53,15 @@ class Windows:
     steps: int  # output TRs per window
 
     @classmethod
-    def plan(cls, duration_s: float, config: BrainConfig, hop_s: float | None = None) -> "Windows":
+    def plan(cls, duration_s: float, config: BrainConfig, hop_s: float | None = None) -> Windows:
         """Windows of ``config.window_s`` every ``hop_s`` seconds (default: back to back, as the reference).
-        ``hop_s`` must be a whole number of TRs, at most one window."""
+        ``hop_s`` must be a whole number of TRs, at most one window; ``duration_s`` at most
+        :data:`tribev2.checks.MAX_STIMULUS_S` (so that no input makes the windows unbounded)."""
         window_s, tr_s = config.window_s, config.tr_s
+        duration_s = real_number(duration_s, "duration_s", positive=True)
+        if duration_s > MAX_STIMULUS_S:
+            raise ValueError(f"the stimulus lasts {duration_s:,.1f} s, more than the {MAX_STIMULUS_S:,.0f} s "
+                             f"(6 h) that one prediction takes; check its times (seconds, not ms?) or split it")
         if hop_s is None:
             hop_s = window_s
         if not (isinstance(hop_s, numbers.Real) and not isinstance(hop_s, bool) and math.isfinite(hop_s)
@@ -109,20 +119,26 @@ def predict_features(features: Mapping[str, np.ndarray] | Sequence[WindowFeature
     per_window = not isinstance(features, Mapping)
     _check_batch_size(batch_size)
     if per_window:
+        if not isinstance(features, Sequence) or isinstance(features, str):
+            raise TypeError(f"features: expected {{modality: array}} or a list of such per-window mappings, got "
+                            f"{type(features).__name__}")
         windows_given = list(features)
         if not windows_given:
             raise ValueError("features: an empty list of windows")
-        for window in windows_given:
-            check_features(window, config, batched=False, finite=True)
+        for index, window in enumerate(windows_given):
+            length = check_features(window, config, batched=False, finite=True)[1]
+            if length != config.window_samples:
+                raise ValueError(f"features[{index}] (a window) has {length} time samples; a window holds "
+                                 f"{config.window_samples} ({config.window_s:g} s at {config.feature_rate_hz:g} Hz)")
         n_samples = None
     else:
         n_samples = check_features(features, config, batched=False, finite=True)[1]
     if duration_s is None:
         duration_s = (len(windows_given) * (hop_s or config.window_s) if per_window
                       else n_samples / config.feature_rate_hz)
-    if not (isinstance(duration_s, numbers.Real) and not isinstance(duration_s, bool) and math.isfinite(duration_s)
-            and duration_s > 0):
-        raise ValueError(f"duration_s must be a positive number of seconds, got {duration_s!r}")
+    duration_s = real_number(duration_s, "duration_s", positive=True)
+    if not per_window:
+        _check_padding(duration_s, n_samples / config.feature_rate_hz, config.window_s)
     rows = model.subject_rows(subjects)
     windows = Windows.plan(duration_s, config, hop_s)
     if per_window:
@@ -144,7 +160,7 @@ def predict_features(features: Mapping[str, np.ndarray] | Sequence[WindowFeature
 
 def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
             modalities: Sequence[str] | None = None, transcript=None, language: str = "english",
-            asr_model: str | None = None, subjects: str | Sequence[int | str] | None = None,
+            asr_model: str | None = None, keep_text: bool = True, subjects: str | Sequence[int | str] | None = None,
             atlas: str | Atlas | None = DEFAULT_ATLAS, hop_s: float | None = None,
             cache_dir: str | os.PathLike | None = None, device: str = "auto", progress: bool = True,
             batch_size: int = 8, precision: str = "auto", text_mode: str | None = None) -> xr.Dataset:
@@ -152,7 +168,8 @@ def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
 
     ``stimulus``: a video, audio or text file, a transcript, or an events table (see
     :func:`tribev2.events_from`; ``transcript=`` gives the words of a media file and skips speech recognition,
-    ``language=`` is the speech's language, ``asr_model=`` the Whisper model). The events are cut into the
+    ``language=`` is the speech's language, ``asr_model=`` the Whisper model; ``keep_text=False`` keeps the
+    words recognised in a text file read aloud instead of the text's own). The events are cut into the
     model's windows (``model.config.window_s``, 100 s, from 0, as the reference; ``hop_s`` overlaps them: see
     the module doc); each window's features come from :func:`tribev2.features.extract_features` and go through
     the brain model in batches of ``batch_size`` windows. One TR per ``model.config.tr_s`` from 0 to the end of
@@ -179,8 +196,11 @@ def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
     _check_batch_size(batch_size)
     if isinstance(modalities, str):
         modalities = [modalities]
-    model, extractors = resolve(model, extractors, device=device, progress=progress, cache_dir=cache_dir,
-                                precision=precision, text_mode=text_mode)
+    _check_request(stimulus, transcript=transcript, modalities=modalities, atlas=atlas, hop_s=hop_s,
+                   language=language, device=device)
+    with progress_bars(progress):  # downloads and loading bars
+        model, extractors = resolve(model, extractors, device=device, progress=progress, cache_dir=cache_dir,
+                                    precision=precision, text_mode=text_mode)
     rows = model.subject_rows(subjects)  # a bad subject fails before the slow steps
     if modalities is not None:
         unknown = sorted(set(modalities) - {e.modality for e in extractors})
@@ -189,8 +209,8 @@ def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
         extractors = [e for e in extractors if e.modality in modalities]
     check_compatible(extractors, model)
     Windows.plan(1.0, model.config, hop_s)  # a bad hop fails before the slow steps
-    events = events_from(stimulus, transcript=transcript, language=language, asr_model=asr_model, device=device,
-                         progress=progress, cache_dir=cache_dir)
+    events = events_from(stimulus, transcript=transcript, language=language, asr_model=asr_model,
+                         keep_text=keep_text, device=device, progress=progress, cache_dir=cache_dir)
     present = set(events["type"])
     used = [e for e in extractors if e.event_type in present]
     if not used:
@@ -220,7 +240,7 @@ def predict_window_range(events: pd.DataFrame, *, model: TribeModel, extractors:
     and fed as they are. :meth:`Windows.stitch` over the outputs of every window gives :func:`predict`'s."""
     starts = windows.starts[first:stop]
     stream = (extract_features(events, extractors=extractors, start=float(s), duration=windows.window_s)
-              for s in _progress(starts, progress, "windows"))
+              for s in stage_bar(starts, enabled=progress, desc="windows", unit="window"))
     return _predict_windows(model, stream, rows=rows, batch_size=batch_size)
 
 
@@ -274,18 +294,53 @@ def _cut(arrays: Mapping[str, np.ndarray], first: int, n: int) -> dict[str, np.n
     return window
 
 
+def _check_padding(duration_s: float, covered_s: float, window_s: float) -> None:
+    """Features shorter than ``duration_s`` are padded with zeros, as the reference does: a warning past
+    :data:`TIME_TOLERANCE_S`, an error past one window (no stimulus is mostly silence by design)."""
+    if duration_s <= covered_s + TIME_TOLERANCE_S:
+        return
+    message = (f"duration_s={duration_s:g} s but the features cover {covered_s:g} s; the last "
+               f"{duration_s - covered_s:g} s are predicted from zero features")
+    if duration_s > covered_s + window_s:
+        raise ValueError(message + f" (more than one {window_s:g}-s window): give features for the whole duration "
+                                   f"or a shorter duration_s")
+    warnings.warn(message, stacklevel=3)
+
+
+def _check_request(stimulus, *, transcript, modalities, atlas, hop_s, language, device) -> None:
+    """What :func:`predict` can check before loading a model or touching the network."""
+    for name, value in (("stimulus", stimulus), ("transcript", transcript)):
+        if isinstance(value, (str, os.PathLike)) and not Path(value).is_file():
+            raise FileNotFoundError(f"{name} {value}: no such file")
+        if value is not None and not isinstance(value, (str, os.PathLike, pd.DataFrame)):
+            raise TypeError(f"{name}={value!r}: expected a file path or a pandas.DataFrame")
+    if modalities is not None and (not modalities or not all(isinstance(m, str) for m in modalities)):
+        raise ValueError(f"modalities={modalities!r}: expected None (all) or names among text, audio, video")
+    check_atlas(atlas)
+    if hop_s is not None:
+        real_number(hop_s, "hop_s", positive=True)
+    language_code(language)
+    resolve_device(device)
+
+
 def _check_batch_size(batch_size) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r}: expected a whole number of windows, at least 1")
-
-
-def _progress(items, enabled: bool, label: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc=label, disable=not enabled or len(items) < 2, leave=False)
 
 
 def _describe(stimulus) -> str:
     if stimulus is None:
         return "the transcript"
     return "the events table" if isinstance(stimulus, pd.DataFrame) else str(stimulus)
+
+
+def features_by_window(source: Mapping[str, np.ndarray] | pd.DataFrame, *, config: BrainConfig, windows: Windows,
+                       extractors: Sequence[Extractor] = ()) -> list[dict[str, np.ndarray]]:
+    """Every window's features ``[{modality: (L, D, samples per window)}, ...]`` of a stimulus given as its
+    whole features ``{modality: (L, D, T)}`` (cut and zero-padded as :func:`predict_features` cuts them) or as an
+    events table (extracted as :func:`predict` extracts them, by the ``extractors`` with events to read)."""
+    if isinstance(source, Mapping):
+        arrays = {name: _as_array(x, config.feature_dims[name]) for name, x in source.items()}
+        return [_cut(arrays, round(s * config.feature_rate_hz), config.window_samples) for s in windows.starts]
+    present = set(source["type"])
+    return window_features(source, extractors=[e for e in extractors if e.event_type in present], windows=windows)

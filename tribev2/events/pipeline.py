@@ -19,11 +19,12 @@ from pathlib import Path
 import pandas as pd
 
 from ..media import MediaError, probe
+from .alignment import POOR_ALIGNMENT, align_to_text
 from .asr import transcribe
 from .chunks import chunk_media
-from .language import add_text_events
+from .language import add_text_events, language_code
 from .media import AUDIO_SUFFIXES, TEXT_SUFFIXES, VIDEO_SUFFIXES, cache_stem, soundtrack
-from .table import check_events, make_table, media_row
+from .table import EVENT_COLUMNS, NUMERIC_COLUMNS, check_events, check_timeline, make_table, media_row
 from .transcripts import TRANSCRIPT_SUFFIXES, read_transcript, words_from_table
 from .tts import SpeechEngine, synthesize
 
@@ -33,7 +34,7 @@ EVENTS_SUFFIXES = (".parquet",)  # plus .tsv/.csv files with a 'type' column
 def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
                 transcript: str | os.PathLike | pd.DataFrame | None = None, language: str = "english",
                 asr_model: str | os.PathLike | None = None, tts: str | SpeechEngine = "espeak-ng",
-                device: str = "auto", progress: bool = False,
+                keep_text: bool = True, device: str = "auto", progress: bool = False,
                 cache_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """Build the events table of a stimulus (see :mod:`tribev2.events.table` for its columns).
 
@@ -44,12 +45,18 @@ def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
     ``transcript``: words with timings for the stimulus' speech (a file, see
     :func:`tribev2.events.read_transcript`, or a words DataFrame); skips speech recognition.
     ``language``: the speech's language (English by default, as the reference); ``asr_model``: the Whisper
-    model (see :mod:`tribev2.events.asr`); ``tts``: the text-to-speech engine for text files. Soundtracks,
+    model (see :mod:`tribev2.events.asr`); ``tts``: the text-to-speech engine for text files; ``keep_text``
+    (text files): the words are the text's own, timed by aligning the recognised words to them
+    (:mod:`tribev2.events.alignment`; a warning when they align poorly); ``False`` keeps the recognised words,
+    as the reference does. Soundtracks,
     speech and transcripts are cached under ``cache_dir`` (the cache root; default ``$TRIBEV2_CACHE``).
     """
     if isinstance(stimulus, pd.DataFrame):
         _refuse_transcript(transcript, "an events table")
         return _complete(check_events(stimulus, source="events table"), language)
+    language_code(language)  # a bad language fails before any decoding or recognition
+    if not isinstance(stimulus, (str, os.PathLike, type(None))):
+        raise TypeError(f"stimulus={stimulus!r}: expected a file path, an events table (DataFrame) or None")
     if stimulus is None:
         if transcript is None:
             raise ValueError("give a stimulus file, an events table, or transcript=")
@@ -63,13 +70,16 @@ def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
         return _complete(check_events(_read_table(path), source=str(path)), language)
     if suffix in TRANSCRIPT_SUFFIXES:
         _refuse_transcript(transcript, f"the transcript {path}")
-        return _with_words([], read_transcript(path), language, source=f"transcript {path}")
+        return _with_words([], _transcript_words(path), language, source=f"transcript {path}")
     if suffix in TEXT_SUFFIXES:
         text = path.read_text(encoding="utf-8", errors="replace")
         if not text.strip():
             raise ValueError(f"stimulus {path}: the text file is empty; write the text to read aloud in it")
         audio = probe(synthesize(text, language=language, engine=tts, name=cache_stem(path), cache_dir=cache_dir))
         media = [media_row("Audio", audio.path, duration=audio.duration, frequency=audio.sample_rate)]
+        if keep_text and transcript is None:
+            transcript = _text_words(text, audio.path, path, language=language, model=asr_model, device=device,
+                                     progress=progress, cache_dir=cache_dir)
     elif suffix in VIDEO_SUFFIXES or suffix in AUDIO_SUFFIXES:
         media = _media_rows(probe(path), suffix in VIDEO_SUFFIXES, cache_dir)
     else:
@@ -78,7 +88,8 @@ def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
                          f"transcript ({' '.join(TRANSCRIPT_SUFFIXES)}) or an events table (.parquet)")
     audio_rows = [row for row in media if row["type"] == "Audio"]
     if transcript is not None:
-        words = _transcript_words(transcript)
+        words = check_timeline(_transcript_words(transcript), source=_name(transcript), what="word",
+                               media_duration=max(row["duration"] for row in media))
         if words.empty:
             warnings.warn(f"{_name(transcript)} has no timed words: the events of {path} have no words, so text "
                           f"features will be empty", stacklevel=2)
@@ -113,10 +124,27 @@ def _media_rows(info, is_video: bool, cache_dir) -> list[dict]:
     return rows
 
 
+def _text_words(text: str, audio: Path, path: Path, **recognition) -> pd.DataFrame | None:
+    """The words of ``text`` timed by the recognition of ``audio`` (it read aloud); None when nothing was
+    recognised (the caller then warns as for any silent audio)."""
+    recognised = transcribe(audio, **recognition)
+    if recognised.empty:
+        return None
+    words, matched = align_to_text(recognised, text)
+    if matched < POOR_ALIGNMENT:
+        warnings.warn(f"{path}: only {matched:.0%} of its words were recognised in the speech read aloud, so their "
+                      f"times are rough (interpolated); check the language= or pass keep_text=False to see what "
+                      f"was recognised", stacklevel=3)
+    return words
+
+
 def _transcript_words(transcript) -> pd.DataFrame:
+    """The words of a transcript file or table, each at or after 0 s and ending after it starts."""
     if isinstance(transcript, pd.DataFrame):
-        return words_from_table(transcript, source="transcript table")
-    return read_transcript(transcript)
+        words = words_from_table(transcript, source="transcript table")
+    else:
+        words = read_transcript(transcript)
+    return check_timeline(words, source=_name(transcript), what="word")
 
 
 def _with_words(media: list[dict], words: pd.DataFrame, language: str, *,
@@ -163,8 +191,10 @@ def _read_table(path: Path) -> pd.DataFrame:
     try:
         if path.suffix.lower() == ".parquet":
             return pd.read_parquet(path)
-        # only empty cells are missing: words such as "None", "NA" or "null" stay words
+        # only empty cells are missing: words such as "None", "NA" or "null" stay words, and text columns stay
+        # text ("0" or "1999" is a word, not a number)
+        text_columns = {c: str for c in EVENT_COLUMNS if c not in NUMERIC_COLUMNS}
         return pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", keep_default_na=False,
-                           na_values=[""])
+                           na_values=[""], dtype=text_columns)
     except (ValueError, OSError) as err:  # pyarrow's and pandas' parse errors, undecodable text
         raise ValueError(f"events table {path}: cannot be read ({type(err).__name__}: {err})") from None

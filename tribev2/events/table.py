@@ -95,15 +95,45 @@ def check_events(events: pd.DataFrame, *, source: str = "events") -> pd.DataFram
         table = standardize_events(events)
     except (ValueError, TypeError) as err:
         raise ValueError(f"{source}: start/duration/offset/frequency must be numbers ({err})") from None
-    times = table[["start", "duration"]].to_numpy()
-    if not np.isfinite(times).all() or (table["duration"] < 0).any():
-        raise ValueError(f"{source}: every row needs a finite start and a non-negative duration")
     media = table[table["type"].isin(MEDIA_TYPES)]
+    media_end = float(media["stop"].max()) if len(media) and np.isfinite(media["stop"]).all() else None
+    check_timeline(events.reset_index(drop=True), source=source, media_duration=media_end)  # the user's row order
     if media["filepath"].isna().any() or (media["filepath"].astype(str) == "").any():
         raise ValueError(f"{source}: Video/Audio rows need a filepath")
     words = table[table["type"] == "Word"]
     if words["text"].isna().any():
         raise ValueError(f"{source}: Word rows need a text")
+    return table
+
+
+TIME_TOLERANCE_S = 1.0  # how far past the media's end a word or cue may run (rounding, trailing silence)
+EARLY_START_S = 1e-3  # the reference's Text row starts a microsecond before its first word: tables we make pass
+
+
+def check_timeline(table: pd.DataFrame, *, source: str, media_duration: float | None = None,
+                   what: str = "row") -> pd.DataFrame:
+    """``table`` (a words table or an events table: ``start`` and ``duration`` in seconds) if every row starts
+    at or after 0, ends at or after its start and, with ``media_duration``, ends at most
+    :data:`TIME_TOLERANCE_S` after the media (which also catches times in milliseconds); else a ``ValueError``
+    naming ``source`` and the first bad row. Overlapping rows are legal (people talk over each other)."""
+    if table.empty:
+        return table
+    start = pd.to_numeric(table["start"], errors="coerce").to_numpy(np.float64)
+    duration = pd.to_numeric(table["duration"], errors="coerce").to_numpy(np.float64)
+    checks = [(~np.isfinite(start) | ~np.isfinite(duration), "has no finite start and duration"),
+              (start < -EARLY_START_S, "starts before 0 s"),
+              (duration < 0, "ends before it starts")]
+    if media_duration is not None:
+        checks.append((start + duration > media_duration + TIME_TOLERANCE_S,
+                       f"ends after the media's end ({media_duration:.3f} s) by more than {TIME_TOLERANCE_S:g} s "
+                       f"(are the times in seconds?)"))
+    for bad, problem in checks:
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            text = table["text"].iloc[row] if "text" in table.columns else None
+            label = f" ({text!r})" if isinstance(text, str) and text else ""
+            raise ValueError(f"{source}: {what} {row}{label} {problem}: start {start[row]:g} s, duration "
+                             f"{duration[row]:g} s ({int(bad.sum())} such {what}(s))")
     return table
 
 

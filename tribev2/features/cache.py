@@ -8,6 +8,7 @@ resumes where it stopped.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -30,9 +31,10 @@ def cache_file(modality: str, key: Mapping[str, Any], root: str | os.PathLike | 
 
 def write_cached(path: Path, value: np.ndarray) -> np.ndarray:
     value = np.ascontiguousarray(value, dtype=np.float32)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, value)
+    buffer = io.BytesIO()  # numpy writing straight to a full disk raises an OSError without its errno
+    np.save(buffer, value)
+    with atomic_path(path, "features cache entry", cache=True) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
     return value
 
 

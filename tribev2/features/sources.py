@@ -3,13 +3,13 @@ cache key, and the extractors a checkpoint's ``config.yaml`` names (``extractors
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 
-from ..cache import file_sha256
+from .identity import folder_identity
+from ..checks import is_network_error
 
 if TYPE_CHECKING:
     from .base import Extractor
@@ -25,7 +25,9 @@ def load_pretrained(loader: Callable[..., Any], source: str, revision: str | Non
     ``ValueError``)."""
     try:
         return loader.from_pretrained(source, revision=revision, **kwargs)
-    except (OSError, ValueError) as err:
+    except Exception as err:  # OSError, ValueError, or the network stack's own classes (httpx, ssl, proxies)
+        if not isinstance(err, (OSError, ValueError)) and not is_network_error(err):
+            raise
         path = Path(source).expanduser()
         if path.is_dir():
             hint = ("check that this folder holds the model's files (config.json, weights, and its tokenizer or "
@@ -42,11 +44,10 @@ def load_pretrained(loader: Callable[..., Any], source: str, revision: str | Non
 
 
 def model_identity(source: str, revision: str | None, cache_root: str | os.PathLike | None = None) -> str:
-    """The hub commit of a repo id, or a sha256 over a local folder's files (weights, config, tokenizer, ...)."""
+    """The hub commit of a repo id, or a local folder's :func:`~tribev2.features.identity.folder_identity`."""
     folder = Path(source).expanduser()
     if folder.is_dir():
-        files = sorted(p for p in folder.iterdir() if p.is_file())
-        return hashlib.sha256("".join(f"{p.name}:{file_sha256(p, cache_root)};" for p in files).encode()).hexdigest()
+        return folder_identity(folder, cache_root)
     from transformers.utils import cached_file
 
     config = Path(cached_file(source, "config.json", revision=revision))

@@ -19,6 +19,7 @@ import torch
 import yaml
 
 from ..cache import atomic_path, cache_dir
+from ..checks import check_free_space
 from .config import BrainConfig
 from .tribe import TribeModel
 
@@ -65,10 +66,12 @@ def _saved_demo_folder(experiment: dict, build_args: dict, root) -> Path:
         return folder
     config = BrainConfig.from_files(experiment, build_args, source="demo config")
     model = _seeded_model(config)
-    with atomic_path(folder) as tmp:
+    with atomic_path(folder, "demo weights", cache=True) as tmp:
         tmp.mkdir()
         (tmp / "config.yaml").write_text(yaml.safe_dump(experiment, sort_keys=False))
         state = {f"model.{k}": v.to(torch.float16) for k, v in model.state_dict().items()}
+        # torch's own message for a full disk never says so: check the space first (same bytes as before)
+        check_free_space(tmp, sum(v.nbytes for v in state.values()) + 2**20, "demo weights")
         torch.save({"state_dict": state, "model_build_args": copy.deepcopy(build_args)}, tmp / "best.ckpt")
     return folder
 

@@ -25,6 +25,7 @@ import torch
 import yaml
 
 from ..cache import atomic_path, file_sha256
+from ..checks import is_network_error
 from ..devices import precision_dtype, resolve_device
 from .config import BrainConfig, read_yaml
 
@@ -84,6 +85,7 @@ class Pretrained:
         agree with an explicit ``precision``. The model is returned in eval mode on ``device``, with its
         :class:`Provenance` and its ``experiment_config``.
         """
+        device = resolve_device(device)  # a bad device or dtype fails before any download
         dtype = precision_dtype(precision, device, dtype)
         files = locate_files(source, revision=revision, cache_dir=cache_dir)
         experiment = read_yaml(files["config"])
@@ -92,7 +94,7 @@ class Pretrained:
                                         n_subject_rows=_stored_subject_rows(state_dict))
         model = cls(config)
         _load_strict(model, state_dict, files["weights"], dtype)
-        model = model.to(device=resolve_device(device), dtype=dtype).eval()
+        model = model.to(device=device, dtype=dtype).eval()
         model.requires_grad_(False)
         model.provenance = Provenance(str(source), files.get("revision") or revision or "",
                                       file_sha256(files["weights"]))
@@ -166,6 +168,11 @@ def _files_from_hub(repo_id: str, *, revision=None, cache_dir=None) -> dict:
         raise FileNotFoundError(
             f"{repo_id}: the repo is gated or does not exist for this account. Request access on its Hugging Face "
             f"page, log in with `hf auth login` (or set HF_TOKEN), or pass a local folder.") from err
+    except Exception as err:  # the network stack's own classes (httpx, ssl, proxies) are not all OSErrors
+        if not is_network_error(err):
+            raise
+        raise FileNotFoundError(f"{repo_id}: the Hugging Face Hub cannot be reached ({type(err).__name__}: {err}) "
+                                f"and {CONFIG_FILE} is not cached; check the network, or pass a local folder") from err
     files = {"config": config, "revision": _snapshot_revision(config)}
     try:
         files.update(weights=fetch(CHECKPOINT_FILE), format="ckpt")
@@ -238,6 +245,10 @@ def _load_strict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
                                   f"{tuple(target.shape)} from {CONFIG_FILE}")
         if not found.is_floating_point():
             raise CheckpointError(f"{weights}: key '{key}' has dtype {found.dtype}; expected floating point")
+        bad = int((~torch.isfinite(found)).sum())
+        if bad:
+            raise CheckpointError(f"{weights}: key '{key}' holds {bad} NaN or infinite value(s) of {found.numel()}; "
+                                  f"the checkpoint is damaged (predictions would be NaN)")
     model.load_state_dict({k: v.to(dtype) for k, v in state_dict.items()}, strict=True)
 
 
