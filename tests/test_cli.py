@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -45,12 +46,15 @@ def test_predict_writes_netcdf_zarr_and_events(small_demo_model, demo_environmen
     table = pd.read_csv(events, sep="\t", keep_default_na=False)
     assert table["type"].tolist() == events_table(ds)["type"].tolist()
     assert "ball" in " ".join(ds.words.values).lower()
+    assert ds.attrs["precision"] == "exact"  # auto on a CPU
 
     zarr = tmp_path / "clip.zarr"
     assert main(["predict", VIDEO, "-o", str(zarr), "--model", small_demo_model, "--atlas", "none", "-q",
-                 "--modalities", "audio,video"]) == 0
+                 "--modalities", "audio,video", "--precision", "fast", "--device", "cpu"]) == 0
     assert capsys.readouterr().out == ""
-    assert open_dataset(zarr).attrs["modalities"] == "audio,video"
+    fast = open_dataset(zarr)
+    assert fast.attrs["modalities"] == "audio,video" and fast.attrs["precision"] == "fast"
+    assert np.isfinite(fast.prediction.values).all()
 
 
 def test_exit_codes_and_messages(small_demo_model, demo_environment, tmp_path, capsys):

@@ -119,3 +119,39 @@ def test_bidirectional_model_gets_one_pass_per_word(tmp_path):
     for w in range(2):
         alone = torch.stack(bert._forward([ids[w]]))[:, 0, len(ids[w]) - n_word[w]:].mean(1).numpy()
         np.testing.assert_allclose(means[w], alone, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_windowed_mode_shares_passes_past_the_context_cap():
+    """Past the 1,024-word cap, runs of ``stride`` words read the context of the run's last word: each word's
+    context is the end of its exact one (cap - stride + 1 .. cap + 1 words), one pass per run, features close
+    to exact; before the cap nothing changes."""
+    from tribev2.demo import demo_extractors
+    from tribev2.events.language import MAX_CONTEXT_WORDS, contexts
+    from tribev2.features.text import windowed_contexts
+
+    rng = np.random.default_rng(0)
+    vocabulary = ["ball", "red", "the", "girl", "runs", "into", "garden", "and", "sees", "a", "dog", "sky"]
+    texts = [vocabulary[i] for i in rng.integers(0, len(vocabulary), 1100)]
+    chars = np.cumsum([0] + [len(t) + 1 for t in texts[:-1]]).tolist()
+    running = " ".join(texts)
+    exact = contexts(running, chars, [len(t) for t in texts], [len(running)] * len(texts))
+    stride = 64
+    windowed = windowed_contexts(exact, stride)
+    assert windowed[:MAX_CONTEXT_WORDS] == exact[:MAX_CONTEXT_WORDS]
+    for own, new, text in zip(exact, windowed, texts):
+        assert own.endswith(new) and new.endswith(text)
+        assert MAX_CONTEXT_WORDS - stride + 2 <= len(new.split()) <= MAX_CONTEXT_WORDS + 1 or new == own
+
+    extractor = demo_extractors(device="cpu", progress=False, cache=False, per_modality={
+        "text": {"mode": "windowed", "stride": stride}})["text"]
+    reference = TextExtractor(extractor.source, device="cpu", progress=False, cache=False)
+    ids = extractor.token_ids(windowed, texts)[0]
+    assert len(extractor._chains(ids)) <= 1 + (1100 - MAX_CONTEXT_WORDS) // stride + 2
+    assert len(reference._chains(reference.token_ids(exact, texts)[0])) == 1 + 1100 - (MAX_CONTEXT_WORDS + 1)
+    fast, slow = extractor.word_features(exact, texts), reference.word_features(exact, texts)
+    np.testing.assert_allclose(fast[:MAX_CONTEXT_WORDS], slow[:MAX_CONTEXT_WORDS], atol=1e-6, rtol=0)  # passes' lengths
+    r = np.corrcoef(fast[MAX_CONTEXT_WORDS:].ravel(), slow[MAX_CONTEXT_WORDS:].ravel())[0, 1]
+    assert 0.99 < r < 1.0
+    with pytest.raises(ValueError, match="mode must be one of"):
+        TextExtractor(extractor.source, mode="sliding")

@@ -168,3 +168,20 @@ def test_a_model_error_stops_the_decoding_thread(demo_video, tmp_path, monkeypat
         time.sleep(0.05)
     assert not started()
     assert kept.value is not None
+
+
+def test_pixels_on_the_device_differ_by_rounding_only(demo_video, tmp_path):
+    """``pixels="device"`` resizes in float on the model's device (here the CPU, as a GPU would): at most one grey
+    level from the reference's uint8 resize; ``auto`` keeps the reference's path on a CPU."""
+    assert demo_video.pixels == "cpu"
+    on_device = VideoExtractor(demo_video.source, device="cpu", pixels="device", progress=False)
+    frame = np.random.default_rng(1).integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    exact, fast = demo_video.resize_crop(frame), on_device.resize_crop(frame)
+    assert fast.dtype == torch.uint8 and fast.shape == exact.shape
+    assert (fast.int() - exact.int()).abs().max() <= 1
+    stimulus = _demo_clip(tmp_path)
+    np.testing.assert_allclose(on_device.event_state_means(stimulus, 0.0, 2.0),
+                               demo_video.event_state_means(stimulus, 0.0, 2.0), rtol=0, atol=0.05)
+    assert on_device.fingerprint() != demo_video.fingerprint()
+    with pytest.raises(ValueError, match="pixels must be 'auto', 'cpu' or 'device'"):
+        VideoExtractor(demo_video.source, pixels="gpu")

@@ -78,6 +78,19 @@ def test_float16_weights_are_cast_to_the_requested_dtype(small):
     assert not model.training and not any(p.requires_grad for p in model.parameters())
 
 
+def test_precision_picks_the_dtype_and_refuses_a_conflicting_one(small):
+    assert {p.dtype for p in tribev2.load_model(small, device="cpu", precision="fast").parameters()} == \
+        {torch.bfloat16}
+    assert {p.dtype for p in tribev2.load_model(small, device="cpu", precision="auto").parameters()} == \
+        {torch.float32}  # auto is exact on a CPU
+    expert = tribev2.load_model(small, device="cpu", dtype="float16")  # an expert's dtype with auto
+    assert {p.dtype for p in expert.parameters()} == {torch.float16}
+    with pytest.raises(ValueError, match=r"precision='exact' means torch.float32 but dtype=torch.bfloat16"):
+        tribev2.load_model(small, device="cpu", precision="exact", dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match="precision must be 'auto', 'exact' or 'fast', got 'half'"):
+        tribev2.load_model(small, device="cpu", precision="half")
+
+
 def test_convert_cli_writes_the_safetensors_form(small, tmp_path, capsys):
     out = tmp_path / "cli-out"
     assert cli_main(["convert", str(small), str(out)]) == 0
@@ -179,3 +192,18 @@ def test_build_args_without_feature_dims(small, tmp_path):
 def test_not_a_folder_nor_a_repo_id(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a folder holding config.yaml"):
         tribev2.load_model(tmp_path / "nowhere" / "model", device="cpu")
+
+
+def test_a_run_names_its_precision_and_refuses_parts_loaded_otherwise(small):
+    from tribev2.demo import demo_extractors
+    from tribev2.sources import resolve, run_precision
+
+    model = tribev2.load_model(small, device="cpu")
+    extractors = list(demo_extractors(device="cpu", progress=False,
+                                      per_modality={"text": {"precision": "fast"}}).values())
+    assert run_precision(model, extractors) == "mixed: model=exact, text=fast, audio=exact, video=exact"
+    assert run_precision(model, extractors[1:]) == "exact"
+    with pytest.raises(ValueError, match=r"precision='exact' asks for torch.float32.*'text': 'torch.bfloat16'"):
+        resolve(model, extractors, device="cpu", precision="exact")
+    with pytest.raises(ValueError, match="text_mode='windowed', but the text extractor given"):
+        resolve(model, extractors, device="cpu", text_mode="windowed")

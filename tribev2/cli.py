@@ -51,7 +51,8 @@ def _predict(args: argparse.Namespace) -> int:
                  transcript=args.transcript, language=args.language, asr_model=args.asr_model,
                  subjects=_subjects(args.subjects), hop_s=args.hop,
                  atlas=None if args.atlas.lower() == "none" else args.atlas, cache_dir=args.cache_dir,
-                 device=args.device, progress=not args.quiet, batch_size=args.batch_size)
+                 device=args.device, progress=not args.quiet, batch_size=args.batch_size, precision=args.precision,
+                 text_mode=args.text_mode)
     save_dataset(ds, output)
     if args.events:
         ds.tribe.events().to_csv(args.events, sep="\t", index=False)
@@ -416,6 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
                          f"{DEFAULT_ATLAS}; see tribev2.load_atlas), or 'none'")
     predict.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, "
                                                           "cuda:1, mps")
+    predict.add_argument("--precision", choices=("auto", "exact", "fast"), default="auto",
+                         help="exact: float32 everywhere (the reference's numbers); fast: bfloat16 extractors and "
+                              "brain model (several times faster on GPUs); auto (default): fast on CUDA, else exact")
+    predict.add_argument("--text-mode", choices=("exact", "windowed"),
+                         help="exact (default): past the 1,024-word context cap each word gets a pass of its own, as "
+                              "in the reference; windowed: runs of 128 words share one pass (~100x fewer passes)")
     predict.add_argument("--hop", type=float, metavar="SECONDS",
                          help="overlap the 100-s model windows: start one every SECONDS (a whole number of TRs; "
                               "about 100/SECONDS times the compute); each TR comes from the window where it is most "

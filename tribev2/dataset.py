@@ -39,6 +39,7 @@ import xarray as xr
 
 from ._version import __version__
 from .atlas import DEFAULT_ATLAS, Atlas, attach_atlas_or_warn
+from .devices import precision_name
 from .events.table import EVENT_COLUMNS, NUMERIC_COLUMNS
 from .model import TribeModel
 from .regions import RegionIndex
@@ -90,6 +91,7 @@ def build_dataset(prediction: np.ndarray, *, model: TribeModel, subject_names: S
         "window_s": config.window_s,
         "hop_s": config.window_s if hop_s is None else float(hop_s),
         "atlas": "",
+        "precision": precision_name(next(model.parameters()).dtype),  # predict() adds the extractors' dtypes
     }
     fitted = {name: config.subject_provenance[name] for name in subject_names if name in config.subject_provenance}
     if fitted:  # the fitted rows' records (fitted from what, when), one JSON string: flat and NetCDF-safe

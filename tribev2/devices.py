@@ -51,3 +51,30 @@ def as_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if not isinstance(dtype, str) or dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {list(DTYPES)} or a torch.dtype, got {dtype!r}")
     return DTYPES[dtype]
+
+
+# -- precision: one argument for the dtype of every model of a run ----------------------------------------------
+PRECISIONS = {"exact": torch.float32, "fast": torch.bfloat16}  # "auto": exact on CPU/MPS, fast on CUDA
+
+
+def precision_dtype(precision: str = "auto", device: str | torch.device = "auto",
+                    dtype: str | torch.dtype | None = None) -> torch.dtype:
+    """The dtype of a run: ``"exact"`` float32 everywhere (the reference's numbers), ``"fast"`` bfloat16,
+    ``"auto"`` fast on CUDA and exact elsewhere. An expert's ``dtype`` is honoured with ``"auto"``; with
+    ``"exact"`` or ``"fast"`` it must agree (a ``ValueError`` otherwise)."""
+    if precision not in ("auto", *PRECISIONS):
+        raise ValueError(f"precision must be 'auto', 'exact' or 'fast', got {precision!r}")
+    wanted = None if dtype is None else as_dtype(dtype)
+    if precision == "auto":
+        if wanted is not None:
+            return wanted
+        return PRECISIONS["fast" if resolve_device(device).type == "cuda" else "exact"]
+    if wanted is not None and wanted != PRECISIONS[precision]:
+        raise ValueError(f"precision={precision!r} means {PRECISIONS[precision]} but dtype={wanted} was given: "
+                         f"pass one of them")
+    return PRECISIONS[precision]
+
+
+def precision_name(dtype: torch.dtype) -> str:
+    """``"exact"`` for float32, ``"fast"`` for bfloat16, else the dtype's name (an expert's choice)."""
+    return next((name for name, d in PRECISIONS.items() if d == dtype), str(dtype).removeprefix("torch."))

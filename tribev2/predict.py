@@ -37,7 +37,7 @@ from .events.table import TIME_TOLERANCE_S, timeline_stop
 from .features import Extractor, check_compatible, extract_features
 from .model import BrainConfig, TribeModel, check_features
 from .progress import progress_bars, stage_bar
-from .sources import resolve
+from .sources import resolve, run_precision
 
 WindowFeatures = Mapping[str, np.ndarray]  # one window: {modality: (L, D, window samples)}
 
@@ -163,7 +163,7 @@ def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
             asr_model: str | None = None, keep_text: bool = True, subjects: str | Sequence[int | str] | None = None,
             atlas: str | Atlas | None = DEFAULT_ATLAS, hop_s: float | None = None,
             cache_dir: str | os.PathLike | None = None, device: str = "auto", progress: bool = True,
-            batch_size: int = 8) -> xr.Dataset:
+            batch_size: int = 8, precision: str = "auto", text_mode: str | None = None) -> xr.Dataset:
     """Predicted cortical activity for a stimulus: ``ds = tribev2.predict("clip.mp4")``.
 
     ``stimulus``: a video, audio or text file, a transcript, or an events table (see
@@ -182,7 +182,12 @@ def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
     folder) to replace the model names of the checkpoint's ``config.yaml``; or None for ``$TRIBEV2_EXTRACTORS``
     (``demo``: :func:`tribev2.demo.demo_extractors`), else those ``config.yaml`` names. ``modalities`` keeps
     only some of them (the others count as missing). ``cache_dir``: the cache root for this call (default
-    ``$TRIBEV2_CACHE``).
+    ``$TRIBEV2_CACHE``). ``precision``: ``"exact"`` (float32 everywhere: the reference's numbers), ``"fast"``
+    (bfloat16 extractors and brain model: several times faster on GPUs, predictions r ≈ 0.99+ to exact) or
+    ``"auto"`` (fast on CUDA, exact elsewhere); it applies to what is loaded here and is recorded in
+    ``ds.attrs["precision"]``. ``text_mode="windowed"`` (opt-in) reads words past the 1,024-word context cap in
+    shared passes over runs of 128 words instead of one pass per word (see :mod:`tribev2.features.text`; None:
+    exact, or the mode of a text extractor given); recorded in ``ds.attrs["text_mode"]``.
 
     The returned Dataset has the schema of :mod:`tribev2.dataset`, with the events: coordinates
     ``event_<column>`` along ``event`` (``ds.tribe.events()`` gives the table back), ``tr_events (time,
@@ -194,7 +199,8 @@ def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
     _check_request(stimulus, transcript=transcript, modalities=modalities, atlas=atlas, hop_s=hop_s,
                    language=language, device=device)
     with progress_bars(progress):  # downloads and loading bars
-        model, extractors = resolve(model, extractors, device=device, progress=progress, cache_dir=cache_dir)
+        model, extractors = resolve(model, extractors, device=device, progress=progress, cache_dir=cache_dir,
+                                    precision=precision, text_mode=text_mode)
     rows = model.subject_rows(subjects)  # a bad subject fails before the slow steps
     if modalities is not None:
         unknown = sorted(set(modalities) - {e.modality for e in extractors})
@@ -220,6 +226,8 @@ def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
                        modalities=[e.modality for e in used], duration_s=windows.duration_s, window=window,
                        hop_s=windows.hop_s, stimulus=info, atlas=atlas, cache_dir=cache_dir)
     ds.attrs["language"] = language
+    ds.attrs["precision"] = run_precision(model, used)
+    ds.attrs["text_mode"] = next((e.mode for e in used if e.modality == "text"), "")
     ds.attrs["extractors"] = ",".join(f"{e.modality}={e.source}" for e in extractors)
     return attach_events(ds, events)
 

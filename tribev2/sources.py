@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 from typing import Mapping
 
+from .devices import precision_dtype, precision_name
 from .events import ModelUnavailableError
 from .features import Extractor, extractors_from_config, feature_dims
+from .features.text import TEXT_MODES
 from .features.demo import demo_extractors
 from .model import DEFAULT_SOURCE, TribeModel
 from .model.demo import demo_model
@@ -35,26 +37,57 @@ def is_demo(source) -> bool:
 
 
 def resolve(model=None, extractors=None, *, device: str = "auto", progress: bool = True,
-            cache_dir: str | os.PathLike | None = None) -> tuple[TribeModel, list[Extractor]]:
+            cache_dir: str | os.PathLike | None = None, precision: str = "auto", text_mode: str | None = None
+            ) -> tuple[TribeModel, list[Extractor]]:
     """``(brain model, [extractors])`` for :func:`tribev2.predict` (see its documentation for the choices).
 
-    ``cache_dir`` is the tribev2 cache root given to the demo builders and the extractors' feature cache."""
+    ``cache_dir`` is the tribev2 cache root given to the demo builders and the extractors' feature cache.
+    ``precision`` (``"auto"``, ``"exact"``, ``"fast"``) sets the dtype of what is loaded here; a model or extractor
+    given already loaded in another dtype than an explicit ``precision`` asks for is an error. ``text_mode``
+    (``"exact"``, ``"windowed"``; None: exact) goes to the text extractor made here; one given in another mode
+    than an explicit ``text_mode`` is an error."""
+    precision_dtype(precision, device)  # a bad name fails before anything loads
+    if text_mode is not None and text_mode not in TEXT_MODES:
+        raise ValueError(f"text_mode must be one of {TEXT_MODES}, got {text_mode!r}")
     weights = weights_source(model)
     sources = None
     if isinstance(extractors, Mapping) and all(isinstance(v, (str, os.PathLike)) for v in extractors.values()):
         sources, extractors = {m: str(v) for m, v in extractors.items()}, None
     demo_wanted = is_demo(os.environ.get(EXTRACTORS_VARIABLE, ""))
-    options = dict(device=device, progress=progress, cache_dir=cache_dir)
+    options = dict(device=device, progress=progress, cache_dir=cache_dir, precision=precision,
+                   per_modality={"text": {"mode": text_mode or "exact"}})
     if extractors is None and (demo_wanted or is_demo(weights) and sources is None):
         extractors = demo_extractors(**options)
     if is_demo(weights):
         weights = demo_model(feature_dims=feature_dims(extractors) if extractors else None, device=device,
-                             cache_dir=cache_dir)
+                             cache_dir=cache_dir, precision=precision)
     elif not isinstance(weights, TribeModel):
         try:
-            weights = TribeModel.from_pretrained(weights, device=device)
+            weights = TribeModel.from_pretrained(weights, device=device, precision=precision)
         except FileNotFoundError as err:
             raise ModelUnavailableError(f"brain model: {err}") from None
     if extractors is None:
         extractors = extractors_from_config(weights.experiment_config, sources=sources, **options)
-    return weights, list(extractors.values()) if isinstance(extractors, Mapping) else list(extractors)
+    extractors = list(extractors.values()) if isinstance(extractors, Mapping) else list(extractors)
+    off_mode = [e.source for e in extractors if text_mode and getattr(e, "mode", text_mode) != text_mode]
+    if off_mode:
+        raise ValueError(f"text_mode={text_mode!r}, but the text extractor given reads words in another mode "
+                         f"({off_mode[0]})")
+    if precision != "auto":
+        wanted = precision_dtype(precision)
+        loaded = {"brain model": next(weights.parameters()).dtype, **{e.modality: e.dtype for e in extractors}}
+        off = {name: str(dtype) for name, dtype in loaded.items() if dtype != wanted}
+        if off:
+            raise ValueError(f"precision={precision!r} asks for {wanted}, but these were given loaded in another "
+                             f"dtype: {off}")
+    return weights, extractors
+
+
+def run_precision(model: TribeModel, extractors: list[Extractor]) -> str:
+    """What a run computed in: ``"exact"`` (float32 throughout), ``"fast"`` (bfloat16 throughout), else each
+    part's dtype (``"mixed: model=float32, text=bfloat16"``)."""
+    dtypes = {"model": next(model.parameters()).dtype, **{e.modality: e.dtype for e in extractors}}
+    names = {precision_name(d) for d in dtypes.values()}
+    if len(names) == 1:
+        return names.pop()
+    return "mixed: " + ", ".join(f"{part}={precision_name(d)}" for part, d in dtypes.items())

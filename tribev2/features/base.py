@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from ..cache import file_sha256
-from ..devices import as_dtype, resolve_device
+from ..devices import precision_dtype, resolve_device
 from ..progress import bar, note, progress_bars
 from .cache import FEATURES_VERSION, cache_file, write_cached
 from .grid import COLUMNS_READ, check_window, event_rows, n_samples, overlapping, place_on_event_grid
@@ -77,11 +77,13 @@ class Extractor:
             Extractor.registry[cls.modality] = cls
 
     def __init__(self, source: str | os.PathLike, *, revision: str | None = None, device: str = "auto",
-                 dtype: str | torch.dtype = torch.float32, batch_size: int = 4,
+                 precision: str = "auto", dtype: str | torch.dtype | None = None, batch_size: int = 4,
                  layers: Sequence[float] = (0.5, 0.75, 1.0), cache_n_layers: int | None = 20,
                  frequency: float = 2.0, cache: bool = True, cache_dir: str | os.PathLike | None = None,
                  progress: bool | None = None):
-        """``cache``: keep features under ``cache_dir`` (the cache root; default ``$TRIBEV2_CACHE``)."""
+        """``precision``: ``"exact"`` (float32, the reference's numbers), ``"fast"`` (bfloat16) or ``"auto"`` (fast on
+        CUDA, exact elsewhere); ``dtype`` for experts (see :func:`tribev2.devices.precision_dtype`). ``cache``: keep
+        features under ``cache_dir`` (the cache root; default ``$TRIBEV2_CACHE``)."""
         from transformers import AutoConfig
 
         if not (isinstance(batch_size, int) and batch_size > 0):
@@ -93,7 +95,7 @@ class Extractor:
         self.source = str(source)
         self.revision = revision
         self.device = resolve_device(device)
-        self.dtype = as_dtype(dtype)
+        self.dtype = precision_dtype(precision, self.device, dtype)
         self.batch_size = batch_size
         self.layers = tuple(float(f) for f in layers)
         self.cache_n_layers = cache_n_layers

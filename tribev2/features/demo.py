@@ -28,15 +28,15 @@ It was going to be a long, strange weekend. Why? Because it's the first time we'
 """
 
 
-def demo_extractors(**options) -> dict:
+def demo_extractors(*, per_modality: dict | None = None, **options) -> dict:
     """Tiny text, audio and video extractors: ``{"text": ..., "audio": ..., "video": ...}``.
 
     Llama, Wav2Vec2-BERT and V-JEPA2 models built from small configs with seeded random weights (and, for
     text, a byte-level BPE tokenizer trained with ``tokenizers``), saved once under ``<cache root>/demo/`` and
     loaded with ``from_pretrained`` like real models. Each gives 2 layer groups (widths 32, 24 and 16) and
     runs a 10-s clip in about a second on a CPU. ``options`` go to every extractor (``device``, ``cache``,
-    ``progress``, ...). Their features are *not* meaningful: they exercise the pipeline. A brain model that
-    takes them::
+    ``progress``, ...), ``per_modality[m]`` to one (``{"text": {"mode": "windowed"}}``). Their features are
+    *not* meaningful: they exercise the pipeline. A brain model that takes them::
 
         from tribev2.demo import demo_extractors, demo_model
         from tribev2.features import feature_dims
@@ -46,8 +46,10 @@ def demo_extractors(**options) -> dict:
     """
     with progress_bars(options.get("progress")):  # transformers' "Writing model shards" on the first call
         folder = _saved_demo_extractors(options.get("cache_dir"))
-    return {"text": TextExtractor(folder / "text", **options), "audio": AudioExtractor(folder / "audio", **options),
-            "video": VideoExtractor(folder / "video", **options)}
+    extra = per_modality or {}
+    return {"text": TextExtractor(folder / "text", **options, **extra.get("text", {})),
+            "audio": AudioExtractor(folder / "audio", **options, **extra.get("audio", {})),
+            "video": VideoExtractor(folder / "video", **options, **extra.get("video", {}))}
 
 
 def _demo_extractor_configs() -> dict:

@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-import torch
 
 from .identity import folder_identity
 from ..checks import is_network_error
@@ -61,14 +60,15 @@ RELEASE_SOURCES = {"text": "meta-llama/Llama-3.2-3B", "audio": "facebook/w2v-ber
 
 
 def extractors_from_config(config: Mapping[str, Any] | None = None, *, sources: Mapping[str, str] | None = None,
-                           device: str = "auto", dtype: str | torch.dtype = torch.float32,
+                           device: str = "auto", per_modality: Mapping[str, Mapping[str, Any]] | None = None,
                            **options) -> dict[str, "Extractor"]:
     """The extractors a checkpoint was trained with, from its ``config.yaml`` (``model.experiment_config``).
 
     Modalities come from ``data.features_to_use``; model names, layer fractions, frequency and (video) clip
     duration from ``data.<modality>_feature``; missing values fall back to the release's (``RELEASE_SOURCES``).
-    ``sources`` replaces model names (a hub id or a local folder) per modality; ``options`` (``batch_size``,
-    ``cache``, ``progress``, ...) go to every extractor.
+    ``sources`` replaces model names (a hub id or a local folder) per modality; ``options`` (``precision``,
+    ``dtype``, ``batch_size``, ``cache``, ``progress``, ...) go to every extractor, ``per_modality[m]`` to one
+    (``{"text": {"mode": "windowed"}}``).
     """
     data = (config or {}).get("data") or {}
     modalities = list(data.get("features_to_use") or RELEASE_SOURCES)
@@ -85,6 +85,7 @@ def extractors_from_config(config: Mapping[str, Any] | None = None, *, sources: 
         settings = {k: v for k, v in cls.options_from_config(data).items() if v is not None}
         configured = settings.pop("source", None)
         source = (sources or {}).get(modality) or configured or RELEASE_SOURCES[modality]
-        extractors[modality] = cls(source, device=device, dtype=dtype, **{**settings, **options})
+        extractors[modality] = cls(source, device=device, **{**settings, **options,
+                                                             **(per_modality or {}).get(modality, {})})
     return extractors
 

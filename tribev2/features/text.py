@@ -12,7 +12,15 @@ Speed-up with identical numbers: successive contexts usually extend each other (
 until it reaches the pipeline's 1,024-word cap), so in a causal model the states of a shorter context are the
 first positions of the longer one. Words whose token ids are prefixes of one sequence share one forward pass
 of that sequence; a word per forward is only needed once the context slides. The shortcut is checked to hold
-for the loaded model (causal attention) before it is used.
+for the loaded model (causal attention) before it is used. Past the cap every context slides by one word and
+each word needs a pass of its own (``mode="exact"``, the default); sequences of similar lengths are batched and
+the word means are taken on the device, with one copy back per batch.
+
+**Windowed mode** (``mode="windowed"``, opt-in): each run of ``stride`` consecutive words of a window reads the
+context of the run's last word, every word at its own position in it (its context then starts where the last
+word's does: ``cap - stride + 1`` to ``cap`` words instead of exactly ``cap``). A run is one causal pass: about
+``stride`` times fewer passes past the cap. Before the cap nothing changes. The deviation from exact is
+measured in ``benchmarks/bench_end_to_end.py`` and stated in ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -27,6 +35,9 @@ from .grid import check_window, event_rows, n_samples, overlapping, place_words
 from .sources import load_pretrained
 
 
+TEXT_MODES = ("exact", "windowed")
+
+
 class TextExtractor(Extractor):
     """Word features from a causal language model (``meta-llama/Llama-3.2-3B`` in the release).
 
@@ -36,9 +47,17 @@ class TextExtractor(Extractor):
     modality = "text"
     event_type = "Word"
 
-    def __init__(self, source="meta-llama/Llama-3.2-3B", **options):
+    def __init__(self, source="meta-llama/Llama-3.2-3B", *, mode: str = "exact", stride: int = 128, **options):
+        """``mode``: ``"exact"`` (each word in its own context, as the reference) or ``"windowed"`` (runs of
+        ``stride`` words share the pass of the run's last word; see the module doc)."""
         options.setdefault("batch_size", 8)
         super().__init__(source, **options)
+        if mode not in TEXT_MODES:
+            raise ValueError(f"mode must be one of {TEXT_MODES}, got {mode!r}")
+        if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+            raise ValueError(f"stride must be a whole number of words, at least 1, got {stride!r}")
+        self.mode = mode
+        self.stride = stride
         self._tokenizer = None
         self._causal = None
 
@@ -73,18 +92,22 @@ class TextExtractor(Extractor):
         batches = [chains[i:i + self.batch_size] for i in range(0, len(chains), self.batch_size)]
         for batch in self._bar(batches, desc="text", unit="batch"):
             states = self._forward([ids[chain[-1]] for chain in batch])  # n_states x (B, T, D)
+            means = []
             for b, chain in enumerate(batch):
                 # one averaging matrix per sequence: row i holds 1/n on the n tokens of the chain's i-th word
-                weights = torch.zeros(len(chain), states[0].shape[1], device=self.device)
+                weights = torch.zeros(len(chain), states[0].shape[1])
                 for i, w in enumerate(chain):
                     end = len(ids[w])
                     weights[i, end - n_word[w]:end] = 1.0 / n_word[w]
-                means = torch.stack([weights @ state[b].float() for state in states], dim=1)  # (W, n_states, D)
-                out[chain] = means.cpu().numpy()
+                weights = weights.to(self.device, non_blocking=True)
+                means.append(torch.stack([weights @ state[b].float() for state in states], dim=1))  # (W, S, D)
+            out[[w for chain in batch for w in chain]] = torch.cat(means).cpu().numpy()  # one copy per batch
         return out
 
     def word_features(self, contexts: list[str], texts: list[str]) -> np.ndarray:
         """``(W, n_groups, width)``: the kept hidden states of each word, averaged into layer groups."""
+        if self.mode == "windowed":
+            contexts = windowed_contexts(contexts, self.stride)
         means = self.hidden_state_means(contexts, texts)[:, self.layer_indices]  # (W, n_kept, D)
         return self.group_mean(means.transpose(1, 0, 2)).transpose(1, 0, 2)
 
@@ -143,7 +166,8 @@ class TextExtractor(Extractor):
             return np.zeros((self.n_groups, self.width, n_samples(duration, self.frequency)), dtype=np.float32)
         texts, contexts = _strings(words, "text"), _strings(words, "context")
         starts, durations = words["start"].to_numpy(float), words["duration"].to_numpy(float)
-        key = {**self.fingerprint(), "window": [float(start), float(duration)],
+        mode = {} if self.mode == "exact" else {"mode": self.mode, "stride": self.stride}  # exact entries stay valid
+        key = {**self.fingerprint(), **mode, "window": [float(start), float(duration)],
                "words": [list(w) for w in zip(starts.tolist(), durations.tolist(), texts, contexts)]}
         return cached_array(self.modality, key, lambda: place_words(
             self.word_features(contexts, texts), starts, durations, start=start, duration=duration,
@@ -157,3 +181,23 @@ def _strings(words: pd.DataFrame, column: str) -> list[str]:
         raise ValueError(f"events table: Word rows need a non-empty '{column}'; missing at row(s) "
                          f"{list(words.index[bad][:5])}")
     return values.astype(str).tolist()
+
+
+def windowed_contexts(contexts: list[str], stride: int) -> list[str]:
+    """Each run of ``stride`` consecutive words reads the context of the run's last word: a word's new context
+    is the part of its own that the run's last context also holds (they are cut from one running text, the
+    last one starting at or after this one). A context that the last one does not continue is kept."""
+    out = list(contexts)
+    for first in range(0, len(contexts), stride):
+        chunk = contexts[min(first + stride, len(contexts)) - 1]
+        probe = chunk[:64]
+        for j in range(first, min(first + stride, len(contexts)) - 1):
+            own = contexts[j]
+            if chunk.startswith(own):
+                continue  # already a prefix of the chunk (before the cap)
+            at = own.find(probe)
+            while at != -1 and not chunk.startswith(own[at:]):
+                at = own.find(probe, at + 1)
+            if at > 0:
+                out[j] = own[at:]
+    return out

@@ -54,11 +54,24 @@ class VideoExtractor(EventExtractor):
     event_type = "Video"
 
     def __init__(self, source="facebook/vjepa2-vitg-fpc64-256", *, clip_duration: float = 4.0,
-                 final_norm: bool = False, **options):
+                 final_norm: bool = False, pixels: str = "auto", compile: bool = False, **options):
+        """``pixels``: where frames are resized, cropped and normalised: ``"cpu"`` (the reference's uint8
+        resize, bit for bit), ``"device"`` (on the model's device: each decoded frame crosses once through pinned
+        memory and clips are gathered there; on a GPU the resize differs from the CPU's by rounding, at most one
+        grey level) or ``"auto"`` (device when the model runs on CUDA below float32, i.e. ``precision="fast"``).
+        ``compile``: ``torch.compile`` each encoder layer (static shapes: fused element-wise work; the first
+        batch pays the compilation)."""
         options.setdefault("batch_size", 4)
         super().__init__(source, **options)
         if not (math.isfinite(clip_duration) and clip_duration > 0):
             raise ValueError(f"clip_duration must be a positive number of seconds, got {clip_duration!r}")
+        if pixels not in ("auto", "cpu", "device"):
+            raise ValueError(f"pixels must be 'auto', 'cpu' or 'device', got {pixels!r}")
+        if pixels == "auto":
+            pixels = "device" if self.device.type == "cuda" and self.dtype != torch.float32 else "cpu"
+        self.pixels = pixels
+        self.compile = bool(compile)
+        self._compiled = False
         self.clip_duration = float(clip_duration)
         self.final_norm = final_norm
         self.frames_per_clip = int(self.config.frames_per_clip)
@@ -95,9 +108,11 @@ class VideoExtractor(EventExtractor):
 
     def fingerprint(self) -> dict:
         # "upright": frames turned by the display rotation (entries made before that was done are not reused)
+        resize = {"resize": self.shortest_edge} if self.pixels == "cpu" else {
+            "resize": self.shortest_edge, "resize_on": self.device.type}  # the CPU's entries stay valid
         return {**super().fingerprint(), "upright": True, "clip_duration": self.clip_duration,
                 "final_norm": self.final_norm, "frames": self.frames_per_clip, "crop": self.crop_size,
-                "resize": self.shortest_edge, "mean": self.mean, "std": self.std}
+                **resize, "mean": self.mean, "std": self.std}
 
     # -- timing ------------------------------------------------------------------------------------------------
     def request_times(self, clip_duration: float, n_bins: int) -> np.ndarray:
@@ -109,8 +124,15 @@ class VideoExtractor(EventExtractor):
     # -- pixels ------------------------------------------------------------------------------------------------
     def resize_crop(self, frame: np.ndarray) -> torch.Tensor:
         """RGB uint8 ``(H, W, 3)`` -> uint8 ``(3, crop, crop)``: shortest edge to ``shortest_edge`` (bilinear,
-        antialiased, computed on uint8 as the reference's processor does), then a centre crop."""
-        image = torch.from_numpy(frame).permute(2, 0, 1)[None]  # (1, 3, H, W)
+        antialiased, computed on uint8 as the reference's processor does), then a centre crop. With
+        ``pixels="device"`` the frame goes to the device first (through pinned memory, without waiting) and is
+        resized there in float, rounded back to uint8."""
+        image = torch.from_numpy(frame)
+        if self.pixels == "device":  # (H, W, 3) copied as it is: the permute happens on the device
+            image = (image.pin_memory() if self.device.type == "cuda" else image).to(self.device, non_blocking=True)
+        image = image.permute(2, 0, 1)[None]  # (1, 3, H, W)
+        if self.pixels == "device":
+            image = image.float()
         height, width = image.shape[-2:]
         short, long = min(height, width), max(height, width)
         long = int(self.shortest_edge * long / short)
@@ -119,7 +141,8 @@ class VideoExtractor(EventExtractor):
                                                 align_corners=False)[0]
         top = int(round((size[0] - self.crop_size) / 2))
         left = int(round((size[1] - self.crop_size) / 2))
-        return image[:, top:top + self.crop_size, left:left + self.crop_size]
+        image = image[:, top:top + self.crop_size, left:left + self.crop_size]
+        return image if image.dtype == torch.uint8 else image.round_().clamp_(0, 255).to(torch.uint8)
 
     def normalize(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 ``(..., 3, H, W)`` -> float: rescaled to [0, 1] and normalised per channel."""
@@ -135,7 +158,7 @@ class VideoExtractor(EventExtractor):
         means: list[torch.Tensor] = []
 
         def keep(tensor: torch.Tensor) -> None:
-            means.append(tensor.float().mean(1))
+            means.append(tensor.mean(1, dtype=torch.float32))  # no float32 copy of the states in half precision
 
         hooks = [encoder.layer[0].register_forward_pre_hook(lambda module, args: keep(args[0]))]
         hooks += [layer.register_forward_hook(lambda module, args, out: keep(out[0] if isinstance(out, tuple)
@@ -143,7 +166,11 @@ class VideoExtractor(EventExtractor):
                   for layer in encoder.layer]
         if self.final_norm:
             hooks.append(encoder.layernorm.register_forward_hook(lambda module, args, out: means.__setitem__(
-                -1, out.float().mean(1))))
+                -1, out.mean(1, dtype=torch.float32))))
+        if self.compile and not self._compiled:
+            for layer in encoder.layer:  # the same code in each layer: compiled once, reused (static shapes)
+                layer.forward = torch.compile(layer.forward, dynamic=False)
+            self._compiled = True
         try:
             with torch.inference_mode():
                 self.model(pixel_values_videos=pixel_values.to(self.device, self.dtype), skip_predictor=True)
@@ -179,8 +206,10 @@ class VideoExtractor(EventExtractor):
         with contextlib.closing(_prefetched(self._clips(filepath, requests), depth=2 * self.batch_size)) as clips:
             for first in self._bar(range(0, len(requests), self.batch_size), desc="video", unit="batch"):
                 batch = torch.stack([next(clips) for _ in range(min(self.batch_size, len(requests) - first))])
-                out.append(self.clip_state_means(self.normalize(batch.to(self.device))).cpu())
-        return torch.cat(out)
+                if batch.device.type == "cpu" and self.device.type == "cuda":
+                    batch = batch.pin_memory()  # the copy overlaps the work already queued
+                out.append(self.clip_state_means(self.normalize(batch.to(self.device, non_blocking=True))))
+        return torch.cat(out).cpu()
 
     def _clips(self, filepath: str, requests: np.ndarray) -> Iterator[torch.Tensor]:
         """uint8 ``(frames, 3, crop, crop)`` per bin, decoding the file once, in order, keeping only the frames

@@ -35,7 +35,7 @@ def release_experiment_config() -> dict:
 def demo_model(*, feature_dims: dict[str, tuple[int, int]] | None = None, n_outputs: int | None = None,
                n_output_timesteps: int | None = None, hidden: int | None = None, depth: int | None = None,
                heads: int | None = None, low_rank_head: int | None = None, max_seq_len: int | None = None,
-               device: str = "auto", dtype: torch.dtype = torch.float32,
+               device: str = "auto", precision: str = "auto", dtype: torch.dtype | None = None,
                cache_dir: str | os.PathLike | None = None) -> TribeModel:
     """Seeded random weights in the release geometry (or a smaller one given by the keyword arguments),
     saved once under the cache root (``cache_dir``; default ``$TRIBEV2_CACHE``) in the hub's form and loaded
@@ -56,7 +56,7 @@ def demo_model(*, feature_dims: dict[str, tuple[int, int]] | None = None, n_outp
     experiment["data"]["duration_trs"] = build_args["n_output_timesteps"]
     experiment["tribev2_demo"] = True
     return TribeModel.from_pretrained(_saved_demo_folder(experiment, build_args, cache_dir), device=device,
-                                      dtype=dtype)
+                                      precision=precision, dtype=dtype)
 
 
 def _saved_demo_folder(experiment: dict, build_args: dict, root) -> Path:

@@ -26,7 +26,7 @@ import yaml
 
 from ..cache import atomic_path, file_sha256
 from ..checks import is_network_error
-from ..devices import as_dtype, resolve_device
+from ..devices import precision_dtype, resolve_device
 from .config import BrainConfig, read_yaml
 
 CONFIG_FILE = "config.yaml"
@@ -75,16 +75,18 @@ class Pretrained:
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike = DEFAULT_SOURCE, *, revision: str | None = None,
                         cache_dir: str | os.PathLike | None = None, device: str | torch.device = "auto",
-                        dtype: str | torch.dtype = torch.float32):
+                        precision: str = "auto", dtype: str | torch.dtype | None = None):
         """Load a TRIBE v2 brain model.
 
         ``source`` is a local folder or a Hugging Face repo id (downloaded through ``huggingface_hub``, which
         honours its cache, ``revision`` and ``HF_HUB_OFFLINE``; ``cache_dir`` is the Hugging Face cache).
-        Floating-point weights are cast to ``dtype``. The model is returned in eval mode on ``device``, with
-        its :class:`Provenance` and its ``experiment_config``.
+        ``precision``: ``"exact"`` (float32, the reference's numbers), ``"fast"`` (bfloat16) or ``"auto"`` (fast
+        on CUDA, exact elsewhere); ``dtype`` (for experts) casts the floating-point weights to any dtype and must
+        agree with an explicit ``precision``. The model is returned in eval mode on ``device``, with its
+        :class:`Provenance` and its ``experiment_config``.
         """
-        dtype = as_dtype(dtype)
         device = resolve_device(device)  # a bad device or dtype fails before any download
+        dtype = precision_dtype(precision, device, dtype)
         files = locate_files(source, revision=revision, cache_dir=cache_dir)
         experiment = read_yaml(files["config"])
         state_dict, build_args = _read_weights(files)

@@ -1,0 +1,418 @@
+"""One hour of film on one GPU: stage by stage, fast against exact, with the reference's schemes as the baseline.
+
+A realistic synthetic slice of film is made once under ``--workdir``: ``--seconds`` (120) of 1280x720 25-fps
+H.264 (x264, CRF 23: a normal bit rate) with a speech-like AAC soundtrack, and a transcript at 2.5 words/s whose
+words all lie past the 1,024-word context cap (the slice is taken from deep inside a film: every context is a
+1,024-word sliding window). Models: ``full`` (default on CUDA) are the release architectures built from their
+configs with random weights, as ``bench_features.py`` builds them (V-JEPA2 ViT-g/64 frames, w2v-BERT 2.0,
+Llama-3.2-3B) plus the brain model in the release geometry (seeded random weights); ``demo`` the tiny ones (a
+CPU smoke test of this script). The exact and fast variants of an extractor share one set of weights.
+
+Stages (``--stages``):
+
+* ``brain``: the brain model over one hour of windows (float32, bfloat16, and bfloat16 in one CUDA-graphed batch);
+* ``speed``: per-stage throughput, each extrapolated to one hour of film (7,200 clips, 9,000 words, 30 slices of
+  audio):
+  video (decoding alone; the reference's scheme: float32, one clip per pass, CPU resize; exact: float32, batches
+  of 4; fast: bfloat16 with the resize on the CPU or on the GPU, batches of 4 or 8, with and without
+  ``torch.compile``), text past the cap (the reference's scheme: float32, one word per pass; exact float32
+  and bfloat16 at several batch sizes; windowed), audio (exact, fast);
+* ``fidelity``: ``tribev2.predict`` over the whole slice (events table -> features -> brain model; the features
+  cache on, as predict runs, so that an event is computed once for all its windows) in exact, fast and fast +
+  windowed text, timed per stage; the median over vertices of the per-vertex correlation (over
+  time) of fast against exact predictions, and the text features' correlation windowed against exact.
+
+Speech recognition is not part of this script (faster-whisper and CTranslate2 are not on the device; they would
+travel as wheels of their own). Usage::
+
+    python benchmarks/bench_end_to_end.py --device cuda --json out.json              # every stage
+    python benchmarks/bench_end_to_end.py --device cpu --models demo --seconds 12    # smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_features import full_extractor  # noqa: E402  (the release architectures with random weights)
+
+HOUR_S = 3600
+WORDS_PER_S = 2.5
+CONTEXT_CAP = 1024
+
+
+# -- the synthetic film -----------------------------------------------------------------------------------------
+def make_film(folder: Path, seconds: float, width: int = 1280, height: int = 720, fps: int = 25) -> Path:
+    """H.264 (CRF 23) of moving textured shapes over a drifting gradient, with a speech-like AAC track."""
+    import av
+
+    path = folder / f"film-{seconds:g}s-{height}p.mp4"
+    if path.is_file():
+        return path
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 40, (height, width, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    red, green = (xx / width * 200).astype(np.uint8), (yy / height * 180).astype(np.uint8)  # wrap around: uint8
+    angle = xx / 90 + yy / 70
+    sin_a, cos_a = np.sin(angle), np.cos(angle)
+    disc = (np.mgrid[-60:61, -60:61] ** 2).sum(0)
+    rate = 48000
+    tmp = path.with_suffix(".tmp.mp4")
+    with av.open(str(tmp), "w") as container:
+        video = container.add_stream("libx264", rate=fps, options={"crf": "23", "preset": "veryfast"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        audio = container.add_stream("aac", rate=rate)
+        audio.layout = "mono"
+        frame = np.empty((height, width, 3), np.uint8)
+        for k in range(int(seconds * fps)):
+            t = k / fps
+            frame[..., 0] = red + np.uint8(int(30 * t) % 256)
+            frame[..., 1] = green + np.uint8(int(20 * t) % 256)
+            frame[..., 2] = 128 + 100 * (sin_a * np.cos(t) + cos_a * np.sin(t))
+            for j in range(4):  # four bright discs crossing the frame
+                cx = int(width * (0.2 + 0.2 * j) + 120 * np.sin(t * (0.7 + 0.2 * j)))
+                cy = int(height * (0.5 + 0.3 * np.cos(t + j)))
+                patch = frame[max(cy - 60, 0):cy + 61, max(cx - 60, 0):cx + 61]
+                inside = disc[:patch.shape[0], :patch.shape[1]] < (40 + 5 * j) ** 2
+                patch[inside] = (230, 200 - 40 * j, 60 + 50 * j)
+            shown = np.minimum(frame, 215) + texture
+            for packet in video.encode(av.VideoFrame.from_ndarray(shown, format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+        speech = _speech_like(seconds, rate, rng)
+        for first in range(0, len(speech), 1024):
+            chunk = av.AudioFrame.from_ndarray(speech[None, first:first + 1024], format="flt", layout="mono")
+            chunk.sample_rate = rate
+            for packet in audio.encode(chunk):
+                container.mux(packet)
+        for packet in audio.encode(None):
+            container.mux(packet)
+    tmp.rename(path)
+    return path
+
+
+def _speech_like(seconds: float, rate: int, rng) -> np.ndarray:
+    """Syllables of voiced sound (a gliding pitch with formant-like harmonics) separated by pauses."""
+    t = np.arange(int(seconds * rate)) / rate
+    pitch = 120 + 30 * np.sin(2 * np.pi * 0.3 * t)
+    phase = 2 * np.cumsum(np.pi * pitch / rate)
+    voiced = sum(np.sin(h * phase) / h * (1 + np.sin(2 * np.pi * (0.5 + h / 7) * t)) for h in range(1, 12))
+    syllables = (np.sin(2 * np.pi * 4 * t) > -0.2) * (np.sin(2 * np.pi * 0.4 * t + 1) > -0.6)
+    noise = 0.02 * rng.standard_normal(len(t))
+    return (0.08 * voiced * syllables + noise).astype(np.float32)
+
+
+def transcript(tokenizer, seconds: float) -> "pd.DataFrame":  # noqa: F821
+    """Word rows at 2.5 words/s with the contexts of the events pipeline: each is the running text's last 1,024
+    words before it and the word (every word of the slice lies past the cap)."""
+    import pandas as pd
+
+    from tribev2.events.language import contexts
+
+    vocabulary = [t[1:] for t in tokenizer.convert_ids_to_tokens(range(len(tokenizer)))
+                  if t.startswith("Ġ") and t[1:].isalpha() and len(t) > 3]
+    n = int(seconds * WORDS_PER_S)
+    stream = [vocabulary[(7 * i + i // 5) % len(vocabulary)] for i in range(CONTEXT_CAP + n)]
+    chars = np.cumsum([0] + [len(w) + 1 for w in stream[:-1]]).tolist()
+    text = " ".join(stream)
+    context = contexts(text, chars, [len(w) for w in stream], [len(text)] * len(stream))[CONTEXT_CAP:]
+    starts = np.arange(n) / WORDS_PER_S
+    return pd.DataFrame({"type": "Word", "start": starts, "duration": 0.3, "text": stream[CONTEXT_CAP:],
+                         "context": context})
+
+
+def events_table(film: Path, words, seconds: float):
+    from tribev2.events.table import make_table
+
+    media = [{"type": kind, "start": 0.0, "duration": float(seconds), "offset": 0.0, "filepath": str(film)}
+             for kind in ("Video", "Audio")]
+    return make_table(media + words.to_dict("records"))
+
+
+# -- models --------------------------------------------------------------------------------------------------------
+def extractors(models: str, device: str, folder: Path) -> dict:
+    """``{modality: float32 extractor}``; :func:`variant` derives others sharing the weights."""
+    import torch
+
+    if models == "demo":
+        from tribev2.demo import demo_extractors
+
+        return demo_extractors(device=device, dtype=torch.float32, cache=False, progress=False)
+    return {m: full_extractor(m, folder, device, torch.float32) for m in ("text", "audio", "video")}
+
+
+_weights: dict = {}
+
+
+def variant(extractor, dtype, **options):
+    """Another extractor over the same weights (cast once per dtype), with other options."""
+    import torch
+
+    key = (id(extractor), dtype)
+    if key not in _weights:
+        _weights[key] = extractor.model if dtype == torch.float32 else copy.deepcopy(extractor.model).to(dtype)
+    other = type(extractor)(extractor.source, device=str(extractor.device), dtype=dtype, cache=False,
+                            progress=False, **options)
+    other._model = _weights[key]
+    return other
+
+
+def brain(feature_dims: dict, device: str, dtype, cache_dir: Path):
+    from tribev2.demo import demo_model
+
+    return demo_model(feature_dims=feature_dims, device=device, dtype=dtype, cache_dir=cache_dir)
+
+
+# -- timing --------------------------------------------------------------------------------------------------------
+def timed(run, device: str):
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    out = run()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, out
+
+
+def _row(rows: list):
+    def row(stage, variant_name, dtype, measured, unit_s, units_per_hour, **extra):
+        rows.append({"stage": stage, "variant": variant_name, "dtype": str(dtype).removeprefix("torch."),
+                     "measured_s": measured, "units": extra.pop("units"), "per_unit_s": unit_s,
+                     "hour_s": unit_s * units_per_hour, **extra})
+        print(f"  {stage} | {variant_name} | {rows[-1]['dtype']}: {unit_s * 1e3:.2f} ms/unit, "
+              f"{rows[-1]['hour_s']:.1f} s per film hour", file=sys.stderr, flush=True)
+    return row
+
+
+def speed(args, film: Path, words, base: dict, rows: list) -> None:
+    import torch
+
+    device, bf16, f32 = args.device, torch.bfloat16, torch.float32
+    seconds = args.seconds
+
+    row = _row(rows)
+
+    # video: clips from the middle of the slice
+    video = base["video"]
+    n_bins = int(round(2 * seconds))
+    middle = n_bins // 2
+
+    def clips(extractor, n, *, decode_only=False):
+        bins = list(range(middle - n // 2, middle - n // 2 + n))
+        if decode_only:
+            requests = extractor.frame_requests(str(film), 0.0, seconds)[bins]
+            return lambda: sum(int(c.shape[0]) for c in extractor._clips(str(film), requests))
+        return lambda: extractor.event_state_means(str(film), 0.0, seconds, bins=bins)
+
+    per_hour = HOUR_S * 2
+    for name, extractor, n in [
+        ("decode + CPU resize alone", variant(video, f32, pixels="cpu"), args.fast_bins),
+        ("decode + GPU resize alone", variant(video, bf16, pixels="device"), args.fast_bins),
+    ]:
+        clips(extractor, 4, decode_only=True)()  # warm-up
+        t, _ = timed(clips(extractor, n, decode_only=True), device)
+        row("video", name, extractor.dtype, t, t / n, per_hour, units=f"{n} clips")
+    variants = [
+        ("reference scheme: 1 clip per pass, CPU resize", f32, dict(pixels="cpu", batch_size=1), args.exact_bins),
+        ("exact: batches of 4, CPU resize", f32, dict(pixels="cpu", batch_size=4), args.exact_bins),
+        ("fast: batches of 4, CPU resize", bf16, dict(pixels="cpu", batch_size=4), args.fast_bins),
+        ("fast: batches of 4, GPU resize", bf16, dict(pixels="device", batch_size=4), args.fast_bins),
+        ("fast: batches of 8, GPU resize", bf16, dict(pixels="device", batch_size=8), args.fast_bins),
+    ]
+    if args.compile:
+        variants.append(("fast: batches of 8, GPU resize, compiled layers", bf16,
+                         dict(pixels="device", batch_size=8, compile=True), args.fast_bins))
+    for name, dtype, options, n in variants:
+        extractor = variant(video, dtype, **options)
+        t0, _ = timed(clips(extractor, options["batch_size"]), device)  # warm-up (and compilation)
+        t, _ = timed(clips(extractor, n), device)
+        row("video", name, dtype, t, t / n, per_hour, units=f"{n} clips", warmup_s=t0)
+
+    # text past the cap
+    text = base["text"]
+    texts, contexts = words["text"].tolist(), words["context"].tolist()
+    for name, dtype, options, n in [
+        ("reference scheme: 1 word per pass", f32, dict(batch_size=1), args.exact_words),
+        ("exact: batches of 8", f32, dict(batch_size=8), args.exact_words),
+        ("exact: batches of 8", bf16, dict(batch_size=8), args.fast_words),
+        ("exact: batches of 16", bf16, dict(batch_size=16), args.fast_words),
+        ("exact: batches of 32", bf16, dict(batch_size=32), args.fast_words),
+        ("windowed (stride 128)", bf16, dict(mode="windowed", batch_size=8), len(texts)),
+        ("windowed (stride 128)", f32, dict(mode="windowed", batch_size=8), len(texts)),
+    ]:
+        extractor = variant(text, dtype, **options)
+        extractor.word_features(contexts[:2], texts[:2])  # warm-up
+        t, _ = timed(lambda: extractor.word_features(contexts[:n], texts[:n]), device)
+        row("text", name, dtype, t, t / n, HOUR_S * WORDS_PER_S, units=f"{n} words")
+
+    # audio: the whole slice
+    for name, dtype in [("exact", f32), ("fast", bf16)]:
+        extractor = variant(base["audio"], dtype)
+        extractor.event_features(str(film), 0.0, min(seconds, 10.0))  # warm-up
+        t, _ = timed(lambda: extractor.event_features(str(film), 0.0, seconds), device)
+        row("audio", name, dtype, t, t, HOUR_S / seconds, units=f"{seconds:g} s")
+
+
+
+def brain_speed(args, base: dict, rows: list) -> None:
+    """The brain model over one hour of windows: as predict feeds it, in one batch, compiled with a CUDA graph."""
+    import torch
+
+    from tribev2.features import feature_dims
+    from tribev2.predict import _predict_windows
+
+    device, bf16, f32 = args.device, torch.bfloat16, torch.float32
+    row = _row(rows)
+    dims = feature_dims(base)
+    for dtype in (f32, bf16):
+        model = brain(dims, device, dtype, Path(args.workdir) / "cache")
+        n_windows = HOUR_S // int(model.config.window_s)
+        samples = model.config.window_samples
+        rng = np.random.default_rng(0)
+        windows = [{m: rng.standard_normal((g, d, samples), dtype=np.float32) for m, (g, d) in dims.items()}
+                   for _ in range(n_windows)]
+        rows_ = model.subject_rows(None)
+        _predict_windows(model, windows[:8], rows=rows_, batch_size=8)
+        t, _ = timed(lambda: _predict_windows(model, windows, rows=rows_, batch_size=8), device)
+        row("brain model", "batches of 8 windows (predict), incl. copies", dtype, t, t, 1, units=f"{n_windows} windows")
+        stacked = {m: torch.from_numpy(np.stack([w[m] for w in windows])).to(device) for m in dims}
+        with torch.inference_mode():
+            model(stacked, subjects=rows_)
+            t, _ = timed(lambda: model(stacked, subjects=rows_), device)
+        row("brain model", f"one batch of {n_windows} windows, on the GPU", dtype, t, t, 1,
+            units=f"{n_windows} windows")
+        if dtype == bf16 and device.startswith("cuda") and args.compile:
+            graphed = torch.compile(model, mode="reduce-overhead", dynamic=False)
+            with torch.inference_mode():
+                t0, _ = timed(lambda: [graphed(stacked, subjects=rows_) for _ in range(3)], device)
+                t, _ = timed(lambda: graphed(stacked, subjects=rows_), device)
+            row("brain model", f"one batch of {n_windows} windows, compiled + CUDA graph", dtype, t, t, 1,
+                units=f"{n_windows} windows", warmup_s=t0)
+
+
+def fidelity(args, film: Path, words, base: dict, rows: list, out: dict) -> None:
+    import torch
+
+    import tribev2
+    from tribev2.features import feature_dims
+
+    device, seconds = args.device, args.seconds
+    events = events_table(film, words, seconds)
+    dims = feature_dims(base)
+    runs = {
+        "exact": (torch.float32, {"text": {}, "audio": {}, "video": {"pixels": "cpu"}}),
+        "fast": (torch.bfloat16, {"text": {}, "audio": {}, "video": {"pixels": "device", "batch_size": 8}}),
+        "fast + windowed text": (torch.bfloat16, {"text": {"mode": "windowed"}, "audio": {},
+                                                  "video": {"pixels": "device", "batch_size": 8}}),
+    }
+    predictions, text_features = {}, {}
+    for name, (dtype, options) in runs.items():
+        chosen = {m: variant(base[m], dtype, **options[m]) for m in ("text", "audio", "video")}
+        for extractor in chosen.values():  # as predict runs: an event's features are computed once, then cut
+            extractor.cache, extractor.cache_dir = True, Path(args.workdir) / "cache" / f"{name}-{time.time()}"
+        stage_s = {}
+        for modality, extractor in chosen.items():
+            def wrap(extract, modality=modality):
+                def run(*a, **k):
+                    t, value = timed(lambda: extract(*a, **k), device)
+                    stage_s[modality] = stage_s.get(modality, 0.0) + t
+                    return value
+                return run
+            extractor.extract = wrap(extractor.extract)
+        model = brain(dims, device, dtype, Path(args.workdir) / "cache")
+        t, ds = timed(lambda: tribev2.predict(events, model=model, extractors=list(chosen.values()), atlas=None,
+                                              device=device, progress=False), device)
+        predictions[name] = ds.prediction.values[..., 0]  # (time, vertex)
+        first = words.iloc[:128]  # the text features' correlation, on fewer words (float32 costs 0.13 s a word)
+        text_features[name] = chosen["text"].word_features(first["context"].tolist(), first["text"].tolist())
+        rows.append({"stage": "predict (whole slice)", "variant": name, "dtype": str(dtype).removeprefix("torch."),
+                     "measured_s": t, "stage_s": stage_s, "per_unit_s": t, "units": f"{seconds:g} s",
+                     "hour_s": t * HOUR_S / seconds, "precision_attr": ds.attrs["precision"]})
+        print(f"  predict {name}: {t:.1f} s ({stage_s})", file=sys.stderr, flush=True)
+    exact = predictions["exact"]
+    for name in ("fast", "fast + windowed text"):
+        r = per_vertex_r(predictions[name], exact)
+        out.setdefault("fidelity", {})[name] = {
+            "median_vertex_r": float(np.median(r)), "p5_vertex_r": float(np.percentile(r, 5)),
+            "min_vertex_r": float(r.min()),
+            "relative_error": float(np.linalg.norm(predictions[name] - exact) / np.linalg.norm(exact)),
+            "text_feature_r_vs_exact": float(np.corrcoef(text_features[name].ravel(),
+                                                         text_features["exact"].ravel())[0, 1]),
+        }
+    out["fidelity"]["windowed vs fast (text features, same dtype)"] = {"text_feature_r": float(np.corrcoef(
+        text_features["fast + windowed text"].ravel(), text_features["fast"].ravel())[0, 1]),
+        "median_vertex_r": float(np.median(per_vertex_r(predictions["fast + windowed text"], predictions["fast"])))}
+    print(json.dumps(out["fidelity"], indent=1), file=sys.stderr, flush=True)
+
+
+def per_vertex_r(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Correlation over time at each vertex of two ``(time, vertex)`` arrays."""
+    a = a - a.mean(0)
+    b = b - b.mean(0)
+    return (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--models", choices=("demo", "full"), help="default: full on CUDA, demo elsewhere")
+    parser.add_argument("--stages", default="speed,brain,fidelity")
+    parser.add_argument("--seconds", type=float, default=120.0, help="length of the synthetic slice")
+    parser.add_argument("--exact-bins", type=int, default=8, help="clips for the float32 video variants")
+    parser.add_argument("--fast-bins", type=int, default=96, help="clips for the bfloat16 video variants")
+    parser.add_argument("--exact-words", type=int, default=16, help="words for the float32 per-word text variants")
+    parser.add_argument("--fast-words", type=int, default=64, help="words for the bfloat16 per-word text variants")
+    parser.add_argument("--no-compile", dest="compile", action="store_false", help="skip the torch.compile rows")
+    parser.add_argument("--workdir", default=str(Path(os.environ.get("TMPDIR", "/tmp")) / "tribev2-bench-e2e"))
+    parser.add_argument("--json", help="write the results here as JSON")
+    args = parser.parse_args()
+    args.models = args.models or ("full" if args.device.startswith("cuda") else "demo")
+
+    import torch
+
+    from bench_model import _machine
+
+    torch.set_grad_enabled(False)
+    workdir = Path(args.workdir)
+    t, film = timed(lambda: make_film(workdir, args.seconds), "cpu")
+    print(f"film: {film} ({film.stat().st_size / 2**20:.1f} MiB, made in {t:.0f} s)", file=sys.stderr, flush=True)
+    base = extractors(args.models, args.device, workdir)
+    words = transcript(base["text"].tokenizer, args.seconds)
+    out = {"device": args.device, "machine": _machine(args.device), "models": args.models, "seconds": args.seconds,
+           "film_mib": film.stat().st_size / 2**20, "torch": torch.__version__}
+    rows: list = []
+    try:
+        if "speed" in args.stages:
+            speed(args, film, words, base, rows)
+        if "fidelity" in args.stages:
+            fidelity(args, film, words, base, rows, out)
+        if "brain" in args.stages:
+            brain_speed(args, base, rows)
+    finally:
+        out["rows"] = rows
+        if args.json:
+            Path(args.json).write_text(json.dumps(out, indent=2))
+    print(f"\nEnd to end, {args.models} models, {args.device} ({out['machine']}), {args.seconds:g}-s slice")
+    print("| stage | variant | dtype | measured on | per unit | s per film hour |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['stage']} | {r['variant']} | {r['dtype']} | {r['units']} | {r['per_unit_s'] * 1e3:.1f} ms | "
+              f"{r['hour_s']:.0f} |")
+    if "fidelity" in out:
+        print(json.dumps(out["fidelity"], indent=1))
+
+
+if __name__ == "__main__":
+    main()
