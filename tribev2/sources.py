@@ -36,14 +36,17 @@ def is_demo(source) -> bool:
 
 def resolve(model=None, extractors=None, *, device: str = "auto", progress: bool = True,
             cache_dir: str | os.PathLike | None = None) -> tuple[TribeModel, list[Extractor]]:
-    """``(brain model, [extractors])`` for :func:`tribev2.predict` (see its documentation for the choices).
+    """``(brain model, [extractors])`` for :func:`tribev2.predict` (see its documentation for the choices;
+    ``extractors="demo"`` names the demo extractors, as ``$TRIBEV2_EXTRACTORS=demo`` does).
 
     ``cache_dir`` is the tribev2 cache root given to the demo builders and the extractors' feature cache."""
     weights = weights_source(model)
     sources = None
     if isinstance(extractors, Mapping) and all(isinstance(v, (str, os.PathLike)) for v in extractors.values()):
         sources, extractors = {m: str(v) for m, v in extractors.items()}, None
-    demo_wanted = is_demo(os.environ.get(EXTRACTORS_VARIABLE, ""))
+    demo_wanted = is_demo(extractors) or is_demo(os.environ.get(EXTRACTORS_VARIABLE, ""))
+    if is_demo(extractors):
+        extractors = None
     options = dict(device=device, progress=progress, cache_dir=cache_dir)
     if extractors is None and (demo_wanted or is_demo(weights) and sources is None):
         extractors = demo_extractors(**options)
