@@ -38,6 +38,7 @@ import os
 import re
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -281,7 +282,8 @@ def _run_on_client(client, jobs: list[Job], settings: Settings, store: Path, per
     pending = as_completed()
     roles = {}
     for job in jobs:  # events first in stimulus order; a stimulus's windows and write go before later events
-        future = client.submit(_on_worker, _events_task, settings, job.stimulus, pure=False, priority=0)
+        future = client.submit(_on_worker, _events_task, settings, job.stimulus, key=_key("events", job),
+                               priority=0)
         roles[future.key] = ("events", job)
         pending.add(future)
     with tqdm(total=len(jobs), desc="stimuli", disable=not progress or not jobs) as bar:
@@ -293,15 +295,21 @@ def _run_on_client(client, jobs: list[Job], settings: Settings, store: Path, per
             elif role == "events":
                 events, duration, n_windows = future.result()
                 parts = [client.submit(_on_worker, _range_task, settings, events, duration, first, stop,
-                                       pure=False, priority=1) for first, stop in _ranges(n_windows, per_task)]
+                                       key=_key(f"windows-{first}-{stop}", job), priority=1)
+                         for first, stop in _ranges(n_windows, per_task)]
                 write = client.submit(_on_worker, _write_task, settings, store, job, events, duration, *parts,
-                                      pure=False, priority=2)
+                                      key=_key("write", job), priority=2)
                 roles[write.key] = ("write", job)
                 pending.add(write)
             else:
                 on_result(job.name, None)
                 bar.update()
             future.release()
+
+
+def _key(step: str, job: Job) -> str:
+    """A task key the dashboard groups by step: ``tribev2-<step>-<stimulus>-<unique>``."""
+    return f"tribev2-{step}-{job.name}-{uuid.uuid4().hex}"
 
 
 # -- the store's root --------------------------------------------------------------------------------------------
