@@ -57,6 +57,7 @@ from .predict import Windows, extractors_used, predict_window_range, resolve_pre
 SETTINGS_ATTR = "tribev2_many"  # the root group's record of the run's settings
 FAILED_ATTR = "failed"  # the root group's {stimulus name: error}
 LIST_SUFFIXES = (".txt", ".lst", ".list")
+GIVEN = "given"  # Settings' mark for a model or extractors passed loaded (in this process only)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,11 +118,13 @@ def predict_many(stimuli: str | os.PathLike | Iterable[str | os.PathLike] | Mapp
     _check_windows_per_task(windows_per_task)
     store = Path(store)
     record = settings.record()
-    if client is None:
+    if client is None and GIVEN in (settings.model, settings.extractors):  # loaded objects, used as they are
         predictor = resolve_predictor(model, extractors, settings.modalities, hop_s=settings.hop_s,
                                       device=settings.device, progress=False, cache_dir=cache_dir)
         if isinstance(model, TribeModel):
             record["model"] = str(model.source)
+    elif client is None:
+        predictor = _predictor(settings)
     root = _open_root(store, record)
     done = set(stored_stimuli(store))
     todo = [job for job in jobs if job.name not in done]
@@ -250,20 +253,26 @@ def _run_here(jobs: list[Job], model, extractors, settings: Settings, store: Pat
 
 
 # -- on a Dask cluster --------------------------------------------------------------------------------------------
-_LOADED: dict[Settings, tuple] = {}
+_LOADED: dict[Settings, tuple] = {}  # the last sources loaded in this process (one entry: memory stays bounded)
 _LOADING = threading.Lock()
 
 
 def _predictor(settings: Settings) -> tuple[TribeModel, list]:
-    """The model and extractors of ``settings``, loaded once per process (a worker keeps them between tasks)."""
+    """The model and extractors of ``settings``, loaded once per process: a worker keeps them between tasks,
+    and so does this process between calls with the same sources."""
     key = dataclasses.replace(settings, subjects=None, language="english", asr_model=None, atlas=None,
                               batch_size=1)
     with _LOADING:
         if key not in _LOADED:
+            _LOADED.clear()
             extractors = dict(settings.extractors) if isinstance(settings.extractors, tuple) else settings.extractors
             _LOADED[key] = resolve_predictor(settings.model, extractors, settings.modalities, hop_s=settings.hop_s,
                                              device=settings.device, progress=False, cache_dir=settings.cache_dir)
         return _LOADED[key]
+
+
+def _load(settings: Settings) -> None:
+    _predictor(settings)
 
 
 def _on_worker(task, settings: Settings, *args):
@@ -279,6 +288,10 @@ def _run_on_client(client, jobs: list[Job], settings: Settings, store: Path, per
     if progress and jobs:
         print(f"predict_many: {len(jobs)} stimuli on {len(client.scheduler_info()['workers'])} Dask workers; "
               f"dashboard: {client.dashboard_link}")
+    # every worker starts loading now, in parallel, rather than at its first task (a new worker: at its first task)
+    loading = [client.submit(_load, settings, key=f"tribev2-load-{uuid.uuid4().hex}", workers=[address],
+                             allow_other_workers=False, priority=3)
+               for address in client.scheduler_info()["workers"]] if jobs else []
     pending = as_completed()
     roles = {}
     for job in jobs:  # events first in stimulus order; a stimulus's windows and write go before later events
@@ -305,6 +318,7 @@ def _run_on_client(client, jobs: list[Job], settings: Settings, store: Path, per
                 on_result(job.name, None)
                 bar.update()
             future.release()
+    client.cancel(loading)
 
 
 def _key(step: str, job: Job) -> str:
@@ -377,14 +391,14 @@ def _settings(model, extractors, cache_dir, options: dict, *, local: bool) -> Se
         if not local:
             raise TypeError("extractors: on a Dask client pass sources (None, 'demo' or {modality: folder or hub "
                             "id}), not loaded extractors")
-        extractors = "given"  # loaded extractors, here only
+        extractors = GIVEN
     modalities = options.get("modalities")
     subjects = options.get("subjects")
     atlas = options.get("atlas", DEFAULT_ATLAS)
     if not (atlas is None or isinstance(atlas, str)):
         raise TypeError("atlas: pass a load_atlas name or None to predict_many")
     return Settings(
-        model=None if model is None else str(model) if isinstance(model, (str, os.PathLike)) else "given",
+        model=None if model is None else str(model) if isinstance(model, (str, os.PathLike)) else GIVEN,
         extractors=extractors,
         modalities=(modalities,) if isinstance(modalities, str) else None if modalities is None else tuple(modalities),
         subjects=subjects if subjects is None or isinstance(subjects, str) else tuple(subjects),
