@@ -19,6 +19,7 @@ import pytest
 import xarray as xr
 
 from tribev2 import open_dataset, open_many, predict_many
+from tribev2.cli import EXIT_BAD_INPUT, main
 from tribev2.events import packaged_tiny_whisper
 from tribev2.many import stored_stimuli
 from tribev2.predict import predict, resolve_predictor
@@ -189,6 +190,24 @@ def test_cluster_equals_predict_and_splits_a_film_over_both_workers(client, setu
     with pytest.raises(TypeError, match="pass the model's source"):
         predict_many(chosen, store=tmp_path / "x.zarr", client=client,
                      **setup | {"model": references["words0"]})  # a Dataset is not a source either
+
+
+def test_cli_predict_many_here_and_on_a_scheduler(client, setup, stimuli, references, corrupt, tmp_path, capsys,
+                                                  monkeypatch):
+    options = ["--model", setup["model"], "--atlas", "none", "--device", "cpu", "--cache-dir", str(setup["cache_dir"]),
+               "--asr-model", setup["asr_model"]]
+    listed = tmp_path / "stimuli.txt"
+    listed.write_text(f"{stimuli['words0']}\n{corrupt}\n")
+    monkeypatch.setenv("TRIBEV2_EXTRACTORS", "demo")  # read by the client; the workers get "demo" from it
+    assert main(["predict-many", str(listed), "--store", str(tmp_path / "here.zarr"), *options]) == EXIT_BAD_INPUT
+    out, err = capsys.readouterr()
+    assert "predict_many: 1 of 2 stimuli" in out and "corrupt failed: MediaError: " in err
+    store = tmp_path / "there.zarr"
+    assert main(["predict-many", str(Path(stimuli["words0"]).parent / "words*.tsv"), "--store", str(store),
+                 "--scheduler", client.scheduler.address, "--windows-per-task", "2", "-q", *options]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert stored_stimuli(store) == ["words0", "words1", "words2"]
+    assert_same(store, references, stored_stimuli(store))
 
 
 CLIENT_SCRIPT = """

@@ -47,12 +47,13 @@ import pandas as pd
 import xarray as xr
 
 from .atlas import DEFAULT_ATLAS
-from .cache import atomic_path
+from .cache import atomic_path, cache_root
 from .dataset import EVENT_DIM, OVERLAP_DIM, from_storage, to_storage
 from .events import events_from
 from .events.table import timeline_stop
 from .model import TribeModel
 from .predict import Windows, extractors_used, predict_window_range, resolve_predictor, stimulus_dataset
+from .sources import DEMO, EXTRACTORS_VARIABLE, is_demo, weights_source
 
 SETTINGS_ATTR = "tribev2_many"  # the root group's record of the run's settings
 FAILED_ATTR = "failed"  # the root group's {stimulus name: error}
@@ -64,7 +65,7 @@ GIVEN = "given"  # Settings' mark for a model or extractors passed loaded (in th
 class Settings:
     """What a run computes, as sources and plain values: it travels to the workers and into the store."""
 
-    model: str | None = None
+    model: str
     extractors: str | tuple[tuple[str, str], ...] | None = None
     modalities: tuple[str, ...] | None = None
     subjects: str | tuple[int | str, ...] | None = None
@@ -105,7 +106,8 @@ def predict_many(stimuli: str | os.PathLike | Iterable[str | os.PathLike] | Mapp
     ``client`` the model and extractors must be sources (a folder, hub id, ``"demo"``, ``{modality: source}``).
     ``client``: a ``distributed.Client`` to spread the work over its workers; None runs here, one stimulus after
     the other, with a progress bar. ``windows_per_task``: model windows per task (a long film becomes several
-    tasks). ``cache_dir``: the cache root, the same for every worker.
+    tasks). ``cache_dir``: the cache root (default ``$TRIBEV2_CACHE`` here), given to every worker: on a cluster, a
+    folder they all reach.
 
     Stimuli already in the store are skipped; each one written is complete. A stimulus that fails is recorded
     with its error (the returned Dataset's ``attrs["failed"]`` and the store's root attributes) and the
@@ -326,6 +328,24 @@ def _key(step: str, job: Job) -> str:
     return f"tribev2-{step}-{job.name}-{uuid.uuid4().hex}"
 
 
+def local_cluster(n_workers: int, **options):
+    """A Dask cluster on this machine: ``dask-cuda``'s ``LocalCUDACluster`` (one worker per GPU, each pinned to
+    its GPU) when it is installed and CUDA is there, else a ``distributed.LocalCluster`` of ``n_workers``
+    processes with one thread each. ``options`` go to the cluster."""
+    import torch
+
+    if torch.cuda.is_available():
+        try:
+            from dask_cuda import LocalCUDACluster
+        except ImportError:
+            pass
+        else:
+            return LocalCUDACluster(n_workers=n_workers, **options)
+    from distributed import LocalCluster
+
+    return LocalCluster(n_workers=n_workers, processes=True, threads_per_worker=1, **options)
+
+
 # -- the store's root --------------------------------------------------------------------------------------------
 def _open_root(store: Path, record: dict | None = None):
     """The store's root group; with ``record``, created if missing and checked against the settings it holds."""
@@ -385,6 +405,10 @@ def _settings(model, extractors, cache_dir, options: dict, *, local: bool) -> Se
     if not local and not (model is None or isinstance(model, (str, os.PathLike))):
         raise TypeError(f"model: on a Dask client pass the model's source (a folder, hub id or 'demo'), not a "
                         f"{type(model).__name__}: each worker loads it once (save_pretrained a model you built)")
+    # the environment is read here, once: the workers' may differ
+    model = weights_source(model)
+    if extractors is None and is_demo(os.environ.get(EXTRACTORS_VARIABLE, "")):
+        extractors = DEMO
     if isinstance(extractors, Mapping) and all(isinstance(v, (str, os.PathLike)) for v in extractors.values()):
         extractors = tuple(sorted((str(m), str(v)) for m, v in extractors.items()))
     elif not (extractors is None or isinstance(extractors, str)):
@@ -398,13 +422,13 @@ def _settings(model, extractors, cache_dir, options: dict, *, local: bool) -> Se
     if not (atlas is None or isinstance(atlas, str)):
         raise TypeError("atlas: pass a load_atlas name or None to predict_many")
     return Settings(
-        model=None if model is None else str(model) if isinstance(model, (str, os.PathLike)) else GIVEN,
+        model=str(model) if isinstance(model, (str, os.PathLike)) else GIVEN,
         extractors=extractors,
         modalities=(modalities,) if isinstance(modalities, str) else None if modalities is None else tuple(modalities),
         subjects=subjects if subjects is None or isinstance(subjects, str) else tuple(subjects),
         language=options.get("language", "english"), asr_model=_optional_str(options.get("asr_model")),
         atlas=atlas, hop_s=options.get("hop_s"), device=options.get("device", "auto"),
-        batch_size=options.get("batch_size", 8), cache_dir=_optional_str(cache_dir))
+        batch_size=options.get("batch_size", 8), cache_dir=str(cache_root(cache_dir)))
 
 
 def _optional_str(value) -> str | None:
