@@ -50,6 +50,7 @@ from .atlas import DEFAULT_ATLAS
 from .cache import atomic_path, cache_root
 from .dataset import EVENT_DIM, OVERLAP_DIM, from_storage, to_storage
 from .events import events_from
+from .events.asr import whisper_model_name
 from .events.table import timeline_stop
 from .model import TribeModel
 from .predict import Windows, extractors_used, predict_window_range, resolve_predictor, stimulus_dataset
@@ -70,7 +71,7 @@ class Settings:
     modalities: tuple[str, ...] | None = None
     subjects: str | tuple[int | str, ...] | None = None
     language: str = "english"
-    asr_model: str | None = None
+    asr_model: str = ""
     atlas: str | None = DEFAULT_ATLAS
     hop_s: float | None = None
     device: str = "auto"
@@ -262,7 +263,7 @@ _LOADING = threading.Lock()
 def _predictor(settings: Settings) -> tuple[TribeModel, list]:
     """The model and extractors of ``settings``, loaded once per process: a worker keeps them between tasks,
     and so does this process between calls with the same sources."""
-    key = dataclasses.replace(settings, subjects=None, language="english", asr_model=None, atlas=None,
+    key = dataclasses.replace(settings, subjects=None, language="english", asr_model="", atlas=None,
                               batch_size=1)
     with _LOADING:
         if key not in _LOADED:
@@ -405,7 +406,7 @@ def _settings(model, extractors, cache_dir, options: dict, *, local: bool) -> Se
     if not local and not (model is None or isinstance(model, (str, os.PathLike))):
         raise TypeError(f"model: on a Dask client pass the model's source (a folder, hub id or 'demo'), not a "
                         f"{type(model).__name__}: each worker loads it once (save_pretrained a model you built)")
-    # the environment is read here, once: the workers' may differ
+    # the environment is read here, once (weights, extractors, Whisper model): the workers' may differ
     model = weights_source(model)
     if extractors is None and is_demo(os.environ.get(EXTRACTORS_VARIABLE, "")):
         extractors = DEMO
@@ -426,13 +427,9 @@ def _settings(model, extractors, cache_dir, options: dict, *, local: bool) -> Se
         extractors=extractors,
         modalities=(modalities,) if isinstance(modalities, str) else None if modalities is None else tuple(modalities),
         subjects=subjects if subjects is None or isinstance(subjects, str) else tuple(subjects),
-        language=options.get("language", "english"), asr_model=_optional_str(options.get("asr_model")),
+        language=options.get("language", "english"), asr_model=whisper_model_name(options.get("asr_model")),
         atlas=atlas, hop_s=options.get("hop_s"), device=options.get("device", "auto"),
         batch_size=options.get("batch_size", 8), cache_dir=str(cache_root(cache_dir)))
-
-
-def _optional_str(value) -> str | None:
-    return None if value is None else str(value)
 
 
 def _check_windows_per_task(value) -> None:
