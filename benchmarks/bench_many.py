@@ -14,7 +14,8 @@ Variants, in one run, on one machine:
 * ``1 worker`` / ``2 workers``: ``predict_many`` on a ``LocalCluster`` of 1 or 2 processes, 1 thread each,
   started and warmed up (models loaded) before the clock starts.
 
-Overhead = (wall time of a variant - the loop's) / the loop's.
+Overhead = (wall time of a variant - the loop's) / the loop's. The variants run ``--repeats`` times,
+interleaved, and the fastest of each counts (the build machine is shared).
 
 Usage::
 
@@ -25,6 +26,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import tempfile
@@ -55,11 +57,20 @@ def write_stimuli(folder: Path, n: int, seconds: float, seed: int) -> list[str]:
     return paths
 
 
+def cpu_name() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stimuli", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=300.0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats; the fastest of each counts")
     args = parser.parse_args(argv)
 
     import torch
@@ -79,43 +90,48 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     model, extractors = resolve_predictor(source, "demo", device=args.device, progress=False, cache_dir=cache)
     total_s = args.stimuli * args.seconds
-    rows = []
+    times: dict[str, list[float]] = {}
+    seeds = iter(range(1000))
 
-    def record(name: str, seconds: float) -> None:
-        rows.append({"variant": name, "wall_s": seconds, "throughput": total_s / seconds})
-        print(f"{name}: {seconds:.1f} s", flush=True)
+    def timed(name: str, run) -> None:
+        stimuli = write_stimuli(work / f"s{len(times)}", args.stimuli, args.seconds, seed=next(seeds))
+        began = time.perf_counter()
+        run(stimuli, work / f"{next(seeds)}.zarr")
+        times.setdefault(name, []).append(time.perf_counter() - began)
+        print(f"{name}: {times[name][-1]:.1f} s", flush=True)
 
-    # warm-up: the text extractor's first call, the Zarr writer's first import
-    warm = write_stimuli(work / "warm", 1, 110.0, seed=99)
-    predict_many(warm, store=work / "warm.zarr", progress=False, **options)
+    def loop(stimuli, folder: Path) -> None:
+        for path in stimuli:
+            ds = predict(path, model=model, extractors=extractors, atlas=None, device=args.device, cache_dir=cache,
+                         progress=False)
+            save_dataset(ds, folder / f"{Path(path).stem}.zarr")
 
-    stimuli = write_stimuli(work / "loop", args.stimuli, args.seconds, seed=0)
-    began = time.perf_counter()
-    for path in stimuli:
-        ds = predict(path, model=model, extractors=extractors, atlas=None, device=args.device, cache_dir=cache,
-                     progress=False)
-        save_dataset(ds, work / "loop" / f"{Path(path).stem}.zarr")
-    record("loop of predict (baseline)", time.perf_counter() - began)
-
-    stimuli = write_stimuli(work / "here", args.stimuli, args.seconds, seed=1)
-    began = time.perf_counter()
-    predict_many(stimuli, store=work / "here.zarr", progress=False, **options)
-    record("predict_many, in-process", time.perf_counter() - began)
-
-    for n_workers in (1, 2):
-        with LocalCluster(n_workers=n_workers, processes=True, threads_per_worker=1,
-                          dashboard_address=":0") as cluster, Client(cluster) as client:
-            warm = write_stimuli(work / f"warm{n_workers}", n_workers, 110.0, seed=90 + n_workers)
-            predict_many(warm, store=work / f"warm{n_workers}.zarr", client=client, progress=False, **options)
-            stimuli = write_stimuli(work / f"w{n_workers}", args.stimuli, args.seconds, seed=10 + n_workers)
-            began = time.perf_counter()
-            predict_many(stimuli, store=work / f"w{n_workers}.zarr", client=client, progress=False, **options)
-            record(f"predict_many, LocalCluster {n_workers} worker{'s' * (n_workers > 1)} x 1 thread",
-                   time.perf_counter() - began)
+    with contextlib.ExitStack() as stack:
+        clients = {}
+        for n_workers in (1, 2):
+            cluster = stack.enter_context(LocalCluster(n_workers=n_workers, processes=True, threads_per_worker=1,
+                                                       dashboard_address=":0"))
+            clients[n_workers] = stack.enter_context(Client(cluster))
+        # warm-up (not timed): models loaded everywhere, the extractors' and the Zarr writer's first calls
+        for client in (None, *clients.values()):
+            warm = write_stimuli(work / "warm", 2, 110.0, seed=next(seeds))
+            predict_many(warm, store=work / f"warm{next(seeds)}.zarr", client=client, progress=False, **options)
+        variants = {"loop of predict (baseline)": loop,
+                    "predict_many, in-process": lambda s, store: predict_many(s, store=store, progress=False,
+                                                                              **options)}
+        for n_workers, client in clients.items():
+            variants[f"predict_many, LocalCluster {n_workers} worker{'s' * (n_workers > 1)} x 1 thread"] = (
+                lambda s, store, client=client: predict_many(s, store=store, client=client, progress=False,
+                                                             **options))
+        for _ in range(args.repeats):  # interleaved, so that other work on the machine hits every variant
+            for name, run in variants.items():
+                timed(name, run)
+    rows = [{"variant": name, "wall_s": min(values), "throughput": total_s / min(values)}
+            for name, values in times.items()]
 
     base = rows[0]["wall_s"]
-    print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"load average before: {os.getloadavg()[0]:.1f}; {args.stimuli} stimuli x {args.seconds:g} s "
+    print(f"\n{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"load average at the end: {os.getloadavg()[0]:.1f}; {args.stimuli} stimuli x {args.seconds:g} s "
           f"(text, release-geometry demo brain model, {args.device})\n")
     print("| variant | wall s | throughput (stimulus s / s) | overhead vs loop |")
     print("|---|---|---|---|")

@@ -49,7 +49,7 @@ def shows_a_brain(image: np.ndarray) -> bool:
 
 def test_there_are_notebooks():
     assert [p.stem for p in NOTEBOOKS] == ["01_quickstart", "02_regions", "03_evaluation", "04_contributions",
-                                           "05_your_stimuli_and_cli"]
+                                           "05_your_stimuli_and_cli", "06_many_stimuli"]
 
 
 @pytest.mark.slow
