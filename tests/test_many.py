@@ -161,6 +161,8 @@ def test_bad_arguments_fail_before_any_work(setup, stimuli, tmp_path):
         predict_many(str(tmp_path / "*.mkv"), store=store, **setup)
     with pytest.raises(ValueError, match="windows_per_task=0"):
         predict_many([stimuli["words0"]], store=store, windows_per_task=0, **setup)
+    with pytest.raises(ValueError, match="subject 99 is not available"):
+        predict_many([stimuli["words0"]], store=store, subjects=[99], **setup)
     assert not store.exists()
     predict_many([stimuli["words0"]], store=store, progress=False, **setup)
     with pytest.raises(ValueError, match=r"holds results of other settings \(hop_s: None there, 2.0 now\)"):
@@ -187,6 +189,9 @@ def test_cluster_equals_predict_and_splits_a_film_over_both_workers(client, setu
                                                                                                  "words0"]
     assert list(ds.attrs["failed"]) == ["corrupt"] and "cannot be read as a media file" in ds.attrs["failed"]["corrupt"]
     assert_same(store, references, ["words1", "video", "words0"])
+    with pytest.raises(ValueError, match="subject 99 is not available"):  # checked on a worker, before the rest
+        predict_many(chosen, store=tmp_path / "x.zarr", client=client, subjects=[99], **setup)
+    assert not (tmp_path / "x.zarr").exists()
     with pytest.raises(TypeError, match="pass the model's source"):
         predict_many(chosen, store=tmp_path / "x.zarr", client=client,
                      **setup | {"model": references["words0"]})  # a Dataset is not a source either

@@ -121,26 +121,33 @@ def predict_many(stimuli: str | os.PathLike | Iterable[str | os.PathLike] | Mapp
     _check_windows_per_task(windows_per_task)
     store = Path(store)
     record = settings.record()
+    if isinstance(model, TribeModel):
+        record["model"] = str(model.source)
+    done = set(stored_stimuli(store))
+    todo = [job for job in jobs if job.name not in done]
+    # the models are loaded and the settings checked (subjects, hop_s) before the store is touched
     if client is None and GIVEN in (settings.model, settings.extractors):  # loaded objects, used as they are
         predictor = resolve_predictor(model, extractors, settings.modalities, hop_s=settings.hop_s,
                                       device=settings.device, progress=False, cache_dir=cache_dir)
-        if isinstance(model, TribeModel):
-            record["model"] = str(model.source)
     elif client is None:
-        predictor = _predictor(settings)
+        predictor = _predictor(settings) if todo else None
+    else:
+        loading = _load_on_workers(client, settings) if todo else []
+    if client is None and predictor is not None:
+        predictor[0].subject_rows(settings.subjects)
     root = _open_root(store, record)
-    done = set(stored_stimuli(store))
-    todo = [job for job in jobs if job.name not in done]
     failed = dict(root.attrs.get(FAILED_ATTR, {}))
     on_result = _recorder(root, failed)
     if client is None:
-        _run_here(todo, predictor[0], predictor[1], settings, store, windows_per_task, progress, on_result)
+        _run_here(todo, predictor, settings, store, windows_per_task, progress, on_result)
     else:
         _run_on_client(client, todo, settings, store, windows_per_task, progress, on_result)
+        client.cancel(loading)
     seconds = time.perf_counter() - started
-    failed = {job.name: failed[job.name] for job in jobs if job.name in failed}
-    computed = [job.name for job in todo if job.name not in failed]
-    ds = open_many(store, names=[job.name for job in jobs if job.name not in failed])
+    stored = set(stored_stimuli(store))
+    failed = {job.name: failed[job.name] for job in jobs if job.name in failed and job.name not in stored}
+    computed = [job.name for job in todo if job.name in stored]
+    ds = open_many(store, names=[job.name for job in jobs if job.name in stored])
     ds.attrs.update(failed=failed, computed=computed, seconds=seconds)
     if progress:
         print(f"predict_many: {len(jobs) - len(failed)} of {len(jobs)} stimuli in {store} ({len(computed)} computed, "
@@ -239,10 +246,11 @@ def _ranges(n_windows: int, per_task: int) -> list[tuple[int, int]]:
 
 
 # -- in this process ----------------------------------------------------------------------------------------------
-def _run_here(jobs: list[Job], model, extractors, settings: Settings, store: Path, per_task: int, progress: bool,
+def _run_here(jobs: list[Job], predictor, settings: Settings, store: Path, per_task: int, progress: bool,
               on_result: Callable[[str, str | None], None]) -> None:
     from tqdm.auto import tqdm
 
+    model, extractors = predictor or (None, None)
     for job in tqdm(jobs, desc="stimuli", disable=not progress or not jobs):
         try:
             events, duration, n_windows = _events_task(model, extractors, settings, job.stimulus)
@@ -275,7 +283,8 @@ def _predictor(settings: Settings) -> tuple[TribeModel, list]:
 
 
 def _load(settings: Settings) -> None:
-    _predictor(settings)
+    model, _ = _predictor(settings)
+    model.subject_rows(settings.subjects)
 
 
 def _on_worker(task, settings: Settings, *args):
@@ -291,10 +300,6 @@ def _run_on_client(client, jobs: list[Job], settings: Settings, store: Path, per
     if progress and jobs:
         print(f"predict_many: {len(jobs)} stimuli on {len(client.scheduler_info()['workers'])} Dask workers; "
               f"dashboard: {client.dashboard_link}")
-    # every worker starts loading now, in parallel, rather than at its first task (a new worker: at its first task)
-    loading = [client.submit(_load, settings, key=f"tribev2-load-{uuid.uuid4().hex}", workers=[address],
-                             allow_other_workers=False, priority=3)
-               for address in client.scheduler_info()["workers"]] if jobs else []
     pending = as_completed()
     roles = {}
     for job in jobs:  # events first in stimulus order; a stimulus's windows and write go before later events
@@ -321,7 +326,20 @@ def _run_on_client(client, jobs: list[Job], settings: Settings, store: Path, per
                 on_result(job.name, None)
                 bar.update()
             future.release()
-    client.cancel(loading)
+
+
+def _load_on_workers(client, settings: Settings) -> list:
+    """Every worker loads the sources now, in parallel (a worker that joins later: at its first task). Returns
+    once the first has loaded them and checked the settings (subjects, hop_s); raises what it raised."""
+    from distributed import wait
+
+    loading = [client.submit(_load, settings, key=f"tribev2-load-{uuid.uuid4().hex}", workers=[address],
+                             allow_other_workers=False, priority=3) for address in client.scheduler_info()["workers"]]
+    first = next(iter(wait(loading, return_when="FIRST_COMPLETED").done))
+    if first.status == "error":
+        client.cancel(loading)
+        raise first.exception()
+    return loading
 
 
 def _key(step: str, job: Job) -> str:
