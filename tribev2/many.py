@@ -337,8 +337,9 @@ def _load_on_workers(client, settings: Settings) -> list:
                              allow_other_workers=False, priority=3) for address in client.scheduler_info()["workers"]]
     first = next(iter(wait(loading, return_when="FIRST_COMPLETED").done))
     if first.status == "error":
+        error = first.exception()
         client.cancel(loading)
-        raise first.exception()
+        raise error
     return loading
 
 
