@@ -126,7 +126,8 @@ def test_in_process_equals_predict_records_failures_and_resumes(setup, stimuli, 
     ds = predict_many(chosen, store=store, windows_per_task=3, **setup)
     assert "predict_many: 2 of 3 stimuli" in capsys.readouterr().out
     assert list(ds.stimulus.values) == ["words1", "video"] and ds.attrs["computed"] == ["words1", "video"]
-    assert ds.attrs["failed"]["corrupt"].startswith("MediaError: ") and "cannot be read" in ds.attrs["failed"]["corrupt"]
+    error = ds.attrs["failed"]["corrupt"]
+    assert error.startswith("MediaError: ") and "corrupt.mp4: cannot be read as a media file" in error
     assert_same(store, references, ["words1", "video"], atol=1e-6)
     # the lazy view: NaN past each stimulus's end, per-stimulus attributes as coordinates
     assert ds.prediction.dims == ("stimulus", "time", "vertex", "subject") and ds.prediction.chunks is not None

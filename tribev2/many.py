@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -257,7 +257,7 @@ def _run_here(jobs: list[Job], predictor, settings: Settings, store: Path, per_t
             parts = [_range_task(model, extractors, settings, events, duration, first, stop)
                      for first, stop in _ranges(n_windows, per_task)]
             _write_task(model, extractors, settings, store, job, events, duration, *parts)
-        except Exception as err:  # recorded; the other stimuli go on (KeyboardInterrupt stops the run)
+        except Exception as err:  # noqa: BLE001  (recorded; the others go on; KeyboardInterrupt stops the run)
             on_result(job.name, _error_text(err))
         else:
             on_result(job.name, None)
