@@ -156,7 +156,7 @@ def worker(args) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     from tribev2.demo import demo_extractors
-    from tribev2.features.base import as_dtype
+    from tribev2.devices import as_dtype
 
     torch.set_grad_enabled(False)
     _register_cpu_attention_flops()

@@ -15,6 +15,7 @@ Each measurement runs in a fresh process so peak memory is its own. Usage::
     python benchmarks/bench_model.py                                  # CPU, float32
     python benchmarks/bench_model.py --reference-python /path/ref/bin/python
     python benchmarks/bench_model.py --device cuda --dtypes float32,bfloat16
+    python benchmarks/bench_model.py --threads 2                      # torch.set_num_threads(2)
 """
 
 from __future__ import annotations
@@ -46,14 +47,14 @@ def _forward_fn(model, variant: str, torch):
         return lambda batch: model.pool(model(batch, pool=False))
     if variant == "pool, then head":
         return lambda batch: model(batch)
-    row = model.config.n_subject_rows - 1
+    (row,) = model.subject_rows(None)  # the default subject, as model(batch)
     merged = model.low_rank_head.weight.T @ model.predictor.weights[row]  # (H, V)
     bias = model.predictor.bias[row]
 
     def forward(batch):
         encoded = model.encode(model.aggregate(batch))
         pooled = model.pool(encoded.transpose(1, 2)).transpose(1, 2)  # (B, T_out, H)
-        return (pooled @ merged + bias).transpose(1, 2)
+        return (pooled @ merged + bias).transpose(1, 2)[:, None]  # (B, 1, V, T_out), as model(batch)
     return forward
 
 
@@ -85,6 +86,8 @@ def worker(args) -> dict:
     import tribev2
 
     torch.set_grad_enabled(False)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
     model = tribev2.load_model(args.weights, device=device, dtype=dtype)
@@ -193,6 +196,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--reference-python", help="python of the reference environment (CPU comparison)")
     parser.add_argument("--weights", help="brain-model folder (default: the seeded demo weights, release geometry)")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads in each measurement (default: torch's)")
     parser.add_argument("--json", help="write the results here as JSON")
     parser.add_argument("--bf16-fixture", help="a parity case folder (e.g. ../shared/parity/wide): report the "
                                                "bfloat16 error against its float32 reference output")
@@ -225,23 +229,30 @@ def main() -> None:
                              **result})
             for dtype in args.dtypes.split(","):
                 for variant in VARIANTS:
-                    ours_out = os.path.join(tmp, f"ours-{windows}-{dtype}-{variant[:4]}.pt")
+                    ours_out = _output_file(tmp, windows, dtype, variant)
                     result = _measure([sys.executable, __file__, "--device", args.device, "--weights", args.weights,
                                        "--repeats", str(args.repeats), "--worker", variant, str(windows), dtype,
-                                       "--save-output", ours_out])
+                                       "--save-output", ours_out, *(["--threads", str(args.threads)]
+                                                                    if args.threads else [])])
                     result.update(_compare(ours_out, tmp, windows, args.reference_python is not None))
+                    default_out = _output_file(tmp, windows, "float32", "pool, then head")
+                    if os.path.exists(default_out) and default_out != ours_out:
+                        result["max_abs_diff_vs_default"] = _max_abs_diff(ours_out, default_out)
                     rows.append({"variant": f"ours ({variant})", "dtype": dtype, "windows": windows, **result})
     baseline = {r["windows"]: r["seconds"] for r in rows if r["variant"] == "ours (head, then pool)"
                 and r["dtype"] == "float32"}
-    print(f"\nBrain model, release geometry, {args.device} ({machine}), batches of {BATCH} windows")
-    print("| workload | variant | dtype | seconds | speed-up vs ours fp32 eager | peak MiB | max abs Δ vs fp32 |")
-    print("|---|---|---|---|---|---|---|")
+    threads = f", torch.set_num_threads({args.threads})" if args.threads else ""
+    print(f"\nBrain model, release geometry, {args.device} ({machine}{threads}), batches of {BATCH} windows")
+    print("| workload | variant | dtype | seconds | speed-up vs ours fp32 eager | peak MiB | max abs Δ vs fp32 "
+          "| max abs Δ vs default (fp32 pool, then head) |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         speedup = baseline.get(r["windows"], float("nan")) / r["seconds"]
         workload = "1 window (100 s)" if r["windows"] == 1 else f"{r['windows']} windows ({r['windows'] * 100 / 3600:g} h)"
         delta = f"{r['max_abs_diff']:.2e}" if "max_abs_diff" in r else ""
+        vs_default = f"{r['max_abs_diff_vs_default']:.2e}" if "max_abs_diff_vs_default" in r else ""
         print(f"| {workload} | {r['variant']} | {r['dtype']} | {r['seconds']:.3f} | {speedup:.2f}x | "
-              f"{r['peak_mib']:.0f} | {delta} |")
+              f"{r['peak_mib']:.0f} | {delta} | {vs_default} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"device": args.device, "machine": machine, "rows": rows}, indent=2))
 
@@ -259,7 +270,7 @@ def bfloat16_error(model_folder: Path, device: str) -> str:
         inputs = {k: v.to(device) for k, v in load_file(case / "inputs.safetensors").items()}
         expected = load_file(case / "expected.safetensors")["output"].float()
         with torch.inference_mode():
-            out = model(inputs).float().cpu()
+            out = model(inputs)[:, 0].float().cpu()  # (B, V, T_out): the one subject row
         diff = out - expected
         lines.append(f"bfloat16 vs reference float32, {model_folder.name}/{case.name} on {device}: max |Δ| "
                      f"{diff.abs().max():.3g}, ‖Δ‖/‖ref‖ {diff.norm() / expected.norm():.3g}, "
@@ -269,14 +280,22 @@ def bfloat16_error(model_folder: Path, device: str) -> str:
 
 def _compare(path: str, tmp: str, windows: int, have_reference: bool) -> dict:
     """Max |Δ| of this output against the reference's (or, without it, our fp32 head-then-pool run)."""
-    import torch
-
     candidates = [os.path.join(tmp, f"ref-{windows}.pt")] if have_reference else []
-    candidates.append(os.path.join(tmp, f"ours-{windows}-float32-head.pt"))
+    candidates.append(_output_file(tmp, windows, "float32", "head, then pool"))
     for baseline in candidates:
         if os.path.exists(baseline) and baseline != path:
-            return {"max_abs_diff": (torch.load(path) - torch.load(baseline)).abs().max().item()}
+            return {"max_abs_diff": _max_abs_diff(path, baseline)}
     return {}
+
+
+def _output_file(tmp: str, windows: int, dtype: str, variant: str) -> str:
+    return os.path.join(tmp, f"ours-{windows}-{dtype}-{VARIANTS.index(variant)}.pt")
+
+
+def _max_abs_diff(path: str, baseline: str) -> float:
+    import torch
+
+    return (torch.load(path) - torch.load(baseline)).abs().max().item()
 
 
 if __name__ == "__main__":

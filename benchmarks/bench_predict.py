@@ -43,14 +43,15 @@ def bench_demo(device: str) -> dict:
     from tribev2.demo import demo_extractors, demo_model
     from tribev2.events import events_from, packaged_tiny_whisper
     from tribev2.features import feature_dims
-    from tribev2.predict import predict, predict_features, window_features
+    from tribev2.predict import Windows, predict, predict_features, window_features
 
     video = str(resources.files("tribev2.data").joinpath("demo_stimulus.mp4"))
     whisper = str(packaged_tiny_whisper())
     extractors, load_s = timed(demo_extractors, device=device, progress=False)
     model = demo_model(feature_dims=feature_dims(extractors), device=device)
     events, events_s = timed(events_from, video, asr_model=whisper, device=device)
-    features, features_s = timed(window_features, events, extractors=extractors, window_s=model.config.window_s)
+    windows = Windows.plan(float(events["stop"].max()), model.config)
+    features, features_s = timed(window_features, events, extractors=extractors, windows=windows)
     _, model_s = timed(predict_features, features, model=model, duration_s=float(events["stop"].max()), atlas=None)
     _, warm_s = timed(predict, video, model=model, extractors=extractors, asr_model=whisper, atlas=None,
                       device=device, progress=False)
@@ -65,7 +66,7 @@ def bench_e2e(device: str, shared: Path) -> dict:
     from tribev2 import load_model
     from tribev2.events import events_from
     from tribev2.features import AudioExtractor, TextExtractor, VideoExtractor
-    from tribev2.predict import predict, window_features
+    from tribev2.predict import Windows, predict, window_features
 
     folder, models = shared / "e2e", shared / "features" / "models"
     expected = load_file(str(folder / "expected" / "pr29_dedup.safetensors"))
@@ -77,10 +78,10 @@ def bench_e2e(device: str, shared: Path) -> dict:
     reference = pd.read_parquet(folder / "events" / "pr29_dedup.parquet")
     report = {"events_equal": bool((events["context"] == reference["context"]).all()
                                    and np.array_equal(events["start"], reference["start"]))}
-    features, report["features_s"] = timed(window_features, events, extractors=extractors,
-                                           window_s=model.config.window_s)
-    for modality, value in features.items():
-        ours = np.stack(np.split(value, 2, axis=-1))
+    windows = Windows.plan(float(events["stop"].max()), model.config)
+    features, report["features_s"] = timed(window_features, events, extractors=extractors, windows=windows)
+    for modality in features[0]:
+        ours = np.stack([window[modality] for window in features])
         report[f"features_{modality}_max_abs_diff"] = float(np.abs(ours - expected[f"features_{modality}"]).max())
     ds, report["predict_cached_features_s"] = timed(predict, stimulus, transcript=transcript, model=model,
                                                     extractors=extractors, atlas=None, device=device, progress=False)
@@ -97,7 +98,7 @@ def main() -> int:
     parser.add_argument("--e2e", action="store_true", help="also run the full end-to-end parity check")
     parser.add_argument("--shared", type=Path, default=SHARED, help="the shared fixtures folder")
     args = parser.parse_args()
-    os.environ["TRIBEV2_CACHE"] = tempfile.mkdtemp(prefix="tribev2-bench-")
+    os.environ["TRIBEV2_CACHE"] = tempfile.mkdtemp(prefix="tribev2-bench-")  # a script's own process: fine
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 

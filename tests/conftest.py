@@ -4,6 +4,8 @@
   ``TRIBEV2_REQUIRE_SHARED=1`` (CI). Copy files into ``tmp_path`` before writing anything next to them.
 * ``require_program(name)``: a system program installed by apt (espeak-ng, chromium); skipped when missing,
   a failure when ``TRIBEV2_REQUIRE_SYSTEM=1`` (CI).
+* ``seeded_cache``: a cache root holding the atlas files of ``../shared/atlases/`` where
+  :func:`tribev2.load_atlas`'s download would put them (for notebooks and servers run in another process).
 * Every test gets its own cache root (``TRIBEV2_CACHE``) and Hugging Face cache, and no network.
 """
 
@@ -55,3 +57,17 @@ def _isolated_caches(tmp_path_factory, monkeypatch):
     root = tmp_path_factory.getbasetemp() / "tribev2-cache"
     monkeypatch.setenv("TRIBEV2_CACHE", str(root))
     monkeypatch.setenv("HF_HOME", str(tmp_path_factory.getbasetemp() / "hf-home"))
+
+
+SEEDED_ATLASES = {"HCP-MMP1": "HCPMMP1", "Desikan-Killiany": "aparc", "Schaefer-400": "Schaefer400"}
+
+
+@pytest.fixture(scope="module")
+def seeded_cache(shared_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("notebook-cache")
+    for name, stem in SEEDED_ATLASES.items():
+        folder = root / "atlases" / name
+        folder.mkdir(parents=True)
+        for hemi in ("lh", "rh"):
+            shutil.copy(shared_dir / "atlases" / f"{hemi}.{stem}.fsaverage5.annot", folder)
+    return root

@@ -10,7 +10,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 import xarray as xr
-from nilearn.datasets import load_mni152_template
 
 import tribev2
 from tribev2 import io
@@ -77,6 +76,8 @@ def smooth_pattern(image) -> np.ndarray:
 
 
 def test_volume_surface_volume_recovers_a_pattern_on_cortex(tmp_path):
+    from nilearn.datasets import load_mni152_template
+
     template = load_mni152_template(resolution=2)
     pattern = smooth_pattern(template)
     volume = nib.Nifti1Image(np.stack([pattern, -pattern], axis=-1).astype(np.float32), template.affine)
@@ -122,6 +123,8 @@ def test_ground_truth_sources(labelled, tmp_path):
     bold = xr.Dataset({"bold": (("time", "vertex"), values)}, coords={"time": np.arange(6) * 3.0})
     bold.to_netcdf(tmp_path / "bold.nc", engine="h5netcdf")
     np.testing.assert_array_equal(io.load_ground_truth(tmp_path / "bold.nc").time.values, np.arange(6) * 3.0)
+
+    from nilearn.datasets import load_mni152_template
 
     template = load_mni152_template(resolution=2)
     pattern = smooth_pattern(template)

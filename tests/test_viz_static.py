@@ -124,10 +124,22 @@ def test_hemisphere_order_is_where_the_hemispheres_are_seen(scene, view, order):
     assert scene.hemi_order(view, ("right",)) == ("right",)
 
 
-def test_figure_marks_the_hemispheres(desikan):
-    figure = plot_surface(region_map(desikan, "insula"), views=["lateral", "ventral"], size=(160, 120))
-    first_column = [a for a in figure.axes if a.images]
-    assert [[t.get_text() for t in ax.texts][:2] for ax in first_column] == [["L", "R"], ["R", "L"]]
+def tags(figure):
+    """The hemisphere tags of a figure, ``[(letter, x, y)]`` in figure pixels."""
+    figure.canvas.draw()
+    boxes = [(t.get_text(), t.get_window_extent()) for ax in figure.axes for t in ax.texts]
+    return [(text, (b.x0 + b.x1) / 2, round((b.y0 + b.y1) / 2)) for text, b in boxes if text in ("L", "R")]
+
+
+def test_figure_marks_the_hemispheres_apart(desikan):
+    figure = plot_surface(region_map(desikan, "insula"), views=["lateral", "ventral"])
+    marks = tags(figure)
+    assert [m[0] for m in marks] == ["L", "R", "R", "L"]  # lateral: left | right; ventral (from below): R, L
+    for (first, second), picture in zip((marks[:2], marks[2:]), figure.axes[0].images):
+        box = picture.get_window_extent()  # lateral: both pictures side by side; ventral: both in one
+        assert first[2] == second[2] > box.y1  # one line above each row
+        # above the middle of each hemisphere, never "R L" side by side
+        np.testing.assert_allclose([first[1], second[1]], [box.x0 + box.width / 4, box.x1 - box.width / 4], atol=1)
 
 
 def test_render_sizes_surfaces_and_threshold(desikan):
@@ -156,10 +168,18 @@ def figure_pixels(figure):
 
 
 def panel(image, figure, index):
-    """The pixels of the figure's ``index``-th image panel."""
-    box = [a for a in figure.axes if a.images][index].get_window_extent()
+    """The pixels of the figure's ``index``-th brain picture."""
+    box = figure.axes[0].images[index].get_window_extent()
     height = image.shape[0]
     return image[round(height - box.y1):round(height - box.y0), round(box.x0):round(box.x1)]
+
+
+def text_px(figure):
+    """Heights in pixels of every non-empty text of a figure (tick labels, titles, tags...)."""
+    figure.canvas.draw()
+    found = [t for t in figure.findobj(lambda o: hasattr(o, "get_text") and hasattr(o, "get_fontsize"))
+             if t.get_text().strip() and t.get_visible()]
+    return {t.get_text(): t.get_fontsize() * figure.dpi / 72 for t in found}
 
 
 def test_plot_surface_grid_of_views_and_times(desikan):
@@ -170,27 +190,64 @@ def test_plot_surface_grid_of_views_and_times(desikan):
     data = xr.DataArray(values, dims=("time", "vertex"), coords={"time": np.arange(6.0)},
                         attrs={"long_name": "prediction", "units": "a.u."})
     figure = plot_surface(data, time=[2, 4], views=["lateral", "medial"], hemi="left", surface="inflated",
-                          threshold=0.5, outlines=desikan, title="grid", size=(240, 180))
+                          threshold=0.5, outlines=desikan, title="grid")
     image = figure_pixels(figure)
-    # two rows of 180-px pictures under the title and column titles; two 240-px columns beside row labels and
-    # the colorbar
-    assert image.shape == (4 + 24 + 22 + 2 * 180 + 4, 24 + 2 * 240 + 110, 3)
-    panels = [a for a in figure.axes if a.images]
-    assert len(panels) == 4
-    assert [a.get_title() for a in panels[:2]] == ["t = 2 s", "t = 4 s"]
+    # notebook size: pictures at their default shown size (300 px wide), text of at least 12 px
+    assert image.shape[1] == round(figure.get_figwidth() * figure.dpi) <= 900
+    assert len(figure.axes[0].images) == 4
+    shown = [im.get_window_extent() for im in figure.axes[0].images]
+    assert all(abs(box.width - 300) < 1 and abs(box.height - 225) < 1 for box in shown)
+    sizes = text_px(figure)
+    assert {"t = 2 s", "t = 4 s", "lateral", "medial", "grid", "prediction (a.u.)"} <= set(sizes)
+    assert min(sizes.values()) >= 12 and sizes["t = 2 s"] >= 13
     colour = [coloured(panel(image, figure, i)).sum() for i in range(4)]
-    # rows: lateral, medial; columns: t = 2, 4. STG only laterally; precentral laterally (and a little on top)
+    # pictures: (lateral, t=2), (lateral, t=4), (medial, t=2)... STG only laterally; precentral laterally
     assert colour[0] > 500 and colour[1] > 500 and colour[2] == 0
-    # the panels are the pictures at their size: t = 2 s, lateral, colours the STG where it is seen, only there
-    with sc.BrainScene("fsaverage5", surface="inflated", hemi="left", size=(240, 180)) as reference:
+    # t = 2 s, lateral, colours the STG where it is seen, only there (rendered at twice the shown pixels)
+    with sc.BrainScene("fsaverage5", surface="inflated", hemi="left", size=(300, 225)) as reference:
         where_seen = seen(reference, desikan, "superiortemporal", "lateral")
     first = panel(image, figure, 0)
-    assert first.shape == (180, 240, 3)
+    assert first.shape == (225, 300, 3)
     check_region_colours(first, where_seen)
-    assert len(figure.axes) == 5  # four panels and the colorbar
+    assert len(figure.axes) == 2  # the pictures and the colorbar
     from PIL import Image  # notebooks show the figure through its PNG, with or without pyplot
     assert np.asarray(Image.open(io.BytesIO(figure._repr_png_())).convert("RGB")).shape == image.shape
     assert figure.axes[-1].get_ylabel() == "prediction (a.u.)"
+
+
+def test_wide_figures_shrink_to_notebook_width_and_text_stays_readable(desikan):
+    data = xr.DataArray(np.stack([region_map(desikan, "insula") * (t + 1) for t in range(6)]),
+                        dims=("time", "vertex"), coords={"time": np.arange(6.0)})
+    # four lateral pairs would be 2,400 px at the default picture size
+    figure = plot_surface(data, time=[0, 1, 2, 3], views="lateral")
+    assert figure.get_figwidth() * figure.dpi == 900
+    assert min(text_px(figure).values()) >= 12
+    # figsize is honoured, pictures fit inside it
+    figure = plot_surface(data, time=[0, 1], views="lateral", figsize=(6, 2.5), dpi=120)
+    assert tuple(np.round(figure.get_size_inches() * figure.dpi)) == (720, 300)
+    boxes = [im.get_window_extent() for im in figure.axes[0].images]
+    assert all(b.x0 >= 0 and b.x1 <= 720 and b.y0 >= 0 and b.y1 <= 300 for b in boxes)
+    assert coloured(figure_pixels(figure)).sum() > 1000
+
+
+def test_plot_surface_draws_into_given_axes(desikan):
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(9, 3), dpi=100)
+    left, right = figure.subplots(1, 2)
+    right.plot([0, 1], [0, 1])
+    returned = plot_surface(region_map(desikan, "superiortemporal"), views="lateral", axes=left, title="mine")
+    assert returned is figure
+    assert len(left.images) == 1 and not right.images  # the lateral pair in the given Axes only
+    assert left.get_title() == "mine"
+    image = figure_pixels(figure)
+    box = left.get_window_extent()
+    for im in left.images:  # inside the Axes' box, coloured where the STG is
+        b = im.get_window_extent()
+        assert box.x0 - 1 <= b.x0 and b.x1 <= box.x1 + 1
+    assert coloured(panel(image, figure, 0)).sum() > 100
+    assert len(figure.axes) == 3  # the colorbar beside the given Axes
+    assert min(text_px(figure).values()) >= 11  # text reads in a small Axes too
 
 
 def test_plot_surface_checks_its_input(desikan):
@@ -244,7 +301,7 @@ def test_contributions_as_rgb(desikan):
     contributions[2, desikan.vertices("lateraloccipital")] = 1.0
     data = xr.DataArray(contributions, dims=("modality", "vertex"),
                         coords={"modality": ["text", "audio", "video"]})
-    figure = plot_contributions(data, views="lateral", hemi="left", surface="inflated", size=(320, 240))
+    figure = plot_contributions(data, views="lateral", hemi="left", surface="inflated")
     image = figure_pixels(figure)
     pixels = panel(image, figure, 0)
     red = (pixels[..., 0].astype(int) - pixels[..., 1:].max(axis=-1)) > 60
@@ -253,4 +310,4 @@ def test_contributions_as_rgb(desikan):
     assert red.sum() > 300 and blue.sum() > 300 and green.sum() == 0
     # red (temporal) lies below blue (occipital, posterior: right of the image in a left lateral view)
     assert np.nonzero(red)[1].mean() < np.nonzero(blue)[1].mean()
-    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["text", "audio", "video"]
+    assert [t.get_text() for t in figure.axes[0].get_legend().get_texts()] == ["text", "audio", "video"]

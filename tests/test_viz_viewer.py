@@ -10,9 +10,9 @@ import xarray as xr
 from test_viz_movie import demo_prediction
 from test_viz_static import coloured, desikan, dilate, seen  # noqa: F401  (desikan: the atlas fixture)
 
-from tribev2.atlas import attach_atlas
+from tribev2.atlas import attach_atlas, load_atlas
 from tribev2.viz import brain
-from tribev2.viz.viewer import HIGHLIGHT, _choose_backend
+from tribev2.viz.viewer import HIGHLIGHT, VIEWER_CLASS, _choose_backend
 
 N_TIMES = 8
 
@@ -164,13 +164,38 @@ def test_time_course_panel_carries_the_colour_key(viewer):
     viewer.set_colors(vmin=0.0, vmax=1.0)
 
 
-def test_display_bundle_carries_a_picture(viewer):
-    bundle = viewer._repr_mimebundle_()
-    data = bundle[0] if isinstance(bundle, tuple) else bundle
-    assert "application/vnd.jupyter.widget-view+json" in data
-    snapshot = png_pixels(data["image/png"])  # the cortex, and the time-course panel beside it
+def test_display_writes_a_snapshot_then_the_widgets(viewer):
+    # a front end without the widgets (nbconvert HTML, GitHub, the docs site) shows the snapshot output
+    snapshot = png_pixels(viewer.snapshot_bundle()["image/png"])  # the cortex, and the time-course panel beside it
     assert snapshot.shape == (260, 320 + 420, 3)
     np.testing.assert_array_equal(snapshot[:240, :320], viewer.image())
+    widgets = viewer.widget_bundle()
+    assert "application/vnd.jupyter.widget-view+json" in widgets and "image/png" not in widgets
+    assert "snapshot is above" in widgets["text/plain"]
+    # the widgets carry the rule that hides the snapshot where they draw
+    assert VIEWER_CLASS in viewer.widget._dom_classes
+    assert f".{VIEWER_CLASS}" in viewer.widget.children[0].value and "display: none" in viewer.widget.children[0].value
+
+
+def test_readable_controls(viewer):
+    viewer.set_colors(vmin=-3.14159, vmax=3.14159)
+    assert viewer._limits_label.value == "-3.14 to 3.14" and not viewer._limits.readout
+    viewer.set_colors(vmin=0.0, vmax=1.0)
+    assert viewer._cortex.layout.width == "320px" and viewer._cortex.layout.height == "240px"  # size=
+
+
+def test_region_picker_names_hcp_regions_in_full(region_dataset, shared_dir):
+    hcp = load_atlas("HCP-MMP1", path=shared_dir / "atlases")
+    viewer = brain(region_dataset, atlas=hcp, backend="static", size=(320, 240))
+    try:
+        labels = {value: label for label, value in viewer._region.options}
+        assert labels["V1"] == "V1 · Primary Visual Cortex"
+        assert labels["p9-46v"] == "p9-46v · Area posterior 9-46v" and labels["10pp"] == "10pp · Polar 10p"
+        assert all(" · " in label for value, label in labels.items() if value)  # every one of the 360 areas
+        viewer._region.value = "A1"
+        assert viewer._title.value.startswith("<b>A1 · Primary Auditory Cortex</b>: <br>mean over ")
+    finally:
+        viewer.close()
 
 
 def test_backend_choice(monkeypatch):

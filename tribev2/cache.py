@@ -52,11 +52,19 @@ def file_sha256(path: str | os.PathLike, root: str | os.PathLike | None = None) 
     """sha256 of a file's content, remembered per (path, size, modification time) for the process and under
     the cache root (``root``, see :func:`cache_root`). A Hugging Face cache blob is named after its sha256: the
     name is used, nothing is read."""
+    named = hub_blob_sha256(path)
+    if named is not None:
+        return named
     real = Path(os.path.realpath(path))
-    if re.fullmatch(r"[0-9a-f]{64}", real.name) and real.parent.name == "blobs":
-        return real.name
     stat = real.stat()
     return _remembered_sha256(str(real), stat.st_size, stat.st_mtime_ns, str(cache_root(root)))
+
+
+def hub_blob_sha256(path: str | os.PathLike) -> str | None:
+    """The sha256 a Hugging Face cache blob is named after, for a file that is (or links to) one of a large
+    (LFS) file; ``None`` otherwise (small files' blobs are named after their git blob id)."""
+    real = Path(os.path.realpath(path))
+    return real.name if re.fullmatch(r"[0-9a-f]{64}", real.name) and real.parent.name == "blobs" else None
 
 
 @functools.lru_cache(maxsize=256)

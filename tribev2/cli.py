@@ -1,8 +1,9 @@
 """The ``tribev2`` command line: a thin layer over the public functions.
 
 Commands: ``predict`` (a stimulus file -> predictions as NetCDF or Zarr), ``predict-many`` (many stimuli -> one
-Zarr store, here or on a Dask cluster), ``convert`` (checkpoint -> safetensors form) and ``doctor`` (what is
-installed, what is missing, and how to get it).
+Zarr store, here or on a Dask cluster), ``report``, ``movie`` and ``plot`` (a saved result -> an HTML report, an
+MP4, a figure), ``convert`` (checkpoint -> safetensors form) and ``doctor`` (what is installed, what is missing,
+and how to get it).
 
 Exit codes: 0 success; 1 an unexpected error (a bug: the traceback is printed); 2 bad input (a file that is
 missing, unreadable or of the wrong kind, a bad option); 3 a model or program that is not available (offline,
@@ -38,7 +39,7 @@ def _predict(args: argparse.Namespace) -> int:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
     ds = predict(args.stimulus, model=args.model, extractors=_extractors(args), modalities=args.modalities,
                  transcript=args.transcript, language=args.language, asr_model=args.asr_model,
-                 subjects=_subjects(args.subjects),
+                 subjects=_subjects(args.subjects), hop_s=args.hop,
                  atlas=None if args.atlas.lower() == "none" else args.atlas, cache_dir=args.cache_dir,
                  device=args.device, progress=not args.quiet, batch_size=args.batch_size)
     save_dataset(ds, output)
@@ -58,7 +59,8 @@ def _predict_many(args: argparse.Namespace) -> int:
     options = dict(model=args.model, extractors=_extractors(args), modalities=args.modalities,
                    language=args.language, asr_model=args.asr_model, subjects=_subjects(args.subjects),
                    atlas=None if args.atlas.lower() == "none" else args.atlas, cache_dir=args.cache_dir,
-                   device=args.device, batch_size=args.batch_size, windows_per_task=args.windows_per_task,
+                   hop_s=args.hop, device=args.device, batch_size=args.batch_size,
+                   windows_per_task=args.windows_per_task,
                    progress=not args.quiet)
     if args.scheduler or args.local_workers:
         from distributed import Client
@@ -78,8 +80,8 @@ def _extractors(args: argparse.Namespace) -> dict | None:
     return {m: source for m, source in sources.items() if source} or None
 
 
-def _subjects(value: str):
-    if value in ("average", "all"):
+def _subjects(value: str | None):
+    if value is None or value in ("average", "all"):
         return value
     try:
         return [s if s == "average" else int(s) for s in (part.strip() for part in value.split(","))]
@@ -91,6 +93,141 @@ def _positive_int(value: str) -> int:
     if not value.strip().isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
     return int(value)
+
+
+# -- report, movie, plot: saved results -------------------------------------------------------------------------
+FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .viz import save_report
+
+    output = _output(args, ".html", (".html", ".htm"))
+    ds = _open_results(args.results)
+    path = save_report(ds, output, video=args.video, title=args.title, progress=not args.quiet, **_map_options(args))
+    _say(args, f"wrote {path}: {ds.sizes.get('time', 0)} TRs")
+    return 0
+
+
+def _movie(args: argparse.Namespace) -> int:
+    from .viz import save_movie
+
+    output = _output(args, ".mp4", (".mp4",))
+    if not args.fps > 0:
+        raise ValueError(f"--fps {args.fps}: expected a positive number of frames per second")
+    ds = _open_results(args.results)
+    path = save_movie(ds, output, fps=args.fps, progress=not args.quiet, **_map_options(args))
+    _say(args, f"wrote {path}: {ds.sizes.get('time', 1)} frames at {args.fps:g} per second")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from .viz import plot_data, plot_timecourse
+
+    output = _output(args, ".png", FIGURE_SUFFIXES)
+    ds = _open_results(args.results)
+    variable = args.variable or _plotted_variable(ds)
+    size = {"figsize": (args.width / args.dpi, args.height / args.dpi)} if args.width and args.height else {}
+    if args.roi:
+        try:
+            figure = plot_timecourse(ds, args.roi, variable=variable or "prediction", subject=args.subject,
+                                     dpi=args.dpi, **size)
+        except KeyError as err:  # a name or pattern that matches no region
+            raise ValueError(f"--roi: {err.args[0]}") from None
+    else:
+        times = [float(t) for t in args.time.split(",")] if args.time else None
+        options = {k: v for k, v in _map_options(args).items() if k != "size"}
+        figure = plot_data(ds, time=times, variable=variable, dpi=args.dpi, **size, **options)
+    figure.savefig(output, dpi=args.dpi)
+    _say(args, f"wrote {output}")
+    return 0
+
+
+def _output(args: argparse.Namespace, default_suffix: str, suffixes: tuple[str, ...]) -> Path:
+    """The output path (default: the results file's name with ``default_suffix``, in the current folder),
+    checked and its folder made before any work."""
+    output = Path(args.output or Path(args.results).with_suffix(default_suffix).name)
+    if output.suffix.lower() not in suffixes:
+        raise ValueError(f"--output {output}: expected a file name ending in {' or '.join(suffixes)}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    return output
+
+
+def _open_results(path: str):
+    """A Dataset saved by ``tribev2 predict`` / ``tribev2.save_dataset`` (NetCDF or Zarr), or a clear error."""
+    from .io import open_dataset
+
+    try:
+        ds = open_dataset(path)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"{path}: not a NetCDF or Zarr Dataset that tribev2 can read ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    if not any("vertex" in var.dims for var in ds.data_vars.values()) and "roi" not in ds.dims:
+        raise ValueError(f"{path}: holds no cortical data (no variable with a 'vertex' or 'roi' dimension; "
+                         f"variables: {sorted(ds.data_vars)})")
+    return ds
+
+
+def _plotted_variable(ds) -> str | None:
+    """None where ``plot_data`` knows what to draw (a prediction, an evaluation); else the one variable with a
+    ``vertex`` dimension (e.g. ``contribution``)."""
+    if "prediction" in ds.data_vars or "pearson_r" in ds.data_vars:
+        return None
+    candidates = [name for name, var in ds.data_vars.items() if "vertex" in var.dims]
+    if len(candidates) != 1:
+        raise ValueError(f"the file holds the variables {sorted(ds.data_vars)}: choose one with --variable")
+    return candidates[0]
+
+
+def _map_options(args: argparse.Namespace) -> dict:
+    options = {"views": args.views, "hemi": args.hemi, "subject": args.subject, "percentile": args.percentile,
+               "threshold": args.threshold, "cmap": args.cmap}
+    if getattr(args, "size", None):
+        options["size"] = args.size
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not args.quiet:
+        print(text)
+
+
+def _views(value: str) -> list[str]:
+    from .viz import VIEWS
+
+    views = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in views if v not in VIEWS]
+    if not views or unknown:
+        raise argparse.ArgumentTypeError(f"expected comma-separated views among {', '.join(VIEWS)}, got {value!r}")
+    return views
+
+
+def _picture_size(value: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in value.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels (e.g. 480x360), got {value!r}") from None
+    if width < 16 or height < 16:
+        raise argparse.ArgumentTypeError(f"expected at least 16x16 pixels, got {value!r}")
+    return width, height
+
+
+def _add_map_options(command: argparse.ArgumentParser, *, picture_size: bool) -> None:
+    command.add_argument("results", help="a Dataset written by `tribev2 predict` or tribev2.save_dataset (.nc or "
+                                         ".zarr)")
+    command.add_argument("--views", type=_views, help="comma-separated views: lateral, medial, dorsal, ventral, "
+                                                      "anterior, posterior (default: lateral)")
+    command.add_argument("--hemi", choices=("left", "right", "both"), help="hemispheres shown (default: both)")
+    command.add_argument("--subject", help="the subject row shown (default: 'average' when present, else the first)")
+    command.add_argument("--percentile", type=float, help="colour limits at this percentile of |values| (e.g. 99)")
+    command.add_argument("--threshold", type=float, help="values with |value| below it show the cortex gray")
+    command.add_argument("--cmap", help="a matplotlib colormap name (default: RdBu_r for signed data)")
+    if picture_size:
+        command.add_argument("--size", type=_picture_size, metavar="WxH",
+                             help="pixels of one hemisphere's picture (default: 480x360)")
+    command.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
 
 # -- convert ---------------------------------------------------------------------------------------------------
@@ -283,6 +420,41 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(many)
     many.set_defaults(run=_predict_many)
 
+    report = sub.add_parser("report", help="an HTML page of a saved prediction: stimulus frames, words and brain, "
+                                           "TR by TR", epilog=_EPILOG,
+                            description="Reads a saved prediction (its events give the frames and words) and "
+                                        "writes one self-contained HTML file (tribev2.viz.save_report).")
+    _add_map_options(report, picture_size=True)
+    report.add_argument("-o", "--output", help="the .html file (default: <results>.html in the current folder)")
+    report.add_argument("--video", help="the stimulus video, where it is not where the events say (moved files)")
+    report.add_argument("--title", help="the page's title")
+    report.set_defaults(run=_report)
+
+    movie = sub.add_parser("movie", help="an MP4 of a saved prediction over time", epilog=_EPILOG,
+                           description="One frame per TR: the views side by side, a colorbar and the time "
+                                       "(tribev2.viz.save_movie).")
+    _add_map_options(movie, picture_size=True)
+    movie.add_argument("-o", "--output", help="the .mp4 file (default: <results>.mp4 in the current folder)")
+    movie.add_argument("--fps", type=float, default=2.0, help="frames (TRs) per second (default: 2)")
+    movie.set_defaults(run=_movie)
+
+    plot = sub.add_parser("plot", help="a figure of a saved result: maps, an evaluation, or region time courses",
+                          epilog=_EPILOG,
+                          description="Maps of a prediction at some times, an evaluation's r map, contributions "
+                                      "as RGB, or with --roi the regions' mean time courses "
+                                      "(ds.tribe.plot / plot_timecourse).")
+    _add_map_options(plot, picture_size=False)
+    plot.add_argument("-o", "--output", help="the figure file: .png (default: <results>.png), .jpg, .pdf or .svg")
+    plot.add_argument("--time", help="comma-separated times in seconds (default: three spread over the recording)")
+    plot.add_argument("--roi", type=lambda s: [r.strip() for r in s.split(",") if r.strip()],
+                      help="comma-separated region names or patterns: plot their time courses instead of maps")
+    plot.add_argument("--variable", help="the Dataset variable to draw (default: prediction, an evaluation's "
+                                         "pearson_r, or the only variable with a vertex dimension)")
+    plot.add_argument("--width", type=_positive_int, help="figure width in pixels (with --height)")
+    plot.add_argument("--height", type=_positive_int, help="figure height in pixels (with --width)")
+    plot.add_argument("--dpi", type=_positive_int, default=100, help="pixels per inch of the file (default: 100)")
+    plot.set_defaults(run=_plot)
+
     convert = sub.add_parser("convert", help="write model.safetensors + build_args.json + config.yaml from a "
                                              "best.ckpt folder or hub repo id",
                              description="Convert a Lightning checkpoint (config.yaml + best.ckpt) into the "
@@ -317,12 +489,16 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--asr-model", help="Whisper model for speech recognition: a faster-whisper name "
                                             "(large-v3, tiny.en, ...) or folder (default: $TRIBEV2_WHISPER_MODEL, "
                                             "else large-v3)")
-    parser.add_argument("--subjects", default="average",
-                        help="'average' (default: the shared row for new people), 'all', or row numbers 0,1,...")
+    parser.add_argument("--subjects", help="'average' (the shared row for new people), 'all', or row numbers 0,1,... "
+                                           "(default: the model's default subject, 'average' for the release)")
     parser.add_argument("--atlas", default=DEFAULT_ATLAS, help=f"parcellation for the roi coordinate (default: "
                         f"{DEFAULT_ATLAS}; see tribev2.load_atlas), or 'none'")
     parser.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, "
                                                          "cuda:1, mps")
+    parser.add_argument("--hop", type=float, metavar="SECONDS",
+                        help="overlap the 100-s model windows: start one every SECONDS (a whole number of TRs; "
+                             "about 100/SECONDS times the compute); each TR comes from the window where it is most "
+                             "central (default: back to back, as the reference)")
     parser.add_argument("--batch-size", type=_positive_int, default=8,
                         help="windows per brain-model batch (default: 8)")
     parser.add_argument("--cache-dir", help="cache root for this run (default: $TRIBEV2_CACHE, else "

@@ -18,11 +18,13 @@ writing and restored after reading).
         words      (time) object    the words heard in each TR
     Data variables:
         prediction (time, vertex, subject) float32
-    Attributes: flat and NetCDF-safe (see REQUIRED_ATTRS)
+    Attributes: flat and NetCDF-safe (see REQUIRED_ATTRS; ``subject_provenance``, a JSON string, when fitted
+    subject rows are predicted)
 """
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Mapping, Sequence
 
@@ -84,6 +86,9 @@ def build_dataset(prediction: np.ndarray, *, model: TribeModel, subject_names: S
         "hop_s": config.window_s if hop_s is None else float(hop_s),
         "atlas": "",
     }
+    fitted = {name: config.subject_provenance[name] for name in subject_names if name in config.subject_provenance}
+    if fitted:  # the fitted rows' records (fitted from what, when), one JSON string: flat and NetCDF-safe
+        attrs["subject_provenance"] = json.dumps(fitted, sort_keys=True)
     data = xr.DataArray(prediction.astype(np.float32, copy=False), dims=("time", "vertex", "subject"),
                         attrs={"long_name": "predicted BOLD response", "units": "a.u."})
     ds = xr.Dataset({"prediction": data}, coords=coords, attrs=attrs).set_xindex("hemi")

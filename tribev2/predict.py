@@ -17,8 +17,8 @@ import dataclasses
 import math
 import numbers
 import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,7 @@ from .events import events_from
 from .events.table import timeline_stop
 from .features import Extractor, check_compatible, extract_features
 from .model import BrainConfig, TribeModel, check_features
+from .progress import progress_bars, stage_bar
 from .sources import resolve
 
 WindowFeatures = Mapping[str, np.ndarray]  # one window: {modality: (L, D, window samples)}
@@ -48,7 +49,7 @@ class Windows:
     steps: int  # output TRs per window
 
     @classmethod
-    def plan(cls, duration_s: float, config: BrainConfig, hop_s: float | None = None) -> "Windows":
+    def plan(cls, duration_s: float, config: BrainConfig, hop_s: float | None = None) -> Windows:
         """Windows of ``config.window_s`` every ``hop_s`` seconds (default: back to back, as the reference).
         ``hop_s`` must be a whole number of TRs, at most one window."""
         window_s, tr_s = config.window_s, config.tr_s
@@ -193,7 +194,8 @@ def resolve_predictor(model, extractors, modalities: str | Sequence[str] | None 
     (and ``hop_s`` checked): what :func:`predict` runs, before any slow step."""
     if isinstance(modalities, str):
         modalities = [modalities]
-    model, extractors = resolve(model, extractors, device=device, progress=progress, cache_dir=cache_dir)
+    with progress_bars(progress):  # downloads and loading bars
+        model, extractors = resolve(model, extractors, device=device, progress=progress, cache_dir=cache_dir)
     if modalities is not None:
         unknown = sorted(set(modalities) - {e.modality for e in extractors})
         if unknown:
@@ -239,7 +241,7 @@ def predict_window_range(events: pd.DataFrame, *, model: TribeModel, extractors:
     and fed as they are. :meth:`Windows.stitch` over the outputs of every window gives :func:`predict`'s."""
     starts = windows.starts[first:stop]
     stream = (extract_features(events, extractors=extractors, start=float(s), duration=windows.window_s)
-              for s in _progress(starts, progress, "windows"))
+              for s in stage_bar(starts, enabled=progress, desc="windows", unit="window"))
     return _predict_windows(model, stream, rows=rows, batch_size=batch_size)
 
 
@@ -298,13 +300,19 @@ def _check_batch_size(batch_size) -> None:
         raise ValueError(f"batch_size={batch_size!r}: expected a whole number of windows, at least 1")
 
 
-def _progress(items, enabled: bool, label: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc=label, disable=not enabled or len(items) < 2, leave=False)
-
-
 def _describe(stimulus) -> str:
     if stimulus is None:
         return "the transcript"
     return "the events table" if isinstance(stimulus, pd.DataFrame) else str(stimulus)
+
+
+def features_by_window(source: Mapping[str, np.ndarray] | pd.DataFrame, *, config: BrainConfig, windows: Windows,
+                       extractors: Sequence[Extractor] = ()) -> list[dict[str, np.ndarray]]:
+    """Every window's features ``[{modality: (L, D, samples per window)}, ...]`` of a stimulus given as its
+    whole features ``{modality: (L, D, T)}`` (cut and zero-padded as :func:`predict_features` cuts them) or as an
+    events table (extracted as :func:`predict` extracts them, by the ``extractors`` with events to read)."""
+    if isinstance(source, Mapping):
+        arrays = {name: _as_array(x, config.feature_dims[name]) for name, x in source.items()}
+        return [_cut(arrays, round(s * config.feature_rate_hz), config.window_samples) for s in windows.starts]
+    present = set(source["type"])
+    return window_features(source, extractors=[e for e in extractors if e.event_type in present], windows=windows)

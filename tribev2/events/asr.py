@@ -28,6 +28,7 @@ import pandas as pd
 
 from ..cache import atomic_path, file_sha256
 from ..cache import cache_dir as cache_folder
+from ..progress import bar, progress_bars
 from .language import language_code
 from .media import cache_stem
 from .transcripts import read_transcript, words_from_segments
@@ -69,7 +70,8 @@ def transcribe(audio: str | os.PathLike, *, language: str = "english", model: st
     if cached.is_file():
         return read_transcript(cached)
     try:
-        whisper = _whisper(name, *whisper_device(device), compute_type)
+        with progress_bars(progress):  # the hub's download bars
+            whisper = _whisper(name, *whisper_device(device), compute_type)
     except ModelUnavailableError as err:
         raise ModelUnavailableError(f"cannot transcribe {audio}: {err}") from None
     if code != "en" and not whisper.model.is_multilingual:
@@ -144,10 +146,8 @@ def _whisper(name: str, device: str, device_index: int, compute_type: str | None
 
 
 def _with_progress(segments, total: float, label: str):
-    from tqdm.auto import tqdm
-
-    with tqdm(total=round(total, 1), unit="s", desc=f"transcribing {label}") as bar:
+    with bar(total=round(total, 1), unit="s", desc=f"transcribing {label}") as shown:
         for segment in segments:
-            bar.update(round(segment.end - bar.n, 1))
+            shown.update(round(segment.end - shown.n, 1))
             yield segment
-        bar.update(bar.total - bar.n)
+        shown.update(shown.total - shown.n)

@@ -15,7 +15,7 @@ Silence is not an error: it yields the model's response to an all-zero input, as
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -23,12 +23,15 @@ import torch
 from ..media import read_audio
 from .base import EventExtractor
 from .sources import load_pretrained
+from .w2vbert import use_banded_relative_key_attention
 
 
 class AudioExtractor(EventExtractor):
     """Audio features from a Wav2Vec2-BERT model and its feature extractor (``facebook/w2v-bert-2.0``).
 
     ``batch_size`` events of identical length share a forward pass (the model takes no padding mask).
+    Wav2Vec-BERT's relative-position attention runs as :mod:`tribev2.features.w2vbert` computes it (the same
+    numbers as ``transformers``, without its ``(T, T, head_size)`` tensor per layer).
     """
 
     modality = "audio"
@@ -48,6 +51,11 @@ class AudioExtractor(EventExtractor):
             self._feature_extractor = load_pretrained(AutoFeatureExtractor, self.source, self.revision,
                                                       "audio feature extractor")
         return self._feature_extractor
+
+    def _load_model(self) -> torch.nn.Module:
+        model = super()._load_model()
+        use_banded_relative_key_attention(model)
+        return model
 
     def waveform(self, filepath: str, offset: float, duration: float) -> np.ndarray:
         """The event's samples resampled to the model's rate, mono, z-scored: ``(samples,)`` float32."""

@@ -27,6 +27,7 @@ import torch
 
 from ..cache import file_sha256
 from ..devices import as_dtype, resolve_device
+from ..progress import bar, note, progress_bars
 from .cache import FEATURES_VERSION, cache_file, write_cached
 from .grid import COLUMNS_READ, check_window, event_rows, n_samples, overlapping, place_on_event_grid
 from .sources import load_pretrained, model_identity
@@ -119,7 +120,9 @@ class Extractor:
     def model(self) -> torch.nn.Module:
         """The network, loaded on first use in ``dtype`` on ``device``, in eval mode."""
         if self._model is None:
-            model = self._load_model()
+            note(f"loading the {self.modality} model")
+            with progress_bars(self.progress):
+                model = self._load_model()
             model.to(self.device).eval().requires_grad_(False)
             self._model = model
         return self._model
@@ -161,10 +164,7 @@ class Extractor:
         return options
 
     def _bar(self, iterable: Iterable | None = None, **kwargs):
-        from tqdm.auto import tqdm
-
-        return tqdm(iterable, disable=None if self.progress is None else not self.progress, leave=False,
-                    **kwargs)
+        return bar(iterable, enabled=self.progress, **kwargs)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.source!r}, device={str(self.device)!r}, dtype={self.dtype}, "

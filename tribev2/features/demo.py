@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from ..cache import atomic_path, cache_dir
+from ..progress import progress_bars
 from .audio import AudioExtractor
 from .text import TextExtractor
 from .video import VideoExtractor
@@ -43,7 +44,8 @@ def demo_extractors(**options) -> dict:
         extractors = demo_extractors()
         model = demo_model(feature_dims=feature_dims(extractors))
     """
-    folder = _saved_demo_extractors(options.get("cache_dir"))
+    with progress_bars(options.get("progress")):  # transformers' "Writing model shards" on the first call
+        folder = _saved_demo_extractors(options.get("cache_dir"))
     return {"text": TextExtractor(folder / "text", **options), "audio": AudioExtractor(folder / "audio", **options),
             "video": VideoExtractor(folder / "video", **options)}
 

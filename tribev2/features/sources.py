@@ -3,14 +3,13 @@ cache key, and the extractors a checkpoint's ``config.yaml`` names (``extractors
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import torch
 
-from ..cache import file_sha256
+from .identity import folder_identity
 
 if TYPE_CHECKING:
     from .base import Extractor
@@ -43,11 +42,10 @@ def load_pretrained(loader: Callable[..., Any], source: str, revision: str | Non
 
 
 def model_identity(source: str, revision: str | None, cache_root: str | os.PathLike | None = None) -> str:
-    """The hub commit of a repo id, or a sha256 over a local folder's files (weights, config, tokenizer, ...)."""
+    """The hub commit of a repo id, or a local folder's :func:`~tribev2.features.identity.folder_identity`."""
     folder = Path(source).expanduser()
     if folder.is_dir():
-        files = sorted(p for p in folder.iterdir() if p.is_file())
-        return hashlib.sha256("".join(f"{p.name}:{file_sha256(p, cache_root)};" for p in files).encode()).hexdigest()
+        return folder_identity(folder, cache_root)
     from transformers.utils import cached_file
 
     config = Path(cached_file(source, "config.json", revision=revision))

@@ -75,6 +75,8 @@ class BrainConfig:
     n_subject_rows: int = 1
     subject_names: tuple[str, ...] = (AVERAGE_SUBJECT,)  # one per row, stored with the weights
     default_subject: str = AVERAGE_SUBJECT  # the row used when none is asked for
+    # fitted rows: name -> flat record (fitted from what, when, penalties), stored with the weights
+    subject_provenance: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     feature_rate_hz: float = 2.0
     tr_s: float = 1.0
     hemodynamic_offset_s: float = 5.0
@@ -113,6 +115,8 @@ class BrainConfig:
             "n_output_timesteps": self.n_output_timesteps,
             "subject_names": list(self.subject_names),
             "default_subject": self.default_subject,
+            **({"subject_provenance": {n: dict(r) for n, r in self.subject_provenance.items()}}
+               if self.subject_provenance else {}),
         }
 
     def to_experiment(self) -> dict:
@@ -189,6 +193,7 @@ class BrainConfig:
             n_subject_rows=n_subject_rows,
             subject_names=names,
             default_subject=default,
+            subject_provenance=_subject_provenance(build_args, names, source),
             feature_rate_hz=float(data.get("frequency", 2.0)),
             tr_s=1.0 / float(neuro.get("frequency", 1.0)),
             hemodynamic_offset_s=float(neuro.get("offset", 5.0)),
@@ -222,6 +227,16 @@ def _subject_names(build_args: Mapping[str, Any], n_rows: int, source: str) -> t
         raise ConfigError(f"{source}: subject_names {list(names)} must name each of the {n_rows} subject row(s) "
                           f"once")
     return names
+
+
+def _subject_provenance(build_args: Mapping[str, Any], names: tuple[str, ...], source: str) -> dict:
+    stored = build_args.get("subject_provenance") or {}
+    if not isinstance(stored, Mapping) or not all(isinstance(r, Mapping) for r in stored.values()):
+        raise ConfigError(f"{source}: subject_provenance must map subject names to records")
+    unknown = sorted(set(stored) - set(names))
+    if unknown:
+        raise ConfigError(f"{source}: subject_provenance names {unknown}, which are not subject rows {list(names)}")
+    return {str(n): dict(r) for n, r in stored.items()}
 
 
 def _check_supported(brain: Mapping[str, Any], source: str) -> None:

@@ -22,13 +22,14 @@ from typing import Sequence
 import numpy as np
 
 from ..cache import atomic_path
+from ..progress import bar
 from .movie import brain_frames
 from .scene import _pick_subject
 
 
 def save_report(ds, path: str | os.PathLike, *, events=None, video: str | os.PathLike | None = None,
                 views: str | Sequence[str] = ("lateral",), title: str | None = None, frame_width: int = 360,
-                jpeg_quality: int = 85, **frame_options) -> Path:
+                jpeg_quality: int = 85, progress: bool = False, **frame_options) -> Path:
     """Write the HTML report of a prediction Dataset to ``path`` (``.html``) and return the path.
 
     ``ds``: what :func:`tribev2.predict` returns (its events give the frames and words); a Dataset from
@@ -36,7 +37,7 @@ def save_report(ds, path: str | os.PathLike, *, events=None, video: str | os.Pat
     that starts with the stimulus), or shows the brain alone. ``views`` and ``frame_options`` (``hemi``,
     ``surface``, ``cmap``, ``vmin``/``vmax``, ``percentile``, ``threshold``, ``outlines``, ``subject``,
     ``size``...) are those of :func:`tribev2.viz.brain_frames`. ``frame_width``: pixels of the stimulus
-    frames. The file is written atomically.
+    frames. The file is written atomically. ``progress``: a bar over the brain pictures.
     """
     from ..dataset import attach_events, events_table
 
@@ -53,7 +54,9 @@ def save_report(ds, path: str | os.PathLike, *, events=None, video: str | os.Pat
     table = events_table(ds) if "event_type" in ds.coords else None
     times = np.asarray(ds["time"].values, dtype=np.float64)
     tr = float(ds["time"].attrs.get("tr_s", np.median(np.diff(times)) if len(times) > 1 else 1.0))
-    brains = [_jpeg(image, jpeg_quality) for _, image in brain_frames(ds, views=views, **frame_options)]
+    pictures = bar(brain_frames(ds, views=views, **frame_options), enabled=progress, total=ds.sizes["time"],
+                   desc="brain pictures", unit="TR")
+    brains = [_jpeg(image, jpeg_quality) for _, image in pictures]
     videos = _video_rows(table, video)
     frames = _stimulus_frames(videos, times + tr / 2, frame_width, jpeg_quality) if videos else [None] * len(times)
     words = table[table["type"] == "Word"] if table is not None else None

@@ -158,6 +158,26 @@ def _nearest_times(data, time):
     return chosen if np.ndim(time) else chosen[0]
 
 
+def region_labels(ds, atlas, mesh: str) -> tuple[np.ndarray | None, tuple[str, ...], str | None]:
+    """``(labels (V,), names, atlas name)`` with ``names[0]`` meaning no region, from ``atlas`` or the Dataset's
+    ``roi``."""
+    from ..atlas import NO_REGION, Atlas, load_atlas
+
+    if atlas is not None:
+        atlas = atlas if isinstance(atlas, Atlas) else load_atlas(atlas, mesh=mesh)
+        if atlas.mesh != mesh:
+            raise ValueError(f"atlas {atlas.name!r} is on {atlas.mesh}; the data is on {mesh}")
+        return atlas.labels, atlas.names, atlas.name
+    roi = getattr(ds, "coords", {}).get("roi")
+    if roi is None:
+        return None, (NO_REGION,), None
+    per_vertex = np.full(2 * FSAVERAGE_SIZES[mesh], NO_REGION, dtype=object)
+    per_vertex[np.asarray(ds["vertex"].values)] = np.asarray(roi.values, dtype=object)
+    names = (NO_REGION,) + tuple(n for n in dict.fromkeys(per_vertex) if n != NO_REGION)
+    lookup = {n: i for i, n in enumerate(names)}
+    return np.array([lookup[n] for n in per_vertex]), names, roi.attrs.get("atlas")
+
+
 # -- colours ---------------------------------------------------------------------------------------------------
 def color_limits(values: np.ndarray, *, vmin: float | None = None, vmax: float | None = None,
                  symmetric: bool | str = "auto", percentile: float | None = None) -> tuple[float, float]:
@@ -289,6 +309,14 @@ def draw_outlines(colours: np.ndarray, borders: np.ndarray, color=(0, 0, 0), opa
     return colours
 
 
+def placed_coordinates(surface) -> np.ndarray:
+    """A hemisphere's vertex coordinates shifted along x so that the left hemisphere ends, and the right
+    begins, half a gap from x = 0 (inflated hemispheres overlap otherwise)."""
+    x = surface.coordinates[:, 0]
+    shift = -HEMI_GAP_MM / 2 - x.max() if surface.hemi == "left" else HEMI_GAP_MM / 2 - x.min()
+    return surface.coordinates + np.array([shift, 0.0, 0.0])
+
+
 # -- the scene -------------------------------------------------------------------------------------------------
 class BrainScene:
     """Both hemispheres of an fsaverage mesh in one PyVista plotter.
@@ -325,7 +353,7 @@ class BrainScene:
         self.background = sulcal_background(depth if sulcal else np.zeros_like(depth))
         self.polydata, self.actors = {}, {}
         for h in self.hemis:
-            points = self.surfaces[h].coordinates + self._offset(h)
+            points = placed_coordinates(self.surfaces[h])
             faces = self.surfaces[h].faces
             poly = pv.PolyData(points, np.hstack([np.full((len(faces), 1), 3), faces]).ravel())
             poly.point_data["rgb"] = np.zeros((len(points), 3), dtype=np.uint8)
@@ -349,12 +377,6 @@ class BrainScene:
             if distances[index] < best_distance:
                 best, best_distance = index + (0 if h == "left" else self.n_per_hemi), distances[index]
         return best
-
-    def _offset(self, hemi: str) -> np.ndarray:
-        """Shift along x so that the left hemisphere ends, and the right begins, half a gap from x = 0."""
-        x = self.surfaces[hemi].coordinates[:, 0]
-        shift = -HEMI_GAP_MM / 2 - x.max() if hemi == "left" else HEMI_GAP_MM / 2 - x.min()
-        return np.array([shift, 0.0, 0.0])
 
     def paint(self, colours: np.ndarray) -> None:
         """Set the ``(V, 3)`` uint8 colours of both hemispheres (left then right)."""

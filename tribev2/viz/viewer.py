@@ -2,26 +2,37 @@
 
 ``tribev2.viz.brain(ds)`` returns a :class:`BrainViewer`, displayed as ipywidgets:
 
-* the cortex, either live in the browser through PyVista's trame backend (rotate, zoom, click a region) or, with
-  no browser attached (a script, ``nbconvert``, a saved notebook on GitHub), as an image re-rendered off-screen
-  after each change;
+* the cortex, either live in the browser through PyVista's trame backend (rotate, zoom, click a region; served
+  through the notebook server's own address by ``jupyter-server-proxy`` when the server has it, so it works on
+  JupyterHub and through SSH tunnels) or, with no browser attached (a script, ``nbconvert``), as an image
+  re-rendered off-screen after each change;
 * a time slider with a play button, view presets, the colormap, colour limits and threshold;
-* atlas-region outlines and a region picker (a click on the cortex, or the list) that outlines the region and
-  plots its mean time course (prediction, and ground truth when given);
+* atlas-region outlines and a region picker (a click on the cortex, or the list, where regions carry their long
+  names: "V1 · Primary Visual Cortex") that outlines the region and plots its mean time course (prediction, and
+  ground truth when given);
 * overlays: the prediction over time, a correlation map, or modality contributions as RGB.
 
 Every control is also a method (``set_time``, ``set_view``, ``select_region``, ``set_overlay``...), so a viewer
 can be driven from code and its state rendered with :meth:`BrainViewer.image`.
+
+Displayed in a notebook, a viewer writes two outputs: a PNG snapshot, then the widgets. A live front end hides
+the snapshot once the widgets draw (a style rule the widgets carry); where they cannot draw (nbconvert HTML, a
+notebook viewer, GitHub, a docs site) the snapshot stays. :meth:`BrainViewer.to_html` gives the same brain as a
+page that needs no kernel (see :mod:`tribev2.viz.standalone`).
 """
 
 from __future__ import annotations
 
 import os
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import numpy as np
 
+from ..region_names import describe
 from .scene import (VIEWS, BrainScene, ColorScale, brain_maps, draw_outlines, figure_array, png_bytes,
-                    region_borders, rgb_colors, side_by_side)
+                    region_borders, region_labels, rgb_colors, side_by_side)
 from .static import RGB_NAMES, modality_channels
 
 BACKENDS = ("auto", "static", "trame")
@@ -30,6 +41,10 @@ PRESETS = {"left lateral": ("lateral", ("left",)), "left medial": ("medial", ("l
            **{v: (v, None) for v in VIEWS if v not in ("lateral", "medial")}}
 CMAPS = ("RdBu_r", "coolwarm", "seismic", "YlOrRd", "hot", "inferno", "viridis")
 HIGHLIGHT = (0, 200, 60)  # outline of the picked region
+VIEWER_CLASS = "tribev2-viewer"
+# drawn by the live widgets only: hides the PNG snapshot output just before them (see the module doc)
+_HIDE_SNAPSHOT = (f"<style>.jp-OutputArea-child:has(+ .jp-OutputArea-child .{VIEWER_CLASS}), "
+                  f".output_area:has(+ .output_area .{VIEWER_CLASS}) {{display: none;}}</style>")
 
 
 def brain(ds, *, truth=None, atlas=None, correlation=None, contributions=None, subject=None,
@@ -49,6 +64,7 @@ def brain(ds, *, truth=None, atlas=None, correlation=None, contributions=None, s
     ``percentile``/``threshold``/``cmap`` (a matplotlib colormap name): initial colours. ``backend``:
     ``"trame"`` (live 3-D, needs a browser and ``pyvista[jupyter]``), ``"static"`` (images re-rendered
     off-screen) or ``"auto"`` (trame inside a Jupyter server session when trame is installed, else static).
+    ``size``: ``(width, height)`` of the cortex in pixels.
     """
     return BrainViewer(ds, truth=truth, atlas=atlas, correlation=correlation, contributions=contributions,
                        subject=subject, view=view, hemi=hemi, surface=surface, cmap=cmap, percentile=percentile,
@@ -73,7 +89,7 @@ class BrainViewer:
         self.backend = _choose_backend(backend)
         plotter = _notebook_plotter(size) if self.backend == "trame" else None
         self.scene = BrainScene(self.mesh, surface=surface, hemi=hemi, size=size, plotter=plotter)
-        self.labels, self.region_names = _regions(ds, atlas, self.mesh)
+        self.labels, self.region_names, self.atlas_name = region_labels(ds, atlas, self.mesh)
         self.overlays = {"prediction": self.prediction.values}
         self.captions = {"prediction": self.prediction.caption or "prediction"}  # colorbar labels
         if correlation is not None:
@@ -215,8 +231,18 @@ class BrainViewer:
         else:
             self._cortex.value = png_bytes(self.image())
         self._plot.value = png_bytes(self._timecourse_figure())
+        name, _, count = self.region_title().partition(": ")  # two lines: long region names fit the panel
+        self._title.value = f"<b>{name}</b>" + (f": <br>{count}" if count else "")
         t = self.prediction.times[self.state["time"]]
         self._time_label.value = f"t = {t:g} s (BOLD at {t + self.offset_s:g} s)"
+
+    def region_title(self) -> str:
+        """What the time-course panel shows: ``"V1 · Primary Visual Cortex: mean over 163 vertices"``."""
+        region = self.state["region"]
+        if region is None:
+            return "no region picked"
+        count = int((self.labels == self.region_names.index(region)).sum())
+        return f"{describe(region, self.atlas_name)}: mean over {count} vertices"
 
     # -- widgets ------------------------------------------------------------------------------------------------
     def _build_widgets(self) -> None:
@@ -234,19 +260,27 @@ class BrainViewer:
         self._legend = w.HTML()  # the RGB key of the contributions overlay
         self._cmap = w.Dropdown(options=sorted(set(CMAPS) | {str(s.cmap) for s in self.scales.values()}),
                                 description="colormap")
-        self._limits = w.FloatRangeSlider(description="limits", continuous_update=False, readout_format=".3g")
+        # the slider's own read-out is cut to a few characters: the limits are written out beside it
+        self._limits = w.FloatRangeSlider(description="limits", continuous_update=False, readout=False)
+        self._limits_label = w.Label(layout=w.Layout(min_width="150px"))
         self._threshold = w.FloatSlider(description="threshold", continuous_update=False, readout_format=".3g")
         self._outlines = w.Checkbox(False, description="region outlines", disabled=self.labels is None)
         names = [] if self.labels is None else sorted(self.region_names[1:], key=str.lower)
-        self._region = w.Dropdown(options=[("(none)", None)] + [(n, n) for n in names], description="region",
-                                  disabled=self.labels is None)
+        self._region = w.Dropdown(options=[("(none)", None)] + [(describe(n, self.atlas_name), n) for n in names],
+                                  description="region", disabled=self.labels is None,
+                                  layout=w.Layout(width="420px"))
+        self._title = w.HTML(layout=w.Layout(width="420px"))
         self._plot = w.Image(format="png", layout=w.Layout(width="420px"))
+        width, height = self.scene.size
+        size = w.Layout(width=f"{width}px", height=f"{height}px", flex="0 0 auto")
         if self.backend == "trame":
-            self._cortex = self.scene.plotter.show(jupyter_backend="server", return_viewer=True)
+            self._cortex = self.scene.plotter.show(jupyter_backend="server", return_viewer=True,
+                                                   jupyter_kwargs={"add_menu": False, "handler": _trame_widget})
+            self._cortex.layout = size
             self.scene.plotter.enable_point_picking(callback=self.pick, left_clicking=True, show_message=False,
                                                     show_point=False, use_picker=False)
         else:
-            self._cortex = w.Image(format="png")
+            self._cortex = w.Image(format="png", layout=size)
         self._sync_scale_widgets()
         for widget, action in ((self._time, self._show_time_index), (self._view, self.set_view),
                                (self._overlay, self.set_overlay), (self._outlines, self.show_outlines),
@@ -256,9 +290,11 @@ class BrainViewer:
             widget.observe(lambda change, action=action: self._quiet or action(change["new"]), "value")
         controls = w.VBox([w.HBox([play, self._time, self._time_label]),
                            w.HBox([self._view, self._overlay, self._legend]),
-                           w.HBox([self._cmap, self._limits]), w.HBox([self._threshold, self._outlines]),
-                           self._region])
-        self.widget = w.VBox([w.HBox([self._cortex, self._plot]), controls])
+                           w.HBox([self._cmap, self._limits, self._limits_label]),
+                           w.HBox([self._threshold, self._outlines]), self._region])
+        self.widget = w.VBox([w.HTML(_HIDE_SNAPSHOT), w.HBox([self._cortex, w.VBox([self._title, self._plot])]),
+                              controls])
+        self.widget.add_class(VIEWER_CLASS)
 
     def _sync(self, widget, **traits) -> None:
         """Show new values in a widget without firing its callback."""
@@ -281,6 +317,7 @@ class BrainViewer:
         top = float(max(np.nanmax(np.abs(self.overlays[name])), *np.abs(scale.limits)))
         self._sync(self._cmap, value=str(scale.cmap))
         self._sync(self._limits, min=-top, max=top, step=top / 200, value=scale.limits)
+        self._limits_label.value = f"{scale.limits[0]:.3g} to {scale.limits[1]:.3g}"
         self._sync(self._threshold, min=0.0, max=top, step=top / 200, value=scale.threshold or 0.0)
 
     def _check_preset(self, preset: str) -> str:
@@ -309,8 +346,7 @@ class BrainViewer:
         for key, (times, values) in self.region_timecourse(region).items():
             ax.plot(times, values, label=key, lw=1.5, ls="-" if key == "prediction" else "--")
         ax.axvline(t_now + self.offset_s, color="0.3", lw=1)
-        ax.set_title(f"{region}: mean over {int((self.labels == self.region_names.index(region)).sum())} vertices",
-                     fontsize=9)
+        ax.set_title(self.region_title(), fontsize=9)
         ax.set_xlabel("BOLD time (s after stimulus onset)", fontsize=8)
         ax.tick_params(labelsize=8)
         ax.legend(fontsize=8, frameon=False)
@@ -333,12 +369,33 @@ class BrainViewer:
         bar.set_label(f"cortex: {self.captions[name]}", fontsize=8, labelpad=1)
 
     # -- display ------------------------------------------------------------------------------------------------
-    def _repr_mimebundle_(self, **kwargs):
-        """The widgets, plus a PNG snapshot for front ends without a live kernel (GitHub, nbviewer)."""
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
-        data["image/png"] = png_bytes(self.snapshot())
-        return bundle
+    def _ipython_display_(self) -> None:
+        """A PNG snapshot, then the widgets (see the module doc: live front ends hide the snapshot)."""
+        from IPython.display import display
+
+        display(self.snapshot_bundle(), raw=True)
+        display(self.widget_bundle(), raw=True)
+
+    def snapshot_bundle(self) -> dict:
+        """The snapshot output: the cortex and the time-course panel as one PNG."""
+        return {"image/png": png_bytes(self.snapshot()),
+                "text/plain": f"<BrainViewer snapshot: {self.state['overlay']} at t = "
+                              f"{self.prediction.times[self.state['time']]:g} s>"}
+
+    def widget_bundle(self) -> dict:
+        """The widgets' output, with a line for front ends that cannot draw them (the snapshot is above)."""
+        bundle = self.widget._repr_mimebundle_()
+        data = dict(bundle[0] if isinstance(bundle, tuple) else bundle)
+        data["text/plain"] = "(the live viewer draws here in a running notebook; its snapshot is above)"
+        return data
+
+    def to_html(self, **options) -> str:
+        """The brain as shown (overlay, colours, view, atlas regions) in one self-contained HTML page: WebGL
+        3-D that rotates and zooms, a time slider, region names under the pointer; no kernel, no network.
+        ``options`` go to :func:`tribev2.viz.standalone.view`."""
+        from .standalone import view
+
+        return view(self, **options).to_html()
 
     def close(self) -> None:
         self.widget.close()
@@ -366,21 +423,49 @@ def _notebook_plotter(size):
     return pv.Plotter(notebook=True, window_size=size)
 
 
-def _regions(ds, atlas, mesh: str) -> tuple[np.ndarray | None, tuple[str, ...]]:
-    """``(labels (V,), names)`` with ``names[0]`` meaning no region, from ``atlas`` or the Dataset's ``roi``."""
-    from ..atlas import NO_REGION, Atlas, load_atlas
-    from ..surface import FSAVERAGE_SIZES
+def _trame_widget(viewer, src: str, **kwargs):
+    """PyVista's iframe widget, pointed through the Jupyter server's ``jupyter-server-proxy`` when it has one
+    (the trame server listens on a local port the browser may not reach: JupyterHub, a tunnel, a container)."""
+    from trame_pyvista.jupyter import Widget
 
-    if atlas is not None:
-        atlas = atlas if isinstance(atlas, Atlas) else load_atlas(atlas, mesh=mesh)
-        if atlas.mesh != mesh:
-            raise ValueError(f"atlas {atlas.name!r} is on {atlas.mesh}; the data is on {mesh}")
-        return atlas.labels, atlas.names
-    roi = getattr(ds, "coords", {}).get("roi")
-    if roi is None:
-        return None, (NO_REGION,)
-    per_vertex = np.full(2 * FSAVERAGE_SIZES[mesh], NO_REGION, dtype=object)
-    per_vertex[np.asarray(ds["vertex"].values)] = np.asarray(roi.values, dtype=object)
-    names = (NO_REGION,) + tuple(n for n in dict.fromkeys(per_vertex) if n != NO_REGION)
-    lookup = {n: i for i, n in enumerate(names)}
-    return np.array([lookup[n] for n in per_vertex]), names
+    return Widget(viewer, _proxied(src) or src, **kwargs)
+
+
+def _proxied(src: str) -> str | None:
+    """``src`` (``http://localhost:PORT/index.html?...``) as a path through the Jupyter server that started this
+    kernel, ``<base_url>proxy/PORT/index.html?...``, when that server runs ``jupyter-server-proxy``; else None."""
+    server = _jupyter_server()
+    if server is None:
+        return None
+    probe = urllib.request.Request(f"{server['url']}server-proxy/servers-info")  # an endpoint of the extension
+    if server.get("token"):
+        probe.add_header("Authorization", f"token {server['token']}")
+    try:
+        with urllib.request.build_opener(_NoRedirect).open(probe, timeout=5):
+            pass
+    except urllib.error.HTTPError as error:  # a login redirect or a refusal: the route exists, the browser has access
+        if error.code == 404:
+            return None
+    except OSError:
+        return None
+    port, page = urllib.parse.urlsplit(src).port, src.split("/", 3)[3]
+    return f"{server['base_url']}proxy/{port}/{page}"
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def _jupyter_server() -> dict | None:
+    """The running Jupyter server whose kernel this is (its runtime file: ``url``, ``base_url``, ``token``)."""
+    if not os.environ.get("JPY_SESSION_NAME"):
+        return None
+    try:
+        from jupyter_server.serverapp import list_running_servers
+    except ImportError:
+        return None
+    for server in list_running_servers():
+        if server.get("pid") == os.getppid():
+            return server
+    return None
