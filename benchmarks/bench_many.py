@@ -36,12 +36,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-WORDS = ("the a one of to and in that it was for on as with he she they at by from this had not but what all "
-         "were when we there can an your which their said if do will each about how up out them then many some so "
-         "these would other into has more her two like him see time could no make than first been its who now "
-         "people my made over did down only way find use may water long little very after words called just where "
-         "most know get through back much before go good new write our used me man too any day same right look "
-         "think also around another came come work three word must because does part even place well such").split()
+VOCABULARY = ("the a one of to and in that it was for on as with he she they at by from this had not but what all "
+              "were when we there can an your which their said if do will each about how up out them then many some so "
+              "these would other into has more her two like him see time could no make than first been its who now "
+              "people my made over did down only way find use may water long little very after words called just where "
+              "most know get through back much before go good new write our used me man too any day same right look "
+              "think also around another came come work three word must because does part even place well such")
+WORDS = VOCABULARY.split()
 
 
 def write_stimuli(folder: Path, n: int, seconds: float, seed: int) -> list[str]:
@@ -86,7 +87,7 @@ def main(argv=None) -> None:
     source = str(demo_model(feature_dims=feature_dims(demo_extractors(device=args.device, progress=False,
                                                                        cache_dir=cache)),
                             device=args.device, cache_dir=cache).source)
-    options = dict(model=source, extractors="demo", atlas=None, device=args.device, cache_dir=cache)
+    options = {"model": source, "extractors": "demo", "atlas": None, "device": args.device, "cache_dir": cache}
     torch.set_num_threads(1)
     model, extractors = resolve_predictor(source, "demo", device=args.device, progress=False, cache_dir=cache)
     total_s = args.stimuli * args.seconds

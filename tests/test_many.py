@@ -27,7 +27,7 @@ from tribev2.predict import predict, resolve_predictor
 distributed = pytest.importorskip("distributed", reason="dask[distributed] (tribev2[many]) is not installed")
 
 VIDEO = str(resources.files("tribev2.data").joinpath("demo_stimulus.mp4"))
-WORDS = "the quick brown fox jumps over the lazy dog and runs far away".split()
+WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "and", "runs", "far", "away"]
 ATOL = 1e-5  # float32 noise: workers run torch on 1 thread, this process on 2
 
 
@@ -44,8 +44,8 @@ def setup(tmp_path_factory):
     dims = feature_dims(demo_extractors(device="cpu", progress=False, cache_dir=cache))
     model = demo_model(feature_dims=dims, n_outputs=1284, hidden=96, depth=2, heads=2, low_rank_head=16,
                        n_output_timesteps=4, max_seq_len=16, device="cpu", cache_dir=cache).source
-    return dict(model=str(model), extractors="demo", atlas=None, device="cpu", cache_dir=cache,
-                asr_model=str(whisper))
+    return {"model": str(model), "extractors": "demo", "atlas": None, "device": "cpu", "cache_dir": cache,
+            "asr_model": str(whisper)}
 
 
 @pytest.fixture(scope="module")

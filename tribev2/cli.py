@@ -56,12 +56,11 @@ def _predict_many(args: argparse.Namespace) -> int:
     from .many import local_cluster, predict_many
 
     stimuli = args.stimuli[0] if len(args.stimuli) == 1 else args.stimuli
-    options = dict(model=args.model, extractors=_extractors(args), modalities=args.modalities,
-                   language=args.language, asr_model=args.asr_model, subjects=_subjects(args.subjects),
-                   atlas=None if args.atlas.lower() == "none" else args.atlas, cache_dir=args.cache_dir,
-                   hop_s=args.hop, device=args.device, batch_size=args.batch_size,
-                   windows_per_task=args.windows_per_task,
-                   progress=not args.quiet)
+    options = {"model": args.model, "extractors": _extractors(args), "modalities": args.modalities,
+               "language": args.language, "asr_model": args.asr_model, "subjects": _subjects(args.subjects),
+               "atlas": None if args.atlas.lower() == "none" else args.atlas, "cache_dir": args.cache_dir,
+               "hop_s": args.hop, "device": args.device, "batch_size": args.batch_size,
+               "windows_per_task": args.windows_per_task, "progress": not args.quiet}
     if args.scheduler or args.local_workers:
         from distributed import Client
 

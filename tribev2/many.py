@@ -39,8 +39,8 @@ import re
 import threading
 import time
 import uuid
-from pathlib import Path
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
