@@ -36,7 +36,8 @@ def shows_a_brain(image: np.ndarray) -> bool:
 
 def test_there_are_notebooks():
     assert [p.stem for p in NOTEBOOKS] == ["01_quickstart", "02_regions", "03_evaluation", "04_contributions",
-                                           "05_your_stimuli_and_cli", "06_your_subjects"]
+                                           "05_your_stimuli_and_cli", "06_your_subjects",
+                                           "07_many_stimuli"]
 
 
 @pytest.mark.slow

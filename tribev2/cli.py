@@ -1,8 +1,9 @@
 """The ``tribev2`` command line: a thin layer over the public functions.
 
-Commands: ``predict`` (a stimulus file -> predictions as NetCDF or Zarr), ``report``, ``movie`` and ``plot`` (a
-saved result -> an HTML report, an MP4, a figure), ``convert`` (checkpoint -> safetensors form) and ``doctor``
-(what is installed, what is missing, and how to get it).
+Commands: ``predict`` (a stimulus file -> predictions as NetCDF or Zarr), ``predict-many`` (many stimuli -> one
+Zarr store, here or on a Dask cluster), ``report``, ``movie`` and ``plot`` (a saved result -> an HTML report, an
+MP4, a figure), ``convert`` (checkpoint -> safetensors form) and ``doctor`` (what is installed, what is missing,
+and how to get it).
 
 Exit codes: 0 success; 1 an unexpected error (a bug: the traceback is printed); 2 bad input (a file that is
 missing, unreadable or of the wrong kind, a bad option); 3 a model or program that is not available (offline,
@@ -13,6 +14,7 @@ partial is left); 130 interrupted (Ctrl-C); for ``doctor``, 1 when a check faile
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import shutil
 import sys
@@ -60,6 +62,30 @@ def _predict(args: argparse.Namespace) -> int:
         print(f"wrote {output}: prediction {dict(ds.prediction.sizes)} on {ds.attrs['mesh']}, "
               f"{ds.sizes['event']} events, modalities {ds.attrs['modalities']}")
     return 0
+
+
+# -- predict-many ----------------------------------------------------------------------------------------------
+def _predict_many(args: argparse.Namespace) -> int:
+    from .many import local_cluster, predict_many
+
+    stimuli = args.stimuli[0] if len(args.stimuli) == 1 else args.stimuli
+    options = {"model": args.model, "extractors": _extractors(args), "modalities": args.modalities,
+               "language": args.language, "asr_model": args.asr_model, "subjects": _subjects(args.subjects),
+               "atlas": None if args.atlas.lower() == "none" else args.atlas, "cache_dir": args.cache_dir,
+               "hop_s": args.hop, "device": args.device, "batch_size": args.batch_size,
+               "windows_per_task": args.windows_per_task, "progress": not args.quiet,
+               "precision": args.precision, "text_mode": args.text_mode}
+    if args.scheduler or args.local_workers:
+        from distributed import Client
+
+        where = local_cluster(args.local_workers) if args.local_workers else contextlib.nullcontext(args.scheduler)
+        with where as cluster, Client(cluster) as client:
+            ds = predict_many(stimuli, store=args.store, client=client, **options)
+    else:
+        ds = predict_many(stimuli, store=args.store, **options)
+    for name, error in ds.attrs["failed"].items():
+        print(f"tribev2 predict-many: {name} failed: {error}", file=sys.stderr)
+    return EXIT_BAD_INPUT if ds.attrs["failed"] else 0
 
 
 def _extractors(args: argparse.Namespace) -> dict | None:
@@ -397,43 +423,28 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "in the current folder)")
     predict.add_argument("--transcript", help="words with timings for the stimulus' speech (whisperX JSON, word "
                                               "list TSV/CSV/JSON, SRT/WebVTT): skips speech recognition")
-    predict.add_argument("--language", default="english", help="language of the speech (default: english)")
-    predict.add_argument("--model", help="brain weights: a folder (config.yaml + best.ckpt or model.safetensors), "
-                                         "a Hugging Face repo id, or 'demo' (default: $TRIBEV2_WEIGHTS, else "
-                                         "facebook/tribev2)")
-    predict.add_argument("--text-model", help="text feature model (folder or hub id) instead of the one the "
-                                              "brain's config.yaml names (default: $TRIBEV2_EXTRACTORS=demo for the "
-                                              "demo extractors)")
-    predict.add_argument("--audio-model", help="audio feature model (folder or hub id)")
-    predict.add_argument("--video-model", help="video feature model (folder or hub id)")
-    predict.add_argument("--modalities", type=lambda s: [m.strip() for m in s.split(",") if m.strip()],
-                         help="comma-separated subset of text,audio,video to use (the others count as missing)")
-    predict.add_argument("--asr-model", help="Whisper model for speech recognition: a faster-whisper name "
-                                             "(large-v3, tiny.en, ...) or folder (default: $TRIBEV2_WHISPER_MODEL, "
-                                             "else large-v3)")
-    predict.add_argument("--subjects", help="'average' (the shared row for new people), 'all', or row numbers 0,1,... "
-                                            "(default: the model's default subject, 'average' for the release)")
-    predict.add_argument("--atlas", default=DEFAULT_ATLAS, help=f"parcellation for the roi coordinate (default: "
-                         f"{DEFAULT_ATLAS}; see tribev2.load_atlas), or 'none'")
-    predict.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, "
-                                                          "cuda:1, mps")
-    predict.add_argument("--precision", choices=("auto", "exact", "fast"), default="auto",
-                         help="exact: float32 everywhere (the reference's numbers); fast: bfloat16 extractors and "
-                              "brain model (several times faster on GPUs); auto (default): fast on CUDA, else exact")
-    predict.add_argument("--text-mode", choices=("exact", "windowed"),
-                         help="exact (default): past the 1,024-word context cap each word gets a pass of its own, as "
-                              "in the reference; windowed: runs of 128 words share one pass (~100x fewer passes)")
-    predict.add_argument("--hop", type=float, metavar="SECONDS",
-                         help="overlap the 100-s model windows: start one every SECONDS (a whole number of TRs; "
-                              "about 100/SECONDS times the compute); each TR comes from the window where it is most "
-                              "central (default: back to back, as the reference)")
-    predict.add_argument("--batch-size", type=_positive_int, default=8,
-                         help="windows per brain-model batch (default: 8)")
-    predict.add_argument("--cache-dir", help="cache root for this run (default: $TRIBEV2_CACHE, else "
-                                             "~/.cache/tribev2)")
+    _add_model_options(predict)
     predict.add_argument("--events", help="also write the events table to this TSV file")
-    predict.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
     predict.set_defaults(run=_predict)
+
+    many = sub.add_parser(
+        "predict-many", help="predict many stimuli into one Zarr store, here or on a Dask cluster", epilog=_EPILOG
+        + " predict-many exits with 2 when a stimulus failed (the others are in the store).",
+        description="Every stimulus -> one group of a Zarr store (what predict writes for it), written atomically. "
+                    "A rerun with the same arguments computes only the stimuli that are not in the store. Failures "
+                    "are recorded in the store with their error. Open it with tribev2.open_many or "
+                    "xr.open_datatree(store, engine='zarr').")
+    many.add_argument("stimuli", nargs="+", help="stimulus files, a quoted glob pattern ('clips/*.mp4') or a .txt "
+                                                 "file listing one path per line")
+    many.add_argument("--store", required=True, help="the Zarr store to write (a folder, e.g. out.zarr)")
+    where = many.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:8786)")
+    where.add_argument("--local-workers", type=_positive_int, help="start a local Dask cluster of N worker "
+                                                                    "processes (one per GPU with dask-cuda)")
+    many.add_argument("--windows-per-task", type=_positive_int, default=8,
+                      help="model windows per Dask task: a long film is split into several (default: 8)")
+    _add_model_options(many)
+    many.set_defaults(run=_predict_many)
 
     report = sub.add_parser("report", help="an HTML page of a saved prediction: stimulus frames, words and brain, "
                                            "TR by TR", epilog=_EPILOG,
@@ -486,6 +497,45 @@ def build_parser() -> argparse.ArgumentParser:
                                         "needed is missing.")
     doctor.set_defaults(run=_doctor)
     return parser
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The options that choose the models and what a prediction holds (predict and predict-many)."""
+    parser.add_argument("--language", default="english", help="language of the speech (default: english)")
+    parser.add_argument("--model", help="brain weights: a folder (config.yaml + best.ckpt or model.safetensors), "
+                                        "a Hugging Face repo id, or 'demo' (default: $TRIBEV2_WEIGHTS, else "
+                                        "facebook/tribev2)")
+    parser.add_argument("--text-model", help="text feature model (folder or hub id) instead of the one the "
+                                             "brain's config.yaml names (default: $TRIBEV2_EXTRACTORS=demo for the "
+                                             "demo extractors)")
+    parser.add_argument("--audio-model", help="audio feature model (folder or hub id)")
+    parser.add_argument("--video-model", help="video feature model (folder or hub id)")
+    parser.add_argument("--modalities", type=lambda s: [m.strip() for m in s.split(",") if m.strip()],
+                        help="comma-separated subset of text,audio,video to use (the others count as missing)")
+    parser.add_argument("--asr-model", help="Whisper model for speech recognition: a faster-whisper name "
+                                            "(large-v3, tiny.en, ...) or folder (default: $TRIBEV2_WHISPER_MODEL, "
+                                            "else large-v3)")
+    parser.add_argument("--subjects", help="'average' (the shared row for new people), 'all', or row numbers 0,1,... "
+                                           "(default: the model's default subject, 'average' for the release)")
+    parser.add_argument("--atlas", default=DEFAULT_ATLAS, help=f"parcellation for the roi coordinate (default: "
+                        f"{DEFAULT_ATLAS}; see tribev2.load_atlas), or 'none'")
+    parser.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, "
+                                                         "cuda:1, mps")
+    parser.add_argument("--precision", choices=("auto", "exact", "fast"), default="auto",
+                        help="exact: float32 everywhere (the reference's numbers); fast: bfloat16 extractors and "
+                             "brain model (several times faster on GPUs); auto (default): fast on CUDA, else exact")
+    parser.add_argument("--text-mode", choices=("exact", "windowed"),
+                        help="exact (default): past the 1,024-word context cap each word gets a pass of its own, as "
+                             "in the reference; windowed: runs of 128 words share one pass (~100x fewer passes)")
+    parser.add_argument("--hop", type=float, metavar="SECONDS",
+                        help="overlap the 100-s model windows: start one every SECONDS (a whole number of TRs; "
+                             "about 100/SECONDS times the compute); each TR comes from the window where it is most "
+                             "central (default: back to back, as the reference)")
+    parser.add_argument("--batch-size", type=_positive_int, default=8,
+                        help="windows per brain-model batch (default: 8)")
+    parser.add_argument("--cache-dir", help="cache root for this run (default: $TRIBEV2_CACHE, else "
+                                            "~/.cache/tribev2)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
 
 
 def main(argv: list[str] | None = None) -> int:

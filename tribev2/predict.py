@@ -194,14 +194,33 @@ def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
     overlap)``, the indices of the events overlapping each TR (``-1`` pads), and ``words (time)``.
     """
     _check_batch_size(batch_size)
-    if isinstance(modalities, str):
-        modalities = [modalities]
     _check_request(stimulus, transcript=transcript, modalities=modalities, atlas=atlas, hop_s=hop_s,
                    language=language, device=device)
+    model, extractors = resolve_predictor(model, extractors, modalities, hop_s=hop_s, device=device,
+                                          progress=progress, cache_dir=cache_dir, precision=precision,
+                                          text_mode=text_mode)
+    rows = model.subject_rows(subjects)  # a bad subject fails before the slow steps
+    events = events_from(stimulus, transcript=transcript, language=language, asr_model=asr_model,
+                         keep_text=keep_text, device=device, progress=progress, cache_dir=cache_dir)
+    used = extractors_used(events, extractors, stimulus)
+    windows = Windows.plan(timeline_stop(events), model.config, hop_s)
+    outputs = predict_window_range(events, model=model, extractors=used, windows=windows, rows=rows,
+                                   batch_size=batch_size, progress=progress)
+    return stimulus_dataset(windows.stitch(outputs), events, stimulus=stimulus, model=model, rows=rows,
+                            extractors=extractors, windows=windows, language=language, atlas=atlas,
+                            cache_dir=cache_dir)
+
+
+def resolve_predictor(model, extractors, modalities: str | Sequence[str] | None = None, *, hop_s: float | None = None,
+                      device: str = "auto", progress: bool = True, cache_dir: str | os.PathLike | None = None,
+                      precision: str = "auto", text_mode: str | None = None) -> tuple[TribeModel, list[Extractor]]:
+    """:func:`tribev2.sources.resolve`, then the extractors of ``modalities`` only, checked against the model
+    (and ``hop_s`` checked): what :func:`predict` runs, before any slow step."""
+    if isinstance(modalities, str):
+        modalities = [modalities]
     with progress_bars(progress):  # downloads and loading bars
         model, extractors = resolve(model, extractors, device=device, progress=progress, cache_dir=cache_dir,
                                     precision=precision, text_mode=text_mode)
-    rows = model.subject_rows(subjects)  # a bad subject fails before the slow steps
     if modalities is not None:
         unknown = sorted(set(modalities) - {e.modality for e in extractors})
         if unknown:
@@ -209,20 +228,29 @@ def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
         extractors = [e for e in extractors if e.modality in modalities]
     check_compatible(extractors, model)
     Windows.plan(1.0, model.config, hop_s)  # a bad hop fails before the slow steps
-    events = events_from(stimulus, transcript=transcript, language=language, asr_model=asr_model,
-                         keep_text=keep_text, device=device, progress=progress, cache_dir=cache_dir)
+    return model, extractors
+
+
+def extractors_used(events: pd.DataFrame, extractors: Sequence[Extractor], stimulus=None) -> list[Extractor]:
+    """The extractors that have events to read in ``events`` (an error naming ``stimulus`` if none has)."""
     present = set(events["type"])
     used = [e for e in extractors if e.event_type in present]
     if not used:
         raise ValueError(f"{_describe(stimulus)}: none of the extractors ({[e.modality for e in extractors]}) has "
                          f"events to read (types present: {sorted(present)})")
-    windows = Windows.plan(timeline_stop(events), model.config, hop_s)
-    outputs = predict_window_range(events, model=model, extractors=used, windows=windows, rows=rows,
-                                   batch_size=batch_size, progress=progress)
+    return used
+
+
+def stimulus_dataset(prediction: np.ndarray, events: pd.DataFrame, *, stimulus, model: TribeModel,
+                     rows: Sequence[int], extractors: Sequence[Extractor], windows: Windows, language: str = "english",
+                     atlas: str | Atlas | None = DEFAULT_ATLAS, cache_dir: str | os.PathLike | None = None
+                     ) -> xr.Dataset:
+    """:func:`predict`'s Dataset from the stitched ``(time, V, S)`` prediction of a stimulus and its events."""
     path = None if isinstance(stimulus, pd.DataFrame) or stimulus is None else Path(stimulus)
     info = {"path": path or "", "sha256": file_sha256(path, cache_dir) if path else ""}
     window, _ = windows.sources()
-    ds = build_dataset(windows.stitch(outputs), model=model, subject_names=model.subject_names(rows),
+    used = extractors_used(events, extractors, stimulus)
+    ds = build_dataset(prediction, model=model, subject_names=model.subject_names(rows),
                        modalities=[e.modality for e in used], duration_s=windows.duration_s, window=window,
                        hop_s=windows.hop_s, stimulus=info, atlas=atlas, cache_dir=cache_dir)
     ds.attrs["language"] = language

@@ -39,7 +39,8 @@ def is_demo(source) -> bool:
 def resolve(model=None, extractors=None, *, device: str = "auto", progress: bool = True,
             cache_dir: str | os.PathLike | None = None, precision: str = "auto", text_mode: str | None = None
             ) -> tuple[TribeModel, list[Extractor]]:
-    """``(brain model, [extractors])`` for :func:`tribev2.predict` (see its documentation for the choices).
+    """``(brain model, [extractors])`` for :func:`tribev2.predict` (see its documentation for the choices;
+    ``extractors="demo"`` names the demo extractors, as ``$TRIBEV2_EXTRACTORS=demo`` does).
 
     ``cache_dir`` is the tribev2 cache root given to the demo builders and the extractors' feature cache.
     ``precision`` (``"auto"``, ``"exact"``, ``"fast"``) sets the dtype of what is loaded here; a model or extractor
@@ -53,7 +54,9 @@ def resolve(model=None, extractors=None, *, device: str = "auto", progress: bool
     sources = None
     if isinstance(extractors, Mapping) and all(isinstance(v, (str, os.PathLike)) for v in extractors.values()):
         sources, extractors = {m: str(v) for m, v in extractors.items()}, None
-    demo_wanted = is_demo(os.environ.get(EXTRACTORS_VARIABLE, ""))
+    demo_wanted = is_demo(extractors) or is_demo(os.environ.get(EXTRACTORS_VARIABLE, ""))
+    if is_demo(extractors):
+        extractors = None
     options = dict(device=device, progress=progress, cache_dir=cache_dir, precision=precision,
                    per_modality={"text": {"mode": text_mode or "exact"}})
     if extractors is None and (demo_wanted or is_demo(weights) and sources is None):
