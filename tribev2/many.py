@@ -165,7 +165,8 @@ def open_many(store: str | os.PathLike, names: Sequence[str] | None = None) -> x
     coordinates along ``stimulus`` (``stimulus_path``, ``stimulus_duration_s``, ...), ``roi`` and ``hemi``
     indexed. ``names`` picks stimuli (default: every one in the store). Each stimulus's own Dataset, events
     included, is ``tribev2.open_dataset`` of ``<store>/<name>`` or ``xr.open_zarr(store, group=name)``.
-    The root's ``failed`` record is in ``attrs["failed"]``."""
+    The root's ``failed`` record is in ``attrs["failed"]``. Nothing is read here, so nothing is verified: a
+    stimulus's checksums are checked when it is opened with ``tribev2.open_dataset(<store>/<name>)``."""
     store = Path(store)
     names = stored_stimuli(store) if names is None else list(names)
     parts = [_stimulus_view(store, name) for name in names]
@@ -176,7 +177,7 @@ def open_many(store: str | os.PathLike, names: Sequence[str] | None = None) -> x
                                                                       "window": -1},
                    combine_attrs="drop_conflicts", data_vars="all", coords="different", compat="equals")
     ds.attrs.update(attrs)
-    return from_storage(ds)
+    return from_storage(ds, verify=False)  # lazy: each stimulus's checksums are checked by open_dataset(store/name)
 
 
 def stored_stimuli(store: str | os.PathLike) -> list[str]:
