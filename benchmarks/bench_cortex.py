@@ -42,13 +42,15 @@ def synthetic_prediction(duration_s: int, rng) -> xr.Dataset:
     n = 2 * 10242
     return xr.Dataset(
         {"prediction": (("time", "vertex", "subject"), rng.normal(size=(duration_s, n, 1)).astype(np.float32))},
-        coords={"time": ("time", np.arange(float(duration_s)), {"units": "s", "tr_s": 1.0,
-                                                                  "hemodynamic_offset_s": 5.0}),
-                "window": ("time", np.arange(duration_s) // 100),
-                "vertex": np.arange(n), "hemi": ("vertex", np.array(["left"] * (n // 2) + ["right"] * (n // 2),
-                                                                      dtype=object)),
-                "subject": ("subject", np.array(["average"], dtype=object))},
-        attrs={"mesh": "fsaverage5"}).set_xindex("hemi")
+        coords={
+            "time": ("time", np.arange(float(duration_s)), {"units": "s", "tr_s": 1.0, "hemodynamic_offset_s": 5.0}),
+            "window": ("time", np.arange(duration_s) // 100),
+            "vertex": np.arange(n),
+            "hemi": ("vertex", np.array(["left"] * (n // 2) + ["right"] * (n // 2), dtype=object)),
+            "subject": ("subject", np.array(["average"], dtype=object)),
+        },
+        attrs={"mesh": "fsaverage5"},
+    ).set_xindex("hemi")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -88,10 +90,10 @@ def main(argv: list[str] | None = None) -> dict:
         "volume_to_surface (10 volumes)": lambda: io.volume_to_surface(volume),
         "surface_to_volume (10 TRs)": lambda: io.surface_to_volume(surface),
         "surface_to_volume (10 TRs, 6 mm)": lambda: io.surface_to_volume(surface, fwhm_mm=6.0),
-        "resample fsaverage5 -> fsaverage4 (10 TRs)": lambda: io.resample(ds.prediction.isel(time=slice(0, 10)),
-                                                                          "fsaverage4"),
-        "resample fsaverage4 -> fsaverage5 (10 TRs, idw)": lambda: io.resample(fsaverage4, "fsaverage5",
-                                                                               method="idw"),
+        "resample fsaverage5 -> fsaverage4 (10 TRs)": lambda: io.resample(
+            ds.prediction.isel(time=slice(0, 10)), "fsaverage4"
+        ),
+        "resample fsaverage4 -> fsaverage5 (10 TRs, idw)": lambda: io.resample(fsaverage4, "fsaverage5", method="idw"),
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -99,8 +101,13 @@ def main(argv: list[str] | None = None) -> dict:
             timings[name] = best_of(args.repeat, step)
         if args.contributions:
             timings.update(time_contributions(args))
-    report = {"duration_s": args.duration, "vertices": ds.sizes["vertex"], "machine": platform.processor() or
-              platform.machine(), "cpus": os.cpu_count(), "seconds": {k: round(v, 4) for k, v in timings.items()}}
+    report = {
+        "duration_s": args.duration,
+        "vertices": ds.sizes["vertex"],
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "seconds": {k: round(v, 4) for k, v in timings.items()},
+    }
     print(json.dumps(report, indent=2))
     return report
 
@@ -119,8 +126,10 @@ def time_contributions(args) -> dict:
         function(features, model=model, atlas=None, **kwargs)
         sync()
 
-    return {"predict_features (release geometry)": best_of(args.repeat, run, tribev2.predict_features),
-            "contributions (3 modalities)": best_of(args.repeat, run, tribev2.contributions)}
+    return {
+        "predict_features (release geometry)": best_of(args.repeat, run, tribev2.predict_features),
+        "contributions (3 modalities)": best_of(args.repeat, run, tribev2.contributions),
+    }
 
 
 if __name__ == "__main__":

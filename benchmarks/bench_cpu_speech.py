@@ -86,11 +86,14 @@ def make_speech(folder: Path, words_per_minute: int = 200) -> tuple[Path, Path]:
     for sentence in PASSAGE.replace("? ", "?|").replace(". ", ".|").split("|"):
         spoken, sentence_rows, start = [], [], cursor
         for word in sentence.split():
-            out = subprocess.run(["espeak-ng", "-v", "en", "-s", str(words_per_minute), "--stdout", word],
-                                 capture_output=True, check=True)
+            out = subprocess.run(
+                ["espeak-ng", "-v", "en", "-s", str(words_per_minute), "--stdout", word],
+                capture_output=True,
+                check=True,
+            )
             samples, rate = soundfile.read(io.BytesIO(out.stdout), dtype="float32")
             loud = np.flatnonzero(np.abs(samples) > 0.01 * np.abs(samples).max())
-            samples = samples[loud[0]:loud[-1] + 1]
+            samples = samples[loud[0] : loud[-1] + 1]
             sentence_rows.append({"text": word, "start": round(start, 4), "duration": round(len(samples) / rate, 4)})
             spoken += [samples, np.zeros(round(0.05 * rate), np.float32)]
             start += len(samples) / rate + 0.05
@@ -156,8 +159,13 @@ def stage_events(args) -> dict:
     _, warm, warm_cpu = _timed(lambda: events_from(args.wav, transcript=args.tsv))
     events.to_parquet(args.out / "events.parquet")
     words = events[events["type"] == "Word"]
-    return {"cold": cold, "warm": warm, "warm_cpu": warm_cpu, "words": len(words),
-            "audio_rows": int((events["type"] == "Audio").sum())}
+    return {
+        "cold": cold,
+        "warm": warm,
+        "warm_cpu": warm_cpu,
+        "words": len(words),
+        "audio_rows": int((events["type"] == "Audio").sum()),
+    }
 
 
 def stage_audio(args) -> dict:
@@ -173,13 +181,18 @@ def stage_audio(args) -> dict:
     def run(extractor):
         return extract_features(events, extractors=[extractor], start=0.0, duration=WINDOW_S)["audio"]
 
-    extractor, load, _ = _timed(lambda: AudioExtractor(args.cache / "w2v-bert-2.0-random", device="cpu",
-                                                    progress=False))
+    extractor, load, _ = _timed(
+        lambda: AudioExtractor(args.cache / "w2v-bert-2.0-random", device="cpu", progress=False)
+    )
     features, cold, _ = _timed(lambda: run(extractor))
     _fresh_cache()
     again, warm, warm_cpu = _timed(lambda: run(extractor))
-    result = {"cold": cold + load, "warm": warm, "warm_cpu": warm_cpu,
-              "repeat_identical": bool(np.array_equal(features, again))}
+    result = {
+        "cold": cold + load,
+        "warm": warm,
+        "warm_cpu": warm_cpu,
+        "repeat_identical": bool(np.array_equal(features, again)),
+    }
     np.save(args.out / "audio.npy", features)
     if not args.no_baseline:  # the same extractor on transformers' own attention
         extractor._model = AutoModel.from_pretrained(extractor.source, dtype=torch.float32).eval()
@@ -210,19 +223,28 @@ def stage_text(args) -> dict:
     features, cold, _ = _timed(lambda: run(extractor))
     _fresh_cache()
     again, warm, warm_cpu = _timed(lambda: run(extractor))
-    result = {"cold": cold + load, "warm": warm, "warm_cpu": warm_cpu,
-              "repeat_identical": bool(np.array_equal(features, again))}
+    result = {
+        "cold": cold + load,
+        "warm": warm,
+        "warm_cpu": warm_cpu,
+        "repeat_identical": bool(np.array_equal(features, again)),
+    }
     np.save(args.out / "text.npy", features)
 
     words = events[events["type"] == "Word"].reset_index(drop=True)
     pick = np.linspace(0, len(words) - 1, args.per_word).round().astype(int)
     extractor._causal, extractor.batch_size = False, PER_WORD_BATCH  # the reference: one pass per word
-    _, seconds, _ = _timed(lambda: extractor.hidden_state_means(words["context"][pick].tolist(),
-                                                             words["text"][pick].tolist()))
+    _, seconds, _ = _timed(
+        lambda: extractor.hidden_state_means(words["context"][pick].tolist(), words["text"][pick].tolist())
+    )
     ids, _ = extractor.token_ids(words["context"].tolist(), words["text"].tolist())
-    result.update(per_word_words=len(pick), per_word_seconds=seconds,
-                  per_word_extrapolated=seconds / len(pick) * len(words), words=len(words),
-                  tokens=len(ids[-1]))
+    result.update(
+        per_word_words=len(pick),
+        per_word_seconds=seconds,
+        per_word_extrapolated=seconds / len(pick) * len(words),
+        words=len(words),
+        tokens=len(ids[-1]),
+    )
 
     _fresh_cache()
     _remembered_sha256.cache_clear()  # nothing remembered from the cold run
@@ -257,8 +279,13 @@ def stage_brain(args) -> dict:
     model, load, _ = _timed(lambda: load_model(args.brain, device="cpu"))
     ds, cold, _ = _timed(lambda: run(model))
     _, warm, warm_cpu = _timed(lambda: run(model))
-    return {"cold": cold + load, "warm": warm, "warm_cpu": warm_cpu, "trs": int(ds.sizes["time"]),
-            "has_roi": "roi" in ds.coords}
+    return {
+        "cold": cold + load,
+        "warm": warm,
+        "warm_cpu": warm_cpu,
+        "trs": int(ds.sizes["time"]),
+        "has_roi": "roi" in ds.coords,
+    }
 
 
 def worker(args) -> dict:
@@ -321,16 +348,44 @@ def main() -> None:
             if modality == "text" and not (args.tokenizer and (args.tokenizer / "tokenizer.json").is_file()):
                 parser.error(f"--tokenizer: a folder with Llama-3.2's tokenizer.json is needed to build {name}")
             print(f"building {name} (once)", file=sys.stderr)
-            subprocess.run([sys.executable, __file__, "--cache", str(args.cache), "--build", modality,
-                            *(["--tokenizer", str(args.tokenizer.resolve())] if args.tokenizer else [])], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--cache",
+                    str(args.cache),
+                    "--build",
+                    modality,
+                    *(["--tokenizer", str(args.tokenizer.resolve())] if args.tokenizer else []),
+                ],
+                check=True,
+            )
     brain = brain_folder(args.cache)
     results = {}
     with tempfile.TemporaryDirectory() as out:
         for stage in args.stages.split(","):
             _wait_for_memory(NEEDS_GIB[stage], stage)
-            command = [sys.executable, __file__, "--cache", str(args.cache), "--worker", stage, "--threads",
-                       str(args.threads), "--per-word", str(args.per_word), "--wav", str(wav), "--tsv", str(tsv),
-                       "--out", out, "--brain", str(brain), *(["--no-baseline"] if args.no_baseline else [])]
+            command = [
+                sys.executable,
+                __file__,
+                "--cache",
+                str(args.cache),
+                "--worker",
+                stage,
+                "--threads",
+                str(args.threads),
+                "--per-word",
+                str(args.per_word),
+                "--wav",
+                str(wav),
+                "--tsv",
+                str(tsv),
+                "--out",
+                out,
+                "--brain",
+                str(brain),
+                *(["--no-baseline"] if args.no_baseline else []),
+            ]
             done = subprocess.run(command, check=False, capture_output=True, text=True)
             if done.returncode:
                 sys.exit(f"{stage} failed:\n{done.stderr[-3000:]}")
@@ -347,29 +402,43 @@ _MODEL_FOLDERS = {"audio": "w2v-bert-2.0-random", "text": "llama-3.2-3b-random"}
 
 def report(results: dict, machine: str, threads: int) -> str:
     """The results as a Markdown table."""
-    lines = [f"One minute of speech -> Dataset, {machine}, torch.set_num_threads({threads}), float32",
-             "", "| stage | cold s | warm s | warm CPU s | peak memory GiB | load average (start, end) "
-             "| notes |", "|---|---|---|---|---|---|---|"]
-    notes = {"events": lambda r: f"{r['words']} words, {r['audio_rows']} Audio row",
-             "audio": lambda r: (f"transformers' attention (baseline): {r['baseline_warm']:.1f} s warm "
-                                 f"({r['baseline_warm_cpu']:.1f} s CPU); max |Δ| "
-                                 f"{r['max_abs_diff_vs_transformers']:.1e}"
-                                 f"{' (bit-identical)' if r['bit_identical'] else ''}" if "baseline_warm" in r
-                                 else ""),
-             "text": lambda r: (f"{r['words']} words, {r['tokens']} tokens in one causal pass; the reference's "
-                                f"pass per word: {r['per_word_seconds']:.1f} s for {r['per_word_words']} words, "
-                                f"{r['per_word_extrapolated']:.0f} s for all; cache key of the "
-                                f"{r['folder_gb']:.2f} GB folder: {r['identity_every_byte']:.1f} s (every byte) "
-                                f"vs {r['identity_sampled']:.2f} s (sampled)"),
-             "brain": lambda r: f"{r['trs']} TRs, roi coordinate: {r['has_roi']}"}
+    lines = [
+        f"One minute of speech -> Dataset, {machine}, torch.set_num_threads({threads}), float32",
+        "",
+        "| stage | cold s | warm s | warm CPU s | peak memory GiB | load average (start, end) | notes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    notes = {
+        "events": lambda r: f"{r['words']} words, {r['audio_rows']} Audio row",
+        "audio": lambda r: (
+            f"transformers' attention (baseline): {r['baseline_warm']:.1f} s warm "
+            f"({r['baseline_warm_cpu']:.1f} s CPU); max |Δ| "
+            f"{r['max_abs_diff_vs_transformers']:.1e}"
+            f"{' (bit-identical)' if r['bit_identical'] else ''}"
+            if "baseline_warm" in r
+            else ""
+        ),
+        "text": lambda r: (
+            f"{r['words']} words, {r['tokens']} tokens in one causal pass; the reference's "
+            f"pass per word: {r['per_word_seconds']:.1f} s for {r['per_word_words']} words, "
+            f"{r['per_word_extrapolated']:.0f} s for all; cache key of the "
+            f"{r['folder_gb']:.2f} GB folder: {r['identity_every_byte']:.1f} s (every byte) "
+            f"vs {r['identity_sampled']:.2f} s (sampled)"
+        ),
+        "brain": lambda r: f"{r['trs']} TRs, roi coordinate: {r['has_roi']}",
+    }
     for stage, r in results.items():
-        lines.append(f"| {stage} | {r['cold']:.1f} | {r['warm']:.1f} | {r['warm_cpu']:.1f} | {r['peak_gib']:.1f} | "
-                     f"{r['load'][0]:.1f}, {r['load'][1]:.1f} | {notes[stage](r)} |")
+        lines.append(
+            f"| {stage} | {r['cold']:.1f} | {r['warm']:.1f} | {r['warm_cpu']:.1f} | {r['peak_gib']:.1f} | "
+            f"{r['load'][0]:.1f}, {r['load'][1]:.1f} | {notes[stage](r)} |"
+        )
     if set(results) == set(STAGES):
         total = {k: sum(r[k] for r in results.values()) for k in ("cold", "warm", "warm_cpu")}
-        lines.append(f"| **one minute -> Dataset** | **{total['cold']:.1f}** | **{total['warm']:.1f}** | "
-                     f"{total['warm_cpu']:.1f} | "
-                     f"{max(r['peak_gib'] for r in results.values()):.1f} | | sum of the stages |")
+        lines.append(
+            f"| **one minute -> Dataset** | **{total['cold']:.1f}** | **{total['warm']:.1f}** | "
+            f"{total['warm_cpu']:.1f} | "
+            f"{max(r['peak_gib'] for r in results.values()):.1f} | | sum of the stages |"
+        )
     return "\n".join(lines)
 
 

@@ -81,8 +81,8 @@ def make_film(folder: Path, seconds: float, width: int = 1280, height: int = 720
             for j in range(4):  # four bright discs crossing the frame
                 cx = int(width * (0.2 + 0.2 * j) + 120 * np.sin(t * (0.7 + 0.2 * j)))
                 cy = int(height * (0.5 + 0.3 * np.cos(t + j)))
-                patch = frame[max(cy - 60, 0):cy + 61, max(cx - 60, 0):cx + 61]
-                inside = disc[:patch.shape[0], :patch.shape[1]] < (40 + 5 * j) ** 2
+                patch = frame[max(cy - 60, 0) : cy + 61, max(cx - 60, 0) : cx + 61]
+                inside = disc[: patch.shape[0], : patch.shape[1]] < (40 + 5 * j) ** 2
                 patch[inside] = (230, 200 - 40 * j, 60 + 50 * j)
             shown = np.minimum(frame, 215) + texture
             for packet in video.encode(av.VideoFrame.from_ndarray(shown, format="rgb24")):
@@ -91,7 +91,7 @@ def make_film(folder: Path, seconds: float, width: int = 1280, height: int = 720
             container.mux(packet)
         speech = _speech_like(seconds, rate, rng)
         for first in range(0, len(speech), 1024):
-            chunk = av.AudioFrame.from_ndarray(speech[None, first:first + 1024], format="flt", layout="mono")
+            chunk = av.AudioFrame.from_ndarray(speech[None, first : first + 1024], format="flt", layout="mono")
             chunk.sample_rate = rate
             for packet in audio.encode(chunk):
                 container.mux(packet)
@@ -112,30 +112,36 @@ def _speech_like(seconds: float, rate: int, rng) -> np.ndarray:
     return (0.08 * voiced * syllables + noise).astype(np.float32)
 
 
-def transcript(tokenizer, seconds: float) -> "pd.DataFrame":  # noqa: F821
+def transcript(tokenizer, seconds: float) -> pd.DataFrame:  # noqa: F821
     """Word rows at 2.5 words/s with the contexts of the events pipeline: each is the running text's last 1,024
     words before it and the word (every word of the slice lies past the cap)."""
     import pandas as pd
 
     from tribev2.events.language import contexts
 
-    vocabulary = [t[1:] for t in tokenizer.convert_ids_to_tokens(range(len(tokenizer)))
-                  if t.startswith("Ġ") and t[1:].isalpha() and len(t) > 3]
+    vocabulary = [
+        t[1:]
+        for t in tokenizer.convert_ids_to_tokens(range(len(tokenizer)))
+        if t.startswith("Ġ") and t[1:].isalpha() and len(t) > 3
+    ]
     n = int(seconds * WORDS_PER_S)
     stream = [vocabulary[(7 * i + i // 5) % len(vocabulary)] for i in range(CONTEXT_CAP + n)]
     chars = np.cumsum([0] + [len(w) + 1 for w in stream[:-1]]).tolist()
     text = " ".join(stream)
     context = contexts(text, chars, [len(w) for w in stream], [len(text)] * len(stream))[CONTEXT_CAP:]
     starts = np.arange(n) / WORDS_PER_S
-    return pd.DataFrame({"type": "Word", "start": starts, "duration": 0.3, "text": stream[CONTEXT_CAP:],
-                         "context": context})
+    return pd.DataFrame(
+        {"type": "Word", "start": starts, "duration": 0.3, "text": stream[CONTEXT_CAP:], "context": context}
+    )
 
 
 def events_table(film: Path, words, seconds: float):
     from tribev2.events.table import make_table
 
-    media = [{"type": kind, "start": 0.0, "duration": float(seconds), "offset": 0.0, "filepath": str(film)}
-             for kind in ("Video", "Audio")]
+    media = [
+        {"type": kind, "start": 0.0, "duration": float(seconds), "offset": 0.0, "filepath": str(film)}
+        for kind in ("Video", "Audio")
+    ]
     return make_table(media + words.to_dict("records"))
 
 
@@ -161,8 +167,9 @@ def variant(extractor, dtype, **options):
     key = (id(extractor), dtype)
     if key not in _weights:
         _weights[key] = extractor.model if dtype == torch.float32 else copy.deepcopy(extractor.model).to(dtype)
-    other = type(extractor)(extractor.source, device=str(extractor.device), dtype=dtype, cache=False,
-                            progress=False, **options)
+    other = type(extractor)(
+        extractor.source, device=str(extractor.device), dtype=dtype, cache=False, progress=False, **options
+    )
     other._model = _weights[key]
     return other
 
@@ -188,11 +195,25 @@ def timed(run, device: str):
 
 def _row(rows: list):
     def row(stage, variant_name, dtype, measured, unit_s, units_per_hour, **extra):
-        rows.append({"stage": stage, "variant": variant_name, "dtype": str(dtype).removeprefix("torch."),
-                     "measured_s": measured, "units": extra.pop("units"), "per_unit_s": unit_s,
-                     "hour_s": unit_s * units_per_hour, **extra})
-        print(f"  {stage} | {variant_name} | {rows[-1]['dtype']}: {unit_s * 1e3:.2f} ms/unit, "
-              f"{rows[-1]['hour_s']:.1f} s per film hour", file=sys.stderr, flush=True)
+        rows.append(
+            {
+                "stage": stage,
+                "variant": variant_name,
+                "dtype": str(dtype).removeprefix("torch."),
+                "measured_s": measured,
+                "units": extra.pop("units"),
+                "per_unit_s": unit_s,
+                "hour_s": unit_s * units_per_hour,
+                **extra,
+            }
+        )
+        print(
+            f"  {stage} | {variant_name} | {rows[-1]['dtype']}: {unit_s * 1e3:.2f} ms/unit, "
+            f"{rows[-1]['hour_s']:.1f} s per film hour",
+            file=sys.stderr,
+            flush=True,
+        )
+
     return row
 
 
@@ -232,8 +253,14 @@ def speed(args, film: Path, words, base: dict, rows: list) -> None:
         ("fast: batches of 8, GPU resize", bf16, dict(pixels="device", batch_size=8), args.fast_bins),
     ]
     if args.compile:
-        variants.append(("fast: batches of 8, GPU resize, compiled layers", bf16,
-                         dict(pixels="device", batch_size=8, compile=True), args.fast_bins))
+        variants.append(
+            (
+                "fast: batches of 8, GPU resize, compiled layers",
+                bf16,
+                dict(pixels="device", batch_size=8, compile=True),
+                args.fast_bins,
+            )
+        )
     for name, dtype, options, n in variants:
         extractor = variant(video, dtype, **options)
         t0, _ = timed(clips(extractor, options["batch_size"]), device)  # warm-up (and compilation)
@@ -265,7 +292,6 @@ def speed(args, film: Path, words, base: dict, rows: list) -> None:
         row("audio", name, dtype, t, t, HOUR_S / seconds, units=f"{seconds:g} s")
 
 
-
 def brain_speed(args, base: dict, rows: list) -> None:
     """The brain model over one hour of windows: as predict feeds it, in one batch, compiled with a CUDA graph."""
     import torch
@@ -281,8 +307,10 @@ def brain_speed(args, base: dict, rows: list) -> None:
         n_windows = HOUR_S // int(model.config.window_s)
         samples = model.config.window_samples
         rng = np.random.default_rng(0)
-        windows = [{m: rng.standard_normal((g, d, samples), dtype=np.float32) for m, (g, d) in dims.items()}
-                   for _ in range(n_windows)]
+        windows = [
+            {m: rng.standard_normal((g, d, samples), dtype=np.float32) for m, (g, d) in dims.items()}
+            for _ in range(n_windows)
+        ]
         rows_ = model.subject_rows(None)
         _predict_windows(model, windows[:8], rows=rows_, batch_size=8)
         t, _ = timed(lambda: _predict_windows(model, windows, rows=rows_, batch_size=8), device)
@@ -291,15 +319,24 @@ def brain_speed(args, base: dict, rows: list) -> None:
         with torch.inference_mode():
             model(stacked, subjects=rows_)
             t, _ = timed(lambda: model(stacked, subjects=rows_), device)
-        row("brain model", f"one batch of {n_windows} windows, on the GPU", dtype, t, t, 1,
-            units=f"{n_windows} windows")
+        row(
+            "brain model", f"one batch of {n_windows} windows, on the GPU", dtype, t, t, 1, units=f"{n_windows} windows"
+        )
         if dtype == bf16 and device.startswith("cuda") and args.compile:
             graphed = torch.compile(model, mode="reduce-overhead", dynamic=False)
             with torch.inference_mode():
                 t0, _ = timed(lambda: [graphed(stacked, subjects=rows_) for _ in range(3)], device)
                 t, _ = timed(lambda: graphed(stacked, subjects=rows_), device)
-            row("brain model", f"one batch of {n_windows} windows, compiled + CUDA graph", dtype, t, t, 1,
-                units=f"{n_windows} windows", warmup_s=t0)
+            row(
+                "brain model",
+                f"one batch of {n_windows} windows, compiled + CUDA graph",
+                dtype,
+                t,
+                t,
+                1,
+                units=f"{n_windows} windows",
+                warmup_s=t0,
+            )
 
 
 def fidelity(args, film: Path, words, base: dict, rows: list, out: dict) -> None:
@@ -314,8 +351,10 @@ def fidelity(args, film: Path, words, base: dict, rows: list, out: dict) -> None
     runs = {
         "exact": (torch.float32, {"text": {}, "audio": {}, "video": {"pixels": "cpu"}}),
         "fast": (torch.bfloat16, {"text": {}, "audio": {}, "video": {"pixels": "device", "batch_size": 8}}),
-        "fast + windowed text": (torch.bfloat16, {"text": {"mode": "windowed"}, "audio": {},
-                                                  "video": {"pixels": "device", "batch_size": 8}}),
+        "fast + windowed text": (
+            torch.bfloat16,
+            {"text": {"mode": "windowed"}, "audio": {}, "video": {"pixels": "device", "batch_size": 8}},
+        ),
     }
     predictions, text_features = {}, {}
     for name, (dtype, options) in runs.items():
@@ -324,36 +363,58 @@ def fidelity(args, film: Path, words, base: dict, rows: list, out: dict) -> None
             extractor.cache, extractor.cache_dir = True, Path(args.workdir) / "cache" / f"{name}-{time.time()}"
         stage_s = {}
         for modality, extractor in chosen.items():
+
             def wrap(extract, modality=modality):
                 def run(*a, **k):
                     t, value = timed(lambda: extract(*a, **k), device)
                     stage_s[modality] = stage_s.get(modality, 0.0) + t
                     return value
+
                 return run
+
             extractor.extract = wrap(extractor.extract)
         model = brain(dims, device, dtype, Path(args.workdir) / "cache")
-        t, ds = timed(lambda: tribev2.predict(events, model=model, extractors=list(chosen.values()), atlas=None,
-                                              device=device, progress=False), device)
+        t, ds = timed(
+            lambda: tribev2.predict(
+                events, model=model, extractors=list(chosen.values()), atlas=None, device=device, progress=False
+            ),
+            device,
+        )
         predictions[name] = ds.prediction.values[..., 0]  # (time, vertex)
         first = words.iloc[:128]  # the text features' correlation, on fewer words (float32 costs 0.13 s a word)
         text_features[name] = chosen["text"].word_features(first["context"].tolist(), first["text"].tolist())
-        rows.append({"stage": "predict (whole slice)", "variant": name, "dtype": str(dtype).removeprefix("torch."),
-                     "measured_s": t, "stage_s": stage_s, "per_unit_s": t, "units": f"{seconds:g} s",
-                     "hour_s": t * HOUR_S / seconds, "precision_attr": ds.attrs["precision"]})
+        rows.append(
+            {
+                "stage": "predict (whole slice)",
+                "variant": name,
+                "dtype": str(dtype).removeprefix("torch."),
+                "measured_s": t,
+                "stage_s": stage_s,
+                "per_unit_s": t,
+                "units": f"{seconds:g} s",
+                "hour_s": t * HOUR_S / seconds,
+                "precision_attr": ds.attrs["precision"],
+            }
+        )
         print(f"  predict {name}: {t:.1f} s ({stage_s})", file=sys.stderr, flush=True)
     exact = predictions["exact"]
     for name in ("fast", "fast + windowed text"):
         r = per_vertex_r(predictions[name], exact)
         out.setdefault("fidelity", {})[name] = {
-            "median_vertex_r": float(np.median(r)), "p5_vertex_r": float(np.percentile(r, 5)),
+            "median_vertex_r": float(np.median(r)),
+            "p5_vertex_r": float(np.percentile(r, 5)),
             "min_vertex_r": float(r.min()),
             "relative_error": float(np.linalg.norm(predictions[name] - exact) / np.linalg.norm(exact)),
-            "text_feature_r_vs_exact": float(np.corrcoef(text_features[name].ravel(),
-                                                         text_features["exact"].ravel())[0, 1]),
+            "text_feature_r_vs_exact": float(
+                np.corrcoef(text_features[name].ravel(), text_features["exact"].ravel())[0, 1]
+            ),
         }
-    out["fidelity"]["windowed vs fast (text features, same dtype)"] = {"text_feature_r": float(np.corrcoef(
-        text_features["fast + windowed text"].ravel(), text_features["fast"].ravel())[0, 1]),
-        "median_vertex_r": float(np.median(per_vertex_r(predictions["fast + windowed text"], predictions["fast"])))}
+    out["fidelity"]["windowed vs fast (text features, same dtype)"] = {
+        "text_feature_r": float(
+            np.corrcoef(text_features["fast + windowed text"].ravel(), text_features["fast"].ravel())[0, 1]
+        ),
+        "median_vertex_r": float(np.median(per_vertex_r(predictions["fast + windowed text"], predictions["fast"]))),
+    }
     print(json.dumps(out["fidelity"], indent=1), file=sys.stderr, flush=True)
 
 
@@ -381,7 +442,6 @@ def main() -> None:
     args.models = args.models or ("full" if args.device.startswith("cuda") else "demo")
 
     import torch
-
     from bench_model import _machine
 
     torch.set_grad_enabled(False)
@@ -390,8 +450,14 @@ def main() -> None:
     print(f"film: {film} ({film.stat().st_size / 2**20:.1f} MiB, made in {t:.0f} s)", file=sys.stderr, flush=True)
     base = extractors(args.models, args.device, workdir)
     words = transcript(base["text"].tokenizer, args.seconds)
-    out = {"device": args.device, "machine": _machine(args.device), "models": args.models, "seconds": args.seconds,
-           "film_mib": film.stat().st_size / 2**20, "torch": torch.__version__}
+    out = {
+        "device": args.device,
+        "machine": _machine(args.device),
+        "models": args.models,
+        "seconds": args.seconds,
+        "film_mib": film.stat().st_size / 2**20,
+        "torch": torch.__version__,
+    }
     rows: list = []
     try:
         if "speed" in args.stages:
@@ -408,8 +474,10 @@ def main() -> None:
     print("| stage | variant | dtype | measured on | per unit | s per film hour |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['stage']} | {r['variant']} | {r['dtype']} | {r['units']} | {r['per_unit_s'] * 1e3:.1f} ms | "
-              f"{r['hour_s']:.0f} |")
+        print(
+            f"| {r['stage']} | {r['variant']} | {r['dtype']} | {r['units']} | {r['per_unit_s'] * 1e3:.1f} ms | "
+            f"{r['hour_s']:.0f} |"
+        )
     if "fidelity" in out:
         print(json.dumps(out["fidelity"], indent=1))
 

@@ -29,9 +29,46 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-VOCABULARY = ("the a river light small old house walked quickly toward under before every garden window city "
-              "music slowly bright quiet morning people water talked across green stone road wind night "
-              "children laughed later found open door warm table").split()
+VOCABULARY = [
+    "the",
+    "a",
+    "river",
+    "light",
+    "small",
+    "old",
+    "house",
+    "walked",
+    "quickly",
+    "toward",
+    "under",
+    "before",
+    "every",
+    "garden",
+    "window",
+    "city",
+    "music",
+    "slowly",
+    "bright",
+    "quiet",
+    "morning",
+    "people",
+    "water",
+    "talked",
+    "across",
+    "green",
+    "stone",
+    "road",
+    "wind",
+    "night",
+    "children",
+    "laughed",
+    "later",
+    "found",
+    "open",
+    "door",
+    "warm",
+    "table",
+]
 
 
 def synthetic_words(minutes: float, seed: int = 0) -> pd.DataFrame:
@@ -58,9 +95,13 @@ def bench_text(minutes: float) -> dict:
     events = add_text_events(words)
     seconds = time.perf_counter() - began
     contexts = events.loc[events["type"] == "Word", "context"]
-    return {"words": len(words), "seconds": round(seconds, 3), "words_per_s": round(len(words) / seconds),
-            "context_mb": round(contexts.str.len().sum() / 1e6, 1),
-            "max_context_words": int(contexts.str.split().str.len().max())}
+    return {
+        "words": len(words),
+        "seconds": round(seconds, 3),
+        "words_per_s": round(len(words) / seconds),
+        "context_mb": round(contexts.str.len().sum() / 1e6, 1),
+        "max_context_words": int(contexts.str.split().str.len().max()),
+    }
 
 
 def bench_soundtrack(video: Path) -> dict:
@@ -71,8 +112,12 @@ def bench_soundtrack(video: Path) -> dict:
     began = time.perf_counter()
     soundtrack(info)
     seconds = time.perf_counter() - began
-    return {"video": str(video), "media_seconds": info.duration, "seconds": round(seconds, 3),
-            "realtime_factor": round(info.duration / seconds, 1)}
+    return {
+        "video": str(video),
+        "media_seconds": info.duration,
+        "seconds": round(seconds, 3),
+        "realtime_factor": round(info.duration / seconds, 1),
+    }
 
 
 def bench_asr(audio: Path | None, speech_seconds: float, model: str | None, device: str) -> dict:
@@ -90,8 +135,14 @@ def bench_asr(audio: Path | None, speech_seconds: float, model: str | None, devi
     began = time.perf_counter()
     words = transcribe(audio, model=model, device=device)
     seconds = time.perf_counter() - began
-    return {"audio_seconds": round(info.duration, 1), "model": model, "device": device, "words": len(words),
-            "seconds": round(seconds, 2), "realtime_factor": round(info.duration / seconds, 1)}
+    return {
+        "audio_seconds": round(info.duration, 1),
+        "model": model,
+        "device": device,
+        "words": len(words),
+        "seconds": round(seconds, 2),
+        "realtime_factor": round(info.duration / seconds, 1),
+    }
 
 
 def main() -> int:
@@ -108,8 +159,7 @@ def main() -> int:
     os.environ["TRIBEV2_CACHE"] = tempfile.mkdtemp(prefix="tribev2-bench-")
     from importlib import resources
 
-    results = {"machine": {"python": sys.version.split()[0], "platform": platform.platform(),
-                           "cpus": os.cpu_count()}}
+    results = {"machine": {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()}}
     if "text" not in skip:
         results["text"] = bench_text(args.minutes)
     if "soundtrack" not in skip:

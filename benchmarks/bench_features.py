@@ -40,8 +40,7 @@ from pathlib import Path
 
 from bench_model import _machine, _peak_rss_mib, _reset_peak_rss  # same machine name and memory probes
 
-WORKLOADS = ("video", "audio", "text (shared passes)", "text (one pass per word)",
-             "text (sliding 1024-word contexts)")
+WORKLOADS = ("video", "audio", "text (shared passes)", "text (one pass per word)", "text (sliding 1024-word contexts)")
 WORDS_PER_MINUTE = 150  # 2.5 words per second, a typical speech rate
 CONTEXT_CAP = 1024  # words of context the events pipeline keeps (upstream.md §4.1)
 
@@ -51,15 +50,37 @@ def full_configs() -> dict:
     from transformers import LlamaConfig, VJEPA2Config, Wav2Vec2BertConfig
 
     return {
-        "text": LlamaConfig(hidden_size=3072, intermediate_size=8192, num_hidden_layers=28, num_attention_heads=24,
-                            num_key_value_heads=8, head_dim=128, vocab_size=128256, max_position_embeddings=131072,
-                            rms_norm_eps=1e-5, tie_word_embeddings=True,
-                            rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0,
-                                             "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                                             "original_max_position_embeddings": 8192}),
+        "text": LlamaConfig(
+            hidden_size=3072,
+            intermediate_size=8192,
+            num_hidden_layers=28,
+            num_attention_heads=24,
+            num_key_value_heads=8,
+            head_dim=128,
+            vocab_size=128256,
+            max_position_embeddings=131072,
+            rms_norm_eps=1e-5,
+            tie_word_embeddings=True,
+            rope_parameters={
+                "rope_type": "llama3",
+                "rope_theta": 500000.0,
+                "factor": 32.0,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 8192,
+            },
+        ),
         "audio": Wav2Vec2BertConfig(),  # its defaults are w2v-bert-2.0's geometry
-        "video": VJEPA2Config(hidden_size=1408, num_hidden_layers=40, num_attention_heads=22, mlp_ratio=48 / 11,
-                              patch_size=16, tubelet_size=2, crop_size=256, frames_per_clip=64),
+        "video": VJEPA2Config(
+            hidden_size=1408,
+            num_hidden_layers=40,
+            num_attention_heads=22,
+            mlp_ratio=48 / 11,
+            patch_size=16,
+            tubelet_size=2,
+            crop_size=256,
+            frames_per_clip=64,
+        ),
     }
 
 
@@ -115,8 +136,9 @@ def make_stimuli(folder: Path) -> dict[str, Path]:
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             for k in range(30 * fps):
                 phase = k / fps
-                frame = np.stack([(xx + 40 * phase) % 256, (yy + 25 * phase) % 256,
-                                  128 + 127 * np.sin(xx / 40 + phase)], axis=-1).astype(np.uint8)
+                frame = np.stack(
+                    [(xx + 40 * phase) % 256, (yy + 25 * phase) % 256, 128 + 127 * np.sin(xx / 40 + phase)], axis=-1
+                ).astype(np.uint8)
                 for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                     container.mux(packet)
             for packet in stream.encode(None):
@@ -127,8 +149,11 @@ def make_stimuli(folder: Path) -> dict[str, Path]:
 def words_and_contexts(tokenizer, n_words: int, *, sliding: bool) -> tuple[list[str], list[str]]:
     """``n_words`` words with the contexts the events pipeline gives them: the running text (words 875..,
     contexts extending each other) or, past the cap, 1,024-word windows that slide by one word."""
-    vocabulary = [t[1:] for t in tokenizer.convert_ids_to_tokens(range(len(tokenizer)))
-                  if t.startswith("Ġ") and t[1:].isalpha() and len(t) > 3]
+    vocabulary = [
+        t[1:]
+        for t in tokenizer.convert_ids_to_tokens(range(len(tokenizer)))
+        if t.startswith("Ġ") and t[1:].isalpha() and len(t) > 3
+    ]
     total = CONTEXT_CAP + n_words
     stream = [vocabulary[(7 * i) % len(vocabulary)] + ("." if i % 15 == 14 else "") for i in range(total)]
     texts, contexts = [], []
@@ -147,8 +172,10 @@ def _register_cpu_attention_flops():
     from torch.utils import flop_counter
 
     aten = torch.ops.aten
-    flop_counter.flop_registry.setdefault(aten._scaled_dot_product_flash_attention_for_cpu,
-                                          flop_counter.flop_registry[aten._scaled_dot_product_flash_attention])
+    flop_counter.flop_registry.setdefault(
+        aten._scaled_dot_product_flash_attention_for_cpu,
+        flop_counter.flop_registry[aten._scaled_dot_product_flash_attention],
+    )
 
 
 def worker(args) -> dict:
@@ -171,7 +198,7 @@ def worker(args) -> dict:
         extractor = full_extractor(modality, Path(args.workdir), args.device, dtype, args.depth)
     else:
         extractor = demo_extractors(device=args.device, dtype=dtype, cache=False, progress=False)[modality]
-        extractor.model  # load now, outside the timed runs
+        _ = extractor.model  # load now, outside the timed runs
 
     if modality == "video":
         bins = list(range(40, 40 + args.video_bins))
@@ -205,11 +232,15 @@ def worker(args) -> dict:
         timed()
         flops_per_stimulus_s = None  # the same as in float32: the table borrows that row's count
     seconds = min(timed() for _ in range(args.repeats))
-    peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
-            else _peak_rss_mib() - rss_before)
-    return {"seconds": seconds, "seconds_per_minute": seconds * per_minute, "stimulus_s": stimulus_s,
-            "flops_per_stimulus_s": flops_per_stimulus_s, "peak_mib": peak,
-            "peak_tflops": _matmul_peak(torch, device, dtype)}
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else _peak_rss_mib() - rss_before
+    return {
+        "seconds": seconds,
+        "seconds_per_minute": seconds * per_minute,
+        "stimulus_s": stimulus_s,
+        "flops_per_stimulus_s": flops_per_stimulus_s,
+        "peak_mib": peak,
+        "peak_tflops": _matmul_peak(torch, device, dtype),
+    }
 
 
 def _matmul_peak(torch, device, dtype) -> float:
@@ -226,7 +257,7 @@ def _matmul_peak(torch, device, dtype) -> float:
         if device.type == "cuda":
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
-    return 2 * n ** 3 / best / 1e12
+    return 2 * n**3 / best / 1e12
 
 
 # -- driver -----------------------------------------------------------------------------------------------------
@@ -256,9 +287,24 @@ def main() -> None:
     rows = []
     for dtype in args.dtypes.split(","):
         for workload in args.workloads.split(","):
-            command = [sys.executable, __file__, "--device", args.device, "--models", args.models, "--workdir",
-                       args.workdir, "--repeats", str(args.repeats), "--video-bins", str(args.video_bins),
-                       "--text-words", str(args.text_words), "--worker", f"{workload}|{dtype}"]
+            command = [
+                sys.executable,
+                __file__,
+                "--device",
+                args.device,
+                "--models",
+                args.models,
+                "--workdir",
+                args.workdir,
+                "--repeats",
+                str(args.repeats),
+                "--video-bins",
+                str(args.video_bins),
+                "--text-words",
+                str(args.text_words),
+                "--worker",
+                f"{workload}|{dtype}",
+            ]
             if args.depth:
                 command += ["--depth", str(args.depth)]
             out = subprocess.run(command, capture_output=True, text=True)
@@ -269,8 +315,10 @@ def main() -> None:
             print(f"  {workload} {dtype}: {rows[-1]['seconds_per_minute']:.3g} s per minute", file=sys.stderr)
     depth = f", depth overridden to {args.depth} (smoke test)" if args.depth else ""
     print(f"\nFeature extraction, {args.models} models{depth}, {args.device} ({machine})")
-    print("| workload | dtype | s per min of stimulus | measured on | peak MiB | GFLOP per stimulus s "
-          "| achieved TFLOP/s | % of matmul peak |")
+    print(
+        "| workload | dtype | s per min of stimulus | measured on | peak MiB | GFLOP per stimulus s "
+        "| achieved TFLOP/s | % of matmul peak |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     counted = {r["workload"]: r["flops_per_stimulus_s"] for r in rows if r["flops_per_stimulus_s"]}
     for r in rows:
@@ -280,13 +328,18 @@ def main() -> None:
         else:
             achieved = flops * r["stimulus_s"] / r["seconds"] / 1e12
             r["achieved_tflops"] = achieved
-            rate = (f"| {flops / 1e9:.4g} | {achieved:.3g} | "
-                    f"{100 * achieved / r['peak_tflops']:.1f} (of {r['peak_tflops']:.3g}) |")
-        print(f"| {r['workload']} | {r['dtype']} | {r['seconds_per_minute']:.3g} | {r['stimulus_s']:g} s | "
-              f"{r['peak_mib']:.0f} {rate}")
+            rate = (
+                f"| {flops / 1e9:.4g} | {achieved:.3g} | "
+                f"{100 * achieved / r['peak_tflops']:.1f} (of {r['peak_tflops']:.3g}) |"
+            )
+        print(
+            f"| {r['workload']} | {r['dtype']} | {r['seconds_per_minute']:.3g} | {r['stimulus_s']:g} s | "
+            f"{r['peak_mib']:.0f} {rate}"
+        )
     if args.json:
-        Path(args.json).write_text(json.dumps({"device": args.device, "machine": machine, "models": args.models,
-                                               "rows": rows}, indent=2))
+        Path(args.json).write_text(
+            json.dumps({"device": args.device, "machine": machine, "models": args.models, "rows": rows}, indent=2)
+        )
 
 
 if __name__ == "__main__":

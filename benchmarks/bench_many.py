@@ -36,12 +36,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-VOCABULARY = ("the a one of to and in that it was for on as with he she they at by from this had not but what all "
-              "were when we there can an your which their said if do will each about how up out them then many some so "
-              "these would other into has more her two like him see time could no make than first been its who now "
-              "people my made over did down only way find use may water long little very after words called just where "
-              "most know get through back much before go good new write our used me man too any day same right look "
-              "think also around another came come work three word must because does part even place well such")
+VOCABULARY = (
+    "the a one of to and in that it was for on as with he she they at by from this had not but what all "
+    "were when we there can an your which their said if do will each about how up out them then many some so "
+    "these would other into has more her two like him see time could no make than first been its who now "
+    "people my made over did down only way find use may water long little very after words called just where "
+    "most know get through back much before go good new write our used me man too any day same right look "
+    "think also around another came come work three word must because does part even place well such"
+)
 WORDS = VOCABULARY.split()
 
 
@@ -84,9 +86,13 @@ def main(argv=None) -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench_many-"))
     cache = work / "cache"
-    source = str(demo_model(feature_dims=feature_dims(demo_extractors(device=args.device, progress=False,
-                                                                       cache_dir=cache)),
-                            device=args.device, cache_dir=cache).source)
+    source = str(
+        demo_model(
+            feature_dims=feature_dims(demo_extractors(device=args.device, progress=False, cache_dir=cache)),
+            device=args.device,
+            cache_dir=cache,
+        ).source
+    )
     options = {"model": source, "extractors": "demo", "atlas": None, "device": args.device, "cache_dir": cache}
     torch.set_num_threads(1)
     model, extractors = resolve_predictor(source, "demo", device=args.device, progress=False, cache_dir=cache)
@@ -103,37 +109,49 @@ def main(argv=None) -> None:
 
     def loop(stimuli, folder: Path) -> None:
         for path in stimuli:
-            ds = predict(path, model=model, extractors=extractors, atlas=None, device=args.device, cache_dir=cache,
-                         progress=False)
+            ds = predict(
+                path,
+                model=model,
+                extractors=extractors,
+                atlas=None,
+                device=args.device,
+                cache_dir=cache,
+                progress=False,
+            )
             save_dataset(ds, folder / f"{Path(path).stem}.zarr")
 
     with contextlib.ExitStack() as stack:
         clients = {}
         for n_workers in (1, 2):
-            cluster = stack.enter_context(LocalCluster(n_workers=n_workers, processes=True, threads_per_worker=1,
-                                                       dashboard_address=":0"))
+            cluster = stack.enter_context(
+                LocalCluster(n_workers=n_workers, processes=True, threads_per_worker=1, dashboard_address=":0")
+            )
             clients[n_workers] = stack.enter_context(Client(cluster))
         # warm-up (not timed): models loaded everywhere, the extractors' and the Zarr writer's first calls
         for client in (None, *clients.values()):
             warm = write_stimuli(work / "warm", 2, 110.0, seed=next(seeds))
             predict_many(warm, store=work / f"warm{next(seeds)}.zarr", client=client, progress=False, **options)
-        variants = {"loop of predict (baseline)": loop,
-                    "predict_many, in-process": lambda s, store: predict_many(s, store=store, progress=False,
-                                                                              **options)}
+        variants = {
+            "loop of predict (baseline)": loop,
+            "predict_many, in-process": lambda s, store: predict_many(s, store=store, progress=False, **options),
+        }
         for n_workers, client in clients.items():
             variants[f"predict_many, LocalCluster {n_workers} worker{'s' * (n_workers > 1)} x 1 thread"] = (
-                lambda s, store, client=client: predict_many(s, store=store, client=client, progress=False,
-                                                             **options))
+                lambda s, store, client=client: predict_many(s, store=store, client=client, progress=False, **options)
+            )
         for _ in range(args.repeats):  # interleaved, so that other work on the machine hits every variant
             for name, run in variants.items():
                 timed(name, run)
-    rows = [{"variant": name, "wall_s": min(values), "throughput": total_s / min(values)}
-            for name, values in times.items()]
+    rows = [
+        {"variant": name, "wall_s": min(values), "throughput": total_s / min(values)} for name, values in times.items()
+    ]
 
     base = rows[0]["wall_s"]
-    print(f"\n{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"load average at the end: {os.getloadavg()[0]:.1f}; {args.stimuli} stimuli x {args.seconds:g} s "
-          f"(text, release-geometry demo brain model, {args.device})\n")
+    print(
+        f"\n{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"load average at the end: {os.getloadavg()[0]:.1f}; {args.stimuli} stimuli x {args.seconds:g} s "
+        f"(text, release-geometry demo brain model, {args.device})\n"
+    )
     print("| variant | wall s | throughput (stimulus s / s) | overhead vs loop |")
     print("|---|---|---|---|")
     for row in rows:

@@ -38,8 +38,10 @@ BATCH = 8
 # -- one measurement (worker process) ------------------------------------------------------------------------
 def _features(config, n_windows: int, torch, device, dtype):
     generator = torch.Generator().manual_seed(0)
-    return {name: torch.randn(n_windows, groups, dim, config.window_samples, generator=generator).to(device, dtype)
-            for name, (groups, dim) in config.feature_dims.items()}
+    return {
+        name: torch.randn(n_windows, groups, dim, config.window_samples, generator=generator).to(device, dtype)
+        for name, (groups, dim) in config.feature_dims.items()
+    }
 
 
 def _forward_fn(model, variant: str, torch):
@@ -55,6 +57,7 @@ def _forward_fn(model, variant: str, torch):
         encoded = model.encode(model.aggregate(batch))
         pooled = model.pool(encoded.transpose(1, 2)).transpose(1, 2)  # (B, T_out, H)
         return (pooled @ merged + bias).transpose(1, 2)[:, None]  # (B, 1, V, T_out), as model(batch)
+
     return forward
 
 
@@ -99,7 +102,7 @@ def worker(args) -> dict:
         base = torch.cuda.memory_allocated()
 
     def run():
-        outs = [forward({k: v[i:i + BATCH] for k, v in features.items()}) for i in range(0, args.windows, BATCH)]
+        outs = [forward({k: v[i : i + BATCH] for k, v in features.items()}) for i in range(0, args.windows, BATCH)]
         _sync(torch, device)
         return outs
 
@@ -119,7 +122,7 @@ def worker(args) -> dict:
     return result
 
 
-REFERENCE_WORKER = textwrap.dedent('''
+REFERENCE_WORKER = textwrap.dedent("""
     import json, sys, time, types, importlib.abc, importlib.machinery
     # torchvision does not import beside torch 2.13's CPU wheel and the model never calls it: a stand-in.
     class _Dummy:
@@ -137,7 +140,8 @@ REFERENCE_WORKER = textwrap.dedent('''
     import torch, yaml
     from tribev2.model import FmriEncoder   # the upstream model.py as carried by cognitive-scoring
     torch.set_grad_enabled(False)
-    folder, windows, repeats, batch_size, save = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    folder, save = sys.argv[1], sys.argv[5]
+    windows, repeats, batch_size = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     config = yaml.safe_load(open(folder + "/config.yaml"))
     ckpt = torch.load(folder + "/best.ckpt", weights_only=True)
     args = ckpt["model_build_args"]
@@ -163,7 +167,7 @@ REFERENCE_WORKER = textwrap.dedent('''
         torch.save(torch.cat(outs), save)
     peak = status("VmHWM") - before
     print(json.dumps({"seconds": min(times), "all_seconds": times, "peak_mib": peak}))
-''')
+""")
 
 
 # -- driver ---------------------------------------------------------------------------------------------------
@@ -198,8 +202,11 @@ def main() -> None:
     parser.add_argument("--weights", help="brain-model folder (default: the seeded demo weights, release geometry)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads in each measurement (default: torch's)")
     parser.add_argument("--json", help="write the results here as JSON")
-    parser.add_argument("--bf16-fixture", help="a parity case folder (e.g. ../shared/parity/wide): report the "
-                                               "bfloat16 error against its float32 reference output")
+    parser.add_argument(
+        "--bf16-fixture",
+        help="a parity case folder (e.g. ../shared/parity/wide): report the "
+        "bfloat16 error against its float32 reference output",
+    )
     parser.add_argument("--worker", nargs=3, metavar=("VARIANT", "WINDOWS", "DTYPE"), help=argparse.SUPPRESS)
     parser.add_argument("--save-output", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -223,36 +230,61 @@ def main() -> None:
                 ref_out = os.path.join(tmp, f"ref-{windows}.pt")
                 script = os.path.join(tmp, "reference_worker.py")
                 Path(script).write_text(REFERENCE_WORKER)
-                result = _measure([args.reference_python, script, args.weights, str(windows), str(args.repeats),
-                                   str(BATCH), ref_out], cwd=tmp)
-                rows.append({"variant": "reference (x-transformers 1.27.20)", "dtype": "float32", "windows": windows,
-                             **result})
+                result = _measure(
+                    [args.reference_python, script, args.weights, str(windows), str(args.repeats), str(BATCH), ref_out],
+                    cwd=tmp,
+                )
+                rows.append(
+                    {"variant": "reference (x-transformers 1.27.20)", "dtype": "float32", "windows": windows, **result}
+                )
             for dtype in args.dtypes.split(","):
                 for variant in VARIANTS:
                     ours_out = _output_file(tmp, windows, dtype, variant)
-                    result = _measure([sys.executable, __file__, "--device", args.device, "--weights", args.weights,
-                                       "--repeats", str(args.repeats), "--worker", variant, str(windows), dtype,
-                                       "--save-output", ours_out, *(["--threads", str(args.threads)]
-                                                                    if args.threads else [])])
+                    result = _measure(
+                        [
+                            sys.executable,
+                            __file__,
+                            "--device",
+                            args.device,
+                            "--weights",
+                            args.weights,
+                            "--repeats",
+                            str(args.repeats),
+                            "--worker",
+                            variant,
+                            str(windows),
+                            dtype,
+                            "--save-output",
+                            ours_out,
+                            *(["--threads", str(args.threads)] if args.threads else []),
+                        ]
+                    )
                     result.update(_compare(ours_out, tmp, windows, args.reference_python is not None))
                     default_out = _output_file(tmp, windows, "float32", "pool, then head")
                     if os.path.exists(default_out) and default_out != ours_out:
                         result["max_abs_diff_vs_default"] = _max_abs_diff(ours_out, default_out)
                     rows.append({"variant": f"ours ({variant})", "dtype": dtype, "windows": windows, **result})
-    baseline = {r["windows"]: r["seconds"] for r in rows if r["variant"] == "ours (head, then pool)"
-                and r["dtype"] == "float32"}
+    baseline = {
+        r["windows"]: r["seconds"] for r in rows if r["variant"] == "ours (head, then pool)" and r["dtype"] == "float32"
+    }
     threads = f", torch.set_num_threads({args.threads})" if args.threads else ""
     print(f"\nBrain model, release geometry, {args.device} ({machine}{threads}), batches of {BATCH} windows")
-    print("| workload | variant | dtype | seconds | speed-up vs ours fp32 eager | peak MiB | max abs Δ vs fp32 "
-          "| max abs Δ vs default (fp32 pool, then head) |")
+    print(
+        "| workload | variant | dtype | seconds | speed-up vs ours fp32 eager | peak MiB | max abs Δ vs fp32 "
+        "| max abs Δ vs default (fp32 pool, then head) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         speedup = baseline.get(r["windows"], float("nan")) / r["seconds"]
-        workload = "1 window (100 s)" if r["windows"] == 1 else f"{r['windows']} windows ({r['windows'] * 100 / 3600:g} h)"
+        workload = (
+            "1 window (100 s)" if r["windows"] == 1 else f"{r['windows']} windows ({r['windows'] * 100 / 3600:g} h)"
+        )
         delta = f"{r['max_abs_diff']:.2e}" if "max_abs_diff" in r else ""
         vs_default = f"{r['max_abs_diff_vs_default']:.2e}" if "max_abs_diff_vs_default" in r else ""
-        print(f"| {workload} | {r['variant']} | {r['dtype']} | {r['seconds']:.3f} | {speedup:.2f}x | "
-              f"{r['peak_mib']:.0f} | {delta} | {vs_default} |")
+        print(
+            f"| {workload} | {r['variant']} | {r['dtype']} | {r['seconds']:.3f} | {speedup:.2f}x | "
+            f"{r['peak_mib']:.0f} | {delta} | {vs_default} |"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps({"device": args.device, "machine": machine, "rows": rows}, indent=2))
 
@@ -272,9 +304,11 @@ def bfloat16_error(model_folder: Path, device: str) -> str:
         with torch.inference_mode():
             out = model(inputs)[:, 0].float().cpu()  # (B, V, T_out): the one subject row
         diff = out - expected
-        lines.append(f"bfloat16 vs reference float32, {model_folder.name}/{case.name} on {device}: max |Δ| "
-                     f"{diff.abs().max():.3g}, ‖Δ‖/‖ref‖ {diff.norm() / expected.norm():.3g}, "
-                     f"output max |ref| {expected.abs().max():.3g}")
+        lines.append(
+            f"bfloat16 vs reference float32, {model_folder.name}/{case.name} on {device}: max |Δ| "
+            f"{diff.abs().max():.3g}, ‖Δ‖/‖ref‖ {diff.norm() / expected.norm():.3g}, "
+            f"output max |ref| {expected.abs().max():.3g}"
+        )
     return "\n".join(lines)
 
 

@@ -45,22 +45,28 @@ def main() -> None:
     start_of_tr = plain.time.values
     edge = np.minimum(start_of_tr % window_s, window_s - 1 - start_of_tr % window_s)  # TRs from the nearest edge
     scale = np.abs(a).mean()
-    print(f"e2e fixture: {duration:g} s, {a.shape[1]} vertices; windows: back to back {runs[None][2]} "
-          f"({runs[None][1]:.2f} s), hop {args.hop:g} s {runs[args.hop][2]} ({runs[args.hop][1]:.2f} s)")
+    print(
+        f"e2e fixture: {duration:g} s, {a.shape[1]} vertices; windows: back to back {runs[None][2]} "
+        f"({runs[None][1]:.2f} s), hop {args.hop:g} s {runs[args.hop][2]} ({runs[args.hop][1]:.2f} s)"
+    )
     print(f"mean |prediction| {scale:.4f}")
-    print("| TRs from the nearest window edge | TRs | TRs changed | mean abs change | max abs change | "
-          "mean abs change / mean abs prediction | r (changed TRs, all vertices) |")
+    print(
+        "| TRs from the nearest window edge | TRs | TRs changed | mean abs change | max abs change | "
+        "mean abs change / mean abs prediction | r (changed TRs, all vertices) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for lo, hi in ((0, 0), (1, 4), (5, 9), (10, 24), (25, 49)):
         rows = (edge >= lo) & (edge <= hi)
         if not rows.any():
             continue
         diff = np.abs(a[rows] - b[rows])
-        changed = (diff.max(axis=1) > 0)
+        changed = diff.max(axis=1) > 0
         r = np.corrcoef(a[rows][changed].ravel(), b[rows][changed].ravel())[0, 1] if changed.any() else np.nan
         label = f"{lo}" if lo == hi else f"{lo}-{hi}"
-        print(f"| {label} | {rows.sum()} | {changed.sum()} | {diff.mean():.2e} | {diff.max():.2e} | "
-              f"{diff.mean() / scale:.3f} | {r:.4f} |")
+        print(
+            f"| {label} | {rows.sum()} | {changed.sum()} | {diff.mean():.2e} | {diff.max():.2e} | "
+            f"{diff.mean() / scale:.3f} | {r:.4f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -53,10 +53,17 @@ def bench_demo(device: str) -> dict:
     windows = Windows.plan(float(events["stop"].max()), model.config)
     features, features_s = timed(window_features, events, extractors=extractors, windows=windows)
     _, model_s = timed(predict_features, features, model=model, duration_s=float(events["stop"].max()), atlas=None)
-    _, warm_s = timed(predict, video, model=model, extractors=extractors, asr_model=whisper, atlas=None,
-                      device=device, progress=False)
-    return {"stimulus_s": float(events["stop"].max()), "extractors_load_s": load_s, "events_s": events_s,
-            "features_s": features_s, "brain_s": model_s, "predict_warm_s": warm_s}
+    _, warm_s = timed(
+        predict, video, model=model, extractors=extractors, asr_model=whisper, atlas=None, device=device, progress=False
+    )
+    return {
+        "stimulus_s": float(events["stop"].max()),
+        "extractors_load_s": load_s,
+        "events_s": events_s,
+        "features_s": features_s,
+        "brain_s": model_s,
+        "predict_warm_s": warm_s,
+    }
 
 
 def bench_e2e(device: str, shared: Path) -> dict:
@@ -71,24 +78,41 @@ def bench_e2e(device: str, shared: Path) -> dict:
     folder, models = shared / "e2e", shared / "features" / "models"
     expected = load_file(str(folder / "expected" / "pr29_dedup.safetensors"))
     model = load_model(folder / "brain", device=device)
-    extractors = [TextExtractor(models / "text", device=device), AudioExtractor(models / "audio", device=device),
-                  VideoExtractor(models / "vjepa2", device=device)]
+    extractors = [
+        TextExtractor(models / "text", device=device),
+        AudioExtractor(models / "audio", device=device),
+        VideoExtractor(models / "vjepa2", device=device),
+    ]
     stimulus, transcript = folder / "stimulus" / "stimulus.mp4", folder / "stimulus" / "whisperx.json"
     events = events_from(stimulus, transcript=transcript)
     reference = pd.read_parquet(folder / "events" / "pr29_dedup.parquet")
-    report = {"events_equal": bool((events["context"] == reference["context"]).all()
-                                   and np.array_equal(events["start"], reference["start"]))}
+    report = {
+        "events_equal": bool(
+            (events["context"] == reference["context"]).all() and np.array_equal(events["start"], reference["start"])
+        )
+    }
     windows = Windows.plan(float(events["stop"].max()), model.config)
     features, report["features_s"] = timed(window_features, events, extractors=extractors, windows=windows)
     for modality in features[0]:
         ours = np.stack([window[modality] for window in features])
         report[f"features_{modality}_max_abs_diff"] = float(np.abs(ours - expected[f"features_{modality}"]).max())
-    ds, report["predict_cached_features_s"] = timed(predict, stimulus, transcript=transcript, model=model,
-                                                    extractors=extractors, atlas=None, device=device, progress=False)
+    ds, report["predict_cached_features_s"] = timed(
+        predict,
+        stimulus,
+        transcript=transcript,
+        model=model,
+        extractors=extractors,
+        atlas=None,
+        device=device,
+        progress=False,
+    )
     report["preds_shape"] = list(ds.prediction.isel(subject=0).shape)
     report["preds_max_abs_diff"] = float(np.abs(ds.prediction.isel(subject=0).values - expected["preds"]).max())
-    report["parity"] = bool(report["events_equal"] and report["preds_max_abs_diff"] <= 1e-4 and all(
-        v <= 1e-4 for k, v in report.items() if k.endswith("_max_abs_diff")))
+    report["parity"] = bool(
+        report["events_equal"]
+        and report["preds_max_abs_diff"] <= 1e-4
+        and all(v <= 1e-4 for k, v in report.items() if k.endswith("_max_abs_diff"))
+    )
     return report
 
 
@@ -102,9 +126,16 @@ def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    results = {"machine": {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count(),
-                           "torch": torch.__version__, "device": args.device,
-                           "gpu": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else None}}
+    results = {
+        "machine": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "device": args.device,
+            "gpu": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else None,
+        }
+    }
     results["demo"] = bench_demo(args.device)
     if args.e2e:
         results["e2e"] = bench_e2e(args.device, args.shared)

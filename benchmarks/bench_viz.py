@@ -40,10 +40,15 @@ def synthetic_prediction(mesh: str, seconds: int, seed: int = 0):
     n_vertices = 2 * FSAVERAGE_SIZES[mesh]
     values = np.cumsum(rng.standard_normal((seconds, n_vertices)), axis=0).astype(np.float32)
     values /= np.sqrt(np.arange(1, seconds + 1))[:, None]
-    return xr.Dataset({"prediction": (("time", "vertex", "subject"), values[:, :, None])},
-                      coords={"time": ("time", np.arange(float(seconds)), {"tr_s": 1.0, "hemodynamic_offset_s": 5.0}),
-                              "vertex": np.arange(n_vertices), "subject": ["average"]},
-                      attrs={"mesh": mesh})
+    return xr.Dataset(
+        {"prediction": (("time", "vertex", "subject"), values[:, :, None])},
+        coords={
+            "time": ("time", np.arange(float(seconds)), {"tr_s": 1.0, "hemodynamic_offset_s": 5.0}),
+            "vertex": np.arange(n_vertices),
+            "subject": ["average"],
+        },
+        attrs={"mesh": mesh},
+    )
 
 
 def _gpu_renderer() -> list[str]:
@@ -92,8 +97,14 @@ def main(argv: list[str] | None = None) -> dict:
     ds = synthetic_prediction(args.mesh, args.seconds)
     maps = brain_maps(ds)
     scale = ColorScale.for_values(maps.values, percentile=99)
-    results = {"mesh": args.mesh, "seconds": args.seconds, "size": list(args.size), "device": args.device,
-               "machine": platform.platform(), "processor": platform.processor() or platform.machine()}
+    results = {
+        "mesh": args.mesh,
+        "seconds": args.seconds,
+        "size": list(args.size),
+        "device": args.device,
+        "machine": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+    }
 
     for smooth_edges in (True, False):  # multisampled (figures, the viewer) vs not (movie and report frames)
         seconds, scene = timed(BrainScene, args.mesh, size=tuple(args.size), smooth_edges=smooth_edges)
@@ -104,17 +115,28 @@ def main(argv: list[str] | None = None) -> dict:
         scene.close()
 
     with tempfile.TemporaryDirectory() as folder:
-        seconds, movie = timed(viz.save_movie, ds, Path(folder) / "bench.mp4", views=["lateral", "dorsal"],
-                               percentile=99, size=tuple(args.size))
+        seconds, movie = timed(
+            viz.save_movie,
+            ds,
+            Path(folder) / "bench.mp4",
+            views=["lateral", "dorsal"],
+            percentile=99,
+            size=tuple(args.size),
+        )
         results["movie_s"] = round(seconds, 2)
         results["movie_frames_per_s"] = round(args.seconds / seconds, 1)
         results["movie_mb"] = round(movie.stat().st_size / 1e6, 2)
-        seconds, figure = timed(viz.plot_surface, ds, time=[0, args.seconds // 2, args.seconds - 1],
-                                views=["lateral", "medial"], percentile=99, size=tuple(args.size))
+        seconds, figure = timed(
+            viz.plot_surface,
+            ds,
+            time=[0, args.seconds // 2, args.seconds - 1],
+            views=["lateral", "medial"],
+            percentile=99,
+            size=tuple(args.size),
+        )
         png_seconds, _ = timed(figure.savefig, Path(folder) / "bench.png")
         results["figure_s"] = round(seconds + png_seconds, 2)
-        seconds, report = timed(viz.save_report, ds, Path(folder) / "bench.html", percentile=99,
-                                size=tuple(args.size))
+        seconds, report = timed(viz.save_report, ds, Path(folder) / "bench.html", percentile=99, size=tuple(args.size))
         results["report_s"] = round(seconds, 2)
         results["report_mb"] = round(report.stat().st_size / 1e6, 2)
 

@@ -27,6 +27,7 @@ _spec.loader.exec_module(w2vbert)
 def timed(model, features, repeats: int, device) -> tuple[float, float, tuple]:
     """Best seconds of ``repeats`` forwards after a warm-up, peak memory above the weights (GiB, CUDA only),
     hidden states."""
+
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize()

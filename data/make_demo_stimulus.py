@@ -9,22 +9,32 @@ use to make small videos.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-DEMO_TEXT = ("A small red ball rolls across the screen. The light turns from blue to green. "
-             "Then the ball stops, and the picture fades to yellow.")
+DEMO_TEXT = (
+    "A small red ball rolls across the screen. The light turns from blue to green. "
+    "Then the ball stops, and the picture fades to yellow."
+)
 FPS = 10
 SIZE = (160, 120)  # width, height
 
 
-def write_mp4(path: str | Path, frame: Callable[[float], np.ndarray] | None, duration_s: float, *,
-              audio: np.ndarray | None = None, sample_rate: int = 22050, fps: int = FPS) -> Path:
+def write_mp4(
+    path: str | Path,
+    frame: Callable[[float], np.ndarray] | None,
+    duration_s: float,
+    *,
+    audio: np.ndarray | None = None,
+    sample_rate: int = 22050,
+    fps: int = FPS,
+) -> Path:
     """Encode ``frame(t) -> (H, W, 3) uint8`` at ``fps`` (H.264) and ``audio`` (mono float in [-1, 1], AAC; cut
-    to ``duration_s``, never padded, so a track may end before the video) into an MP4. ``frame=None`` writes audio only (in an MP4 container); ``audio=None`` writes a silent-film MP4."""
+    to ``duration_s``, never padded, so a track may end before the video) into an MP4. ``frame=None`` writes
+    audio only (in an MP4 container); ``audio=None`` writes a silent-film MP4."""
     import av
 
     path = Path(path)
@@ -42,11 +52,12 @@ def write_mp4(path: str | Path, frame: Callable[[float], np.ndarray] | None, dur
                 container.mux(video.encode(picture))
             container.mux(video.encode(None))
         if sound is not None:
-            samples = np.asarray(audio[:round(duration_s * sample_rate)], dtype=np.float32)  # as given, cut
+            samples = np.asarray(audio[: round(duration_s * sample_rate)], dtype=np.float32)  # as given, cut
             block = 1024
             for first_sample in range(0, len(samples), block):
-                chunk = av.AudioFrame.from_ndarray(samples[None, first_sample:first_sample + block], format="flt",
-                                                   layout="mono")
+                chunk = av.AudioFrame.from_ndarray(
+                    samples[None, first_sample : first_sample + block], format="flt", layout="mono"
+                )
                 chunk.sample_rate = sample_rate
                 chunk.pts = first_sample
                 chunk.time_base = Fraction(1, sample_rate)
@@ -59,14 +70,17 @@ def demo_frame(t: float, duration_s: float) -> np.ndarray:
     """A colour field drifting from blue to green to yellow, a red disc rolling across, a progress bar."""
     width, height = SIZE
     phase = t / duration_s
-    colour = np.interp(phase, [0, 0.5, 1], [40, 60, 220]), np.interp(phase, [0, 0.5, 1], [60, 200, 200]), \
-        np.interp(phase, [0, 0.5, 1], [200, 80, 40])
+    colour = (
+        np.interp(phase, [0, 0.5, 1], [40, 60, 220]),
+        np.interp(phase, [0, 0.5, 1], [60, 200, 200]),
+        np.interp(phase, [0, 0.5, 1], [200, 80, 40]),
+    )
     image = np.empty((height, width, 3), dtype=np.uint8)
     image[:] = np.array(colour, dtype=np.uint8)
     y, x = np.mgrid[:height, :width]
     cx, cy = 20 + (width - 40) * min(phase * 1.4, 1.0), height / 2 + 20 * np.sin(2 * np.pi * phase * 2)
-    image[(x - cx) ** 2 + (y - cy) ** 2 < 12 ** 2] = (220, 30, 30)
-    image[height - 6:, :int(width * phase)] = 255
+    image[(x - cx) ** 2 + (y - cy) ** 2 < 12**2] = (220, 30, 30)
+    image[height - 6 :, : int(width * phase)] = 255
     return image
 
 
@@ -79,7 +93,7 @@ def main(out: str | Path = Path(__file__).with_name("demo_stimulus.mp4")) -> Pat
     lead = np.zeros(int(0.5 * rate), dtype=np.float32)
     duration = np.ceil((len(lead) + len(speech)) / rate + 1.0)
     audio = np.zeros(round(duration * rate), dtype=np.float32)  # the track lasts as long as the video
-    audio[len(lead):len(lead) + len(speech)] = speech
+    audio[len(lead) : len(lead) + len(speech)] = speech
     return write_mp4(out, lambda t: demo_frame(t, duration), duration, audio=audio, sample_rate=rate)
 
 

@@ -14,14 +14,16 @@ def recognised(*rows):
 
 
 def test_matches_take_the_recognised_times_and_mishearings_share_their_span():
-    heard = recognised(("the", 0.0, 0.2), ("quick", 0.3, 0.3), ("groundhog", 0.7, 0.5), ("stump", 1.3, 0.4),
-                       ("over", 1.8, 0.2))
+    heard = recognised(
+        ("the", 0.0, 0.2), ("quick", 0.3, 0.3), ("groundhog", 0.7, 0.5), ("stump", 1.3, 0.4), ("over", 1.8, 0.2)
+    )
     words, matched = align_to_text(heard, "The quick brown fox jumps over")
     assert words["text"].tolist() == ["The", "quick", "brown", "fox", "jumps", "over"]
     assert words["start"].iloc[:2].tolist() == [0.0, 0.3] and words["start"].iloc[5] == 1.8
     inner = words.iloc[2:5]  # brown fox jumps share the span of "groundhog stump": 0.7 to 1.7 s
-    assert inner["start"].iloc[0] == pytest.approx(0.7) and (inner["start"] + inner["duration"]).iloc[-1] == \
-        pytest.approx(1.7)
+    assert inner["start"].iloc[0] == pytest.approx(0.7) and (inner["start"] + inner["duration"]).iloc[
+        -1
+    ] == pytest.approx(1.7)
     assert np.all(np.diff(inner["start"]) > 0)
     assert matched == pytest.approx(3 / 6)
 

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 import urllib.error
 import urllib.request
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,8 +21,16 @@ from tribev2 import atlas as atlas_module
 from tribev2.atlas import NO_REGION, AtlasUnavailableWarning, RegionIndex
 from tribev2.demo import demo_model, synthetic_features
 
-FS5 = dict(feature_dims={"text": (2, 8), "audio": (2, 6), "video": (2, 4)}, n_outputs=2 * 10242,
-           n_output_timesteps=10, hidden=96, depth=1, heads=2, low_rank_head=8, max_seq_len=64)
+FS5 = dict(
+    feature_dims={"text": (2, 8), "audio": (2, 6), "video": (2, 4)},
+    n_outputs=2 * 10242,
+    n_output_timesteps=10,
+    hidden=96,
+    depth=1,
+    heads=2,
+    low_rank_head=8,
+    max_seq_len=64,
+)
 HCP = ("lh.HCPMMP1.fsaverage5.annot", "rh.HCPMMP1.fsaverage5.annot")
 
 
@@ -71,6 +79,7 @@ def test_roi_from_predict_features(ds, shared_dir):
     assert isinstance(ds.xindexes["roi"], RegionIndex)
     v1 = ds.sel(roi="V1")
     import nibabel as nib
+
     per_hemi = []
     for file in HCP:
         labels, _, names = nib.freesurfer.read_annot(str(shared_dir / "atlases" / file))
@@ -211,7 +220,6 @@ def test_ground_truth_tr_is_resampled_to_the_prediction_rows(ds):
     assert shorter.attrs["n_timepoints"] == 14
 
 
-
 def test_a_missing_volume_drops_every_row_interpolated_from_it(ds):
     """With a 2-s TR, rows between a missing (all-zero) volume and its neighbours would mix zeros into the
     truth: they are left out, like the rows that fall on it."""
@@ -252,10 +260,12 @@ def test_a_subset_of_vertices_is_compared_with_the_same_vertices_of_the_truth(ds
     visual = ds.tribe.sel(roi="V*", hemi="left")
     part = tribev2.evaluate(visual, bold, segment_trs=5)
     np.testing.assert_array_equal(part.vertex.values, visual.vertex.values)
-    np.testing.assert_allclose(part.pearson_r.values, whole.pearson_r.sel(vertex=visual.vertex.values).values,
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        part.pearson_r.values, whole.pearson_r.sel(vertex=visual.vertex.values).values, rtol=1e-12
+    )
     with pytest.raises(ValueError, match="k=0: expected a positive number of segments"):
         tribev2.evaluate(ds, bold, k=0)
+
 
 def test_constant_series_give_nan_with_a_warning(ds):
     rng = np.random.default_rng(3)
@@ -273,11 +283,15 @@ def test_constant_series_give_nan_with_a_warning(ds):
 
 
 def test_mismatched_ground_truth_is_a_clear_error(ds):
-    with pytest.raises(ValueError, match=r"ground truth has shape \(30, 1000\); expected \(time, vertex\) with "
-                                         r"vertex = 20,484 for fsaverage5"):
+    with pytest.raises(
+        ValueError,
+        match=r"ground truth has shape \(30, 1000\); expected \(time, vertex\) with "
+        r"vertex = 20,484 for fsaverage5",
+    ):
         tribev2.evaluate(ds, np.zeros((30, 1000)))
-    with pytest.raises(ValueError, match="ground truth has 1,284 vertices, the prediction 20,484: they must be on "
-                                         "the same mesh"):
+    with pytest.raises(
+        ValueError, match="ground truth has 1,284 vertices, the prediction 20,484: they must be on the same mesh"
+    ):
         tribev2.evaluate(ds, np.ones((30, 1284)))
     with pytest.raises(ValueError, match=r"ground truth has shape \(20484,\)"):
         tribev2.evaluate(ds, np.zeros(20484))
@@ -289,7 +303,7 @@ def test_mismatched_ground_truth_is_a_clear_error(ds):
 def run_by_hand(model, features: dict, n_time: int) -> np.ndarray:
     """The model on one window (10 TRs here) given the modalities in ``features`` (others absent): (T, V)."""
     config = model.config
-    batch = {n: torch.from_numpy(x[..., :config.window_samples])[None] for n, x in features.items()}
+    batch = {n: torch.from_numpy(x[..., : config.window_samples])[None] for n, x in features.items()}
     with torch.inference_mode():  # no features: every modality absent (zeros after projection)
         return model(batch, n_samples=config.window_samples)[0, 0].T.numpy()[:n_time]
 
@@ -311,13 +325,13 @@ def test_contributions_are_leave_one_modality_out_differences(model, hcp_cache):
     np.testing.assert_allclose(alone.sel(modality="audio", subject="average").values, expected, atol=2e-5)
 
 
-
 def test_contributions_of_a_stimulus_refuse_duration_s():
     import pandas as pd
 
     events = pd.DataFrame([{"type": "Word", "start": 0.0, "duration": 0.4, "text": "hello", "context": "hello"}])
     with pytest.raises(ValueError, match="duration_s is for features"):
         tribev2.contributions(events, duration_s=5.0, atlas=None)
+
 
 def test_contributions_from_a_stimulus_match_those_of_its_features(tmp_path):
     """Events through the demo extractors: the stimulus path (events once, ablations via predict and the feature
@@ -336,23 +350,36 @@ def test_contributions_from_a_stimulus_match_those_of_its_features(tmp_path):
     words = ["The", "brain", "hears", "these", "words"]
     events = pd.DataFrame(
         [{"type": "Audio", "start": 0.0, "duration": len(pcm) / rate, "offset": 0.0, "filepath": str(wav)}]
-        + [{"type": "Word", "start": 1.0 + 0.6 * i, "duration": 0.4, "text": w, "context": " ".join(words[:i + 1])}
-           for i, w in enumerate(words)])
+        + [
+            {"type": "Word", "start": 1.0 + 0.6 * i, "duration": 0.4, "text": w, "context": " ".join(words[: i + 1])}
+            for i, w in enumerate(words)
+        ]
+    )
     extractors = demo_extractors(device="cpu", progress=False)
-    model = demo_model(feature_dims=feature_dims(extractors), n_outputs=1284, hidden=96, depth=1, heads=2,
-                       low_rank_head=16, device="cpu")
+    model = demo_model(
+        feature_dims=feature_dims(extractors),
+        n_outputs=1284,
+        hidden=96,
+        depth=1,
+        heads=2,
+        low_rank_head=16,
+        device="cpu",
+    )
     chosen = {m: extractors[m] for m in ("text", "audio")}
 
     from_stimulus = tribev2.contributions(events, model=model, extractors=chosen, atlas=None)
     assert from_stimulus.modality.values.tolist() == ["text", "audio"] and "words" in from_stimulus.coords
     features = extract_features(events, extractors=list(chosen.values()), start=0.0, duration=model.config.window_s)
-    from_features = tribev2.contributions(features, model=model, atlas=None,
-                                          duration_s=from_stimulus.attrs["stimulus_duration_s"])
+    from_features = tribev2.contributions(
+        features, model=model, atlas=None, duration_s=from_stimulus.attrs["stimulus_duration_s"]
+    )
     np.testing.assert_allclose(from_stimulus.values, from_features.values, atol=1e-6)
 
     # one modality, the model named by its folder: the no-input baseline loads the model the Dataset records
-    alone = tribev2.contributions(events[events.type == "Word"], model=model.source, extractors=[chosen["text"]],
-                                  atlas=None)
-    expected = tribev2.contributions({"text": features["text"]}, model=model, atlas=None,
-                                     duration_s=alone.attrs["stimulus_duration_s"])
+    alone = tribev2.contributions(
+        events[events.type == "Word"], model=model.source, extractors=[chosen["text"]], atlas=None
+    )
+    expected = tribev2.contributions(
+        {"text": features["text"]}, model=model, atlas=None, duration_s=alone.attrs["stimulus_duration_s"]
+    )
     np.testing.assert_allclose(alone.values, expected.values, atol=1e-6)

@@ -16,10 +16,9 @@ def test_cache_root_follows_the_variable(tmp_path, monkeypatch):
 def test_a_failed_write_leaves_nothing_and_keeps_the_old_entry(tmp_path):
     target = tmp_path / "entry.bin"
     target.write_bytes(b"old")
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(b"half")
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("interrupted")
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["entry.bin"]
 
@@ -28,7 +27,7 @@ def test_a_folder_is_replaced_whole(tmp_path):
     target = tmp_path / "store"
     target.mkdir()
     (target / "old-only").write_text("x")
-    opened = open(target / "old-only")  # a reader of the old folder keeps its file
+    opened = open(target / "old-only")  # noqa: SIM115  (a reader of the old folder keeps its file open)
     with atomic_path(target) as tmp:
         tmp.mkdir()
         (tmp / "new").write_text("y")

@@ -22,8 +22,17 @@ def small_demo_model():
     from tribev2.features import feature_dims
 
     dims = feature_dims(demo_extractors(device="cpu", progress=False))
-    return demo_model(feature_dims=dims, n_outputs=1284, hidden=96, depth=2, heads=2, low_rank_head=16,
-                      n_output_timesteps=4, max_seq_len=16, device="cpu").source
+    return demo_model(
+        feature_dims=dims,
+        n_outputs=1284,
+        hidden=96,
+        depth=2,
+        heads=2,
+        low_rank_head=16,
+        n_output_timesteps=4,
+        max_seq_len=16,
+        device="cpu",
+    ).source
 
 
 @pytest.fixture
@@ -38,8 +47,25 @@ def demo_environment(monkeypatch):
 def test_predict_writes_netcdf_zarr_and_events(small_demo_model, demo_environment, tmp_path, capsys):
     out = tmp_path / "results" / "clip.nc"  # folders that do not exist yet are made
     events = tmp_path / "tables" / "events.tsv"
-    assert main(["predict", VIDEO, "-o", str(out), "--model", small_demo_model, "--atlas", "none",
-                 "--events", str(events), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                VIDEO,
+                "-o",
+                str(out),
+                "--model",
+                small_demo_model,
+                "--atlas",
+                "none",
+                "--events",
+                str(events),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert "wrote" in capsys.readouterr().out
     ds = open_dataset(out)
     assert ds.sizes["time"] == 11 and ds.sizes["vertex"] == 1284 and ds.attrs["modalities"] == "text,audio,video"
@@ -49,8 +75,28 @@ def test_predict_writes_netcdf_zarr_and_events(small_demo_model, demo_environmen
     assert ds.attrs["precision"] == "exact"  # auto on a CPU
 
     zarr = tmp_path / "clip.zarr"
-    assert main(["predict", VIDEO, "-o", str(zarr), "--model", small_demo_model, "--atlas", "none", "-q",
-                 "--modalities", "audio,video", "--precision", "fast", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                VIDEO,
+                "-o",
+                str(zarr),
+                "--model",
+                small_demo_model,
+                "--atlas",
+                "none",
+                "-q",
+                "--modalities",
+                "audio,video",
+                "--precision",
+                "fast",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out == ""
     fast = open_dataset(zarr)
     assert fast.attrs["modalities"] == "audio,video" and fast.attrs["precision"] == "fast"
@@ -67,8 +113,10 @@ def test_exit_codes_and_messages(small_demo_model, demo_environment, tmp_path, c
     assert "expected a .nc (NetCDF) or .zarr" in capsys.readouterr().err
     assert main(["predict", VIDEO, "--model", "nobody/no-such-model", "-o", str(tmp_path / "x.nc")]) == EXIT_UNAVAILABLE
     assert "brain model: nobody/no-such-model" in capsys.readouterr().err
-    assert main(["predict", VIDEO, "--model", small_demo_model, "--asr-model", "large-v3",
-                 "-o", str(tmp_path / "x.nc")]) == EXIT_UNAVAILABLE
+    assert (
+        main(["predict", VIDEO, "--model", small_demo_model, "--asr-model", "large-v3", "-o", str(tmp_path / "x.nc")])
+        == EXIT_UNAVAILABLE
+    )
     assert "Whisper model 'large-v3' could not be loaded" in capsys.readouterr().err
     assert not (tmp_path / "x.nc").exists()
     for bad in ("0", "-2", "two"):
@@ -101,16 +149,26 @@ def test_help_explains_every_flag(capsys):
 
 def test_convert(shared_dir, tmp_path, capsys):
     assert main(["convert", str(shared_dir / "e2e" / "brain"), str(tmp_path / "converted")]) == 0
-    assert {p.name for p in (tmp_path / "converted").iterdir()} >= {"model.safetensors", "build_args.json",
-                                                                    "config.yaml"}
+    assert {p.name for p in (tmp_path / "converted").iterdir()} >= {
+        "model.safetensors",
+        "build_args.json",
+        "config.yaml",
+    }
     assert main(["convert", str(tmp_path / "nothing"), str(tmp_path / "out")]) == EXIT_BAD_INPUT
 
 
 def test_doctor_reports_each_check(capsys):
     code = main(["doctor"])
     text = capsys.readouterr().out
-    for name in ("espeak-ng", "spaCy English pipeline", "Whisper model", "chromium", "cache", "GPU",
-                 "Hugging Face Hub"):
+    for name in (
+        "espeak-ng",
+        "spaCy English pipeline",
+        "Whisper model",
+        "chromium",
+        "cache",
+        "GPU",
+        "Hugging Face Hub",
+    ):
         assert f"] {name}:" in text
     assert "offline (HF_HUB_OFFLINE=1)" in text  # tests never reach the network
     assert code == (1 if "[missing]" in text else 0)

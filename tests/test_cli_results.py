@@ -20,22 +20,45 @@ def saved(tmp_path_factory):
     folder = tmp_path_factory.mktemp("results")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TRIBEV2_CACHE", str(tmp_path_factory.getbasetemp() / "tribev2-cache"))
-        model = demo_model(n_outputs=2 * 642, hidden=96, depth=1, heads=2, low_rank_head=16,
-                           feature_dims={"text": (2, 8), "audio": (2, 8), "video": (2, 8)})
+        model = demo_model(
+            n_outputs=2 * 642,
+            hidden=96,
+            depth=1,
+            heads=2,
+            low_rank_head=16,
+            feature_dims={"text": (2, 8), "audio": (2, 8), "video": (2, 8)},
+        )
         ds = tribev2.predict_features(synthetic_features(model, 12), model=model, atlas="Desikan-Killiany")
     return tribev2.save_dataset(ds, folder / "clip.nc")
 
 
 def test_plot_writes_maps_and_time_courses(saved, tmp_path, capsys):
-    assert main(["plot", str(saved), "-o", str(tmp_path / "maps.png"), "--time", "2,8", "--views",
-                 "lateral,medial"]) == 0
+    assert (
+        main(["plot", str(saved), "-o", str(tmp_path / "maps.png"), "--time", "2,8", "--views", "lateral,medial"]) == 0
+    )
     assert f"wrote {tmp_path / 'maps.png'}" in capsys.readouterr().out
     with Image.open(tmp_path / "maps.png") as image:
         assert image.width <= 900 and image.height > 200  # notebook size
         pixels = np.asarray(image.convert("RGB")).astype(int)
     assert ((pixels.max(-1) - pixels.min(-1)) > 60).sum() > 5000  # coloured cortex
-    assert main(["plot", str(saved), "-o", str(tmp_path / "courses.svg"), "--roi", "superiortemporal,precentral",
-                 "--width", "700", "--height", "300", "-q"]) == 0
+    assert (
+        main(
+            [
+                "plot",
+                str(saved),
+                "-o",
+                str(tmp_path / "courses.svg"),
+                "--roi",
+                "superiortemporal,precentral",
+                "--width",
+                "700",
+                "--height",
+                "300",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out == ""
     svg = (tmp_path / "courses.svg").read_text()
     assert "superiortemporal" in svg and "precentral" in svg and 'width="504pt"' in svg  # 700 px at 100 dpi

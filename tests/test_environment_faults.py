@@ -89,7 +89,7 @@ SCENARIOS = textwrap.dedent(r'''
     print("RESULTS" + json.dumps(results))
 ''')
 
-PREPARE_RO = textwrap.dedent(r'''
+PREPARE_RO = textwrap.dedent(r"""
     import sys
     from pathlib import Path
     import numpy as np
@@ -97,7 +97,7 @@ PREPARE_RO = textwrap.dedent(r'''
     ro = Path(sys.argv[1])
     cached_array("text", {"k": "warm"}, lambda: np.full(3, 2.0), root=ro / "cache")
     (ro / "data.bin").write_bytes(b"abc")
-''')
+""")
 
 
 @pytest.fixture(scope="module")
@@ -118,11 +118,18 @@ def outcomes(tmp_path_factory):
     python = sys.executable
     (root / "prepare.py").write_text(PREPARE_RO)
     (root / "scenarios.py").write_text(SCENARIOS)
-    script = (f"mount -t tmpfs -o size=3m tmpfs {full} && mount -t tmpfs -o size=2m tmpfs {ro} && "
-              f"{python} {root / 'prepare.py'} {ro} && mount -o remount,ro {ro} && "
-              f"{python} {root / 'scenarios.py'} {full} {ro} {scratch} {wav}")
-    run = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script], capture_output=True,
-                         text=True, timeout=600, env={**os.environ, "TRIBEV2_CACHE": str(scratch / "cache")})
+    script = (
+        f"mount -t tmpfs -o size=3m tmpfs {full} && mount -t tmpfs -o size=2m tmpfs {ro} && "
+        f"{python} {root / 'prepare.py'} {ro} && mount -o remount,ro {ro} && "
+        f"{python} {root / 'scenarios.py'} {full} {ro} {scratch} {wav}"
+    )
+    run = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TRIBEV2_CACHE": str(scratch / "cache")},
+    )
     if run.returncode != 0 and "unshare" in run.stderr and "Operation not permitted" in run.stderr:
         _missing(f"private mounts (unshare: {run.stderr.strip()})")
     assert run.returncode == 0, f"the child process died (exit {run.returncode}; -11 is a segfault):\n{run.stderr}"
@@ -146,8 +153,11 @@ EXPECTED = [
     ("full-check-free-space", "ENOSPC", r"big\.nc: the disk is full \(\d+\.\d MB free, \d+\.\d MB needed\)"),
     ("ro-netcdf", "EROFS", r"out\.nc: the file system is read-only"),
     ("ro-zarr", "EROFS", r"out\.zarr: the file system is read-only"),
-    ("ro-cold-features-cache", "EROFS",
-     r"features/text/.*\.npy: the file system is read-only \(a tribev2 cache: .*TRIBEV2_CACHE"),
+    (
+        "ro-cold-features-cache",
+        "EROFS",
+        r"features/text/.*\.npy: the file system is read-only \(a tribev2 cache: .*TRIBEV2_CACHE",
+    ),
     ("ro-save-pretrained", "EROFS", r"model: the file system is read-only"),
 ]
 
@@ -173,7 +183,10 @@ def test_every_write_fault_is_one_clear_error_and_nothing_partial(outcomes):
     if results["ro-digest-memo"].get("value") != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad":
         failures.append(f"ro-digest-memo: {results['ro-digest-memo']}")
     # the CLI: an unwritable output is exit 4 before any model is loaded, with no traceback
-    if results["ro-cli-output"]["value"] != 4 or not re.search(r"--output .*pred\.nc: the file system is read-only",
-                                                                stderr) or "Traceback" in stderr:
+    if (
+        results["ro-cli-output"]["value"] != 4
+        or not re.search(r"--output .*pred\.nc: the file system is read-only", stderr)
+        or "Traceback" in stderr
+    ):
         failures.append(f"ro-cli-output: exit {results['ro-cli-output']['value']}, stderr {stderr[-500:]}")
     assert not failures, "\n".join(failures)

@@ -28,10 +28,17 @@ def leftovers() -> list[str]:
     return [str(p) for p in cache_root().rglob(".*")] if cache_root().exists() else []
 
 
-@pytest.mark.parametrize("duration, expected", [
-    (30.0, [(0, 30)]), (89.0, [(0, 89)]), (90.0, [(0, 60), (60, 30)]), (130.0, [(0, 60), (60, 70)]),
-    (150.0, [(0, 60), (60, 60), (120, 30)]), (200.0, [(0, 60), (60, 60), (120, 80)]),
-])
+@pytest.mark.parametrize(
+    "duration, expected",
+    [
+        (30.0, [(0, 30)]),
+        (89.0, [(0, 89)]),
+        (90.0, [(0, 60), (60, 30)]),
+        (130.0, [(0, 60), (60, 70)]),
+        (150.0, [(0, 60), (60, 60), (120, 30)]),
+        (200.0, [(0, 60), (60, 60), (120, 80)]),
+    ],
+)
 def test_chunk_bounds_follow_the_reference(duration, expected):
     assert chunk_bounds(duration) == [(float(a), float(b)) for a, b in expected]
 
@@ -64,7 +71,7 @@ def test_a_soundtrack_shorter_than_its_video_is_padded_with_silence(tmp_path):
     assert info.duration == 3.0
     samples, rate = sf.read(soundtrack(info))
     assert abs(len(samples) / rate - 3.0) < 0.01
-    assert np.abs(samples[: rate // 2]).max() > 0.1 and np.abs(samples[round(1.2 * rate):]).max() == 0
+    assert np.abs(samples[: rate // 2]).max() > 0.1 and np.abs(samples[round(1.2 * rate) :]).max() == 0
 
 
 def test_audio_file_is_used_as_it_is(tmp_path):
@@ -118,8 +125,9 @@ def test_unsupported_missing_and_empty_inputs(tmp_path):
 
 
 def test_events_tables_are_checked_and_completed(tmp_path):
-    words = pd.DataFrame({"type": "Word", "text": ["Hello", "there.", "Bye"], "start": [0.1, 0.5, 1.2],
-                          "duration": [0.3, 0.4, 0.3]})
+    words = pd.DataFrame(
+        {"type": "Word", "text": ["Hello", "there.", "Bye"], "start": [0.1, 0.5, 1.2], "duration": [0.3, 0.4, 0.3]}
+    )
     events = events_from(words)  # words without contexts get their Text, Sentence rows and contexts
     assert events.loc[events["type"] == "Word", "context"].tolist() == ["Hello", "Hello there.", "Hello there. Bye"]
     path = tmp_path / "events.tsv"
@@ -134,8 +142,7 @@ def test_events_tables_are_checked_and_completed(tmp_path):
 
 def test_events_table_files_keep_words_that_look_missing(tmp_path):
     """Words such as 'None' or 'NA' survive an events TSV (the CLI's --events output) read back as a stimulus."""
-    words = pd.DataFrame({"type": "Word", "text": ["None", "NA", "null."], "start": [0.1, 0.5, 1.2],
-                          "duration": 0.3})
+    words = pd.DataFrame({"type": "Word", "text": ["None", "NA", "null."], "start": [0.1, 0.5, 1.2], "duration": 0.3})
     path = tmp_path / "events.tsv"
     events_from(words).to_csv(path, sep="\t", index=False)
     assert events_from(path).query("type == 'Word'")["text"].tolist() == ["None", "NA", "null."]

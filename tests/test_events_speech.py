@@ -13,7 +13,7 @@ import soundfile as sf
 from tribev2.cache import cache_root
 from tribev2.events import ModelUnavailableError, events_from, packaged_tiny_whisper, synthesize, transcribe
 
-WORDS = "seven purple elephants quietly walked toward the ancient river before sunrise".split()
+WORDS = ["seven", "purple", "elephants", "quietly", "walked", "toward", "the", "ancient", "river", "before", "sunrise"]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def words_with_known_gaps(tmp_path):
     for word in WORDS:
         speech, rate = sf.read(synthesize(word, name=word), dtype="float32")
         loud = np.flatnonzero(np.abs(speech) > 0.02 * np.abs(speech).max())
-        speech = speech[loud[0]:loud[-1] + 1]
+        speech = speech[loud[0] : loud[-1] + 1]
         pause = rng.uniform(0.3, 0.9)
         pieces += [np.zeros(int(pause * rate), np.float32), speech]
         clock += pause
@@ -102,8 +102,11 @@ def test_audio_without_speech_warns_and_has_no_words(tiny_whisper, tmp_path):
 def test_missing_whisper_model_says_what_to_do(tmp_path):
     path = tmp_path / "unheard.wav"
     sf.write(path, np.zeros(16000, dtype=np.float32), 16000)
-    with pytest.raises(ModelUnavailableError, match=r"cannot transcribe .*unheard.wav: Whisper model 'large-v3' "
-                                                    r"could not be loaded .*TRIBEV2_WHISPER_MODEL"):
+    with pytest.raises(
+        ModelUnavailableError,
+        match=r"cannot transcribe .*unheard.wav: Whisper model 'large-v3' "
+        r"could not be loaded .*TRIBEV2_WHISPER_MODEL",
+    ):
         transcribe(path, model="large-v3")  # the hub is offline in tests
     with pytest.raises(ModelUnavailableError, match="has no model.bin"):
         transcribe(path, model=tmp_path)
@@ -199,6 +202,7 @@ def test_text_read_aloud_keeps_the_users_words(espeak, tiny_whisper, tmp_path):
 
 def test_text_that_recognition_cannot_follow_warns(tiny_whisper, tmp_path):
     """Speech that matches nothing of the text: the words are kept, timed roughly, with a warning."""
+
     def other_words(text: str, wav_path, language: str) -> None:
         import shutil
 

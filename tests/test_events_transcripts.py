@@ -15,17 +15,28 @@ from tribev2.events import events_from, read_transcript, words_from_segments
 
 WHISPERX = {
     "segments": [
-        {"start": 0.5, "end": 2.0, "text": ' He said "hi" in 1999.', "words": [
-            {"word": "He", "start": 0.5, "end": 0.7, "score": 0.9},
-            {"word": "said", "start": 0.8, "end": 1.0},
-            {"word": '"hi"', "start": 1.1, "end": 1.3},
-            {"word": "in", "start": 1.35, "end": 1.5},
-            {"word": "1999."}]},  # untimed (whisperX leaves digits unaligned): dropped
+        {
+            "start": 0.5,
+            "end": 2.0,
+            "text": ' He said "hi" in 1999.',
+            "words": [
+                {"word": "He", "start": 0.5, "end": 0.7, "score": 0.9},
+                {"word": "said", "start": 0.8, "end": 1.0},
+                {"word": '"hi"', "start": 1.1, "end": 1.3},
+                {"word": "in", "start": 1.35, "end": 1.5},
+                {"word": "1999."},
+            ],
+        },  # untimed (whisperX leaves digits unaligned): dropped
         {"start": 2.5, "end": 3.0, "text": " 42", "words": [{"word": "42"}]},  # a segment with no timed word
-        {"start": 3.2, "end": 4.0, "text": " Bye now.", "words": [
-            {"word": "Bye", "start": 3.2, "end": 3.5}, {"word": "now.", "start": 3.6, "end": 4.0}]},
+        {
+            "start": 3.2,
+            "end": 4.0,
+            "text": " Bye now.",
+            "words": [{"word": "Bye", "start": 3.2, "end": 3.5}, {"word": "now.", "start": 3.6, "end": 4.0}],
+        },
     ],
-    "word_segments": [], "language": "en",
+    "word_segments": [],
+    "language": "en",
 }
 
 
@@ -44,8 +55,9 @@ def test_word_lists_in_json_tsv_csv_agree(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps(rows))
     (tmp_path / "b.json").write_text(json.dumps({"words": rows}))
     pd.DataFrame(rows).rename(columns={"word": "text"}).to_csv(tmp_path / "c.csv", index=False)
-    pd.DataFrame({"text": ["Hello", "world."], "start": [0.2, 0.7], "duration": [0.4, 0.5],
-                  "sequence_id": [0, 0]}).to_csv(tmp_path / "d.tsv", sep="\t", index=False)
+    pd.DataFrame(
+        {"text": ["Hello", "world."], "start": [0.2, 0.7], "duration": [0.4, 0.5], "sequence_id": [0, 0]}
+    ).to_csv(tmp_path / "d.tsv", sep="\t", index=False)
     tables = [read_transcript(tmp_path / name) for name in ("a.json", "b.json", "c.csv", "d.tsv")]
     for table in tables:
         assert table["text"].tolist() == ["Hello", "world."]
@@ -68,11 +80,24 @@ def test_subtitles_share_each_cue_among_its_words(tmp_path):
 
 def test_faster_whisper_segments():
     def segment(index, words):
-        return Segment(id=index, seek=0, start=words[0].start, end=words[-1].end, text="", tokens=[],
-                       avg_logprob=0.0, compression_ratio=1.0, no_speech_prob=0.0, words=words, temperature=0.0)
+        return Segment(
+            id=index,
+            seek=0,
+            start=words[0].start,
+            end=words[-1].end,
+            text="",
+            tokens=[],
+            avg_logprob=0.0,
+            compression_ratio=1.0,
+            no_speech_prob=0.0,
+            words=words,
+            temperature=0.0,
+        )
 
-    segments = [segment(0, [Word(0.0, 0.4, " Good", 0.9), Word(0.5, 0.9, " morning.", 0.8)]),
-                segment(1, [Word(1.5, 1.8, ' "Yes"', 0.9)])]
+    segments = [
+        segment(0, [Word(0.0, 0.4, " Good", 0.9), Word(0.5, 0.9, " morning.", 0.8)]),
+        segment(1, [Word(1.5, 1.8, ' "Yes"', 0.9)]),
+    ]
     words = words_from_segments(segments)
     assert words["text"].tolist() == ["Good", "morning.", "Yes"]
     assert words["sequence_id"].tolist() == [0, 0, 1]
@@ -86,13 +111,16 @@ def test_a_transcript_alone_gives_words_without_media(tmp_path):
     assert events.loc[events["type"] == "Text", "text"].item() == "He said hi in bye now"
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("w.xml", "<words/>", "unsupported format '.xml'"),
-    ("w.json", "{not json", "cannot be parsed as JSON"),
-    ("w.json", '{"text": "hello"}', "expected whisperX JSON"),
-    ("w.csv", "word,begin\nhi,0.1\n", "needs the columns text (or word), start and duration"),
-    ("w.srt", "just some text\n", "no subtitle cues found"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("w.xml", "<words/>", "unsupported format '.xml'"),
+        ("w.json", "{not json", "cannot be parsed as JSON"),
+        ("w.json", '{"text": "hello"}', "expected whisperX JSON"),
+        ("w.csv", "word,begin\nhi,0.1\n", "needs the columns text (or word), start and duration"),
+        ("w.srt", "just some text\n", "no subtitle cues found"),
+    ],
+)
 def test_bad_transcripts_name_the_file_and_the_expected_form(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_text(content)
@@ -112,8 +140,16 @@ def test_without_a_spacy_pipeline_sentences_come_from_rules():
     if spacy_pipeline_name("french") is not None:
         pytest.skip("a French spaCy pipeline is installed")
     sentence_splitter.cache_clear()
-    words = pd.DataFrame({"type": "Word", "text": ["Bonjour", "Paris.", "Il", "pleut."], "start": [0.0, 0.5, 1.2, 1.5],
-                          "duration": 0.3, "sequence_id": 0.0, "timeline": "default"})
+    words = pd.DataFrame(
+        {
+            "type": "Word",
+            "text": ["Bonjour", "Paris.", "Il", "pleut."],
+            "start": [0.0, 0.5, 1.2, 1.5],
+            "duration": 0.3,
+            "sequence_id": 0.0,
+            "timeline": "default",
+        }
+    )
     with pytest.warns(UserWarning, match="no spaCy pipeline for 'french' is installed"):
         events = add_text_events(words, language="french")
     assert events.loc[events["type"] == "Text", "text"].item() == "Bonjour paris. Il pleut"
@@ -135,8 +171,9 @@ def test_transcripts_without_timed_words(tmp_path):
 
 def test_word_list_cells_are_read_as_written(tmp_path):
     """Words that look like numbers keep their text, and an empty text cell is no word (not the word 'nan')."""
-    (tmp_path / "n.tsv").write_text("text\tstart\tduration\tsequence_id\n007\t0.0\t0.5\t0\n1999\t0.5\t0.5\t\n"
-                                    "\t1.0\t0.5\t1\nNaN\t1.5\t0.5\t1\n")
+    (tmp_path / "n.tsv").write_text(
+        "text\tstart\tduration\tsequence_id\n007\t0.0\t0.5\t0\n1999\t0.5\t0.5\t\n\t1.0\t0.5\t1\nNaN\t1.5\t0.5\t1\n"
+    )
     words = read_transcript(tmp_path / "n.tsv")
     assert words["text"].tolist() == ["007", "1999", "NaN"]
     np.testing.assert_allclose(words["start"], [0.0, 0.5, 1.5])

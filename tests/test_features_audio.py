@@ -9,8 +9,8 @@ import pytest
 import soundfile
 import torch
 from safetensors.numpy import load_file
-
 from test_features_base import SEGMENTS, assert_features_match
+
 from tribev2.features import AudioExtractor, extract_features
 from tribev2.media import MediaError, read_audio
 
@@ -107,8 +107,9 @@ def test_bad_audio(demo_audio, tmp_path):
     text.write_text("this is not audio")
     with pytest.raises(MediaError, match="cannot be read as audio"):
         demo_audio.waveform(str(text), 0.0, 1.0)
-    events = pd.DataFrame([{"type": "Audio", "start": 0.0, "duration": 1.0, "offset": 0.0,
-                            "filepath": str(tmp_path / "missing.wav")}])
+    events = pd.DataFrame(
+        [{"type": "Audio", "start": 0.0, "duration": 1.0, "offset": 0.0, "filepath": str(tmp_path / "missing.wav")}]
+    )
     with pytest.raises(FileNotFoundError, match="missing.wav"):
         demo_audio.extract(events, 0.0, 10.0)
     with pytest.raises(ValueError, match="'offset'"):

@@ -6,8 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tribev2.features import ExtractorLoadError, IncompatibleExtractorError, check_compatible, extract_features, \
-    extractors_from_config, feature_dims
+from tribev2.features import (
+    ExtractorLoadError,
+    IncompatibleExtractorError,
+    check_compatible,
+    extract_features,
+    extractors_from_config,
+    feature_dims,
+)
 from tribev2.features.base import cached_layer_indices, layer_groups
 from tribev2.features.cache import cached_array
 from tribev2.features.grid import event_rows, place_on_event_grid, place_words
@@ -46,8 +52,9 @@ def test_word_placement_rules():
     one = np.ones((1, 1, 1), np.float32)
 
     def where(start, duration, window=(0.0, 10.0)):
-        grid = place_words(one, np.array([start]), np.array([duration]), start=window[0], duration=window[1],
-                           frequency=2.0)
+        grid = place_words(
+            one, np.array([start]), np.array([duration]), start=window[0], duration=window[1], frequency=2.0
+        )
         return np.flatnonzero(grid[0, 0]).tolist()
 
     assert where(0.75, 0.25) == [2]  # round(1.5) = 2
@@ -57,8 +64,14 @@ def test_word_placement_rules():
     assert where(9.9, 0.6) == [19]  # clamped: the span must fit the window
     assert where(99.884, 0.29, window=(0.0, 100.0)) == [199]  # the e2e word straddling the window cut
     assert where(99.884, 0.29, window=(100.0, 100.0)) == [0]  # ... and clipped to the next window's start
-    both = place_words(np.ones((2, 1, 1), np.float32), np.array([3.30, 3.55]), np.array([0.12, 0.6]),
-                       start=0.0, duration=10.0, frequency=2.0)
+    both = place_words(
+        np.ones((2, 1, 1), np.float32),
+        np.array([3.30, 3.55]),
+        np.array([0.12, 0.6]),
+        start=0.0,
+        duration=10.0,
+        frequency=2.0,
+    )
     assert both[0, 0, 7] == 2.0  # "the" and "stairs" share sample 7 and add up
 
 
@@ -77,15 +90,23 @@ def test_event_grid_placement():
 
 
 def test_events_table_errors():
-    table = pd.DataFrame({"type": ["Word", "Word"], "start": [0.5, np.nan], "duration": [0.2, 0.3],
-                          "text": ["a", "b"], "context": ["a", "a b"]})
+    table = pd.DataFrame(
+        {
+            "type": ["Word", "Word"],
+            "start": [0.5, np.nan],
+            "duration": [0.2, 0.3],
+            "text": ["a", "b"],
+            "context": ["a", "a b"],
+        }
+    )
     with pytest.raises(ValueError, match=r"finite, non-negative 'start'.*row\(s\) 1"):
         event_rows(table, "Word", ("text", "context"))
     with pytest.raises(ValueError, match="'duration'"):
         event_rows(table.assign(start=[0.5, 1.0], duration=[0.2, -0.1]), "Word", ("text", "context"))
     with pytest.raises(ValueError, match=r"\['offset', 'filepath'\]"):
-        event_rows(pd.DataFrame({"type": ["Audio"], "start": [0.0], "duration": [1.0]}), "Audio",
-                   ("offset", "filepath"))
+        event_rows(
+            pd.DataFrame({"type": ["Audio"], "start": [0.0], "duration": [1.0]}), "Audio", ("offset", "filepath")
+        )
     with pytest.raises(TypeError, match="DataFrame"):
         event_rows([{"type": "Word"}], "Word", ())
     assert event_rows(table, "Video", ("offset",)).empty
@@ -108,8 +129,17 @@ def test_extract_features_checks_and_missing_modalities(shared_dir):
     from tribev2.demo import demo_extractors
 
     extractors = demo_extractors(device="cpu", progress=False)
-    words = pd.DataFrame({"type": ["Word"], "start": [0.5], "duration": [0.3], "text": ["hello"],
-                          "context": ["hello"], "offset": [0.0], "filepath": [None]})
+    words = pd.DataFrame(
+        {
+            "type": ["Word"],
+            "start": [0.5],
+            "duration": [0.3],
+            "text": ["hello"],
+            "context": ["hello"],
+            "offset": [0.0],
+            "filepath": [None],
+        }
+    )
     features = extract_features(words, extractors=extractors, start=0.0, duration=4.0)
     assert list(features) == ["text"]  # no Audio or Video rows at all: those modalities are missing
     assert features["text"].shape == (2, 32, 8)
@@ -126,9 +156,11 @@ def test_compatibility_with_the_brain_model(shared_dir):
 
     brain = load_model(shared_dir / "e2e" / "brain", device="cpu")
     models = shared_dir / "features" / "models"
-    extractors = extractors_from_config(brain.experiment_config, device="cpu",
-                                        sources={"text": models / "text", "audio": models / "audio",
-                                                 "video": models / "vjepa2"})
+    extractors = extractors_from_config(
+        brain.experiment_config,
+        device="cpu",
+        sources={"text": models / "text", "audio": models / "audio", "video": models / "vjepa2"},
+    )
     assert list(extractors) == ["text", "audio", "video"]
     assert feature_dims(extractors) == {"text": (2, 64), "audio": (2, 32), "video": (2, 32)}
     assert extractors["video"].clip_duration == 4.0 and extractors["text"].layers == (0.5, 0.75, 1.0)
@@ -170,8 +202,7 @@ def test_numpy_window_bounds_and_bad_layer_counts():
     from tribev2.demo import demo_extractors
 
     text = demo_extractors(device="cpu", progress=False)["text"]
-    words = pd.DataFrame({"type": ["Word"], "start": [0.5], "duration": [0.3], "text": ["hello"],
-                          "context": ["hello"]})
+    words = pd.DataFrame({"type": ["Word"], "start": [0.5], "duration": [0.3], "text": ["hello"], "context": ["hello"]})
     expected = extract_features(words, extractors=[text], start=0.0, duration=4.0)["text"]
     for start, duration in ((np.int64(0), np.int64(4)), (np.float32(0.0), np.float32(4.0))):
         out = extract_features(words, extractors=[text], start=start, duration=duration)["text"]

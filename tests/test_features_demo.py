@@ -18,8 +18,9 @@ DEMO_CLIP = Path(__file__).resolve().parents[1] / "data" / "demo_stimulus.mp4"
 
 
 def _weights_digest(folder: Path) -> str:
-    return hashlib.sha256(b"".join((folder / m / "model.safetensors").read_bytes()
-                                   for m in ("text", "audio", "video"))).hexdigest()
+    return hashlib.sha256(
+        b"".join((folder / m / "model.safetensors").read_bytes() for m in ("text", "audio", "video"))
+    ).hexdigest()
 
 
 def test_saved_once_and_seeded():
@@ -43,19 +44,33 @@ def test_demo_path_on_the_demo_clip(tmp_path):
     wav = tmp_path / "demo.wav"
     soundfile.write(str(wav), pcm, rate, subtype="PCM_16")
     texts = ["The", "brain", "hears", "these", "words"]
-    rows = [{"type": "Video", "start": 0.0, "duration": info.duration, "offset": 0.0, "filepath": str(DEMO_CLIP)},
-            {"type": "Audio", "start": 0.0, "duration": info.duration, "offset": 0.0, "filepath": str(wav)}]
-    rows += [{"type": "Word", "start": 1.0 + 0.6 * i, "duration": 0.4, "text": t, "context": " ".join(texts[:i + 1])}
-             for i, t in enumerate(texts)]
+    rows = [
+        {"type": "Video", "start": 0.0, "duration": info.duration, "offset": 0.0, "filepath": str(DEMO_CLIP)},
+        {"type": "Audio", "start": 0.0, "duration": info.duration, "offset": 0.0, "filepath": str(wav)},
+    ]
+    rows += [
+        {"type": "Word", "start": 1.0 + 0.6 * i, "duration": 0.4, "text": t, "context": " ".join(texts[: i + 1])}
+        for i, t in enumerate(texts)
+    ]
     extractors = demo_extractors(device="cpu", progress=False)
     features = extract_features(pd.DataFrame(rows), extractors=extractors, start=0.0, duration=100.0)
-    assert {m: v.shape for m, v in features.items()} == {"text": (2, 32, 200), "audio": (2, 24, 200),
-                                                          "video": (2, 16, 200)}
+    assert {m: v.shape for m, v in features.items()} == {
+        "text": (2, 32, 200),
+        "audio": (2, 24, 200),
+        "video": (2, 16, 200),
+    }
     n = round(info.duration * 2)
     for name in ("audio", "video"):  # the media cover the clip, nothing after it
         assert np.abs(features[name][..., :n]).min(axis=(0, 1)).max() > 0 and not features[name][..., n:].any()
     # words at 1.0, 1.6, 2.2, 2.8, 3.4 s (0.4 s each) fill samples round(2 * start), one each
     assert np.flatnonzero(np.abs(features["text"]).sum((0, 1))).tolist() == [2, 3, 4, 6, 7]
-    model = demo_model(feature_dims=feature_dims(extractors), n_outputs=1284, hidden=96, depth=1, heads=2,
-                       low_rank_head=16, device="cpu")
+    model = demo_model(
+        feature_dims=feature_dims(extractors),
+        n_outputs=1284,
+        hidden=96,
+        depth=1,
+        heads=2,
+        low_rank_head=16,
+        device="cpu",
+    )
     check_compatible(extractors, model)

@@ -26,8 +26,11 @@ def folder(tmp_path, monkeypatch):
     model.mkdir()
     (model / "config.json").write_text('{"hidden_size": 256}')
     generator = torch.Generator().manual_seed(0)
-    save_file({"big": torch.randn(1024, 256, generator=generator), "small": torch.randn(8, generator=generator)},
-              str(model / "model.safetensors"), metadata={"format": "pt"})
+    save_file(
+        {"big": torch.randn(1024, 256, generator=generator), "small": torch.randn(8, generator=generator)},
+        str(model / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
     return model
 
 
@@ -63,9 +66,22 @@ def test_large_safetensors_are_sampled_and_copies_keep_their_identity(folder, tm
     assert folder_identity(copy) == folder_identity(folder)
 
 
-@pytest.mark.parametrize("change", ["new weights", "first byte", "last byte", "a sampled middle block",
-                                    "dtype", "shape", "metadata", "appended byte", "config", "added file",
-                                    "renamed file"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        "new weights",
+        "first byte",
+        "last byte",
+        "a sampled middle block",
+        "dtype",
+        "shape",
+        "metadata",
+        "appended byte",
+        "config",
+        "added file",
+        "renamed file",
+    ],
+)
 def test_changes_that_change_the_identity(folder, change):
     weights = folder / "model.safetensors"
     before = folder_identity(folder)
@@ -81,8 +97,7 @@ def test_changes_that_change_the_identity(folder, change):
         last = nbytes - SAMPLE_BYTES
         _flip(weights, big + last // (identity.SAMPLES_PER_TENSOR - 1))
     elif change in ("dtype", "shape", "metadata"):
-        tensors = {"big": torch.randn(1024, 256, generator=torch.Generator().manual_seed(0)),
-                   "small": torch.randn(8)}
+        tensors = {"big": torch.randn(1024, 256, generator=torch.Generator().manual_seed(0)), "small": torch.randn(8)}
         if change == "dtype":
             tensors["big"] = tensors["big"].view(torch.int32)  # same bytes, another dtype
         if change == "shape":

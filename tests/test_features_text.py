@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 from safetensors.numpy import load_file
-
 from test_features_base import SEGMENTS, assert_features_match
+
 from tribev2.features import TextExtractor, extract_features
 
 
@@ -59,7 +59,7 @@ def test_sliding_contexts_match_one_pass_per_word(fixture):
     assert len(extractor._chains(ids)) > 10
     batched = extractor.hidden_state_means(contexts, texts)
     for w in (1, 8, 22):
-        alone = torch.stack(extractor._forward([ids[w]]))[:, 0, len(ids[w]) - n_word[w]:].mean(1).numpy()
+        alone = torch.stack(extractor._forward([ids[w]]))[:, 0, len(ids[w]) - n_word[w] :].mean(1).numpy()
         np.testing.assert_allclose(batched[w], alone, atol=2e-5, rtol=0)
 
 
@@ -76,8 +76,9 @@ def test_cache_hits_and_invalidation(fixture, shared_dir):
     edited = words.assign(context=words["context"].str.replace("Martha", "Maria"))
     changed = extractor.extract(edited, 0.0, 12.0)  # a changed context is a new entry
     assert not (changed == 7.0).any() and not np.array_equal(changed, first)
-    other = TextExtractor(shared_dir / "features" / "models" / "text", device="cpu", layers=(0.25, 0.5, 1.0),
-                          progress=False)
+    other = TextExtractor(
+        shared_dir / "features" / "models" / "text", device="cpu", layers=(0.25, 0.5, 1.0), progress=False
+    )
     assert not (other.extract(words, 0.0, 12.0) == 7.0).any()  # other layers: never the stale entry
     assert not list(folder.glob(".*"))  # atomic writes leave no temporary files behind
 
@@ -107,8 +108,9 @@ def test_bidirectional_model_gets_one_pass_per_word(tmp_path):
     folder = tmp_path / "bert"
     shutil.copytree(demo.source, folder)
     (folder / "model.safetensors").unlink()
-    config = BertConfig(vocab_size=len(demo.tokenizer), hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
-                        intermediate_size=64)
+    config = BertConfig(
+        vocab_size=len(demo.tokenizer), hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64
+    )
     torch.manual_seed(0)
     BertModel(config).save_pretrained(folder)
     bert = TextExtractor(folder, device="cpu", progress=False)
@@ -117,7 +119,7 @@ def test_bidirectional_model_gets_one_pass_per_word(tmp_path):
     ids, n_word = bert.token_ids(contexts, texts)
     means = bert.hidden_state_means(contexts, texts)
     for w in range(2):
-        alone = torch.stack(bert._forward([ids[w]]))[:, 0, len(ids[w]) - n_word[w]:].mean(1).numpy()
+        alone = torch.stack(bert._forward([ids[w]]))[:, 0, len(ids[w]) - n_word[w] :].mean(1).numpy()
         np.testing.assert_allclose(means[w], alone, atol=1e-5)
 
 
@@ -143,8 +145,9 @@ def test_windowed_mode_shares_passes_past_the_context_cap():
         assert own.endswith(new) and new.endswith(text)
         assert MAX_CONTEXT_WORDS - stride + 2 <= len(new.split()) <= MAX_CONTEXT_WORDS + 1 or new == own
 
-    extractor = demo_extractors(device="cpu", progress=False, cache=False, per_modality={
-        "text": {"mode": "windowed", "stride": stride}})["text"]
+    extractor = demo_extractors(
+        device="cpu", progress=False, cache=False, per_modality={"text": {"mode": "windowed", "stride": stride}}
+    )["text"]
     reference = TextExtractor(extractor.source, device="cpu", progress=False, cache=False)
     ids = extractor.token_ids(windowed, texts)[0]
     assert len(extractor._chains(ids)) <= 1 + (1100 - MAX_CONTEXT_WORDS) // stride + 2

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import torch
 from safetensors.numpy import load_file
-
 from test_features_base import SEGMENTS, assert_features_match
+
 from tribev2.features import VideoExtractor
 from tribev2.features.grid import place_on_event_grid
 
@@ -35,8 +35,7 @@ def test_frame_times_and_the_last_frame_quirk(fixture):
     requests = extractor.frame_requests(path, 0.0, 6.0)
     source = {extractor.resize_crop(frame).numpy().tobytes(): k for k, frame in iter_frames(path)}
     assert len(source) == 144  # every source frame is distinct, so a frame tells its index
-    used = np.array([[source[frame.numpy().tobytes()] for frame in clip]
-                     for clip in extractor._clips(path, requests)])
+    used = np.array([[source[frame.numpy().tobytes()] for frame in clip] for clip in extractor._clips(path, requests)])
     np.testing.assert_array_equal(used, expected["frame_indices"])
     assert requests[11, 63] == 144 and used[11, 63] == 142  # past the end: moviepy's previous frame
 
@@ -180,8 +179,12 @@ def test_pixels_on_the_device_differ_by_rounding_only(demo_video, tmp_path):
     assert fast.dtype == torch.uint8 and fast.shape == exact.shape
     assert (fast.int() - exact.int()).abs().max() <= 1
     stimulus = _demo_clip(tmp_path)
-    np.testing.assert_allclose(on_device.event_state_means(stimulus, 0.0, 2.0),
-                               demo_video.event_state_means(stimulus, 0.0, 2.0), rtol=0, atol=0.05)
+    np.testing.assert_allclose(
+        on_device.event_state_means(stimulus, 0.0, 2.0),
+        demo_video.event_state_means(stimulus, 0.0, 2.0),
+        rtol=0,
+        atol=0.05,
+    )
     assert on_device.fingerprint() != demo_video.fingerprint()
     with pytest.raises(ValueError, match="pixels must be 'auto', 'cpu' or 'device'"):
         VideoExtractor(demo_video.source, pixels="gpu")

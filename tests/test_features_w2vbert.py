@@ -19,10 +19,17 @@ LEFT, RIGHT = 6, 3
 
 
 def small_config(implementation: str) -> Wav2Vec2BertConfig:
-    config = Wav2Vec2BertConfig(hidden_size=32, num_attention_heads=2, intermediate_size=48, num_hidden_layers=2,
-                                feature_projection_input_dim=20, conv_depthwise_kernel_size=3,
-                                left_max_position_embeddings=LEFT, right_max_position_embeddings=RIGHT,
-                                position_embeddings_type="relative_key")
+    config = Wav2Vec2BertConfig(
+        hidden_size=32,
+        num_attention_heads=2,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        feature_projection_input_dim=20,
+        conv_depthwise_kernel_size=3,
+        left_max_position_embeddings=LEFT,
+        right_max_position_embeddings=RIGHT,
+        position_embeddings_type="relative_key",
+    )
     config._attn_implementation = implementation
     return config
 

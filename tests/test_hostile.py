@@ -9,9 +9,10 @@ import dataclasses
 import errno
 import json
 import re
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,8 +31,16 @@ from tribev2.model import TribeModel
 from tribev2.model.pretrained import CheckpointError
 
 VIDEO = str(resources.files("tribev2.data").joinpath("demo_stimulus.mp4"))
-SMALL = dict(feature_dims={"text": (2, 8), "audio": (2, 6), "video": (2, 4)}, n_outputs=2 * 642,
-             n_output_timesteps=10, hidden=96, depth=1, heads=2, low_rank_head=16, max_seq_len=64)
+SMALL = dict(
+    feature_dims={"text": (2, 8), "audio": (2, 6), "video": (2, 4)},
+    n_outputs=2 * 642,
+    n_output_timesteps=10,
+    hidden=96,
+    depth=1,
+    heads=2,
+    low_rank_head=16,
+    max_seq_len=64,
+)
 MEDIA_S = 5.0  # the test WAV's length
 NOWHERE_MODEL = "/nonexistent/tribev2-weights"  # were it loaded first, the error would be about it
 
@@ -103,6 +112,7 @@ def srt(cues) -> str:
         h, rest = divmod(t, 3600)
         m, s = divmod(rest, 60)
         return f"{int(h):02d}:{int(m):02d}:{s:06.3f}".replace(".", ",")
+
     return "\n\n".join(f"{i + 1}\n{stamp(a)} --> {stamp(b)}\n{text}" for i, (a, b, text) in enumerate(cues))
 
 
@@ -125,10 +135,12 @@ def word_rows(events: pd.DataFrame) -> pd.DataFrame:
 
 def words_inside(n: int | None = None):
     """A result check: the Word rows lie inside the media (plus 1 s) and there are ``n`` of them."""
+
     def check(events, c):
         w = word_rows(events)
         inside = (w["start"] >= 0).all() and (w["stop"] <= MEDIA_S + 1.0).all()
         return inside and (n is None or len(w) == n)
+
     return check
 
 
@@ -141,139 +153,322 @@ def events_table(*rows, media: bool = True) -> pd.DataFrame:
 MS = [("hello", 500, 900), ("world", 1000, 1400)]  # milliseconds: an 11-s clip would become hours
 OK = [("hello", 0.5, 0.9), ("world", 1.0, 1.4)]
 for kind, write in (("json", json_words), ("whisperx.json", whisperx)):
-    case(f"transcript-{kind}-in-ms", with_wav(f"ms.{kind}", write(MS)), ValueError, r"ms\.%s.*ends after the "
-         r"media's end.*seconds" % kind.replace(".", r"\."))
+    case(
+        f"transcript-{kind}-in-ms",
+        with_wav(f"ms.{kind}", write(MS)),
+        ValueError,
+        rf"ms\.{re.escape(kind)}.*ends after the media's end.*seconds",
+    )
     case(f"transcript-{kind}-ok", with_wav(f"ok.{kind}", write(OK)), check=words_inside(2))
-    case(f"transcript-{kind}-negative", with_wav(f"neg.{kind}", write([("a", -2.0, -1.5)])), ValueError,
-         r"neg\..*word 0 \('a'\) starts before 0 s")
-    case(f"transcript-{kind}-backwards", with_wav(f"back.{kind}", write([("a", 2.0, 1.0)])), ValueError,
-         r"back\..*ends before it starts")
-    case(f"transcript-{kind}-huge-time", with_wav(f"huge.{kind}", write(OK + [("late", 1e12, 1e12 + 1)])),
-         ValueError, r"huge\..*word 2 \('late'\) ends after the media's end")
-    case(f"transcript-{kind}-overlapping", with_wav(f"over.{kind}", write([("a", 0.5, 2.0), ("b", 1.0, 1.5)])),
-         check=words_inside(2))
-    case(f"transcript-{kind}-within-tolerance", with_wav(f"tol.{kind}", write([("end", 4.8, 5.9)])),
-         check=words_inside(1))
-    case(f"transcript-{kind}-past-tolerance", with_wav(f"past.{kind}", write([("end", 4.8, 6.2)])), ValueError,
-         r"past\..*ends after the media's end \(5\.000 s\)")
+    case(
+        f"transcript-{kind}-negative",
+        with_wav(f"neg.{kind}", write([("a", -2.0, -1.5)])),
+        ValueError,
+        r"neg\..*word 0 \('a'\) starts before 0 s",
+    )
+    case(
+        f"transcript-{kind}-backwards",
+        with_wav(f"back.{kind}", write([("a", 2.0, 1.0)])),
+        ValueError,
+        r"back\..*ends before it starts",
+    )
+    case(
+        f"transcript-{kind}-huge-time",
+        with_wav(f"huge.{kind}", write(OK + [("late", 1e12, 1e12 + 1)])),
+        ValueError,
+        r"huge\..*word 2 \('late'\) ends after the media's end",
+    )
+    case(
+        f"transcript-{kind}-overlapping",
+        with_wav(f"over.{kind}", write([("a", 0.5, 2.0), ("b", 1.0, 1.5)])),
+        check=words_inside(2),
+    )
+    case(
+        f"transcript-{kind}-within-tolerance",
+        with_wav(f"tol.{kind}", write([("end", 4.8, 5.9)])),
+        check=words_inside(1),
+    )
+    case(
+        f"transcript-{kind}-past-tolerance",
+        with_wav(f"past.{kind}", write([("end", 4.8, 6.2)])),
+        ValueError,
+        r"past\..*ends after the media's end \(5\.000 s\)",
+    )
 for kind in ("tsv", "csv"):
     sep = "\t" if kind == "tsv" else ","
     header = sep.join(["text", "start", "duration"])
-    case(f"transcript-{kind}-in-ms", with_wav(f"ms.{kind}", f"{header}\nhello{sep}500{sep}400\n"), ValueError,
-         rf"ms\.{kind}.*ends after the media's end")
-    case(f"transcript-{kind}-ok", with_wav(f"ok.{kind}", f"{header}\nhello{sep}0.5{sep}0.4\nNaN{sep}1{sep}0.3\n"),
-         check=lambda ev, c: word_rows(ev)["text"].tolist() == ["hello", "NaN"])
-    case(f"transcript-{kind}-negative-duration", with_wav(f"neg.{kind}", f"{header}\nhi{sep}1{sep}-0.5\n"),
-         ValueError, rf"neg\.{kind}.*ends before it starts")
-    case(f"transcript-{kind}-missing-columns", with_wav(f"cols.{kind}", f"word{sep}when\nhi{sep}1\n"), ValueError,
-         rf"cols\.{kind}.*needs the columns text")
-    case(f"transcript-{kind}-text-times", with_wav(f"txt.{kind}", f"{header}\nhi{sep}soon{sep}1\nyo{sep}1{sep}1\n"),
-         check=lambda ev, c: word_rows(ev)["text"].tolist() == ["yo"])  # an untimed word is dropped (reference)
-    case(f"transcript-{kind}-binary", with_wav(f"bin.{kind}", b"\xff\xfe\x00\x01garbage\x00" * 20), ValueError,
-         rf"bin\.{kind}")
+    case(
+        f"transcript-{kind}-in-ms",
+        with_wav(f"ms.{kind}", f"{header}\nhello{sep}500{sep}400\n"),
+        ValueError,
+        rf"ms\.{kind}.*ends after the media's end",
+    )
+    case(
+        f"transcript-{kind}-ok",
+        with_wav(f"ok.{kind}", f"{header}\nhello{sep}0.5{sep}0.4\nNaN{sep}1{sep}0.3\n"),
+        check=lambda ev, c: word_rows(ev)["text"].tolist() == ["hello", "NaN"],
+    )
+    case(
+        f"transcript-{kind}-negative-duration",
+        with_wav(f"neg.{kind}", f"{header}\nhi{sep}1{sep}-0.5\n"),
+        ValueError,
+        rf"neg\.{kind}.*ends before it starts",
+    )
+    case(
+        f"transcript-{kind}-missing-columns",
+        with_wav(f"cols.{kind}", f"word{sep}when\nhi{sep}1\n"),
+        ValueError,
+        rf"cols\.{kind}.*needs the columns text",
+    )
+    case(
+        f"transcript-{kind}-text-times",
+        with_wav(f"txt.{kind}", f"{header}\nhi{sep}soon{sep}1\nyo{sep}1{sep}1\n"),
+        check=lambda ev, c: word_rows(ev)["text"].tolist() == ["yo"],
+    )  # an untimed word is dropped (reference)
+    case(
+        f"transcript-{kind}-binary",
+        with_wav(f"bin.{kind}", b"\xff\xfe\x00\x01garbage\x00" * 20),
+        ValueError,
+        rf"bin\.{kind}",
+    )
 for kind, write in (("srt", srt), ("vtt", vtt)):
     case(f"transcript-{kind}-ok", with_wav(f"ok.{kind}", write([(0.5, 2.0, "two words")])), check=words_inside(2))
-    case(f"transcript-{kind}-in-ms", with_wav(f"ms.{kind}", write([(500, 2000, "two words")])), ValueError,
-         rf"ms\.{kind}.*ends after the media's end")
-    case(f"transcript-{kind}-backwards-cue", with_wav(f"back.{kind}", write([(3.0, 1.0, "late")])), ValueError,
-         rf"back\.{kind}.*ends before it starts")
-    case(f"transcript-{kind}-no-cues", with_wav(f"none.{kind}", "just some text\n"), ValueError,
-         rf"none\.{kind}: no subtitle cues")
+    case(
+        f"transcript-{kind}-in-ms",
+        with_wav(f"ms.{kind}", write([(500, 2000, "two words")])),
+        ValueError,
+        rf"ms\.{kind}.*ends after the media's end",
+    )
+    case(
+        f"transcript-{kind}-backwards-cue",
+        with_wav(f"back.{kind}", write([(3.0, 1.0, "late")])),
+        ValueError,
+        rf"back\.{kind}.*ends before it starts",
+    )
+    case(
+        f"transcript-{kind}-no-cues",
+        with_wav(f"none.{kind}", "just some text\n"),
+        ValueError,
+        rf"none\.{kind}: no subtitle cues",
+    )
 case("transcript-json-garbage", with_wav("bad.json", "{not json"), ValueError, r"bad\.json: cannot be parsed")
 case("transcript-json-wrong-shape", with_wav("shape.json", '{"a": 1}'), ValueError, r"shape\.json: expected whisperX")
 case("transcript-json-empty-list", with_wav("empty.json", "[]"), ValueError, r"empty\.json.*needs the columns")
-case("transcript-missing-file", lambda c: events_from(c.wav, transcript=c.tmp / "gone.json"), FileNotFoundError,
-     r"gone\.json: no such file")
+case(
+    "transcript-missing-file",
+    lambda c: events_from(c.wav, transcript=c.tmp / "gone.json"),
+    FileNotFoundError,
+    r"gone\.json: no such file",
+)
 case("transcript-unsupported-suffix", with_wav("words.docx", "hello"), ValueError, r"words\.docx: unsupported")
-case("transcript-table-ms", table_with_wav(words(("a", 500.0, 400.0))), ValueError,
-     "transcript table: word 0 .* ends after the media's end")
-case("transcript-table-negative", table_with_wav(words(("a", -0.5, 0.2))), ValueError,
-     "transcript table: word 0 .* starts before 0 s")
-case("transcript-table-inf", table_with_wav(words(("a", 0.5, 0.2), ("b", np.inf, 1.0))),
-     check=words_inside(1))  # an untimed (infinite) word is dropped, as the reference drops untimed words
-case("transcript-table-numpy-scalars", table_with_wav(words((np.str_("a"), np.float32(0.5), np.float16(0.2)))),
-     check=words_inside(1))
-case("transcript-table-unicode", table_with_wav(words(("naïve", 0.5, 0.3), ("東京", 1.0, 0.3), ("🙂", 1.5, 0.2))),
-     check=lambda ev, c: word_rows(ev)["text"].tolist() == ["naïve", "東京", "🙂"])
-case("transcript-table-quotes-removed", table_with_wav(words(('"quoted"', 0.5, 0.3))),
-     check=lambda ev, c: word_rows(ev)["text"].tolist() == ["quoted"])
-case("transcript-only-negative", lambda c: events_from(None, transcript=words(("a", -1.0, 0.5))), ValueError,
-     "transcript table: word 0 .* starts before 0 s")
-case("transcript-only-backwards", lambda c: events_from(c.file("t.json", json_words([("a", 3, 2)]))), ValueError,
-     r"t\.json: word 0 .* ends before it starts")
-case("transcript-only-ok", lambda c: events_from(c.file("t.json", json_words(OK))),
-     check=lambda ev, c: word_rows(ev)["start"].tolist() == [0.5, 1.0])
-case("transcript-with-events-table", lambda c: events_from(events_table(), transcript=words(("a", 1, 1))),
-     ValueError, "transcript= .* has its words already")
+case(
+    "transcript-table-ms",
+    table_with_wav(words(("a", 500.0, 400.0))),
+    ValueError,
+    "transcript table: word 0 .* ends after the media's end",
+)
+case(
+    "transcript-table-negative",
+    table_with_wav(words(("a", -0.5, 0.2))),
+    ValueError,
+    "transcript table: word 0 .* starts before 0 s",
+)
+case(
+    "transcript-table-inf", table_with_wav(words(("a", 0.5, 0.2), ("b", np.inf, 1.0))), check=words_inside(1)
+)  # an untimed (infinite) word is dropped, as the reference drops untimed words
+case(
+    "transcript-table-numpy-scalars",
+    table_with_wav(words((np.str_("a"), np.float32(0.5), np.float16(0.2)))),
+    check=words_inside(1),
+)
+case(
+    "transcript-table-unicode",
+    table_with_wav(words(("naïve", 0.5, 0.3), ("東京", 1.0, 0.3), ("🙂", 1.5, 0.2))),
+    check=lambda ev, c: word_rows(ev)["text"].tolist() == ["naïve", "東京", "🙂"],
+)
+case(
+    "transcript-table-quotes-removed",
+    table_with_wav(words(('"quoted"', 0.5, 0.3))),
+    check=lambda ev, c: word_rows(ev)["text"].tolist() == ["quoted"],
+)
+case(
+    "transcript-only-negative",
+    lambda c: events_from(None, transcript=words(("a", -1.0, 0.5))),
+    ValueError,
+    "transcript table: word 0 .* starts before 0 s",
+)
+case(
+    "transcript-only-backwards",
+    lambda c: events_from(c.file("t.json", json_words([("a", 3, 2)]))),
+    ValueError,
+    r"t\.json: word 0 .* ends before it starts",
+)
+case(
+    "transcript-only-ok",
+    lambda c: events_from(c.file("t.json", json_words(OK))),
+    check=lambda ev, c: word_rows(ev)["start"].tolist() == [0.5, 1.0],
+)
+case(
+    "transcript-with-events-table",
+    lambda c: events_from(events_table(), transcript=words(("a", 1, 1))),
+    ValueError,
+    "transcript= .* has its words already",
+)
 case("no-stimulus-no-transcript", lambda c: events_from(None), ValueError, "give a stimulus file")
+
 
 # -- events tables ---------------------------------------------------------------------------------------------
 def from_table(table):
     return lambda c: events_from(table, cache_dir=c.tmp / "cache")
 
 
-case("events-word-past-media", from_table(events_table(("Word", 9.0, 0.5, "late"))), ValueError,
-     r"events table: row 1 \('late'\) ends after the media's end")
-case("events-word-in-ms", from_table(events_table(("Word", 500.0, 300.0, "ms"))), ValueError,
-     r"events table: row 1 .*\(are the times in seconds\?\)")
-case("events-negative-start", from_table(events_table(("Word", -1.0, 0.5, "early"))), ValueError,
-     r"events table: row 1 \('early'\) starts before 0 s")
-case("events-negative-duration", from_table(events_table(("Word", 1.0, -0.5, "back"))), ValueError,
-     "events table: row 1 .* ends before it starts")
-case("events-nan-start", from_table(events_table(("Word", np.nan, 0.5, "x"))), ValueError,
-     "events table: row 1 .* has no finite start")
-case("events-inf-duration", from_table(events_table(("Word", 1.0, np.inf, "x"))), ValueError,
-     "events table: row 1 .* has no finite start and duration")
-case("events-text-times", from_table(events_table(("Word", "soon", 0.5, "x"))), ValueError,
-     "events table: start/duration/offset/frequency must be numbers")
-case("events-missing-columns", from_table(pd.DataFrame({"type": ["Word"], "start": [1.0]})), ValueError,
-     "events table: .* missing duration")
-case("events-unknown-type", from_table(events_table(("Sound", 1.0, 0.5, "x"))), ValueError,
-     r"events table: unknown event type\(s\) \['Sound'\]")
-case("events-no-type", from_table(events_table((None, 1.0, 0.5, "x"))), ValueError,
-     r"events table: 1 row\(s\) have no type")
-case("events-word-no-text", from_table(events_table(("Word", 1.0, 0.5, None))), ValueError,
-     "events table: Word rows need a text")
-case("events-media-no-filepath", from_table(pd.DataFrame({"type": ["Audio"], "start": [0.0], "duration": [5.0]})),
-     ValueError, "events table: Video/Audio rows need a filepath")
+case(
+    "events-word-past-media",
+    from_table(events_table(("Word", 9.0, 0.5, "late"))),
+    ValueError,
+    r"events table: row 1 \('late'\) ends after the media's end",
+)
+case(
+    "events-word-in-ms",
+    from_table(events_table(("Word", 500.0, 300.0, "ms"))),
+    ValueError,
+    r"events table: row 1 .*\(are the times in seconds\?\)",
+)
+case(
+    "events-negative-start",
+    from_table(events_table(("Word", -1.0, 0.5, "early"))),
+    ValueError,
+    r"events table: row 1 \('early'\) starts before 0 s",
+)
+case(
+    "events-negative-duration",
+    from_table(events_table(("Word", 1.0, -0.5, "back"))),
+    ValueError,
+    "events table: row 1 .* ends before it starts",
+)
+case(
+    "events-nan-start",
+    from_table(events_table(("Word", np.nan, 0.5, "x"))),
+    ValueError,
+    "events table: row 1 .* has no finite start",
+)
+case(
+    "events-inf-duration",
+    from_table(events_table(("Word", 1.0, np.inf, "x"))),
+    ValueError,
+    "events table: row 1 .* has no finite start and duration",
+)
+case(
+    "events-text-times",
+    from_table(events_table(("Word", "soon", 0.5, "x"))),
+    ValueError,
+    "events table: start/duration/offset/frequency must be numbers",
+)
+case(
+    "events-missing-columns",
+    from_table(pd.DataFrame({"type": ["Word"], "start": [1.0]})),
+    ValueError,
+    "events table: .* missing duration",
+)
+case(
+    "events-unknown-type",
+    from_table(events_table(("Sound", 1.0, 0.5, "x"))),
+    ValueError,
+    r"events table: unknown event type\(s\) \['Sound'\]",
+)
+case(
+    "events-no-type",
+    from_table(events_table((None, 1.0, 0.5, "x"))),
+    ValueError,
+    r"events table: 1 row\(s\) have no type",
+)
+case(
+    "events-word-no-text",
+    from_table(events_table(("Word", 1.0, 0.5, None))),
+    ValueError,
+    "events table: Word rows need a text",
+)
+case(
+    "events-media-no-filepath",
+    from_table(pd.DataFrame({"type": ["Audio"], "start": [0.0], "duration": [5.0]})),
+    ValueError,
+    "events table: Video/Audio rows need a filepath",
+)
 case("events-not-a-table", lambda c: events_from({"type": "Word"}), TypeError, "stimulus={'type': 'Word'}")
-case("events-overlapping-words", from_table(events_table(("Word", 1.0, 2.0, "a"), ("Word", 1.5, 0.5, "b"))),
-     check=lambda ev, c: sorted(word_rows(ev)["text"]) == ["a", "b"])
-case("events-words-no-media", from_table(events_table(("Word", 100.0, 0.5, "far"), media=False)),
-     check=lambda ev, c: word_rows(ev)["start"].tolist() == [100.0])
-case("events-tsv-file-word-past-media", lambda c: events_from(c.file("ev.tsv", events_table(
-    ("Word", 9.0, 0.5, "late")).to_csv(sep="\t", index=False))), ValueError, r"ev\.tsv: row 1 \('late'\) ends after")
-case("events-parquet-garbage", lambda c: events_from(c.file("ev.parquet", b"PAR1 not really")), ValueError,
-     r"ev\.parquet: cannot be read")
+case(
+    "events-overlapping-words",
+    from_table(events_table(("Word", 1.0, 2.0, "a"), ("Word", 1.5, 0.5, "b"))),
+    check=lambda ev, c: sorted(word_rows(ev)["text"]) == ["a", "b"],
+)
+case(
+    "events-words-no-media",
+    from_table(events_table(("Word", 100.0, 0.5, "far"), media=False)),
+    check=lambda ev, c: word_rows(ev)["start"].tolist() == [100.0],
+)
+case(
+    "events-tsv-file-word-past-media",
+    lambda c: events_from(c.file("ev.tsv", events_table(("Word", 9.0, 0.5, "late")).to_csv(sep="\t", index=False))),
+    ValueError,
+    r"ev\.tsv: row 1 \('late'\) ends after",
+)
+case(
+    "events-parquet-garbage",
+    lambda c: events_from(c.file("ev.parquet", b"PAR1 not really")),
+    ValueError,
+    r"ev\.parquet: cannot be read",
+)
 
 # -- media files ----------------------------------------------------------------------------------------------
 case("media-missing", lambda c: events_from(c.tmp / "nope.mp4"), FileNotFoundError, r"nope\.mp4: no such file")
 case("media-folder", lambda c: events_from(c.tmp), FileNotFoundError, "no such file")
 case("media-empty-mp4", lambda c: events_from(c.file("empty.mp4", b"")), MediaError, r"empty\.mp4")
-case("media-random-mp4", lambda c: events_from(c.file("noise.mp4", bytes(range(256)) * 40)), MediaError,
-     r"noise\.mp4")
-case("media-text-as-wav", lambda c: events_from(c.file("words.wav", "not audio at all")), MediaError,
-     r"words\.wav: cannot be read as audio")
-case("media-text-as-mp3", lambda c: events_from(c.file("words.mp3", "not audio at all")), MediaError,
-     r"words\.mp3")
-case("media-unknown-suffix", lambda c: events_from(c.file("clip.xyz", b"abc")), ValueError,
-     r"clip\.xyz: unsupported file type '\.xyz'")
+case("media-random-mp4", lambda c: events_from(c.file("noise.mp4", bytes(range(256)) * 40)), MediaError, r"noise\.mp4")
+case(
+    "media-text-as-wav",
+    lambda c: events_from(c.file("words.wav", "not audio at all")),
+    MediaError,
+    r"words\.wav: cannot be read as audio",
+)
+case("media-text-as-mp3", lambda c: events_from(c.file("words.mp3", "not audio at all")), MediaError, r"words\.mp3")
+case(
+    "media-unknown-suffix",
+    lambda c: events_from(c.file("clip.xyz", b"abc")),
+    ValueError,
+    r"clip\.xyz: unsupported file type '\.xyz'",
+)
 case("media-no-suffix", lambda c: events_from(c.file("clip", b"abc")), ValueError, r"clip: unsupported file type")
-case("media-empty-text", lambda c: events_from(c.file("empty.txt", "")), ValueError, r"empty\.txt: the text file "
-     "is empty")
+case(
+    "media-empty-text",
+    lambda c: events_from(c.file("empty.txt", "")),
+    ValueError,
+    r"empty\.txt: the text file "
+    "is empty",
+)
 case("media-blank-text", lambda c: events_from(c.file("blank.txt", " \n\t\n")), ValueError, r"blank\.txt: the text")
-case("media-truncated-mp4", lambda c: events_from(c.file("cut.mp4", Path(VIDEO).read_bytes()[:3000])), MediaError,
-     r"cut\.mp4")
-case("media-wav-with-transcript", lambda c: events_from(c.wav, transcript=words(("hi", 0.2, 0.3)),
-                                                        cache_dir=c.tmp / "cache"),
-     check=lambda ev, c: ev[ev.type == "Audio"]["duration"].sum() == MEDIA_S and len(word_rows(ev)) == 1)
-case("media-bad-language", lambda c: events_from(c.wav, transcript=words(("hi", 0.2, 0.3)), language="klingon"),
-     ValueError, "language='klingon' is not supported")
+case(
+    "media-truncated-mp4",
+    lambda c: events_from(c.file("cut.mp4", Path(VIDEO).read_bytes()[:3000])),
+    MediaError,
+    r"cut\.mp4",
+)
+case(
+    "media-wav-with-transcript",
+    lambda c: events_from(c.wav, transcript=words(("hi", 0.2, 0.3)), cache_dir=c.tmp / "cache"),
+    check=lambda ev, c: ev[ev.type == "Audio"]["duration"].sum() == MEDIA_S and len(word_rows(ev)) == 1,
+)
+case(
+    "media-bad-language",
+    lambda c: events_from(c.wav, transcript=words(("hi", 0.2, 0.3)), language="klingon"),
+    ValueError,
+    "language='klingon' is not supported",
+)
+
 
 # -- features -------------------------------------------------------------------------------------------------
 def predict_with(make, **options):
     def run(c):
         return tribev2.predict_features(make(c), model=c.model, atlas=None, **options)
+
     return run
 
 
@@ -286,43 +481,99 @@ def same_as_float32(transform):
     def check(ds, c):
         expected = tribev2.predict_features(feats(c), model=c.model, atlas=None)
         return np.allclose(ds.prediction.values, expected.prediction.values, atol=1e-2 if transform else 1e-6)
+
     return check
 
 
-case("features-complex", predict_with(lambda c: feats(c, text=lambda x: x.astype(np.complex64))), ValueError,
-     r"features\['text'\] has dtype complex64; expected real numbers")
-case("features-complex-tensor", predict_with(lambda c: feats(c, audio=lambda x: torch.from_numpy(x.astype(
-    np.complex64)))), ValueError, r"features\['audio'\] has dtype torch.complex64")
-case("features-bool", predict_with(lambda c: feats(c, text=lambda x: x > 0)), ValueError,
-     r"features\['text'\] has dtype bool")
-case("features-strings", predict_with(lambda c: feats(c, text=lambda x: x.astype(str))), ValueError,
-     r"features\['text'\] has dtype <U")
-case("features-object", predict_with(lambda c: feats(c, text=lambda x: x.astype(object))), ValueError,
-     r"features\['text'\] has dtype object")
-case("features-nan", predict_with(lambda c: feats(c, video=lambda x: np.where(x > 1, np.nan, x))), ValueError,
-     r"features\['video'\] contains \d+ NaN or infinite")
-case("features-inf", predict_with(lambda c: feats(c, video=lambda x: np.where(x > 1, np.inf, x))), ValueError,
-     r"features\['video'\] contains \d+ NaN or infinite")
-case("features-wrong-shape", predict_with(lambda c: feats(c, text=lambda x: x[:1])), ValueError,
-     r"features\['text'\] has shape \(1, 8, 24\)")
-case("features-wrong-width", predict_with(lambda c: feats(c, text=lambda x: x[:, :5])), ValueError,
-     r"features\['text'\] has shape \(2, 5, 24\); expected \(2, 8, T\)")
-case("features-unknown-modality", predict_with(lambda c: {**feats(c), "smell": np.zeros((2, 8, 24))}), ValueError,
-     "unknown modality 'smell'")
+case(
+    "features-complex",
+    predict_with(lambda c: feats(c, text=lambda x: x.astype(np.complex64))),
+    ValueError,
+    r"features\['text'\] has dtype complex64; expected real numbers",
+)
+case(
+    "features-complex-tensor",
+    predict_with(lambda c: feats(c, audio=lambda x: torch.from_numpy(x.astype(np.complex64)))),
+    ValueError,
+    r"features\['audio'\] has dtype torch.complex64",
+)
+case(
+    "features-bool",
+    predict_with(lambda c: feats(c, text=lambda x: x > 0)),
+    ValueError,
+    r"features\['text'\] has dtype bool",
+)
+case(
+    "features-strings",
+    predict_with(lambda c: feats(c, text=lambda x: x.astype(str))),
+    ValueError,
+    r"features\['text'\] has dtype <U",
+)
+case(
+    "features-object",
+    predict_with(lambda c: feats(c, text=lambda x: x.astype(object))),
+    ValueError,
+    r"features\['text'\] has dtype object",
+)
+case(
+    "features-nan",
+    predict_with(lambda c: feats(c, video=lambda x: np.where(x > 1, np.nan, x))),
+    ValueError,
+    r"features\['video'\] contains \d+ NaN or infinite",
+)
+case(
+    "features-inf",
+    predict_with(lambda c: feats(c, video=lambda x: np.where(x > 1, np.inf, x))),
+    ValueError,
+    r"features\['video'\] contains \d+ NaN or infinite",
+)
+case(
+    "features-wrong-shape",
+    predict_with(lambda c: feats(c, text=lambda x: x[:1])),
+    ValueError,
+    r"features\['text'\] has shape \(1, 8, 24\)",
+)
+case(
+    "features-wrong-width",
+    predict_with(lambda c: feats(c, text=lambda x: x[:, :5])),
+    ValueError,
+    r"features\['text'\] has shape \(2, 5, 24\); expected \(2, 8, T\)",
+)
+case(
+    "features-unknown-modality",
+    predict_with(lambda c: {**feats(c), "smell": np.zeros((2, 8, 24))}),
+    ValueError,
+    "unknown modality 'smell'",
+)
 case("features-empty-mapping", predict_with(lambda c: {}), ValueError, "features must map modality names")
-case("features-no-samples", predict_with(lambda c: feats(c, text=lambda x: x[..., :0], audio=lambda x: x[..., :0],
-                                                         video=lambda x: x[..., :0])), ValueError,
-     r"no time samples|duration_s=0")
-case("features-lengths-differ", predict_with(lambda c: feats(c, text=lambda x: x[..., :10])), ValueError,
-     "modalities have different lengths")
+case(
+    "features-no-samples",
+    predict_with(lambda c: feats(c, text=lambda x: x[..., :0], audio=lambda x: x[..., :0], video=lambda x: x[..., :0])),
+    ValueError,
+    r"no time samples|duration_s=0",
+)
+case(
+    "features-lengths-differ",
+    predict_with(lambda c: feats(c, text=lambda x: x[..., :10])),
+    ValueError,
+    "modalities have different lengths",
+)
 case("features-empty-window-list", predict_with(lambda c: []), ValueError, "features: an empty list of windows")
-case("features-window-wrong-shape", predict_with(lambda c: [{"text": np.zeros((2, 8, 3))}]), ValueError,
-     r"features\[0\] \(a window\) has 3 time samples; a window holds 20")
+case(
+    "features-window-wrong-shape",
+    predict_with(lambda c: [{"text": np.zeros((2, 8, 3))}]),
+    ValueError,
+    r"features\[0\] \(a window\) has 3 time samples; a window holds 20",
+)
+
+
 def cast(dtype):
     """The features in another dtype (integers: rounded, so the float32 copy is the rounded values)."""
+
     def make(c):
         f = feats(c)
         return {k: (np.round(v * 4) if np.issubdtype(dtype, np.integer) else v).astype(dtype) for k, v in f.items()}
+
     return make
 
 
@@ -331,32 +582,54 @@ def same_as_float32_copy(dtype, atol):
         copy = {k: v.astype(np.float32) for k, v in cast(dtype)(c).items()}
         expected = tribev2.predict_features(copy, model=c.model, atlas=None).prediction.values
         return ds.prediction.dtype == np.float32 and np.allclose(ds.prediction.values, expected, atol=atol)
+
     return check
 
 
 for dtype in (np.float16, np.float64, np.int8, np.int32, np.int64, np.uint8):
     case(f"features-{np.dtype(dtype).name}", predict_with(cast(dtype)), check=same_as_float32_copy(dtype, 1e-6))
-case("features-torch-tensor", predict_with(lambda c: {k: torch.from_numpy(v) for k, v in feats(c).items()}),
-     check=same_as_float32(False))
-case("features-flat-layers", predict_with(lambda c: {k: v.reshape(-1, v.shape[-1]) for k, v in feats(c).items()}),
-     check=same_as_float32(False))
-case("features-non-contiguous", predict_with(lambda c: {k: np.asfortranarray(v) for k, v in feats(c).items()}),
-     check=same_as_float32(False))
-case("duration-np-float32", predict_with(feats, duration_s=np.float32(12.0)), check=lambda ds, c: ds.sizes["time"]
-     == 12)
+case(
+    "features-torch-tensor",
+    predict_with(lambda c: {k: torch.from_numpy(v) for k, v in feats(c).items()}),
+    check=same_as_float32(False),
+)
+case(
+    "features-flat-layers",
+    predict_with(lambda c: {k: v.reshape(-1, v.shape[-1]) for k, v in feats(c).items()}),
+    check=same_as_float32(False),
+)
+case(
+    "features-non-contiguous",
+    predict_with(lambda c: {k: np.asfortranarray(v) for k, v in feats(c).items()}),
+    check=same_as_float32(False),
+)
+case(
+    "duration-np-float32", predict_with(feats, duration_s=np.float32(12.0)), check=lambda ds, c: ds.sizes["time"] == 12
+)
 case("duration-np-int64", predict_with(feats, duration_s=np.int64(7)), check=lambda ds, c: ds.sizes["time"] == 7)
-case("duration-np-float64-array-0d", predict_with(feats, duration_s=np.float64(3.5)),
-     check=lambda ds, c: ds.sizes["time"] == 4)
+case(
+    "duration-np-float64-array-0d",
+    predict_with(feats, duration_s=np.float64(3.5)),
+    check=lambda ds, c: ds.sizes["time"] == 4,
+)
 case("duration-bool", predict_with(feats, duration_s=True), ValueError, "duration_s=True")
 case("duration-string", predict_with(feats, duration_s="12"), ValueError, "duration_s='12'")
 case("duration-zero", predict_with(feats, duration_s=0), ValueError, "duration_s=0")
 case("duration-negative", predict_with(feats, duration_s=-5.0), ValueError, "duration_s=-5.0")
 case("duration-nan", predict_with(feats, duration_s=float("nan")), ValueError, "duration_s=nan")
 case("duration-inf", predict_with(feats, duration_s=float("inf")), ValueError, "duration_s=inf")
-case("duration-50x-features", predict_with(feats, duration_s=600.0), ValueError,
-     "duration_s=600 s but the features cover 12 s")
-case("duration-beyond-ceiling", predict_with(lambda c: [feats(c, 10.0)] * 3, duration_s=MAX_STIMULUS_S * 2),
-     ValueError, "more than the 21,600 s")
+case(
+    "duration-50x-features",
+    predict_with(feats, duration_s=600.0),
+    ValueError,
+    "duration_s=600 s but the features cover 12 s",
+)
+case(
+    "duration-beyond-ceiling",
+    predict_with(lambda c: [feats(c, 10.0)] * 3, duration_s=MAX_STIMULUS_S * 2),
+    ValueError,
+    "more than the 21,600 s",
+)
 case("duration-a-bit-long", predict_with(feats, duration_s=12.5), check=lambda ds, c: ds.sizes["time"] == 13)
 case("hop-not-whole-trs", predict_with(feats, hop_s=0.3), ValueError, "hop_s=0.3")
 case("hop-longer-than-window", predict_with(feats, hop_s=20.0), ValueError, "hop_s=20.0")
@@ -369,6 +642,7 @@ case("batch-size-np-int", predict_with(feats, batch_size=np.int64(1)), check=sam
 case("subjects-out-of-range", predict_with(feats, subjects=[7]), ValueError, "subject=7 is out of range")
 case("subjects-unknown-name", predict_with(feats, subjects=["nobody"]), ValueError, "nobody")
 case("features-not-a-mapping", predict_with(lambda c: 42), TypeError, "features: expected .* got int")
+
 
 # -- checkpoints --------------------------------------------------------------------------------------------------
 def damaged_copy(c, edit) -> Path:
@@ -389,6 +663,7 @@ def poison(key_part: str, value: float):
     def edit(weights):
         key = next(k for k in weights if key_part in k)
         weights[key].view(-1)[0] = value
+
     return edit
 
 
@@ -396,44 +671,107 @@ def load(source_of, **options):
     return lambda c: tribev2.load_model(source_of(c), **options)
 
 
-case("checkpoint-nan-weight", load(lambda c: damaged_copy(c, poison("predictor", float("nan")))), CheckpointError,
-     r"model\.safetensors: key 'predictor\..*' holds 1 NaN or infinite")
-case("checkpoint-inf-weight", load(lambda c: damaged_copy(c, poison("encoder", float("inf")))), CheckpointError,
-     r"model\.safetensors: key '.*encoder.*' holds 1 NaN or infinite")
-case("checkpoint-wrong-shape", load(lambda c: damaged_copy(c, lambda w: w.update(
-    {k: torch.zeros(3) for k in list(w)[:1]}))), CheckpointError, r"model\.safetensors: key '.*' has shape \(3,\)")
-case("checkpoint-extra-key", load(lambda c: damaged_copy(c, lambda w: w.update(extra=torch.zeros(1)))),
-     CheckpointError, r"unexpected key\(s\) 'extra'")
-case("checkpoint-int-weights", load(lambda c: damaged_copy(c, lambda w: w.update(
-    {k: w[k].to(torch.int64) for k in list(w)[:1]}))), CheckpointError, "has dtype torch.int64")
-case("checkpoint-truncated", lambda c: tribev2.load_model(_truncated(c)), CheckpointError,
-     r"model\.safetensors: cannot be read as safetensors")
-case("checkpoint-bad-build-args", lambda c: tribev2.load_model(_edited(c, "build_args.json", "{oops")),
-     CheckpointError, r"build_args\.json: not valid JSON")
-case("checkpoint-no-config", lambda c: tribev2.load_model(_without(c, "config.yaml")), FileNotFoundError,
-     r"no config\.yaml")
-case("checkpoint-no-weights", lambda c: tribev2.load_model(_without(c, "model.safetensors")), FileNotFoundError,
-     "no weights")
-case("checkpoint-garbage-ckpt", lambda c: tribev2.load_model(_ckpt(c, b"not a pickle")), CheckpointError,
-     r"best\.ckpt: cannot be read as a PyTorch checkpoint")
-case("checkpoint-ckpt-no-state", lambda c: tribev2.load_model(_ckpt(c, {"weights": {}})), CheckpointError,
-     r"best\.ckpt: expected a Lightning checkpoint")
-case("checkpoint-missing-folder", lambda c: tribev2.load_model(c.tmp / "nothing-here"), FileNotFoundError,
-     "nothing-here: not a folder")
-case("checkpoint-hub-id-offline", lambda c: tribev2.load_model("someone/not-cached"), FileNotFoundError,
-     "someone/not-cached: config.yaml is not in the Hugging Face cache")
+case(
+    "checkpoint-nan-weight",
+    load(lambda c: damaged_copy(c, poison("predictor", float("nan")))),
+    CheckpointError,
+    r"model\.safetensors: key 'predictor\..*' holds 1 NaN or infinite",
+)
+case(
+    "checkpoint-inf-weight",
+    load(lambda c: damaged_copy(c, poison("encoder", float("inf")))),
+    CheckpointError,
+    r"model\.safetensors: key '.*encoder.*' holds 1 NaN or infinite",
+)
+case(
+    "checkpoint-wrong-shape",
+    load(lambda c: damaged_copy(c, lambda w: w.update({k: torch.zeros(3) for k in list(w)[:1]}))),
+    CheckpointError,
+    r"model\.safetensors: key '.*' has shape \(3,\)",
+)
+case(
+    "checkpoint-extra-key",
+    load(lambda c: damaged_copy(c, lambda w: w.update(extra=torch.zeros(1)))),
+    CheckpointError,
+    r"unexpected key\(s\) 'extra'",
+)
+case(
+    "checkpoint-int-weights",
+    load(lambda c: damaged_copy(c, lambda w: w.update({k: w[k].to(torch.int64) for k in list(w)[:1]}))),
+    CheckpointError,
+    "has dtype torch.int64",
+)
+case(
+    "checkpoint-truncated",
+    lambda c: tribev2.load_model(_truncated(c)),
+    CheckpointError,
+    r"model\.safetensors: cannot be read as safetensors",
+)
+case(
+    "checkpoint-bad-build-args",
+    lambda c: tribev2.load_model(_edited(c, "build_args.json", "{oops")),
+    CheckpointError,
+    r"build_args\.json: not valid JSON",
+)
+case(
+    "checkpoint-no-config",
+    lambda c: tribev2.load_model(_without(c, "config.yaml")),
+    FileNotFoundError,
+    r"no config\.yaml",
+)
+case(
+    "checkpoint-no-weights",
+    lambda c: tribev2.load_model(_without(c, "model.safetensors")),
+    FileNotFoundError,
+    "no weights",
+)
+case(
+    "checkpoint-garbage-ckpt",
+    lambda c: tribev2.load_model(_ckpt(c, b"not a pickle")),
+    CheckpointError,
+    r"best\.ckpt: cannot be read as a PyTorch checkpoint",
+)
+case(
+    "checkpoint-ckpt-no-state",
+    lambda c: tribev2.load_model(_ckpt(c, {"weights": {}})),
+    CheckpointError,
+    r"best\.ckpt: expected a Lightning checkpoint",
+)
+case(
+    "checkpoint-missing-folder",
+    lambda c: tribev2.load_model(c.tmp / "nothing-here"),
+    FileNotFoundError,
+    "nothing-here: not a folder",
+)
+case(
+    "checkpoint-hub-id-offline",
+    lambda c: tribev2.load_model("someone/not-cached"),
+    FileNotFoundError,
+    "someone/not-cached: config.yaml is not in the Hugging Face cache",
+)
 if not torch.cuda.is_available():
-    case("load-device-cuda-on-cpu", load(lambda c: NOWHERE_MODEL, device="cuda"), ValueError,
-         "device='cuda': CUDA is not available")
-case("load-device-is-a-dtype", load(lambda c: NOWHERE_MODEL, device="float16"), ValueError,
-     "device='float16' is a dtype")
+    case(
+        "load-device-cuda-on-cpu",
+        load(lambda c: NOWHERE_MODEL, device="cuda"),
+        ValueError,
+        "device='cuda': CUDA is not available",
+    )
+case(
+    "load-device-is-a-dtype", load(lambda c: NOWHERE_MODEL, device="float16"), ValueError, "device='float16' is a dtype"
+)
 case("load-device-misspelt", load(lambda c: NOWHERE_MODEL, device="gpu"), ValueError, "device='gpu': not a device")
 case("load-dtype-unknown", load(lambda c: NOWHERE_MODEL, dtype="float64"), ValueError, "dtype must be one of")
 case("load-dtype-not-a-name", load(lambda c: NOWHERE_MODEL, dtype=32), ValueError, "got 32")
-case("load-dtype-float16", load(lambda c: c.model_folder, dtype="float16"),
-     check=lambda m, c: next(m.parameters()).dtype == torch.float16)
-case("load-ok-numbers-finite", load(lambda c: c.model_folder),
-     check=lambda m, c: m.weights_sha256 and all(torch.isfinite(p).all() for p in m.parameters()))
+case(
+    "load-dtype-float16",
+    load(lambda c: c.model_folder, dtype="float16"),
+    check=lambda m, c: next(m.parameters()).dtype == torch.float16,
+)
+case(
+    "load-ok-numbers-finite",
+    load(lambda c: c.model_folder),
+    check=lambda m, c: m.weights_sha256 and all(torch.isfinite(p).all() for p in m.parameters()),
+)
 
 
 def _truncated(c):
@@ -478,8 +816,14 @@ def saved(c, suffix=".nc") -> tuple[xr.Dataset, Path]:
 def flip_data_byte(c, suffix=".nc") -> Path:
     ds, path = saved(c, suffix)
     if suffix == ".zarr":
-        chunk = max((p for p in (path / "prediction").rglob("*") if p.is_file() and not p.name.startswith(".")
-                     and p.name != "zarr.json"), key=lambda p: p.stat().st_size)
+        chunk = max(
+            (
+                p
+                for p in (path / "prediction").rglob("*")
+                if p.is_file() and not p.name.startswith(".") and p.name != "zarr.json"
+            ),
+            key=lambda p: p.stat().st_size,
+        )
         _flip(chunk, chunk.stat().st_size // 2)
         return path
     raw = path.read_bytes()
@@ -496,41 +840,97 @@ def _flip(path: Path, offset: int) -> None:
     path.write_bytes(bytes(data))
 
 
-case("saved-corrupt-byte-nc", lambda c: tribev2.open_dataset(flip_data_byte(c)), CorruptDatasetError,
-     r"pred\.nc: the variable 'prediction' is corrupt")
-case("saved-corrupt-byte-unverified", lambda c: tribev2.open_dataset(flip_data_byte(c), verify=False),
-     check=lambda ds, c: "checksum_sha256" not in ds.prediction.attrs)
-case("saved-corrupt-chunk-zarr", lambda c: tribev2.open_dataset(flip_data_byte(c, ".zarr")),
-     (CorruptDatasetError, ValueError), r"pred\.zarr")
-case("saved-round-trip-nc", lambda c: (saved(c)[0], tribev2.open_dataset(saved(c)[1])),
-     check=lambda pair, c: pair[0].prediction.equals(pair[1].prediction) and not pair[1].prediction.attrs.get(
-         "checksum_sha256"))
-case("saved-round-trip-zarr", lambda c: (saved(c, ".zarr")[0], tribev2.open_dataset(saved(c, ".zarr")[1])),
-     check=lambda pair, c: pair[0].prediction.equals(pair[1].prediction))
-case("saved-checksum-in-file", lambda c: xr.open_dataset(saved(c)[1], engine="h5netcdf"),
-     check=lambda ds, c: re.fullmatch("[0-9a-f]{64}", ds.prediction.attrs["checksum_sha256"]))
-case("saved-truncated-nc", lambda c: tribev2.open_dataset(_cut_file(saved(c)[1])), ValueError,
-     r"pred\.nc: cannot be read as a NetCDF file")
-case("saved-text-as-nc", lambda c: tribev2.open_dataset(c.file("notes.nc", "hello")), ValueError,
-     r"notes\.nc: cannot be read")
+case(
+    "saved-corrupt-byte-nc",
+    lambda c: tribev2.open_dataset(flip_data_byte(c)),
+    CorruptDatasetError,
+    r"pred\.nc: the variable 'prediction' is corrupt",
+)
+case(
+    "saved-corrupt-byte-unverified",
+    lambda c: tribev2.open_dataset(flip_data_byte(c), verify=False),
+    check=lambda ds, c: "checksum_sha256" not in ds.prediction.attrs,
+)
+case(
+    "saved-corrupt-chunk-zarr",
+    lambda c: tribev2.open_dataset(flip_data_byte(c, ".zarr")),
+    (CorruptDatasetError, ValueError),
+    r"pred\.zarr",
+)
+case(
+    "saved-round-trip-nc",
+    lambda c: (saved(c)[0], tribev2.open_dataset(saved(c)[1])),
+    check=lambda pair, c: (
+        pair[0].prediction.equals(pair[1].prediction) and not pair[1].prediction.attrs.get("checksum_sha256")
+    ),
+)
+case(
+    "saved-round-trip-zarr",
+    lambda c: (saved(c, ".zarr")[0], tribev2.open_dataset(saved(c, ".zarr")[1])),
+    check=lambda pair, c: pair[0].prediction.equals(pair[1].prediction),
+)
+case(
+    "saved-checksum-in-file",
+    lambda c: xr.open_dataset(saved(c)[1], engine="h5netcdf"),
+    check=lambda ds, c: re.fullmatch("[0-9a-f]{64}", ds.prediction.attrs["checksum_sha256"]),
+)
+case(
+    "saved-truncated-nc",
+    lambda c: tribev2.open_dataset(_cut_file(saved(c)[1])),
+    ValueError,
+    r"pred\.nc: cannot be read as a NetCDF file",
+)
+case(
+    "saved-text-as-nc",
+    lambda c: tribev2.open_dataset(c.file("notes.nc", "hello")),
+    ValueError,
+    r"notes\.nc: cannot be read",
+)
 case("saved-empty-nc", lambda c: tribev2.open_dataset(c.file("empty.nc", b"")), ValueError, r"empty\.nc: cannot")
 case("saved-missing", lambda c: tribev2.open_dataset(c.tmp / "gone.nc"), FileNotFoundError, r"gone\.nc: no such")
-case("saved-folder-not-zarr", lambda c: tribev2.open_dataset(c.file("junk/readme.txt", "x").parent), ValueError,
-     "junk: cannot be read as a Zarr store")
-case("save-bad-suffix", lambda c: tribev2.save_dataset(saved(c)[0], c.tmp / "out.txt"), ValueError,
-     r"out\.txt: expected a \.nc")
-case("save-not-a-dataset", lambda c: tribev2.save_dataset(np.zeros(3), c.tmp / "out.nc"), TypeError,
-     "expected an xarray.Dataset, got ndarray")
-case("save-onto-a-file-as-folder", lambda c: tribev2.save_dataset(saved(c)[0], c.file("plain", "x") / "out.nc"),
-     (WriteError, NotADirectoryError, FileExistsError), r"plain")
-case("save-old-file-kept-on-failure", lambda c: _failed_overwrite(c),
-     check=lambda pair, c: pair[0] == pair[1])
-case("load-ground-truth-wrong-vertices", lambda c: tribev2.evaluate(saved(c)[0], np.zeros((12, 10))), ValueError,
-     r"ground truth has shape \(12, 10\)")
-case("load-ground-truth-missing", lambda c: tribev2.evaluate(saved(c)[0], c.tmp / "bold.nii.gz"), FileNotFoundError,
-     r"bold\.nii\.gz: no such file")
-case("evaluate-not-a-dataset", lambda c: tribev2.evaluate("pred.nc", np.zeros((12, 1284))),
-     (TypeError, ValueError), "Dataset|DataArray")
+case(
+    "saved-folder-not-zarr",
+    lambda c: tribev2.open_dataset(c.file("junk/readme.txt", "x").parent),
+    ValueError,
+    "junk: cannot be read as a Zarr store",
+)
+case(
+    "save-bad-suffix",
+    lambda c: tribev2.save_dataset(saved(c)[0], c.tmp / "out.txt"),
+    ValueError,
+    r"out\.txt: expected a \.nc",
+)
+case(
+    "save-not-a-dataset",
+    lambda c: tribev2.save_dataset(np.zeros(3), c.tmp / "out.nc"),
+    TypeError,
+    "expected an xarray.Dataset, got ndarray",
+)
+case(
+    "save-onto-a-file-as-folder",
+    lambda c: tribev2.save_dataset(saved(c)[0], c.file("plain", "x") / "out.nc"),
+    (WriteError, NotADirectoryError, FileExistsError),
+    r"plain",
+)
+case("save-old-file-kept-on-failure", lambda c: _failed_overwrite(c), check=lambda pair, c: pair[0] == pair[1])
+case(
+    "load-ground-truth-wrong-vertices",
+    lambda c: tribev2.evaluate(saved(c)[0], np.zeros((12, 10))),
+    ValueError,
+    r"ground truth has shape \(12, 10\)",
+)
+case(
+    "load-ground-truth-missing",
+    lambda c: tribev2.evaluate(saved(c)[0], c.tmp / "bold.nii.gz"),
+    FileNotFoundError,
+    r"bold\.nii\.gz: no such file",
+)
+case(
+    "evaluate-not-a-dataset",
+    lambda c: tribev2.evaluate("pred.nc", np.zeros((12, 1284))),
+    (TypeError, ValueError),
+    "Dataset|DataArray",
+)
 
 
 def _cut_file(path: Path) -> Path:
@@ -558,16 +958,29 @@ def _failed_overwrite(c):
 
 
 # -- atlases ---------------------------------------------------------------------------------------------------
-case("atlas-unknown-name", lambda c: tribev2.predict_features(feats(c), model=c.model, atlas="bogus"), ValueError,
-     "unknown atlas 'bogus'")
-case("atlas-unknown-before-model", lambda c: tribev2.predict(c.wav, model=NOWHERE_MODEL, atlas="bogus"), ValueError,
-     "unknown atlas 'bogus'")
+case(
+    "atlas-unknown-name",
+    lambda c: tribev2.predict_features(feats(c), model=c.model, atlas="bogus"),
+    ValueError,
+    "unknown atlas 'bogus'",
+)
+case(
+    "atlas-unknown-before-model",
+    lambda c: tribev2.predict(c.wav, model=NOWHERE_MODEL, atlas="bogus"),
+    ValueError,
+    "unknown atlas 'bogus'",
+)
 case("atlas-wrong-type", lambda c: tribev2.predict(c.wav, model=NOWHERE_MODEL, atlas=3), TypeError, "atlas=3")
-case("atlas-empty-name", lambda c: tribev2.predict(c.wav, model=NOWHERE_MODEL, atlas=""), ValueError,
-     "unknown atlas ''")
+case(
+    "atlas-empty-name", lambda c: tribev2.predict(c.wav, model=NOWHERE_MODEL, atlas=""), ValueError, "unknown atlas ''"
+)
 case("atlas-alias", lambda c: tribev2.atlas.check_atlas("glasser"), check=lambda a, c: a == "glasser")
-case("atlas-none", lambda c: tribev2.predict_features(feats(c), model=c.model, atlas=None),
-     check=lambda ds, c: "roi" not in ds.coords)
+case(
+    "atlas-none",
+    lambda c: tribev2.predict_features(feats(c), model=c.model, atlas=None),
+    check=lambda ds, c: "roi" not in ds.coords,
+)
+
 
 # -- predict: validated before any model is loaded ------------------------------------------------------------------
 def early(**options):
@@ -575,8 +988,12 @@ def early(**options):
 
 
 case("predict-missing-stimulus", early(stimulus="/no/such/clip.mp4"), FileNotFoundError, r"clip\.mp4: no such file")
-case("predict-missing-transcript", early(transcript="/no/such/words.json"), FileNotFoundError,
-     r"words\.json: no such file")
+case(
+    "predict-missing-transcript",
+    early(transcript="/no/such/words.json"),
+    FileNotFoundError,
+    r"words\.json: no such file",
+)
 case("predict-empty-modalities", early(modalities=[]), ValueError, r"modalities=\[\]")
 case("predict-modalities-numbers", early(modalities=[1, 2]), ValueError, r"modalities=\[1, 2\]")
 case("predict-bad-device", early(device="cuda:7"), ValueError, "device='cuda:7'")
@@ -586,6 +1003,7 @@ case("predict-bad-hop", early(hop_s=float("nan")), ValueError, "hop_s=nan")
 case("predict-bad-batch", early(batch_size=-1), ValueError, "batch_size=-1")
 case("predict-stimulus-wrong-type", early(stimulus=3.5), TypeError, "stimulus=3.5")
 case("predict-then-model-error", early(), Exception, "nonexistent/tribev2-weights")
+
 
 # -- the command line ----------------------------------------------------------------------------------------------
 def cli_run(*args, expect_code: int):
@@ -597,6 +1015,7 @@ def cli_run(*args, expect_code: int):
             code = exit.code
         assert code == expect_code, f"exit {code}, expected {expect_code}"
         return code
+
     return run
 
 
@@ -605,37 +1024,162 @@ def cli_case(id, *args, code, match):
 
 
 CLI_CASES: list[tuple] = []
-cli_case("cli-missing-stimulus", "predict", "{tmp}/none.mp4", "--model", NOWHERE_MODEL, code=2,
-         match=r"none\.mp4: no such file")
-cli_case("cli-bad-output-suffix", "predict", "{wav}", "-o", "{tmp}/out.csv", "--model", NOWHERE_MODEL, code=2,
-         match=r"--output .*out\.csv: expected a \.nc")
-cli_case("cli-bad-atlas-before-model", "predict", "{wav}", "-o", "{tmp}/o.nc", "--model", NOWHERE_MODEL,
-         "--atlas", "bogus", code=2, match="unknown atlas 'bogus'")
-cli_case("cli-output-under-a-file", "predict", "{wav}", "-o", "{wav}/o.nc", "--model", NOWHERE_MODEL, code=4,
-         match=r"--output .*speech\.wav/o\.nc")
-cli_case("cli-events-under-a-file", "predict", "{wav}", "-o", "{tmp}/o.nc", "--events", "{wav}/e.tsv",
-         "--model", NOWHERE_MODEL, code=4, match=r"--events .*e\.tsv")
-cli_case("cli-missing-transcript", "predict", "{wav}", "--transcript", "{tmp}/none.json", "-o", "{tmp}/o.nc",
-         "--model", NOWHERE_MODEL, code=2, match=r"--transcript .*none\.json: no such file")
-cli_case("cli-bad-device", "predict", "{wav}", "-o", "{tmp}/o.nc", "--model", NOWHERE_MODEL, "--device", "tpu",
-         code=2, match="device='tpu'")
-cli_case("cli-bad-subjects", "predict", "{wav}", "-o", "{tmp}/o.nc", "--model", NOWHERE_MODEL, "--subjects", "x,y",
-         code=2, match="--subjects 'x,y'")
-cli_case("cli-bad-language", "predict", "{wav}", "-o", "{tmp}/o.nc", "--model", NOWHERE_MODEL, "--language", "xx",
-         code=2, match="language='xx'")
-cli_case("cli-empty-modalities", "predict", "{wav}", "-o", "{tmp}/o.nc", "--model", NOWHERE_MODEL,
-         "--modalities", ",", code=2, match="modalities=")
+cli_case(
+    "cli-missing-stimulus",
+    "predict",
+    "{tmp}/none.mp4",
+    "--model",
+    NOWHERE_MODEL,
+    code=2,
+    match=r"none\.mp4: no such file",
+)
+cli_case(
+    "cli-bad-output-suffix",
+    "predict",
+    "{wav}",
+    "-o",
+    "{tmp}/out.csv",
+    "--model",
+    NOWHERE_MODEL,
+    code=2,
+    match=r"--output .*out\.csv: expected a \.nc",
+)
+cli_case(
+    "cli-bad-atlas-before-model",
+    "predict",
+    "{wav}",
+    "-o",
+    "{tmp}/o.nc",
+    "--model",
+    NOWHERE_MODEL,
+    "--atlas",
+    "bogus",
+    code=2,
+    match="unknown atlas 'bogus'",
+)
+cli_case(
+    "cli-output-under-a-file",
+    "predict",
+    "{wav}",
+    "-o",
+    "{wav}/o.nc",
+    "--model",
+    NOWHERE_MODEL,
+    code=4,
+    match=r"--output .*speech\.wav/o\.nc",
+)
+cli_case(
+    "cli-events-under-a-file",
+    "predict",
+    "{wav}",
+    "-o",
+    "{tmp}/o.nc",
+    "--events",
+    "{wav}/e.tsv",
+    "--model",
+    NOWHERE_MODEL,
+    code=4,
+    match=r"--events .*e\.tsv",
+)
+cli_case(
+    "cli-missing-transcript",
+    "predict",
+    "{wav}",
+    "--transcript",
+    "{tmp}/none.json",
+    "-o",
+    "{tmp}/o.nc",
+    "--model",
+    NOWHERE_MODEL,
+    code=2,
+    match=r"--transcript .*none\.json: no such file",
+)
+cli_case(
+    "cli-bad-device",
+    "predict",
+    "{wav}",
+    "-o",
+    "{tmp}/o.nc",
+    "--model",
+    NOWHERE_MODEL,
+    "--device",
+    "tpu",
+    code=2,
+    match="device='tpu'",
+)
+cli_case(
+    "cli-bad-subjects",
+    "predict",
+    "{wav}",
+    "-o",
+    "{tmp}/o.nc",
+    "--model",
+    NOWHERE_MODEL,
+    "--subjects",
+    "x,y",
+    code=2,
+    match="--subjects 'x,y'",
+)
+cli_case(
+    "cli-bad-language",
+    "predict",
+    "{wav}",
+    "-o",
+    "{tmp}/o.nc",
+    "--model",
+    NOWHERE_MODEL,
+    "--language",
+    "xx",
+    code=2,
+    match="language='xx'",
+)
+cli_case(
+    "cli-empty-modalities",
+    "predict",
+    "{wav}",
+    "-o",
+    "{tmp}/o.nc",
+    "--model",
+    NOWHERE_MODEL,
+    "--modalities",
+    ",",
+    code=2,
+    match="modalities=",
+)
 cli_case("cli-batch-size-zero", "predict", "{wav}", "--batch-size", "0", code=2, match="--batch-size")
 cli_case("cli-batch-size-text", "predict", "{wav}", "--batch-size", "many", code=2, match="--batch-size")
 cli_case("cli-unknown-flag", "predict", "{wav}", "--frobnicate", code=2, match="--frobnicate")
 cli_case("cli-no-command", code=2, match="command")
-cli_case("cli-model-missing", "predict", "{wav}", "-o", "{tmp}/o.nc", "--model", NOWHERE_MODEL, "--atlas", "none",
-         code=3, match=r"brain model: .*tribev2-weights")
-cli_case("cli-model-nan", "predict", "{wav}", "-o", "{tmp}/o.nc", "--model", "{tmp}/nan-model", "--atlas", "none",
-         code=2, match=r"model\.safetensors: key .* NaN")
+cli_case(
+    "cli-model-missing",
+    "predict",
+    "{wav}",
+    "-o",
+    "{tmp}/o.nc",
+    "--model",
+    NOWHERE_MODEL,
+    "--atlas",
+    "none",
+    code=3,
+    match=r"brain model: .*tribev2-weights",
+)
+cli_case(
+    "cli-model-nan",
+    "predict",
+    "{wav}",
+    "-o",
+    "{tmp}/o.nc",
+    "--model",
+    "{tmp}/nan-model",
+    "--atlas",
+    "none",
+    code=2,
+    match=r"model\.safetensors: key .* NaN",
+)
 cli_case("cli-convert-missing", "convert", "{tmp}/none", "{tmp}/out", code=2, match="none: not a folder")
-cli_case("cli-convert-into-a-file", "convert", "{ckpt}", "{wav}/sub", code=4,
-         match=r"speech\.wav/sub: a file is in the way")
+cli_case(
+    "cli-convert-into-a-file", "convert", "{ckpt}", "{wav}/sub", code=4, match=r"speech\.wav/sub: a file is in the way"
+)
 cli_case("cli-convert-converted", "convert", "{model}", "{tmp}/out", code=2, match="already in the converted form")
 
 
@@ -652,6 +1196,7 @@ def test_cli_case(ctx, capsys, id, args, code, match):
 # -- the environment (injected faults; real ones: test_environment_faults.py) ----------------------------------------
 def inject(monkeypatch_target: str, error: int):
     """Replace ``module.attr`` by a function raising OSError(errno) for the duration of the call."""
+
     def decorate(run):
         def wrapped(c):
             module_name, attr = monkeypatch_target.rsplit(".", 1)
@@ -660,12 +1205,15 @@ def inject(monkeypatch_target: str, error: int):
 
             def fail(*a, **k):
                 raise OSError(error, os_strerror(error))
+
             setattr(owner, attr, fail)
             try:
                 return run(c)
             finally:
                 setattr(owner, attr, original)
+
         return wrapped
+
     return decorate
 
 
@@ -696,28 +1244,69 @@ def features_cache_write(c):
     return cached_array("text", {"k": str(c.tmp)}, lambda: np.ones(3), root=c.tmp / "cache")
 
 
-case("env-enospc-netcdf", inject("pathlib.Path.write_bytes", errno.ENOSPC)(lambda c: tribev2.save_dataset(
-    prediction(c), c.tmp / "full.nc")), WriteError, r"full\.nc: the disk is full")
-case("env-erofs-zarr", inject("xarray.Dataset.to_zarr", errno.EROFS)(lambda c: tribev2.save_dataset(
-    prediction(c), c.tmp / "ro.zarr")), WriteError, r"ro\.zarr: the file system is read-only")
-case("env-eacces-netcdf", inject("pathlib.Path.write_bytes", errno.EACCES)(lambda c: tribev2.save_dataset(
-    prediction(c), c.tmp / "denied.nc")), WriteError, r"denied\.nc: permission denied")
-case("env-edquot-netcdf", inject("pathlib.Path.write_bytes", errno.EDQUOT)(lambda c: tribev2.save_dataset(
-    prediction(c), c.tmp / "quota.nc")), WriteError, r"quota\.nc: the disk quota")
-case("env-enospc-features-cache", inject("pathlib.Path.write_bytes", errno.ENOSPC)(features_cache_write), WriteError,
-     r"features/text/.*\.npy.*the disk is full")
-case("env-erofs-features-cache", inject("tempfile.mkdtemp", errno.EROFS)(features_cache_write), WriteError,
-     r"features/text/.*read-only")
-case("env-enospc-save-pretrained", inject("safetensors.torch.save_file", errno.ENOSPC)(
-    lambda c: c.model.save_pretrained(c.tmp / "saved-model")), WriteError, r"saved-model: the disk is full")
-case("env-enospc-tts-cache", lambda c: tribev2.events.synthesize("hi", engine=_full_engine, cache_dir=c.tmp / "cache"),
-     WriteError,
-     r"speech\.wav.*the disk is full")
-case("env-digest-memo-read-only", inject("tempfile.mkdtemp", errno.EROFS)(lambda c: tribev2.cache.file_sha256(
-    c.file("data.bin", b"abc"), c.tmp / "ro-cache")),
-     check=lambda digest, c: digest == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-case("env-other-oserror-is-not-disguised", inject("pathlib.Path.write_bytes", errno.EIO)(
-    lambda c: tribev2.save_dataset(prediction(c), c.tmp / "io.nc")), OSError, "Input/output error")
+case(
+    "env-enospc-netcdf",
+    inject("pathlib.Path.write_bytes", errno.ENOSPC)(lambda c: tribev2.save_dataset(prediction(c), c.tmp / "full.nc")),
+    WriteError,
+    r"full\.nc: the disk is full",
+)
+case(
+    "env-erofs-zarr",
+    inject("xarray.Dataset.to_zarr", errno.EROFS)(lambda c: tribev2.save_dataset(prediction(c), c.tmp / "ro.zarr")),
+    WriteError,
+    r"ro\.zarr: the file system is read-only",
+)
+case(
+    "env-eacces-netcdf",
+    inject("pathlib.Path.write_bytes", errno.EACCES)(
+        lambda c: tribev2.save_dataset(prediction(c), c.tmp / "denied.nc")
+    ),
+    WriteError,
+    r"denied\.nc: permission denied",
+)
+case(
+    "env-edquot-netcdf",
+    inject("pathlib.Path.write_bytes", errno.EDQUOT)(lambda c: tribev2.save_dataset(prediction(c), c.tmp / "quota.nc")),
+    WriteError,
+    r"quota\.nc: the disk quota",
+)
+case(
+    "env-enospc-features-cache",
+    inject("pathlib.Path.write_bytes", errno.ENOSPC)(features_cache_write),
+    WriteError,
+    r"features/text/.*\.npy.*the disk is full",
+)
+case(
+    "env-erofs-features-cache",
+    inject("tempfile.mkdtemp", errno.EROFS)(features_cache_write),
+    WriteError,
+    r"features/text/.*read-only",
+)
+case(
+    "env-enospc-save-pretrained",
+    inject("safetensors.torch.save_file", errno.ENOSPC)(lambda c: c.model.save_pretrained(c.tmp / "saved-model")),
+    WriteError,
+    r"saved-model: the disk is full",
+)
+case(
+    "env-enospc-tts-cache",
+    lambda c: tribev2.events.synthesize("hi", engine=_full_engine, cache_dir=c.tmp / "cache"),
+    WriteError,
+    r"speech\.wav.*the disk is full",
+)
+case(
+    "env-digest-memo-read-only",
+    inject("tempfile.mkdtemp", errno.EROFS)(
+        lambda c: tribev2.cache.file_sha256(c.file("data.bin", b"abc"), c.tmp / "ro-cache")
+    ),
+    check=lambda digest, c: digest == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+)
+case(
+    "env-other-oserror-is-not-disguised",
+    inject("pathlib.Path.write_bytes", errno.EIO)(lambda c: tribev2.save_dataset(prediction(c), c.tmp / "io.nc")),
+    OSError,
+    "Input/output error",
+)
 
 
 def _full_engine(text, wav_path, language):
@@ -754,13 +1343,27 @@ def replaced_by_rename(c):
 
 case("memo-rewritten-same-size-mtime", rewritten_in_place, check=lambda pair, c: pair[0] != pair[1])
 case("memo-replaced-same-size-mtime", replaced_by_rename, check=lambda pair, c: pair[0] != pair[1])
-case("memo-unchanged-file", lambda c: (tribev2.cache.file_sha256(c.file("a.bin", b"x"), c.tmp),
-                                       tribev2.cache.file_sha256(c.tmp / "a.bin", c.tmp)),
-     check=lambda pair, c: pair[0] == pair[1])
+case(
+    "memo-unchanged-file",
+    lambda c: (
+        tribev2.cache.file_sha256(c.file("a.bin", b"x"), c.tmp),
+        tribev2.cache.file_sha256(c.tmp / "a.bin", c.tmp),
+    ),
+    check=lambda pair, c: pair[0] == pair[1],
+)
 
 # -- numbers -------------------------------------------------------------------------------------------------------
-for value, ok in ((np.float32(2.5), True), (np.int8(3), True), (2, True), (True, False), ("2", False),
-                  (float("nan"), False), (None, False), (np.array(2.0), False), (complex(1, 1), False)):
+for value, ok in (
+    (np.float32(2.5), True),
+    (np.int8(3), True),
+    (2, True),
+    (True, False),
+    ("2", False),
+    (float("nan"), False),
+    (None, False),
+    (np.array(2.0), False),
+    (complex(1, 1), False),
+):
     label = f"number-{type(value).__name__}-{value!r}".replace(" ", "")
     if ok:
         case(label, lambda c, v=value: real_number(v, "x", positive=True), check=lambda r, c, v=value: r == float(v))
@@ -777,27 +1380,37 @@ def _hub_raising(error: BaseException):
 
         def broken(*args, **kwargs):
             raise error
+
         huggingface_hub.hf_hub_download = broken
         try:
             return tribev2.load_model("someone/some-model")
         finally:
             huggingface_hub.hf_hub_download = original
+
     return run
 
 
 def _httpx_errors():
     import httpx
 
-    return [("connect", httpx.ConnectError("[Errno 111] Connection refused")),
-            ("proxy", httpx.ProxyError("407 Proxy Authentication Required")),
-            ("timeout", httpx.ReadTimeout("timed out")),
-            ("protocol", httpx.RemoteProtocolError("peer closed connection"))]
+    return [
+        ("connect", httpx.ConnectError("[Errno 111] Connection refused")),
+        ("proxy", httpx.ProxyError("407 Proxy Authentication Required")),
+        ("timeout", httpx.ReadTimeout("timed out")),
+        ("protocol", httpx.RemoteProtocolError("peer closed connection")),
+    ]
 
 
-for label, network_error in _httpx_errors() + [("ssl", __import__("ssl").SSLError("certificate verify failed")),
-                                                ("socket", TimeoutError("timed out"))]:
-    case(f"hub-{label}-error", _hub_raising(network_error), FileNotFoundError,
-         r"someone/some-model: the Hugging Face Hub cannot be reached")
+for label, network_error in _httpx_errors() + [
+    ("ssl", __import__("ssl").SSLError("certificate verify failed")),
+    ("socket", TimeoutError("timed out")),
+]:
+    case(
+        f"hub-{label}-error",
+        _hub_raising(network_error),
+        FileNotFoundError,
+        r"someone/some-model: the Hugging Face Hub cannot be reached",
+    )
 case("hub-bug-is-not-disguised", _hub_raising(KeyError("a bug")), KeyError, "a bug")
 
 

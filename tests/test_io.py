@@ -24,16 +24,29 @@ def labelled(shared_dir):
     n = 2 * 2562
     ds = xr.Dataset(
         {"prediction": (("time", "vertex", "subject"), rng.normal(size=(6, n, 1)).astype(np.float32))},
-        coords={"time": ("time", np.arange(6.0), {"units": "s", "tr_s": 1.0, "hemodynamic_offset_s": 5.0}),
-                "vertex": np.arange(n), "hemi": ("vertex", np.array(["left"] * (n // 2) + ["right"] * (n // 2),
-                                                                      dtype=object)),
-                "subject": ("subject", np.array(["average"], dtype=object))},
-        attrs={"mesh": "fsaverage4"}).set_xindex("hemi")
+        coords={
+            "time": ("time", np.arange(6.0), {"units": "s", "tr_s": 1.0, "hemodynamic_offset_s": 5.0}),
+            "vertex": np.arange(n),
+            "hemi": ("vertex", np.array(["left"] * (n // 2) + ["right"] * (n // 2), dtype=object)),
+            "subject": ("subject", np.array(["average"], dtype=object)),
+        },
+        attrs={"mesh": "fsaverage4"},
+    ).set_xindex("hemi")
     return attach_atlas(ds, load_atlas("HCP-MMP1", path=shared_dir / "atlases", mesh="fsaverage4"))
 
 
-@pytest.mark.parametrize("suffix", [".nc", pytest.param(".zarr", marks=pytest.mark.skipif(
-    importlib.util.find_spec("zarr") is None, reason="zarr (dev extra) is not installed"))])
+@pytest.mark.parametrize(
+    "suffix",
+    [
+        ".nc",
+        pytest.param(
+            ".zarr",
+            marks=pytest.mark.skipif(
+                importlib.util.find_spec("zarr") is None, reason="zarr (dev extra) is not installed"
+            ),
+        ),
+    ],
+)
 def test_round_trip_keeps_the_roi_index(labelled, tmp_path, suffix):
     path = tribev2.save_dataset(labelled, tmp_path / f"prediction{suffix}")
     back = tribev2.open_dataset(path)
@@ -59,8 +72,9 @@ def test_gifti_round_trip(labelled, tmp_path):
         io.save_gifti(two_subjects, tmp_path / "bad")
     with pytest.raises(ValueError, match="expected the \\(left, right\\) pair"):
         io.load_gifti(left)
-    with pytest.raises(ValueError, match="pred_hemi-R.func.gii holds the right hemisphere .*pass the files as "
-                                         "\\(left, right\\)"):
+    with pytest.raises(
+        ValueError, match="pred_hemi-R.func.gii holds the right hemisphere .*pass the files as \\(left, right\\)"
+    ):
         io.load_gifti((right, left))
     with pytest.raises(ValueError, match="1,009 vertices match no fsaverage mesh"):  # not split in two halves
         io.save_gifti(labelled.prediction.isel(time=0, vertex=slice(0, 1009)), tmp_path / "part")
@@ -99,9 +113,10 @@ def test_volume_surface_volume_recovers_a_pattern_on_cortex(tmp_path):
     assert near.sum() > cortex.sum()  # spread around cortex
     assert np.corrcoef(smoothed.get_fdata()[near], pattern[near])[0, 1] > 0.98
 
-    written = io.save_nifti(xr.DataArray(surface, dims=("time", "vertex"),
-                                         coords={"time": ("time", [0.0, 1.5], {"tr_s": 1.5})}),
-                            tmp_path / "pred.nii.gz")
+    written = io.save_nifti(
+        xr.DataArray(surface, dims=("time", "vertex"), coords={"time": ("time", [0.0, 1.5], {"tr_s": 1.5})}),
+        tmp_path / "pred.nii.gz",
+    )
     assert nib.load(written).header.get_zooms() == (2.0, 2.0, 2.0, 1.5)
 
 
@@ -111,9 +126,10 @@ def test_ground_truth_sources(labelled, tmp_path):
     np.testing.assert_array_equal(from_array.time.values, 1.0 + 2.0 * np.arange(6))
     np.testing.assert_array_equal(from_array.values, values)
 
-    gifti = io.save_gifti(xr.DataArray(values, dims=("time", "vertex"),
-                                       coords={"time": ("time", np.arange(6) * 0.8, {"tr_s": 0.8})}),
-                          tmp_path / "bold")
+    gifti = io.save_gifti(
+        xr.DataArray(values, dims=("time", "vertex"), coords={"time": ("time", np.arange(6) * 0.8, {"tr_s": 0.8})}),
+        tmp_path / "bold",
+    )
     from_gifti = io.load_ground_truth(gifti, mesh="fsaverage4")
     np.testing.assert_allclose(from_gifti.values, values, rtol=1e-6)  # float32 on disk
     np.testing.assert_allclose(from_gifti.time.values, np.arange(6) * 0.8)  # TimeStep metadata
@@ -135,8 +151,9 @@ def test_ground_truth_sources(labelled, tmp_path):
     from_nifti = io.load_ground_truth(tmp_path / "bold.nii.gz", mesh="fsaverage4")
     assert from_nifti.shape == (3, 5124)
     np.testing.assert_allclose(from_nifti.time.values, [0.0, 1.5, 3.0])  # TR from the header
-    np.testing.assert_allclose(from_nifti.values[0], io.volume_to_surface(tmp_path / "bold.nii.gz",
-                                                                         mesh="fsaverage4")[0], rtol=1e-6)
+    np.testing.assert_allclose(
+        from_nifti.values[0], io.volume_to_surface(tmp_path / "bold.nii.gz", mesh="fsaverage4")[0], rtol=1e-6
+    )
 
     with pytest.raises(FileNotFoundError, match="missing.nii: no such file"):
         io.load_ground_truth(tmp_path / "missing.nii")
@@ -155,7 +172,7 @@ def test_resample_between_resolutions(labelled, shared_dir, tmp_path, monkeypatc
     fine = xr.DataArray(smooth, dims="vertex", attrs={"units": "a.u."})
 
     coarse = io.resample(fine, "fsaverage3")  # nested: the first 642 vertices of each hemisphere
-    np.testing.assert_array_equal(coarse.values, np.concatenate([smooth[:642], smooth[10242:10242 + 642]]))
+    np.testing.assert_array_equal(coarse.values, np.concatenate([smooth[:642], smooth[10242 : 10242 + 642]]))
     np.testing.assert_array_equal(io.resample(fine, "fsaverage3", method="idw").values, coarse.values)
     assert coarse.attrs["mesh"] == "fsaverage3" and coarse.hemi.values[642] == "right"
 
@@ -180,13 +197,19 @@ def test_resample_carries_a_roi_it_cannot_reload(labelled, tmp_path):
     region of its nearest source vertex (exact on a coarser, nested mesh) instead of failing."""
     ctab = np.array([[0, 0, 0, 0], [255, 0, 0, 0], [0, 255, 0, 0]], dtype=np.int32)
     for hemi in ("lh", "rh"):
-        nib.freesurfer.write_annot(str(tmp_path / f"{hemi}.toy.annot"), (np.arange(2562) % 3).astype(np.int32),
-                                   ctab, ["unknown", "A", "B"], fill_ctab=True)
+        nib.freesurfer.write_annot(
+            str(tmp_path / f"{hemi}.toy.annot"),
+            (np.arange(2562) % 3).astype(np.int32),
+            ctab,
+            ["unknown", "A", "B"],
+            fill_ctab=True,
+        )
     toy = attach_atlas(labelled, load_atlas("toy", path=tmp_path, mesh="fsaverage4"))
     coarse = io.resample(toy, "fsaverage3")
     assert isinstance(coarse.xindexes["roi"], RegionIndex) and coarse.attrs["atlas"] == "toy"
-    np.testing.assert_array_equal(coarse.roi.values, np.concatenate([toy.roi.values[:642],
-                                                                     toy.roi.values[2562:2562 + 642]]))
+    np.testing.assert_array_equal(
+        coarse.roi.values, np.concatenate([toy.roi.values[:642], toy.roi.values[2562 : 2562 + 642]])
+    )
     assert coarse.sel(roi="A").sizes["vertex"] == int((coarse.roi.values == "A").sum()) > 0
     finer = io.resample(toy, "fsaverage5", method="idw")
     np.testing.assert_array_equal(finer.roi.values[:2562], toy.roi.values[:2562])  # shared vertices

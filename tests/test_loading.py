@@ -19,8 +19,7 @@ from tribev2.model import CheckpointError, ConfigError, convert
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
-def hub_cache(root: Path, repo_id: str, files: dict[str, Path], *, commit: str = COMMIT,
-              ref: str = "main") -> Path:
+def hub_cache(root: Path, repo_id: str, files: dict[str, Path], *, commit: str = COMMIT, ref: str = "main") -> Path:
     """Lay files out as huggingface_hub's cache does: blobs, a snapshot per commit, refs/<branch>."""
     repo = root / f"models--{repo_id.replace('/', '--')}"
     snapshot = repo / "snapshots" / commit
@@ -43,8 +42,11 @@ def small(shared_dir, tmp_path) -> Path:
 
 
 def test_hub_repo_loads_offline_from_the_cache(small, tmp_path):
-    cache = hub_cache(tmp_path / "hub", "someone/tribe-small",
-                      {"config.yaml": small / "config.yaml", "best.ckpt": small / "best.ckpt"})
+    cache = hub_cache(
+        tmp_path / "hub",
+        "someone/tribe-small",
+        {"config.yaml": small / "config.yaml", "best.ckpt": small / "best.ckpt"},
+    )
     model = tribev2.load_model("someone/tribe-small", cache_dir=cache, device="cpu")
     local = tribev2.load_model(small, device="cpu")
     assert model.revision == COMMIT
@@ -57,9 +59,13 @@ def test_hub_repo_loads_offline_from_the_cache(small, tmp_path):
 def test_hub_revision_and_converted_form(small, tmp_path):
     converted = convert(small, tmp_path / "converted")
     other = "fedcba9876543210fedcba9876543210fedcba98"
-    cache = hub_cache(tmp_path / "hub", "someone/tribe-converted",
-                      {name: converted / name for name in ("config.yaml", "model.safetensors", "build_args.json")},
-                      commit=other, ref="v2")
+    cache = hub_cache(
+        tmp_path / "hub",
+        "someone/tribe-converted",
+        {name: converted / name for name in ("config.yaml", "model.safetensors", "build_args.json")},
+        commit=other,
+        ref="v2",
+    )
     model = tribev2.load_model("someone/tribe-converted", revision="v2", cache_dir=cache, device="cpu")
     assert model.revision == other
     assert model.config.modalities == ("text", "audio", "video")
@@ -79,10 +85,10 @@ def test_float16_weights_are_cast_to_the_requested_dtype(small):
 
 
 def test_precision_picks_the_dtype_and_refuses_a_conflicting_one(small):
-    assert {p.dtype for p in tribev2.load_model(small, device="cpu", precision="fast").parameters()} == \
-        {torch.bfloat16}
-    assert {p.dtype for p in tribev2.load_model(small, device="cpu", precision="auto").parameters()} == \
-        {torch.float32}  # auto is exact on a CPU
+    assert {p.dtype for p in tribev2.load_model(small, device="cpu", precision="fast").parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in tribev2.load_model(small, device="cpu", precision="auto").parameters()} == {
+        torch.float32
+    }  # auto is exact on a CPU
     expert = tribev2.load_model(small, device="cpu", dtype="float16")  # an expert's dtype with auto
     assert {p.dtype for p in expert.parameters()} == {torch.float16}
     with pytest.raises(ValueError, match=r"precision='exact' means torch.float32 but dtype=torch.bfloat16"):
@@ -122,9 +128,13 @@ def test_unexpected_key_is_named(small):
 def test_wrong_shape_names_key_shapes_and_file(small):
     def widen(c):
         c["state_dict"]["model.projectors.audio.weight"] = torch.zeros(128, 33)
+
     edit_checkpoint(small, widen)
-    with pytest.raises(CheckpointError, match=r"best\.ckpt: key 'projectors\.audio\.weight' has shape \(128, 33\), "
-                                              r"expected \(128, 32\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"best\.ckpt: key 'projectors\.audio\.weight' has shape \(128, 33\), "
+        r"expected \(128, 32\)",
+    ):
         tribev2.load_model(small, device="cpu")
 
 
@@ -199,8 +209,9 @@ def test_a_run_names_its_precision_and_refuses_parts_loaded_otherwise(small):
     from tribev2.sources import resolve, run_precision
 
     model = tribev2.load_model(small, device="cpu")
-    extractors = list(demo_extractors(device="cpu", progress=False,
-                                      per_modality={"text": {"precision": "fast"}}).values())
+    extractors = list(
+        demo_extractors(device="cpu", progress=False, per_modality={"text": {"precision": "fast"}}).values()
+    )
     assert run_precision(model, extractors) == "mixed: model=exact, text=fast, audio=exact, video=exact"
     assert run_precision(model, extractors[1:]) == "exact"
     with pytest.raises(ValueError, match=r"precision='exact' asks for torch.float32.*'text': 'torch.bfloat16'"):

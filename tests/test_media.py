@@ -56,7 +56,7 @@ def test_read_audio_wav_and_span(features_dir):
     assert rate == 44100 and whole.dtype == np.float32 and whole.shape == raw.shape
     np.testing.assert_array_equal(whole, raw / 32768)
     span, _ = read_audio(path, offset=1.5, duration=2.0)
-    np.testing.assert_array_equal(span, whole[66150:66150 + 88200])
+    np.testing.assert_array_equal(span, whole[66150 : 66150 + 88200])
     np.testing.assert_array_equal(read_audio(path, offset=12.0)[0], whole[529200:])  # to the end
     np.testing.assert_array_equal(read_audio(path, offset=12.0, duration=5.0)[0], whole[529200:])
 
@@ -79,8 +79,9 @@ def test_read_audio_reads_only_the_span(features_dir, monkeypatch):
 def test_read_audio_from_video_like_ffmpeg(shared_dir):
     """The soundtrack as 16-bit stereo at 44.1 kHz is the WAV the reference's moviepy/ffmpeg wrote."""
     meta = json.loads((shared_dir / "e2e" / "expected" / "meta.json").read_text())["extracted_wav"]
-    pcm, rate = read_audio(shared_dir / "e2e" / "stimulus" / "stimulus.mp4", sample_rate=44100, channels=2,
-                           dtype="int16")
+    pcm, rate = read_audio(
+        shared_dir / "e2e" / "stimulus" / "stimulus.mp4", sample_rate=44100, channels=2, dtype="int16"
+    )
     assert rate == 44100 and pcm.dtype == np.int16 and list(pcm.shape) == meta["shape"]
     assert hashlib.sha256(pcm.tobytes()).hexdigest() == meta["pcm16_interleaved_sha256"]
 

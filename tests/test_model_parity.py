@@ -20,14 +20,17 @@ STAGES = ("aggregated", "encoded", "unpooled", "output")
 
 
 def parity_cases(shared):
-    return sorted((case.parent.parent.name, case.name) for case in (shared / "parity").glob("*/cases/*")
-                  if (case / "expected.safetensors").is_file())
+    return sorted(
+        (case.parent.parent.name, case.name)
+        for case in (shared / "parity").glob("*/cases/*")
+        if (case / "expected.safetensors").is_file()
+    )
 
 
 def assert_close(found: torch.Tensor, expected: torch.Tensor, what: str) -> None:
     expected = expected.float()
     assert found.shape == expected.shape, f"{what}: shape {tuple(found.shape)} != {tuple(expected.shape)}"
-    diff = (found.float() - expected)
+    diff = found.float() - expected
     max_abs = diff.abs().max().item()
     rel = (diff.norm() / expected.norm()).item()
     assert max_abs <= 1e-4 and rel <= 1e-5, f"{what}: max |Δ| {max_abs:.3g}, relative {rel:.3g}"
@@ -64,8 +67,12 @@ def test_every_parity_case(shared_dir, model_folders, form):
         expected = load_file(case_dir / "expected.safetensors")
         with torch.inference_mode():
             stages = model(inputs, return_stages=True)
-            stages = {"aggregated": stages.aggregated, "encoded": stages.encoded,  # one subject row: drop S
-                      "unpooled": stages.unpooled[:, 0], "output": stages.output[:, 0]}
+            stages = {
+                "aggregated": stages.aggregated,
+                "encoded": stages.encoded,  # one subject row: drop S
+                "unpooled": stages.unpooled[:, 0],
+                "output": stages.output[:, 0],
+            }
             fast = model(inputs)[:, 0]  # pooled before the head
             unpooled = model(inputs, pool=False)[:, 0]
         for stage in STAGES:
@@ -111,7 +118,6 @@ def test_bfloat16_runs_close_to_float32(shared_dir):
         out = model(inputs)[:, 0].float()
     rel = ((out - reference).norm() / reference.norm()).item()
     assert 0 < rel < 0.05, rel  # bfloat16 differs, but only by rounding
-
 
 
 def test_rotary_angles_stay_float32_in_bfloat16(shared_dir):

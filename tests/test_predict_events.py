@@ -11,8 +11,8 @@ import pytest
 from safetensors.numpy import load_file
 
 from tribev2 import load_model, open_dataset, predict_features, save_dataset
-from tribev2.events import events_from
 from tribev2.dataset import attach_events, events_table
+from tribev2.events import events_from
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +66,25 @@ def test_round_trip_keeps_the_events(e2e_dataset, tmp_path, suffix):
 def test_overlap_rule_on_a_small_table():
     from tribev2.demo import demo_model
 
-    model = demo_model(feature_dims={"text": (2, 8)}, n_outputs=1284, hidden=96, depth=1, heads=2,
-                       low_rank_head=8, n_output_timesteps=4, max_seq_len=16)
+    model = demo_model(
+        feature_dims={"text": (2, 8)},
+        n_outputs=1284,
+        hidden=96,
+        depth=1,
+        heads=2,
+        low_rank_head=8,
+        n_output_timesteps=4,
+        max_seq_len=16,
+    )
     ds = predict_features({"text": np.zeros((2, 8, 8), np.float32)}, model=model, duration_s=4.0, atlas=None)
-    events = pd.DataFrame({"type": ["Word", "Word", "Word", "Word"], "text": ["a", "b", "c", "d"],
-                           "start": [0.2, 0.9, 2.0, 3.0], "duration": [0.5, 1.2, 0.0, 1.0]})
+    events = pd.DataFrame(
+        {
+            "type": ["Word", "Word", "Word", "Word"],
+            "text": ["a", "b", "c", "d"],
+            "start": [0.2, 0.9, 2.0, 3.0],
+            "duration": [0.5, 1.2, 0.0, 1.0],
+        }
+    )
     ds = attach_events(ds, events_from(events))
     assert ds.words.values.tolist() == ["a b", "b", "b c", "d"]  # ends are open; a 0-s word counts where it starts
     assert events_table(ds, time=3.0)["type"].tolist() == ["Sentence", "Text", "Word"]

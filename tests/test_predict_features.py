@@ -10,11 +10,19 @@ import yaml
 
 import tribev2
 from tribev2.demo import demo_model, release_experiment_config, synthetic_features
-from tribev2.model.demo import _seeded_model
 from tribev2.model import BrainConfig, TribeModel
+from tribev2.model.demo import _seeded_model
 
-SMALL = dict(feature_dims={"text": (2, 8), "audio": (2, 6), "video": (2, 4)}, n_outputs=2 * 642,
-             n_output_timesteps=10, hidden=96, depth=1, heads=2, low_rank_head=16, max_seq_len=64)
+SMALL = dict(
+    feature_dims={"text": (2, 8), "audio": (2, 6), "video": (2, 4)},
+    n_outputs=2 * 642,
+    n_output_timesteps=10,
+    hidden=96,
+    depth=1,
+    heads=2,
+    low_rank_head=16,
+    max_seq_len=64,
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +36,8 @@ def direct_window(model, features, start_sample):
     batch = {}
     for name, x in features.items():
         window = np.zeros(x.shape[:2] + (n,), dtype=np.float32)
-        chunk = x[..., start_sample:start_sample + n]
-        window[..., :chunk.shape[-1]] = chunk
+        chunk = x[..., start_sample : start_sample + n]
+        window[..., : chunk.shape[-1]] = chunk
         batch[name] = torch.from_numpy(window)[None]
     with torch.inference_mode():
         return model(batch, pool=False, return_stages=True).output[0, 0].T.numpy()
@@ -44,8 +52,8 @@ def test_windows_are_stitched_and_rows_past_the_end_dropped(model):
     np.testing.assert_array_equal(ds.window.values, np.repeat([0, 1, 2], 10)[:24])
     for w in range(3):
         expected = direct_window(model, features, w * 20)
-        got = ds.prediction.isel(subject=0).values[w * 10:(w + 1) * 10]
-        np.testing.assert_allclose(got, expected[:len(got)], atol=1e-5, rtol=0)
+        got = ds.prediction.isel(subject=0).values[w * 10 : (w + 1) * 10]
+        np.testing.assert_allclose(got, expected[: len(got)], atol=1e-5, rtol=0)
 
 
 def test_duration_fixes_the_number_of_rows(model):
@@ -60,8 +68,12 @@ def test_duration_fixes_the_number_of_rows(model):
 
 
 def test_schema(model):
-    ds = tribev2.predict_features({"text": synthetic_features(model, 10)["text"]}, model=model, atlas=None,
-                                  stimulus={"path": "clip.mp4", "sha256": "ab" * 32})
+    ds = tribev2.predict_features(
+        {"text": synthetic_features(model, 10)["text"]},
+        model=model,
+        atlas=None,
+        stimulus={"path": "clip.mp4", "sha256": "ab" * 32},
+    )
     assert ds.prediction.dims == ("time", "vertex", "subject")
     assert ds.prediction.dtype == np.float32
     assert ds.time.attrs["units"] == "s" and ds.time.attrs["tr_s"] == 1.0
@@ -78,8 +90,9 @@ def test_schema(model):
 def test_missing_modality_differs_from_silent_one(model):
     features = synthetic_features(model, 10)
     without_video = tribev2.predict_features({k: features[k] for k in ("text", "audio")}, model=model, atlas=None)
-    silent_video = tribev2.predict_features({**features, "video": np.zeros_like(features["video"])},
-                                                 model=model, atlas=None)
+    silent_video = tribev2.predict_features(
+        {**features, "video": np.zeros_like(features["video"])}, model=model, atlas=None
+    )
     assert not np.allclose(without_video.prediction, silent_video.prediction)
 
 
@@ -124,17 +137,22 @@ def test_all_subject_rows(tmp_path):
         tribev2.predict_features(features, model=model, atlas=None, subjects=[5])
 
 
-@pytest.mark.parametrize("features, message", [
-    ({"smell": np.zeros((2, 8, 10))}, r"unknown modality 'smell': this model takes \['text', 'audio', 'video'\]"),
-    ({"text": np.zeros((3, 8, 10))}, r"features\['text'\] has shape \(3, 8, 10\); expected \(2, 8, T\)"),
-    ({"audio": np.zeros((2, 6))}, r"features\['audio'\] has shape \(2, 6\)"),
-    ({"text": np.full((2, 8, 10), np.nan)}, r"features\['text'\] contains 160 NaN or infinite"),
-    ({"video": np.full((2, 4, 10), np.inf)}, r"features\['video'\] contains 80 NaN or infinite"),
-    ({"text": np.zeros((2, 8, 10)), "audio": np.zeros((2, 6, 12))},
-     r"modalities have different lengths .*text=10, audio=12"),
-    ({"text": np.zeros((2, 8, 0))}, r"no time samples"),
-    ({}, r"features must map modality names"),
-])
+@pytest.mark.parametrize(
+    "features, message",
+    [
+        ({"smell": np.zeros((2, 8, 10))}, r"unknown modality 'smell': this model takes \['text', 'audio', 'video'\]"),
+        ({"text": np.zeros((3, 8, 10))}, r"features\['text'\] has shape \(3, 8, 10\); expected \(2, 8, T\)"),
+        ({"audio": np.zeros((2, 6))}, r"features\['audio'\] has shape \(2, 6\)"),
+        ({"text": np.full((2, 8, 10), np.nan)}, r"features\['text'\] contains 160 NaN or infinite"),
+        ({"video": np.full((2, 4, 10), np.inf)}, r"features\['video'\] contains 80 NaN or infinite"),
+        (
+            {"text": np.zeros((2, 8, 10)), "audio": np.zeros((2, 6, 12))},
+            r"modalities have different lengths .*text=10, audio=12",
+        ),
+        ({"text": np.zeros((2, 8, 0))}, r"no time samples"),
+        ({}, r"features must map modality names"),
+    ],
+)
 def test_bad_features(model, features, message):
     with pytest.raises(ValueError, match=message):
         tribev2.predict_features(features, model=model, atlas=None)
@@ -143,8 +161,10 @@ def test_bad_features(model, features, message):
 def test_flattened_layers_are_accepted(model):
     features = synthetic_features(model, 10)
     flat = {k: v.reshape(-1, v.shape[-1]) for k, v in features.items()}
-    xr.testing.assert_identical(tribev2.predict_features(flat, model=model, atlas=None),
-                                tribev2.predict_features(features, model=model, atlas=None))
+    xr.testing.assert_identical(
+        tribev2.predict_features(flat, model=model, atlas=None),
+        tribev2.predict_features(features, model=model, atlas=None),
+    )
 
 
 @pytest.mark.parametrize("duration", [0, -3, float("nan"), "10"])

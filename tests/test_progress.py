@@ -12,10 +12,19 @@ from transformers.utils import logging as transformers_logging
 import tribev2
 from tribev2.progress import bar, progress_bars, stage_bar
 
-BRAIN = {"n_outputs": 2 * 642, "hidden": 96, "depth": 1, "heads": 2, "low_rank_head": 16,
-         "n_output_timesteps": 10, "max_seq_len": 64, "device": "cpu"}  # 10-s windows
-WORDS = pd.DataFrame({"type": "Word", "text": [f"word{i}" for i in range(30)], "start": np.arange(30) * 1.1,
-                      "duration": 0.5})  # 33 s: four 10-s windows
+BRAIN = {
+    "n_outputs": 2 * 642,
+    "hidden": 96,
+    "depth": 1,
+    "heads": 2,
+    "low_rank_head": 16,
+    "n_output_timesteps": 10,
+    "max_seq_len": 64,
+    "device": "cpu",
+}  # 10-s windows
+WORDS = pd.DataFrame(
+    {"type": "Word", "text": [f"word{i}" for i in range(30)], "start": np.arange(30) * 1.1, "duration": 0.5}
+)  # 33 s: four 10-s windows
 
 
 def switches():
@@ -56,16 +65,23 @@ def test_predict_with_progress_false_prints_no_bar(tmp_path, capfd):
     brain = demo_model(**BRAIN, feature_dims=feature_dims(extractors))
     events = tribev2.events_from(WORDS)
     capfd.readouterr()
-    quiet = tribev2.predict(events, model=brain, extractors=list(extractors.values()), atlas=None,
-                            cache_dir=tmp_path / "one", progress=False)
+    quiet = tribev2.predict(
+        events,
+        model=brain,
+        extractors=list(extractors.values()),
+        atlas=None,
+        cache_dir=tmp_path / "one",
+        progress=False,
+    )
     out, err = capfd.readouterr()
     assert quiet.sizes["time"] == 33
     assert "%|" not in err + out and "Loading weights" not in err, err
     assert switches() == (True, False)
     # progress=True: one "windows" bar for the four windows; no per-extractor bars or loading bars under it
     fresh = demo_extractors(device="cpu", cache=False)  # not loaded yet, and no features cached
-    tribev2.predict(events, model=brain, extractors=list(fresh.values()), atlas=None, cache_dir=tmp_path / "other",
-                    progress=True)
+    tribev2.predict(
+        events, model=brain, extractors=list(fresh.values()), atlas=None, cache_dir=tmp_path / "other", progress=True
+    )
     err = capfd.readouterr().err
     assert "windows:   0%|          | 0/4" in err and "loading the text model" in err, err
     assert "Loading weights" not in err and "text:" not in err and "audio:" not in err

@@ -18,8 +18,16 @@ from tribev2.demo import demo_model, synthetic_features
 from tribev2.events import events_from
 
 MEDIA_S = 5.0
-SMALL = dict(feature_dims={"text": (2, 8), "audio": (2, 6), "video": (2, 4)}, n_outputs=2 * 642,
-             n_output_timesteps=10, hidden=96, depth=1, heads=2, low_rank_head=16, max_seq_len=64)
+SMALL = dict(
+    feature_dims={"text": (2, 8), "audio": (2, 6), "video": (2, 4)},
+    n_outputs=2 * 642,
+    n_output_timesteps=10,
+    hidden=96,
+    depth=1,
+    heads=2,
+    low_rank_head=16,
+    max_seq_len=64,
+)
 WORD = st.text(alphabet=st.characters(categories=("Ll", "Lu", "Nd")), min_size=1, max_size=8)
 
 
@@ -53,8 +61,13 @@ def _words(events: pd.DataFrame) -> pd.DataFrame:
 @given(words=valid_words(), suffix=st.sampled_from([".tsv", ".parquet"]))
 def test_valid_events_tables_round_trip_through_files_and_events_from(setup, words, suffix):
     root, wav, _ = setup
-    table = pd.concat([pd.DataFrame([{"type": "Audio", "start": 0.0, "duration": MEDIA_S, "filepath": str(wav)}]),
-                       words.assign(type="Word")], ignore_index=True)
+    table = pd.concat(
+        [
+            pd.DataFrame([{"type": "Audio", "start": 0.0, "duration": MEDIA_S, "filepath": str(wav)}]),
+            words.assign(type="Word"),
+        ],
+        ignore_index=True,
+    )
     path = root / f"events{suffix}"
     table.to_csv(path, sep="\t", index=False) if suffix == ".tsv" else table.to_parquet(path)
     events = events_from(path)
@@ -88,8 +101,12 @@ def test_any_transcript_raises_the_documented_error_or_stays_inside_the_media(se
     assert (words["start"] + words["duration"] <= MEDIA_S + 1.0).all()
 
 
-@given(seconds=st.integers(1, 25), flat=st.booleans(), dtype=st.sampled_from(["float16", "float64", "int16"]),
-       modalities=st.sets(st.sampled_from(["text", "audio", "video"]), min_size=1))
+@given(
+    seconds=st.integers(1, 25),
+    flat=st.booleans(),
+    dtype=st.sampled_from(["float16", "float64", "int16"]),
+    modalities=st.sets(st.sampled_from(["text", "audio", "video"]), min_size=1),
+)
 def test_features_of_any_valid_shape_predict_as_their_float32_copy(setup, seconds, flat, dtype, modalities):
     _, _, model = setup
     features = {k: v for k, v in synthetic_features(model, seconds).items() if k in modalities}

@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tribev2.surface import (FSAVERAGE_SIZES, HEMIS, SURFACES, load_sulcal_depth, load_surface, mesh_for_vertices,
-                             n_vertices_per_hemi)
+from tribev2.surface import (
+    FSAVERAGE_SIZES,
+    HEMIS,
+    SURFACES,
+    load_sulcal_depth,
+    load_surface,
+    mesh_for_vertices,
+    n_vertices_per_hemi,
+)
 
 
 def edges(faces: np.ndarray) -> set[tuple[int, int]]:
@@ -49,8 +56,9 @@ def test_coarse_meshes_are_nested_in_fsaverage5(mesh, hemi):
     fine = load_surface("fsaverage5", "sphere", hemi)
     coarse = load_surface(mesh, "sphere", hemi)
     np.testing.assert_array_equal(coarse.coordinates, fine.coordinates[:n])
-    np.testing.assert_array_equal(load_surface(mesh, "pial", hemi).coordinates,
-                                  load_surface("fsaverage5", "pial", hemi).coordinates[:n])
+    np.testing.assert_array_equal(
+        load_surface(mesh, "pial", hemi).coordinates, load_surface("fsaverage5", "pial", hemi).coordinates[:n]
+    )
     np.testing.assert_array_equal(load_sulcal_depth(mesh, hemi), load_sulcal_depth("fsaverage5", hemi)[:n])
 
     faces = coarse.faces

@@ -19,8 +19,14 @@ def demo(tmp_path_factory):
     Desikan-Killiany regions (shipped with the dev install: no network)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TRIBEV2_CACHE", str(tmp_path_factory.getbasetemp() / "tribev2-cache"))
-        model = demo_model(n_outputs=2 * 642, hidden=96, depth=1, heads=2, low_rank_head=16,
-                           feature_dims={"text": (2, 8), "audio": (2, 8), "video": (2, 8)})
+        model = demo_model(
+            n_outputs=2 * 642,
+            hidden=96,
+            depth=1,
+            heads=2,
+            low_rank_head=16,
+            feature_dims={"text": (2, 8), "audio": (2, 8), "video": (2, 8)},
+        )
         features = synthetic_features(model, 12)
         ds = tribev2.predict_features(features, model=model, atlas="Desikan-Killiany")
     return model, features, ds
@@ -63,8 +69,10 @@ def test_region_timecourses(demo):
     own = Figure()
     ax = own.add_subplot()
     assert ds.tribe.plot_timecourse(roi="superiortemporal", hemi="separate", axes=ax) is own
-    assert sorted(line.get_label() for line in ax.get_lines()[:-1]) == ["superiortemporal left",
-                                                                      "superiortemporal right"]
+    assert sorted(line.get_label() for line in ax.get_lines()[:-1]) == [
+        "superiortemporal left",
+        "superiortemporal right",
+    ]
     with pytest.raises(ValueError, match="choose up to 12 regions"):
         ds.tribe.plot_timecourse(roi="*")
     with pytest.raises(ValueError, match="needs a 'time' dimension"):
@@ -98,8 +106,11 @@ def test_contributions_from_the_data(demo):
     audio = contribution.tribe.plot(modality="audio", time=4)
     assert audio.axes[-1].get_xlabel() == "audio contribution (a.u.)"
     lines = contribution.tribe.plot_timecourse(roi="superiortemporal").axes[0].get_lines()[:-1]
-    assert sorted(line.get_label() for line in lines) == ["superiortemporal audio", "superiortemporal text",
-                                                          "superiortemporal video"]
+    assert sorted(line.get_label() for line in lines) == [
+        "superiortemporal audio",
+        "superiortemporal text",
+        "superiortemporal video",
+    ]
 
 
 def test_plain_vertex_data_and_errors(demo):

@@ -17,8 +17,14 @@ def demo_prediction(duration_s: float, cache_root):
     ``cache_root`` (module-scoped fixtures run before conftest points each test at the test cache)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TRIBEV2_CACHE", str(cache_root))
-        model = demo_model(n_outputs=2 * 642, hidden=96, depth=1, heads=2, low_rank_head=16,
-                           feature_dims={"text": (2, 8), "audio": (2, 8), "video": (2, 8)})
+        model = demo_model(
+            n_outputs=2 * 642,
+            hidden=96,
+            depth=1,
+            heads=2,
+            low_rank_head=16,
+            feature_dims={"text": (2, 8), "audio": (2, 8), "video": (2, 8)},
+        )
     return tribev2.predict_features(synthetic_features(model, duration_s), model=model, atlas=None)
 
 
@@ -30,8 +36,15 @@ def prediction(tmp_path_factory):
 def test_movie_decodes_with_one_frame_per_time_point(prediction, tmp_path):
     import av
 
-    path = save_movie(prediction, tmp_path / "brain.mp4", fps=4, views=["lateral", "dorsal"],
-                      percentile=99, threshold=0.2, size=(161, 121))
+    path = save_movie(
+        prediction,
+        tmp_path / "brain.mp4",
+        fps=4,
+        views=["lateral", "dorsal"],
+        percentile=99,
+        threshold=0.2,
+        size=(161, 121),
+    )
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
@@ -42,7 +55,7 @@ def test_movie_decodes_with_one_frame_per_time_point(prediction, tmp_path):
     assert frames[0].shape == (18 + 121 + 40 + 1, 2 * 161 + 10 + 161 + 1, 3)
     changing = np.abs(frames[0].astype(int) - frames[6]).mean()
     assert changing > 1.0  # the prediction moves between TRs
-    brain = frames[0][18:18 + 121]
+    brain = frames[0][18 : 18 + 121]
     assert ((brain < 235).any(axis=-1)).mean() > 0.25  # the cortex fills a good part of the picture
 
 
@@ -73,7 +86,7 @@ def test_frames_mark_the_hemispheres_apart(prediction):
     letters = np.split(columns, np.flatnonzero(np.diff(columns) > 1) + 1)
     centres = [int(np.mean(letter)) for letter in letters]
     np.testing.assert_allclose(centres, [80, 240, 330 + 40, 330 + 120], atol=3)
-    marks = [strip[:, c - 7:c + 8] for c in centres]
+    marks = [strip[:, c - 7 : c + 8] for c in centres]
     assert np.array_equal(marks[0], marks[3]) and np.array_equal(marks[1], marks[2])  # L, R; R, L
     assert not np.array_equal(marks[0], marks[1])
     assert min(np.diff(centres)) >= 80  # half a lateral picture apart at the least

@@ -11,7 +11,6 @@ import subprocess
 
 import numpy as np
 import pytest
-
 from test_viz_movie import demo_prediction
 
 from tribev2.data.make_demo_stimulus import write_mp4
@@ -20,8 +19,15 @@ from tribev2.events.table import make_table, media_row
 from tribev2.viz import save_report
 
 MAGENTA, CYAN = (255, 0, 255), (0, 255, 255)
-WORDS = [("hello", 0.5, 0.4), ("brain", 1.2, 0.5), ("how", 2.1, 0.3), ("are", 2.5, 0.2), ("you", 2.8, 0.3),
-         ("today", 4.2, 0.5), ("friend", 6.1, 0.6)]
+WORDS = [
+    ("hello", 0.5, 0.4),
+    ("brain", 1.2, 0.5),
+    ("how", 2.1, 0.3),
+    ("are", 2.5, 0.2),
+    ("you", 2.8, 0.3),
+    ("today", 4.2, 0.5),
+    ("friend", 6.1, 0.6),
+]
 
 
 def stimulus_frame(t: float) -> np.ndarray:
@@ -35,11 +41,22 @@ def stimulus_frame(t: float) -> np.ndarray:
 def report(tmp_path_factory):
     folder = tmp_path_factory.mktemp("report")
     video = write_mp4(folder / "stimulus.mp4", stimulus_frame, 8.0)
-    events = events_from(make_table([media_row("Video", video, duration=8.0, frequency=10.0)] +
-                                    [{"type": "Word", "text": w, "start": s, "duration": d} for w, s, d in WORDS]))
+    events = events_from(
+        make_table(
+            [media_row("Video", video, duration=8.0, frequency=10.0)]
+            + [{"type": "Word", "text": w, "start": s, "duration": d} for w, s, d in WORDS]
+        )
+    )
     ds = demo_prediction(8, tmp_path_factory.getbasetemp() / "tribev2-cache")
-    path = save_report(ds, folder / "report.html", events=events, views=["lateral", "dorsal"], percentile=99,
-                       size=(160, 120), frame_width=240)
+    path = save_report(
+        ds,
+        folder / "report.html",
+        events=events,
+        views=["lateral", "dorsal"],
+        percentile=99,
+        size=(160, 120),
+        frame_width=240,
+    )
     return path, ds, events
 
 
@@ -87,11 +104,26 @@ def test_report_opens_in_chromium_and_shows_frame_and_brain(report, require_prog
     brain = decode(page_data(path)["brain"][6])
     for hash_time, colour, absent in (("#t=2", MAGENTA, CYAN), ("#t=6", CYAN, MAGENTA)):
         shot = tmp_path / f"shot{hash_time[3:]}.png"
-        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                        "--disable-component-update", "--no-first-run", "--disable-sync",
-                        f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,700",
-                        "--virtual-time-budget=3000", f"--screenshot={shot}", path.as_uri() + hash_time],
-                       check=True, timeout=120, capture_output=True)
+        subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+                f"--user-data-dir={tmp_path / 'profile'}",
+                "--window-size=1000,700",
+                "--virtual-time-budget=3000",
+                f"--screenshot={shot}",
+                path.as_uri() + hash_time,
+            ],
+            check=True,
+            timeout=120,
+            capture_output=True,
+        )
         image = np.asarray(Image.open(shot).convert("RGB"))
         assert image.shape == (700, 1000, 3)
         # the stimulus frame of that TR: a 240 x 180 block of its colour, none of the other one
@@ -102,9 +134,11 @@ def test_report_opens_in_chromium_and_shows_frame_and_brain(report, require_prog
         # the brain picture, right of the frame: find its centre patch near there
         if hash_time == "#t=6":
             patch = brain[40:100, 120:200].astype(int)
-            best = min((np.abs(image[y:y + 60, x:x + 80].astype(int) - patch).mean(), y, x)
-                       for y in range(rows.min() - 20, rows.min() + 80)
-                       for x in range(columns.max() + 100, columns.max() + 200))
+            best = min(
+                (np.abs(image[y : y + 60, x : x + 80].astype(int) - patch).mean(), y, x)
+                for y in range(rows.min() - 20, rows.min() + 80)
+                for x in range(columns.max() + 100, columns.max() + 200)
+            )
             assert best[0] < 12, f"the brain picture is not on the page (closest patch differs by {best[0]:.1f})"
 
 

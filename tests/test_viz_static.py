@@ -72,17 +72,20 @@ def check_region_colours(image, where_seen):
     assert not (colour & ~dilate(where_seen, 2)).any(), f"{(colour & ~dilate(where_seen, 2)).sum()} stray pixels"
 
 
-@pytest.mark.parametrize("region, view, hemis, visible", [
-    ("superiortemporal", "lateral", ("left",), True),
-    ("superiortemporal", "medial", ("left",), False),
-    ("pericalcarine", "medial", ("left",), True),
-    ("precentral", "dorsal", None, True),
-    ("superiorparietal", "ventral", None, False),
-    ("lingual", "ventral", None, True),
-    ("lingual", "dorsal", None, False),
-    ("lateraloccipital", "posterior", None, True),
-    ("rostralmiddlefrontal", "anterior", None, True),
-])
+@pytest.mark.parametrize(
+    "region, view, hemis, visible",
+    [
+        ("superiortemporal", "lateral", ("left",), True),
+        ("superiortemporal", "medial", ("left",), False),
+        ("pericalcarine", "medial", ("left",), True),
+        ("precentral", "dorsal", None, True),
+        ("superiorparietal", "ventral", None, False),
+        ("lingual", "ventral", None, True),
+        ("lingual", "dorsal", None, False),
+        ("lateraloccipital", "posterior", None, True),
+        ("rostralmiddlefrontal", "anterior", None, True),
+    ],
+)
 def test_region_map_colours_only_where_the_region_is_seen(scene, desikan, region, view, hemis, visible):
     where_seen = seen(scene, desikan, region, view, hemis=hemis)
     assert where_seen.any() == visible
@@ -109,12 +112,19 @@ def test_views_follow_the_brain_layout(scene, desikan):
     assert image.shape == (240, 640, 3)
 
 
-@pytest.mark.parametrize("view, order", [("dorsal", ("left", "right")), ("ventral", ("right", "left")),
-                                         ("anterior", ("right", "left")), ("posterior", ("left", "right")),
-                                         ("lateral", ("left", "right"))])
+@pytest.mark.parametrize(
+    "view, order",
+    [
+        ("dorsal", ("left", "right")),
+        ("ventral", ("right", "left")),
+        ("anterior", ("right", "left")),
+        ("posterior", ("left", "right")),
+        ("lateral", ("left", "right")),
+    ],
+)
 def test_hemisphere_order_is_where_the_hemispheres_are_seen(scene, view, order):
     colours = np.full((2 * scene.n_per_hemi, 3), 128, dtype=np.uint8)
-    colours[:scene.n_per_hemi] = MARKER  # the left hemisphere
+    colours[: scene.n_per_hemi] = MARKER  # the left hemisphere
     scene.paint(colours)
     image = scene.image(view).astype(int)
     left = np.nonzero((image[..., 1] - np.maximum(image[..., 0], image[..., 2])) > 60)[1]
@@ -144,19 +154,21 @@ def test_figure_marks_the_hemispheres_apart(desikan):
 
 def test_render_sizes_surfaces_and_threshold(desikan):
     values = region_map(desikan, "superiortemporal")
-    images = {s: render(values, view="lateral", hemi="left", surface=s, threshold=0.5, size=(200, 150))
-              for s in ("inflated", "half-inflated", "pial")}
+    images = {
+        s: render(values, view="lateral", hemi="left", surface=s, threshold=0.5, size=(200, 150))
+        for s in ("inflated", "half-inflated", "pial")
+    }
     for image in images.values():
         assert image.shape == (150, 200, 3)
         assert (image < 250).any(axis=-1).mean() > 0.3  # a brain fills the picture
         assert coloured(image).sum() > 200
     assert np.abs(images["inflated"].astype(int) - images["pial"]).mean() > 5  # different geometry
     # the same map with a threshold above every value shows no colour at all
-    assert not coloured(render(values, view="lateral", hemi="left", threshold=2.0, vmax=1.0,
-                               size=(200, 150))).any()
+    assert not coloured(render(values, view="lateral", hemi="left", threshold=2.0, vmax=1.0, size=(200, 150))).any()
     # values of no vertex (NaN) are not drawn either
-    assert not coloured(render(np.where(values > 0, np.nan, 0.0), hemi="left", threshold=0.5, vmax=1.0,
-                               size=(200, 150))).any()
+    assert not coloured(
+        render(np.where(values > 0, np.nan, 0.0), hemi="left", threshold=0.5, vmax=1.0, size=(200, 150))
+    ).any()
 
 
 def figure_pixels(figure):
@@ -171,14 +183,17 @@ def panel(image, figure, index):
     """The pixels of the figure's ``index``-th brain picture."""
     box = figure.axes[0].images[index].get_window_extent()
     height = image.shape[0]
-    return image[round(height - box.y1):round(height - box.y0), round(box.x0):round(box.x1)]
+    return image[round(height - box.y1) : round(height - box.y0), round(box.x0) : round(box.x1)]
 
 
 def text_px(figure):
     """Heights in pixels of every non-empty text of a figure (tick labels, titles, tags...)."""
     figure.canvas.draw()
-    found = [t for t in figure.findobj(lambda o: hasattr(o, "get_text") and hasattr(o, "get_fontsize"))
-             if t.get_text().strip() and t.get_visible()]
+    found = [
+        t
+        for t in figure.findobj(lambda o: hasattr(o, "get_text") and hasattr(o, "get_fontsize"))
+        if t.get_text().strip() and t.get_visible()
+    ]
     return {t.get_text(): t.get_fontsize() * figure.dpi / 72 for t in found}
 
 
@@ -187,10 +202,22 @@ def test_plot_surface_grid_of_views_and_times(desikan):
     values = np.zeros((6, len(desikan.labels)))
     values[2] = region_map(desikan, "superiortemporal")
     values[4] = -region_map(desikan, "precentral")
-    data = xr.DataArray(values, dims=("time", "vertex"), coords={"time": np.arange(6.0)},
-                        attrs={"long_name": "prediction", "units": "a.u."})
-    figure = plot_surface(data, time=[2, 4], views=["lateral", "medial"], hemi="left", surface="inflated",
-                          threshold=0.5, outlines=desikan, title="grid")
+    data = xr.DataArray(
+        values,
+        dims=("time", "vertex"),
+        coords={"time": np.arange(6.0)},
+        attrs={"long_name": "prediction", "units": "a.u."},
+    )
+    figure = plot_surface(
+        data,
+        time=[2, 4],
+        views=["lateral", "medial"],
+        hemi="left",
+        surface="inflated",
+        threshold=0.5,
+        outlines=desikan,
+        title="grid",
+    )
     image = figure_pixels(figure)
     # notebook size: pictures at their default shown size (300 px wide), text of at least 12 px
     assert image.shape[1] == round(figure.get_figwidth() * figure.dpi) <= 900
@@ -211,13 +238,17 @@ def test_plot_surface_grid_of_views_and_times(desikan):
     check_region_colours(first, where_seen)
     assert len(figure.axes) == 2  # the pictures and the colorbar
     from PIL import Image  # notebooks show the figure through its PNG, with or without pyplot
+
     assert np.asarray(Image.open(io.BytesIO(figure._repr_png_())).convert("RGB")).shape == image.shape
     assert figure.axes[-1].get_ylabel() == "prediction (a.u.)"
 
 
 def test_wide_figures_shrink_to_notebook_width_and_text_stays_readable(desikan):
-    data = xr.DataArray(np.stack([region_map(desikan, "insula") * (t + 1) for t in range(6)]),
-                        dims=("time", "vertex"), coords={"time": np.arange(6.0)})
+    data = xr.DataArray(
+        np.stack([region_map(desikan, "insula") * (t + 1) for t in range(6)]),
+        dims=("time", "vertex"),
+        coords={"time": np.arange(6.0)},
+    )
     # four lateral pairs would be 2,400 px at the default picture size
     figure = plot_surface(data, time=[0, 1, 2, 3], views="lateral")
     assert figure.get_figwidth() * figure.dpi == 900
@@ -251,7 +282,7 @@ def test_plot_surface_draws_into_given_axes(desikan):
 
 
 def test_plot_surface_checks_its_input(desikan):
-    data = xr.DataArray(np.zeros((3, len(desikan.labels))), dims=("time", "vertex"), coords={"time": [0., 1., 2.]})
+    data = xr.DataArray(np.zeros((3, len(desikan.labels))), dims=("time", "vertex"), coords={"time": [0.0, 1.0, 2.0]})
     with pytest.raises(ValueError, match="pick one with time"):
         render(data)
     with pytest.raises(ValueError, match="outside the data's time points"):
@@ -265,8 +296,11 @@ def test_plot_surface_checks_its_input(desikan):
 
 
 def test_part_of_the_cortex_is_placed_at_its_vertex_ids(desikan):
-    ds = xr.Dataset({"prediction": (("vertex",), np.ones(len(desikan.labels)))},
-                    coords={"vertex": np.arange(len(desikan.labels))}, attrs={"mesh": "fsaverage5"})
+    ds = xr.Dataset(
+        {"prediction": (("vertex",), np.ones(len(desikan.labels)))},
+        coords={"vertex": np.arange(len(desikan.labels))},
+        attrs={"mesh": "fsaverage5"},
+    )
     ds = tribev2.atlas.attach_atlas(ds, desikan)
     part = ds.sel(roi="insula")
     maps = sc.brain_maps(part.prediction)
@@ -299,8 +333,7 @@ def test_contributions_as_rgb(desikan):
     contributions = np.zeros((3, len(desikan.labels)))
     contributions[0, desikan.vertices("superiortemporal")] = 1.0
     contributions[2, desikan.vertices("lateraloccipital")] = 1.0
-    data = xr.DataArray(contributions, dims=("modality", "vertex"),
-                        coords={"modality": ["text", "audio", "video"]})
+    data = xr.DataArray(contributions, dims=("modality", "vertex"), coords={"modality": ["text", "audio", "video"]})
     figure = plot_contributions(data, views="lateral", hemi="left", surface="inflated")
     image = figure_pixels(figure)
     pixels = panel(image, figure, 0)

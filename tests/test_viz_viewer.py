@@ -22,18 +22,30 @@ def region_dataset(desikan):
     """A 'prediction' that is non-zero only in the left superior temporal gyrus, rising over time."""
     values = np.zeros((N_TIMES, len(desikan.labels), 1), dtype=np.float32)
     values[:, desikan.vertices("superiortemporal", hemi="left"), 0] = np.linspace(0.2, 1.0, N_TIMES)[:, None]
-    ds = xr.Dataset({"prediction": (("time", "vertex", "subject"), values)},
-                    coords={"time": ("time", np.arange(float(N_TIMES)), {"hemodynamic_offset_s": 5.0}),
-                            "vertex": np.arange(len(desikan.labels)), "subject": ["average"]},
-                    attrs={"mesh": "fsaverage5"})
+    ds = xr.Dataset(
+        {"prediction": (("time", "vertex", "subject"), values)},
+        coords={
+            "time": ("time", np.arange(float(N_TIMES)), {"hemodynamic_offset_s": 5.0}),
+            "vertex": np.arange(len(desikan.labels)),
+            "subject": ["average"],
+        },
+        attrs={"mesh": "fsaverage5"},
+    )
     return attach_atlas(ds, desikan)
 
 
 @pytest.fixture(scope="module")
 def viewer(region_dataset):
     truth = region_dataset.prediction.sel(subject="average").assign_coords(time=np.arange(5.0, 5.0 + N_TIMES))
-    viewer = brain(region_dataset, truth=2 * truth, view="left lateral", threshold=0.1, percentile=None,
-                   backend="static", size=(320, 240))
+    viewer = brain(
+        region_dataset,
+        truth=2 * truth,
+        view="left lateral",
+        threshold=0.1,
+        percentile=None,
+        backend="static",
+        size=(320, 240),
+    )
     yield viewer
     viewer.close()
 
@@ -125,14 +137,20 @@ def test_outlines_and_region_picker(viewer, desikan):
 
 
 def test_overlays(region_dataset, desikan):
-    correlation = xr.DataArray(np.where(np.isin(np.arange(len(desikan.labels)),
-                                                desikan.vertices("lateraloccipital")), 0.9, 0.0), dims="vertex")
+    correlation = xr.DataArray(
+        np.where(np.isin(np.arange(len(desikan.labels)), desikan.vertices("lateraloccipital")), 0.9, 0.0), dims="vertex"
+    )
     channels = np.zeros((3, len(desikan.labels)))
     channels[1, desikan.vertices("superiortemporal")] = 1.0  # audio only, in the superior temporal gyrus
-    contributions = xr.DataArray(channels, dims=("modality", "vertex"),
-                                 coords={"modality": ["text", "audio", "video"]})
-    viewer = brain(region_dataset, correlation=correlation, contributions=contributions, threshold=0.1,
-                   backend="static", size=(320, 240))
+    contributions = xr.DataArray(channels, dims=("modality", "vertex"), coords={"modality": ["text", "audio", "video"]})
+    viewer = brain(
+        region_dataset,
+        correlation=correlation,
+        contributions=contributions,
+        threshold=0.1,
+        backend="static",
+        size=(320, 240),
+    )
     try:
         assert list(viewer._overlay.options) == ["prediction", "correlation", "contributions"]
         prediction = coloured(viewer.image())
@@ -144,7 +162,7 @@ def test_overlays(region_dataset, desikan):
         green = greenish(viewer.image())
         assert (green & dilate(prediction, 2)).sum() > 0.8 * green.sum() > 100
         assert viewer._cmap.disabled and viewer._limits.disabled
-        assert "green\">audio" in viewer._legend.value
+        assert 'green">audio' in viewer._legend.value
         assert [t.get_text() for t in viewer._timecourse_figure().axes[1].texts] == ["text", "audio", "video"]
         with pytest.raises(ValueError, match="RGB"):
             viewer.set_colors(cmap="viridis")

@@ -14,6 +14,26 @@ from .model import TribeModel, load_model
 from .predict import predict, predict_features  # tribev2.predict is then the function
 from .many import open_many, predict_many
 
-__all__ = ["__version__", "Atlas", "FitReport", "TribeModel", "attribute", "contributions", "evaluate", "events_from",
-           "events_table", "extract_features", "fit_subject", "load_atlas", "load_model", "open_dataset", "open_many",
-           "predict", "predict_features", "predict_many", "save_dataset", "top_words", "viz"]
+__all__ = [
+    "__version__",
+    "Atlas",
+    "FitReport",
+    "TribeModel",
+    "attribute",
+    "contributions",
+    "evaluate",
+    "events_from",
+    "events_table",
+    "extract_features",
+    "fit_subject",
+    "load_atlas",
+    "load_model",
+    "open_dataset",
+    "open_many",
+    "predict",
+    "predict_features",
+    "predict_many",
+    "save_dataset",
+    "top_words",
+    "viz",
+]

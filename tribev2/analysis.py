@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -56,8 +56,7 @@ class TribeAccessor:
         ``path=`` etc. passed on, or an :class:`~tribev2.Atlas`)."""
         return attach_atlas(self._obj, atlas, **load_options)
 
-    def sel(self, roi: str | Sequence[str] | None = None, hemi: str | Sequence[str] | None = None,
-            **indexers):
+    def sel(self, roi: str | Sequence[str] | None = None, hemi: str | Sequence[str] | None = None, **indexers):
         """The vertices of the regions matching ``roi`` (a name, a shell-style pattern such as ``"V*"`` or
         ``"*IPS*"``, or a list of them), optionally of one hemisphere; other ``indexers`` go to ``.sel``."""
         obj = self._obj
@@ -90,12 +89,12 @@ class TribeAccessor:
         if isinstance(self._obj, xr.DataArray):
             return regions.mean(self._obj)
         obj = self._obj.drop_vars([n for n, c in self._obj.coords.items() if "vertex" in c.dims])
-        means = {name: regions.mean(var) if "vertex" in var.dims else var
-                 for name, var in self._obj.data_vars.items()}
+        means = {name: regions.mean(var) if "vertex" in var.dims else var for name, var in self._obj.data_vars.items()}
         return xr.Dataset(means, coords=obj.coords, attrs=self._obj.attrs)
 
-    def top_rois(self, k: int = 10, *, variable: str = "prediction", hemi: str = "combined",
-                 absolute: bool = False) -> pd.DataFrame:
+    def top_rois(
+        self, k: int = 10, *, variable: str = "prediction", hemi: str = "combined", absolute: bool = False
+    ) -> pd.DataFrame:
         """The ``k`` regions with the highest mean (over their vertices and every dimension but ``subject``;
         select times first, e.g. ``ds.isel(time=slice(10, 20)).tribe.top_rois()``) as a tidy table:
         ``subject, rank, roi[, hemi], value, n_vertices``. ``absolute`` ranks by ``|value|``; ``variable``
@@ -125,8 +124,9 @@ class TribeAccessor:
 
     def _roi(self) -> xr.DataArray:
         if "roi" not in self._obj.coords:
-            raise ValueError("no 'roi' coordinate: attach one with .tribe.with_atlas(name) (or "
-                             "predict_features(..., atlas=name))")
+            raise ValueError(
+                "no 'roi' coordinate: attach one with .tribe.with_atlas(name) (or predict_features(..., atlas=name))"
+            )
         return self._obj["roi"]
 
 
@@ -144,8 +144,9 @@ class _Regions:
             codes = np.where(codes >= 0, codes + n_names * (vertex_hemi == "right"), -1)
         n_groups = n_names * (2 if separate else 1)
         kept = np.flatnonzero(codes >= 0)
-        self.matrix = scipy.sparse.csr_matrix((np.ones(len(kept)), (codes[kept], kept)),
-                                              shape=(n_groups, len(roi)))  # (G, V) membership
+        self.matrix = scipy.sparse.csr_matrix(
+            (np.ones(len(kept)), (codes[kept], kept)), shape=(n_groups, len(roi))
+        )  # (G, V) membership
         self.names = names
         self.counts = np.asarray(self.matrix.sum(axis=1)).ravel().astype(np.int64)
         self.by_column = self.matrix.tocsc()  # the faster layout for (G, V) @ (V, rest)
@@ -169,22 +170,30 @@ class _Regions:
                 means = sums / apply_to_vertices(self.by_column, finite.astype(np.float64), axis)
         group_dims = ("hemi", "roi") if self.hemis else ("roi",)
         group_shape = (len(self.hemis), len(self.names)) if self.hemis else (len(self.names),)
-        means = means.reshape(values.shape[:axis] + group_shape + values.shape[axis + 1:])
-        dims = data.dims[:axis] + group_dims + data.dims[axis + 1:]
+        means = means.reshape(values.shape[:axis] + group_shape + values.shape[axis + 1 :])
+        dims = data.dims[:axis] + group_dims + data.dims[axis + 1 :]
         coords = {name: coord for name, coord in data.coords.items() if "vertex" not in coord.dims}
         coords["roi"] = ("roi", np.array(self.names, dtype=object))
         if self.hemis:
             coords["hemi"] = ("hemi", np.array(self.hemis, dtype=object))
         coords["n_vertices"] = (group_dims, self.counts.reshape(group_shape))
         dtype = data.dtype if np.issubdtype(data.dtype, np.floating) else np.float64
-        return xr.DataArray(means.astype(dtype, copy=False), dims=dims, coords=coords, name=data.name,
-                            attrs=data.attrs)
+        return xr.DataArray(means.astype(dtype, copy=False), dims=dims, coords=coords, name=data.name, attrs=data.attrs)
 
 
 # -- evaluation against measured BOLD ----------------------------------------------------------------------------
-def evaluate(ds: xr.Dataset | xr.DataArray, ground_truth, *, tr_s: float | None = None, start_s: float = 0.0,
-             k: int = 1, segment_trs: int | None = None, variable: str = "prediction",
-             by_roi: bool = False, hemi: str = "combined") -> xr.Dataset:
+def evaluate(
+    ds: xr.Dataset | xr.DataArray,
+    ground_truth,
+    *,
+    tr_s: float | None = None,
+    start_s: float = 0.0,
+    k: int = 1,
+    segment_trs: int | None = None,
+    variable: str = "prediction",
+    by_roi: bool = False,
+    hemi: str = "combined",
+) -> xr.Dataset:
     """Compare a prediction with measured BOLD on the same mesh.
 
     ``ground_truth``: an array ``(time, vertex)``; a DataArray with ``time`` (seconds) and ``vertex``; a
@@ -212,8 +221,10 @@ def evaluate(ds: xr.Dataset | xr.DataArray, ground_truth, *, tr_s: float | None 
     retrieval using only them.
     """
     if not isinstance(ds, (xr.Dataset, xr.DataArray)):
-        raise TypeError(f"evaluate: expected the prediction Dataset (or a DataArray), got {type(ds).__name__}; "
-                        f"open a saved one with tribev2.open_dataset")
+        raise TypeError(
+            f"evaluate: expected the prediction Dataset (or a DataArray), got {type(ds).__name__}; "
+            f"open a saved one with tribev2.open_dataset"
+        )
     mesh = ds.tribe.mesh  # a Dataset's attrs, which its variables do not carry
     prediction = ds if isinstance(ds, xr.DataArray) else ds[variable]
     if "subject" not in prediction.dims:
@@ -225,42 +236,62 @@ def evaluate(ds: xr.Dataset | xr.DataArray, ground_truth, *, tr_s: float | None 
     if truth.sizes["vertex"] == 2 * n_vertices_per_hemi(mesh) != prediction.sizes["vertex"]:
         truth = truth.isel(vertex=prediction["vertex"].values)  # a subset of the mesh: its vertex ids
     if truth.sizes["vertex"] != prediction.sizes["vertex"]:
-        raise ValueError(f"ground truth has {truth.sizes['vertex']:,} vertices, the prediction "
-                         f"{prediction.sizes['vertex']:,}: they must be on the same mesh (see "
-                         f"tribev2.io.resample)")
+        raise ValueError(
+            f"ground truth has {truth.sizes['vertex']:,} vertices, the prediction "
+            f"{prediction.sizes['vertex']:,}: they must be on the same mesh (see "
+            f"tribev2.io.resample)"
+        )
     offset = float(prediction["time"].attrs.get("hemodynamic_offset_s", 0.0))
     rows, measured = _aligned_truth(prediction["time"].values + offset, truth)
     predicted = prediction.values[rows].astype(np.float64)  # (T, V, S)
     if len(rows) < 2:
-        raise ValueError(f"only {len(rows)} prediction row(s) overlap the ground truth (its times "
-                         f"{truth.time.values[0]:g}..{truth.time.values[-1]:g} s, predictions model "
-                         f"{offset:g} s later than their row time): need at least 2")
+        raise ValueError(
+            f"only {len(rows)} prediction row(s) overlap the ground truth (its times "
+            f"{truth.time.values[0]:g}..{truth.time.values[-1]:g} s, predictions model "
+            f"{offset:g} s later than their row time): need at least 2"
+        )
 
     r = _pearson(predicted, measured[:, :, None])  # (V, S)
     mse = ((predicted - measured[:, :, None]) ** 2).mean(axis=0)  # (V, S)
     segments = _segments(prediction, rows, segment_trs)
     template = prediction.isel(time=0, drop=True)  # (vertex, subject) with the vertex coordinates and indexes
-    maps = xr.Dataset({
-        "pearson_r": template.copy(data=r).assign_attrs(long_name="Pearson r over time", units=""),
-        "mse": template.copy(data=mse).assign_attrs(long_name="mean squared error over time")})
-    attrs = {"k": k, "n_timepoints": len(rows), "n_segments": int(segments.max() + 1), "tr_s": float(
-        prediction["time"].attrs.get("tr_s", 1.0)), "hemodynamic_offset_s": offset,
-        "alignment": "prediction row t vs ground truth linearly interpolated at t + hemodynamic_offset_s"}
+    maps = xr.Dataset(
+        {
+            "pearson_r": template.copy(data=r).assign_attrs(long_name="Pearson r over time", units=""),
+            "mse": template.copy(data=mse).assign_attrs(long_name="mean squared error over time"),
+        }
+    )
+    attrs = {
+        "k": k,
+        "n_timepoints": len(rows),
+        "n_segments": int(segments.max() + 1),
+        "tr_s": float(prediction["time"].attrs.get("tr_s", 1.0)),
+        "hemodynamic_offset_s": offset,
+        "alignment": "prediction row t vs ground truth linearly interpolated at t + hemodynamic_offset_s",
+    }
     predicted_means, measured_means = _segment_means(predicted, segments), _segment_means(measured, segments)
     if by_roi:
         summary = maps.tribe.by_roi(hemi=hemi)
-        groups = _Regions(maps["roi"], maps["hemi"].values if hemi == "separate" else None, hemi == "separate",
-                          False)
-        accuracy = np.stack([_topk_accuracy(predicted_means[:, m], measured_means[:, m], k) if len(m) else
-                             np.full(predicted.shape[2], np.nan) for m in groups.members()])
+        groups = _Regions(maps["roi"], maps["hemi"].values if hemi == "separate" else None, hemi == "separate", False)
+        accuracy = np.stack(
+            [
+                _topk_accuracy(predicted_means[:, m], measured_means[:, m], k)
+                if len(m)
+                else np.full(predicted.shape[2], np.nan)
+                for m in groups.members()
+            ]
+        )
         summary["topk_accuracy"] = (summary["pearson_r"].dims, accuracy.reshape(summary["pearson_r"].shape))
         return summary.assign_attrs(attrs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN subjects: already warned about
         maps["pearson_r_mean"] = ("subject", np.nanmean(r, axis=0))
         maps["mse_mean"] = ("subject", np.nanmean(mse, axis=0))
-    maps["topk_accuracy"] = ("subject", _topk_accuracy(predicted_means, measured_means, k),
-                             {"long_name": f"top-{k} segment retrieval accuracy"})
+    maps["topk_accuracy"] = (
+        "subject",
+        _topk_accuracy(predicted_means, measured_means, k),
+        {"long_name": f"top-{k} segment retrieval accuracy"},
+    )
     return maps.assign_attrs(attrs)
 
 
@@ -286,14 +317,17 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pearson r along axis 0, broadcasting the rest; NaN (with one warning) where a series is constant."""
     a = a - a.mean(axis=0)
     b = b - b.mean(axis=0)
-    denominator = np.sqrt((a ** 2).sum(axis=0) * (b ** 2).sum(axis=0))
+    denominator = np.sqrt((a**2).sum(axis=0) * (b**2).sum(axis=0))
     numerator = (a * b).sum(axis=0)
     undefined = ~(denominator > 0)
     if undefined.any():
-        warnings.warn(f"Pearson r is undefined at {int(undefined.sum()):,} of {undefined.size:,} "
-                      "vertex/subject pairs (prediction or ground truth constant or not finite over time): "
-                      "set to NaN",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"Pearson r is undefined at {int(undefined.sum()):,} of {undefined.size:,} "
+            "vertex/subject pairs (prediction or ground truth constant or not finite over time): "
+            "set to NaN",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(undefined, np.nan, numerator / np.where(undefined, 1.0, denominator))
 
@@ -322,8 +356,12 @@ def _topk_accuracy(predicted: np.ndarray, measured: np.ndarray, k: int) -> np.nd
     """Top-k retrieval among segment means, per subject: predicted (N, V, S), measured (N, V) -> (S,). Vertices
     with a non-finite value (in any segment or subject) are left out; NaN when none is left."""
     if len(measured) < 2:
-        warnings.warn("top-k retrieval needs at least 2 segments; this comparison has 1 (pass segment_trs= "
-                      "to cut it into shorter segments): topk_accuracy is NaN", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            "top-k retrieval needs at least 2 segments; this comparison has 1 (pass segment_trs= "
+            "to cut it into shorter segments): topk_accuracy is NaN",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return np.full(predicted.shape[2], np.nan)
     finite = np.isfinite(measured).all(axis=0) & np.isfinite(predicted).all(axis=(0, 2))
     if not finite.any():
@@ -340,10 +378,20 @@ def _topk_accuracy(predicted: np.ndarray, measured: np.ndarray, k: int) -> np.nd
 
 
 # -- modality contributions ------------------------------------------------------------------------------------
-def contributions(source, *, model=None, extractors=None, duration_s: float | None = None,
-                  subjects=None, batch_size: int = 8, atlas: str | Atlas | None = DEFAULT_ATLAS,
-                  transcript=None, language: str = "english", device: str = "auto",
-                  progress: bool = False) -> xr.DataArray:
+def contributions(
+    source,
+    *,
+    model=None,
+    extractors=None,
+    duration_s: float | None = None,
+    subjects=None,
+    batch_size: int = 8,
+    atlas: str | Atlas | None = DEFAULT_ATLAS,
+    transcript=None,
+    language: str = "english",
+    device: str = "auto",
+    progress: bool = False,
+) -> xr.DataArray:
     """What each modality adds to the prediction: the prediction with every modality minus the prediction
     with that modality absent (zeros after its projection, as the reference ablates modalities).
 
@@ -364,20 +412,34 @@ def contributions(source, *, model=None, extractors=None, duration_s: float | No
 
         def run(kept: Sequence[str], atlas=None) -> xr.Dataset:
             return predict_features({m: source[m] for m in kept}, atlas=atlas, **options)
+
         full = run(list(source), atlas)
     else:
         from .events import events_from
 
         if duration_s is not None:
-            raise ValueError("contributions(stimulus, duration_s=...): duration_s is for features; a stimulus "
-                             "is predicted over its whole duration (cut the events table to shorten it)")
-        events = source if isinstance(source, pd.DataFrame) else events_from(
-            source, transcript=transcript, language=language, device=device, progress=progress)
-        options = dict(model=model, extractors=extractors, subjects=subjects, batch_size=batch_size,
-                       language=language, device=device, progress=progress)
+            raise ValueError(
+                "contributions(stimulus, duration_s=...): duration_s is for features; a stimulus "
+                "is predicted over its whole duration (cut the events table to shorten it)"
+            )
+        events = (
+            source
+            if isinstance(source, pd.DataFrame)
+            else events_from(source, transcript=transcript, language=language, device=device, progress=progress)
+        )
+        options = dict(
+            model=model,
+            extractors=extractors,
+            subjects=subjects,
+            batch_size=batch_size,
+            language=language,
+            device=device,
+            progress=progress,
+        )
 
         def run(kept: Sequence[str] | None, atlas=None) -> xr.Dataset:
             return predict(events, modalities=kept, atlas=atlas, **options)
+
         full = run(None, atlas)
     names = full.attrs["modalities"].split(",")  # the modalities that had features
     parts = []
@@ -385,12 +447,16 @@ def contributions(source, *, model=None, extractors=None, duration_s: float | No
         rest = [m for m in names if m != name]
         without = run(rest).prediction.values if rest else _no_input_prediction(model, full)
         parts.append(full.prediction.values - without)
-    contribution = xr.DataArray(np.stack(parts), dims=("modality",) + full.prediction.dims,
-                                coords={**full.prediction.coords,
-                                        "modality": ("modality", np.array(names, dtype=object))},
-                                attrs={"long_name": "prediction minus prediction without the modality",
-                                       "units": full.prediction.attrs.get("units", "")},
-                                name="contribution")
+    contribution = xr.DataArray(
+        np.stack(parts),
+        dims=("modality",) + full.prediction.dims,
+        coords={**full.prediction.coords, "modality": ("modality", np.array(names, dtype=object))},
+        attrs={
+            "long_name": "prediction minus prediction without the modality",
+            "units": full.prediction.attrs.get("units", ""),
+        },
+        name="contribution",
+    )
     return contribution.assign_attrs({k: v for k, v in full.attrs.items() if k not in contribution.attrs})
 
 

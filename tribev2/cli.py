@@ -26,9 +26,11 @@ EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
 EXIT_CANNOT_WRITE = 4
 EXIT_INTERRUPTED = 130
-_EPILOG = ("exit codes: 0 success; 1 unexpected error (a bug); 2 bad input (missing, unreadable or unsupported "
-           "file, bad option); 3 a model or program is not available (offline, gated, not installed); 4 a file "
-           "cannot be written (disk full, read-only, no permission); 130 interrupted.")
+_EPILOG = (
+    "exit codes: 0 success; 1 unexpected error (a bug); 2 bad input (missing, unreadable or unsupported "
+    "file, bad option); 3 a model or program is not available (offline, gated, not installed); 4 a file "
+    "cannot be written (disk full, read-only, no permission); 130 interrupted."
+)
 
 
 # -- predict ---------------------------------------------------------------------------------------------------
@@ -49,18 +51,32 @@ def _predict(args: argparse.Namespace) -> int:
     for target, what in ((output, "--output"), (args.events, "--events")):  # before the slow steps
         if target:
             check_writable(target, what)
-    ds = predict(args.stimulus, model=args.model, extractors=_extractors(args), modalities=args.modalities,
-                 transcript=args.transcript, language=args.language, asr_model=args.asr_model,
-                 subjects=_subjects(args.subjects), hop_s=args.hop,
-                 atlas=None if args.atlas.lower() == "none" else args.atlas, cache_dir=args.cache_dir,
-                 device=args.device, progress=not args.quiet, batch_size=args.batch_size, precision=args.precision,
-                 text_mode=args.text_mode)
+    ds = predict(
+        args.stimulus,
+        model=args.model,
+        extractors=_extractors(args),
+        modalities=args.modalities,
+        transcript=args.transcript,
+        language=args.language,
+        asr_model=args.asr_model,
+        subjects=_subjects(args.subjects),
+        hop_s=args.hop,
+        atlas=None if args.atlas.lower() == "none" else args.atlas,
+        cache_dir=args.cache_dir,
+        device=args.device,
+        progress=not args.quiet,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        text_mode=args.text_mode,
+    )
     save_dataset(ds, output)
     if args.events:
         ds.tribe.events().to_csv(args.events, sep="\t", index=False)
     if not args.quiet:
-        print(f"wrote {output}: prediction {dict(ds.prediction.sizes)} on {ds.attrs['mesh']}, "
-              f"{ds.sizes['event']} events, modalities {ds.attrs['modalities']}")
+        print(
+            f"wrote {output}: prediction {dict(ds.prediction.sizes)} on {ds.attrs['mesh']}, "
+            f"{ds.sizes['event']} events, modalities {ds.attrs['modalities']}"
+        )
     return 0
 
 
@@ -69,12 +85,23 @@ def _predict_many(args: argparse.Namespace) -> int:
     from .many import local_cluster, predict_many
 
     stimuli = args.stimuli[0] if len(args.stimuli) == 1 else args.stimuli
-    options = {"model": args.model, "extractors": _extractors(args), "modalities": args.modalities,
-               "language": args.language, "asr_model": args.asr_model, "subjects": _subjects(args.subjects),
-               "atlas": None if args.atlas.lower() == "none" else args.atlas, "cache_dir": args.cache_dir,
-               "hop_s": args.hop, "device": args.device, "batch_size": args.batch_size,
-               "windows_per_task": args.windows_per_task, "progress": not args.quiet,
-               "precision": args.precision, "text_mode": args.text_mode}
+    options = {
+        "model": args.model,
+        "extractors": _extractors(args),
+        "modalities": args.modalities,
+        "language": args.language,
+        "asr_model": args.asr_model,
+        "subjects": _subjects(args.subjects),
+        "atlas": None if args.atlas.lower() == "none" else args.atlas,
+        "cache_dir": args.cache_dir,
+        "hop_s": args.hop,
+        "device": args.device,
+        "batch_size": args.batch_size,
+        "windows_per_task": args.windows_per_task,
+        "progress": not args.quiet,
+        "precision": args.precision,
+        "text_mode": args.text_mode,
+    }
     if args.scheduler or args.local_workers:
         from distributed import Client
 
@@ -143,8 +170,9 @@ def _plot(args: argparse.Namespace) -> int:
     size = {"figsize": (args.width / args.dpi, args.height / args.dpi)} if args.width and args.height else {}
     if args.roi:
         try:
-            figure = plot_timecourse(ds, args.roi, variable=variable or "prediction", subject=args.subject,
-                                     dpi=args.dpi, **size)
+            figure = plot_timecourse(
+                ds, args.roi, variable=variable or "prediction", subject=args.subject, dpi=args.dpi, **size
+            )
         except KeyError as err:  # a name or pattern that matches no region
             raise ValueError(f"--roi: {err.args[0]}") from None
     else:
@@ -175,11 +203,15 @@ def _open_results(path: str):
     except FileNotFoundError:
         raise
     except (OSError, ValueError, KeyError) as err:
-        raise ValueError(f"{path}: not a NetCDF or Zarr Dataset that tribev2 can read ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0] if str(err) else ''})") from None
+        raise ValueError(
+            f"{path}: not a NetCDF or Zarr Dataset that tribev2 can read ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''})"
+        ) from None
     if not any("vertex" in var.dims for var in ds.data_vars.values()) and "roi" not in ds.dims:
-        raise ValueError(f"{path}: holds no cortical data (no variable with a 'vertex' or 'roi' dimension; "
-                         f"variables: {sorted(ds.data_vars)})")
+        raise ValueError(
+            f"{path}: holds no cortical data (no variable with a 'vertex' or 'roi' dimension; "
+            f"variables: {sorted(ds.data_vars)})"
+        )
     return ds
 
 
@@ -195,8 +227,14 @@ def _plotted_variable(ds) -> str | None:
 
 
 def _map_options(args: argparse.Namespace) -> dict:
-    options = {"views": args.views, "hemi": args.hemi, "subject": args.subject, "percentile": args.percentile,
-               "threshold": args.threshold, "cmap": args.cmap}
+    options = {
+        "views": args.views,
+        "hemi": args.hemi,
+        "subject": args.subject,
+        "percentile": args.percentile,
+        "threshold": args.threshold,
+        "cmap": args.cmap,
+    }
     if getattr(args, "size", None):
         options["size"] = args.size
     return {k: v for k, v in options.items() if v is not None}
@@ -228,18 +266,23 @@ def _picture_size(value: str) -> tuple[int, int]:
 
 
 def _add_map_options(command: argparse.ArgumentParser, *, picture_size: bool) -> None:
-    command.add_argument("results", help="a Dataset written by `tribev2 predict` or tribev2.save_dataset (.nc or "
-                                         ".zarr)")
-    command.add_argument("--views", type=_views, help="comma-separated views: lateral, medial, dorsal, ventral, "
-                                                      "anterior, posterior (default: lateral)")
+    command.add_argument(
+        "results", help="a Dataset written by `tribev2 predict` or tribev2.save_dataset (.nc or .zarr)"
+    )
+    command.add_argument(
+        "--views",
+        type=_views,
+        help="comma-separated views: lateral, medial, dorsal, ventral, anterior, posterior (default: lateral)",
+    )
     command.add_argument("--hemi", choices=("left", "right", "both"), help="hemispheres shown (default: both)")
     command.add_argument("--subject", help="the subject row shown (default: 'average' when present, else the first)")
     command.add_argument("--percentile", type=float, help="colour limits at this percentile of |values| (e.g. 99)")
     command.add_argument("--threshold", type=float, help="values with |value| below it show the cortex gray")
     command.add_argument("--cmap", help="a matplotlib colormap name (default: RdBu_r for signed data)")
     if picture_size:
-        command.add_argument("--size", type=_picture_size, metavar="WxH",
-                             help="pixels of one hemisphere's picture (default: 480x360)")
+        command.add_argument(
+            "--size", type=_picture_size, metavar="WxH", help="pixels of one hemisphere's picture (default: 480x360)"
+        )
     command.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
 
@@ -256,8 +299,16 @@ def _convert(args: argparse.Namespace) -> int:
 
 # -- doctor ----------------------------------------------------------------------------------------------------
 def _doctor(args: argparse.Namespace) -> int:
-    checks = [_check_python_packages, _check_device, _check_espeak, _check_spacy, _check_whisper, _check_chromium,
-              _check_caches, _check_hub]
+    checks = [
+        _check_python_packages,
+        _check_device,
+        _check_espeak,
+        _check_spacy,
+        _check_whisper,
+        _check_chromium,
+        _check_caches,
+        _check_hub,
+    ]
     failed = 0
     for check in checks:
         for status, name, detail in _never_crashing(check):
@@ -277,11 +328,13 @@ def _never_crashing(check):
 
 
 def _check_python_packages():
-    for module, extra, purpose in (("av", "media", "video and audio decoding"),
-                                   ("soundfile", "media", "audio files"),
-                                   ("faster_whisper", "media", "speech recognition"),
-                                   ("spacy", "media", "sentence splitting"),
-                                   ("pyvista", "viz", "3-D cortex views")):
+    for module, extra, purpose in (
+        ("av", "media", "video and audio decoding"),
+        ("soundfile", "media", "audio files"),
+        ("faster_whisper", "media", "speech recognition"),
+        ("spacy", "media", "sentence splitting"),
+        ("pyvista", "viz", "3-D cortex views"),
+    ):
         try:
             version = getattr(importlib.import_module(module), "__version__", "installed")
             yield "ok", module, f"{version} ({purpose})"
@@ -297,16 +350,28 @@ def _check_device():
     elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         yield "ok", "GPU", f"Apple MPS (torch {torch.__version__})"
     else:
-        yield "note", "GPU", (f"none: everything runs on the CPU (torch {torch.__version__}); the released "
-                              f"extractors are slow there, consider a CUDA machine")
+        yield (
+            "note",
+            "GPU",
+            (
+                f"none: everything runs on the CPU (torch {torch.__version__}); the released "
+                f"extractors are slow there, consider a CUDA machine"
+            ),
+        )
 
 
 def _check_espeak():
     if shutil.which("espeak-ng"):
         yield "ok", "espeak-ng", f"{shutil.which('espeak-ng')} (reads .txt stimuli aloud)"
     else:
-        yield "missing", "espeak-ng", ("needed to read .txt stimuli aloud: apt-get install espeak-ng (Debian/Ubuntu), "
-                                       "brew install espeak-ng (macOS); media files and transcripts work without it")
+        yield (
+            "missing",
+            "espeak-ng",
+            (
+                "needed to read .txt stimuli aloud: apt-get install espeak-ng (Debian/Ubuntu), "
+                "brew install espeak-ng (macOS); media files and transcripts work without it"
+            ),
+        )
 
 
 def _check_spacy():
@@ -314,13 +379,22 @@ def _check_spacy():
 
     name = spacy_pipeline_name("english")
     if name is None:
-        yield "missing", "spaCy English pipeline", ("none installed: sentences would be split by rules; "
-                                                    "python -m spacy download en_core_web_lg (the reference's)")
+        yield (
+            "missing",
+            "spaCy English pipeline",
+            (
+                "none installed: sentences would be split by rules; "
+                "python -m spacy download en_core_web_lg (the reference's)"
+            ),
+        )
     elif "_lg" in name:
         yield "ok", "spaCy English pipeline", name
     else:
-        yield "note", "spaCy English pipeline", (f"{name} (the reference used en_core_web_lg: python -m spacy "
-                                                 f"download en_core_web_lg)")
+        yield (
+            "note",
+            "spaCy English pipeline",
+            (f"{name} (the reference used en_core_web_lg: python -m spacy download en_core_web_lg)"),
+        )
 
 
 def _check_whisper():
@@ -340,8 +414,14 @@ def _check_whisper():
     else:
         tiny = packaged_tiny_whisper()
         hint = f"; an offline tiny.en model is at {tiny}" if tiny else ""
-        yield "note", "Whisper model", (f"{name} is not downloaded yet: it downloads on first use (about 3 GB for "
-                                        f"large-v3), or set {WHISPER_MODEL_VARIABLE} to a local model{hint}")
+        yield (
+            "note",
+            "Whisper model",
+            (
+                f"{name} is not downloaded yet: it downloads on first use (about 3 GB for "
+                f"large-v3), or set {WHISPER_MODEL_VARIABLE} to a local model{hint}"
+            ),
+        )
 
 
 def _check_chromium():
@@ -396,8 +476,11 @@ def _check_hub():
             auth_check(repo)
             yield "ok", "Hugging Face Hub", f"{repo} reachable ({what})"
         except GatedRepoError:
-            yield "missing", "Hugging Face Hub", (f"{repo} is gated: request access on its page and log in with "
-                                                  f"`hf auth login` ({what})")
+            yield (
+                "missing",
+                "Hugging Face Hub",
+                (f"{repo} is gated: request access on its page and log in with `hf auth login` ({what})"),
+            )
         except (HfHubHTTPError, OSError) as err:
             yield "missing", "Hugging Face Hub", f"{repo} not reachable ({type(err).__name__}): check the network"
         except Exception as err:  # requests/httpx/urllib3 errors that are not OSErrors, proxies, TLS
@@ -406,95 +489,138 @@ def _check_hub():
 
 # -- the parser ------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tribev2", description="Run the TRIBE v2 brain-encoding model.",
-                                     epilog=_EPILOG)
+    parser = argparse.ArgumentParser(
+        prog="tribev2", description="Run the TRIBE v2 brain-encoding model.", epilog=_EPILOG
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     predict = sub.add_parser(
-        "predict", help="predict cortical activity for a video, audio, text or transcript file", epilog=_EPILOG,
+        "predict",
+        help="predict cortical activity for a video, audio, text or transcript file",
+        epilog=_EPILOG,
         description="Stimulus -> events (audio track, words from speech recognition or a transcript, sentences) "
-                    "-> features per 100-s window -> brain model -> a Dataset (time x vertex x subject) with the "
-                    "events, written as NetCDF (.nc, default) or Zarr (.zarr). Open it with "
-                    "tribev2.open_dataset.")
-    predict.add_argument("stimulus", help="video (.mp4 .mkv .mov .avi .webm), audio (.wav .mp3 .flac .ogg .m4a), "
-                                          "text (.txt: read aloud, then transcribed), transcript (.json .tsv .csv "
-                                          ".srt .vtt) or events table (.parquet, or .tsv with a 'type' column)")
-    predict.add_argument("-o", "--output", help="where to write: .nc (NetCDF) or .zarr (default: <stimulus>.nc "
-                                                "in the current folder)")
-    predict.add_argument("--transcript", help="words with timings for the stimulus' speech (whisperX JSON, word "
-                                              "list TSV/CSV/JSON, SRT/WebVTT): skips speech recognition")
+        "-> features per 100-s window -> brain model -> a Dataset (time x vertex x subject) with the "
+        "events, written as NetCDF (.nc, default) or Zarr (.zarr). Open it with "
+        "tribev2.open_dataset.",
+    )
+    predict.add_argument(
+        "stimulus",
+        help="video (.mp4 .mkv .mov .avi .webm), audio (.wav .mp3 .flac .ogg .m4a), "
+        "text (.txt: read aloud, then transcribed), transcript (.json .tsv .csv "
+        ".srt .vtt) or events table (.parquet, or .tsv with a 'type' column)",
+    )
+    predict.add_argument(
+        "-o", "--output", help="where to write: .nc (NetCDF) or .zarr (default: <stimulus>.nc in the current folder)"
+    )
+    predict.add_argument(
+        "--transcript",
+        help="words with timings for the stimulus' speech (whisperX JSON, word "
+        "list TSV/CSV/JSON, SRT/WebVTT): skips speech recognition",
+    )
     _add_model_options(predict)
     predict.add_argument("--events", help="also write the events table to this TSV file")
     predict.set_defaults(run=_predict)
 
     many = sub.add_parser(
-        "predict-many", help="predict many stimuli into one Zarr store, here or on a Dask cluster", epilog=_EPILOG
-        + " predict-many exits with 2 when a stimulus failed (the others are in the store).",
+        "predict-many",
+        help="predict many stimuli into one Zarr store, here or on a Dask cluster",
+        epilog=_EPILOG + " predict-many exits with 2 when a stimulus failed (the others are in the store).",
         description="Every stimulus -> one group of a Zarr store (what predict writes for it), written atomically. "
-                    "A rerun with the same arguments computes only the stimuli that are not in the store. Failures "
-                    "are recorded in the store with their error. Open it with tribev2.open_many or "
-                    "xr.open_datatree(store, engine='zarr').")
-    many.add_argument("stimuli", nargs="+", help="stimulus files, a quoted glob pattern ('clips/*.mp4') or a .txt "
-                                                 "file listing one path per line")
+        "A rerun with the same arguments computes only the stimuli that are not in the store. Failures "
+        "are recorded in the store with their error. Open it with tribev2.open_many or "
+        "xr.open_datatree(store, engine='zarr').",
+    )
+    many.add_argument(
+        "stimuli",
+        nargs="+",
+        help="stimulus files, a quoted glob pattern ('clips/*.mp4') or a .txt file listing one path per line",
+    )
     many.add_argument("--store", required=True, help="the Zarr store to write (a folder, e.g. out.zarr)")
     where = many.add_mutually_exclusive_group()
     where.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:8786)")
-    where.add_argument("--local-workers", type=_positive_int, help="start a local Dask cluster of N worker "
-                                                                    "processes (one per GPU with dask-cuda)")
-    many.add_argument("--windows-per-task", type=_positive_int, default=8,
-                      help="model windows per Dask task: a long film is split into several (default: 8)")
+    where.add_argument(
+        "--local-workers",
+        type=_positive_int,
+        help="start a local Dask cluster of N worker processes (one per GPU with dask-cuda)",
+    )
+    many.add_argument(
+        "--windows-per-task",
+        type=_positive_int,
+        default=8,
+        help="model windows per Dask task: a long film is split into several (default: 8)",
+    )
     _add_model_options(many)
     many.set_defaults(run=_predict_many)
 
-    report = sub.add_parser("report", help="an HTML page of a saved prediction: stimulus frames, words and brain, "
-                                           "TR by TR", epilog=_EPILOG,
-                            description="Reads a saved prediction (its events give the frames and words) and "
-                                        "writes one self-contained HTML file (tribev2.viz.save_report).")
+    report = sub.add_parser(
+        "report",
+        help="an HTML page of a saved prediction: stimulus frames, words and brain, TR by TR",
+        epilog=_EPILOG,
+        description="Reads a saved prediction (its events give the frames and words) and "
+        "writes one self-contained HTML file (tribev2.viz.save_report).",
+    )
     _add_map_options(report, picture_size=True)
     report.add_argument("-o", "--output", help="the .html file (default: <results>.html in the current folder)")
     report.add_argument("--video", help="the stimulus video, where it is not where the events say (moved files)")
     report.add_argument("--title", help="the page's title")
     report.set_defaults(run=_report)
 
-    movie = sub.add_parser("movie", help="an MP4 of a saved prediction over time", epilog=_EPILOG,
-                           description="One frame per TR: the views side by side, a colorbar and the time "
-                                       "(tribev2.viz.save_movie).")
+    movie = sub.add_parser(
+        "movie",
+        help="an MP4 of a saved prediction over time",
+        epilog=_EPILOG,
+        description="One frame per TR: the views side by side, a colorbar and the time (tribev2.viz.save_movie).",
+    )
     _add_map_options(movie, picture_size=True)
     movie.add_argument("-o", "--output", help="the .mp4 file (default: <results>.mp4 in the current folder)")
     movie.add_argument("--fps", type=float, default=2.0, help="frames (TRs) per second (default: 2)")
     movie.set_defaults(run=_movie)
 
-    plot = sub.add_parser("plot", help="a figure of a saved result: maps, an evaluation, or region time courses",
-                          epilog=_EPILOG,
-                          description="Maps of a prediction at some times, an evaluation's r map, contributions "
-                                      "as RGB, or with --roi the regions' mean time courses "
-                                      "(ds.tribe.plot / plot_timecourse).")
+    plot = sub.add_parser(
+        "plot",
+        help="a figure of a saved result: maps, an evaluation, or region time courses",
+        epilog=_EPILOG,
+        description="Maps of a prediction at some times, an evaluation's r map, contributions "
+        "as RGB, or with --roi the regions' mean time courses "
+        "(ds.tribe.plot / plot_timecourse).",
+    )
     _add_map_options(plot, picture_size=False)
     plot.add_argument("-o", "--output", help="the figure file: .png (default: <results>.png), .jpg, .pdf or .svg")
     plot.add_argument("--time", help="comma-separated times in seconds (default: three spread over the recording)")
-    plot.add_argument("--roi", type=lambda s: [r.strip() for r in s.split(",") if r.strip()],
-                      help="comma-separated region names or patterns: plot their time courses instead of maps")
-    plot.add_argument("--variable", help="the Dataset variable to draw (default: prediction, an evaluation's "
-                                         "pearson_r, or the only variable with a vertex dimension)")
+    plot.add_argument(
+        "--roi",
+        type=lambda s: [r.strip() for r in s.split(",") if r.strip()],
+        help="comma-separated region names or patterns: plot their time courses instead of maps",
+    )
+    plot.add_argument(
+        "--variable",
+        help="the Dataset variable to draw (default: prediction, an evaluation's "
+        "pearson_r, or the only variable with a vertex dimension)",
+    )
     plot.add_argument("--width", type=_positive_int, help="figure width in pixels (with --height)")
     plot.add_argument("--height", type=_positive_int, help="figure height in pixels (with --width)")
     plot.add_argument("--dpi", type=_positive_int, default=100, help="pixels per inch of the file (default: 100)")
     plot.set_defaults(run=_plot)
 
-    convert = sub.add_parser("convert", help="write model.safetensors + build_args.json + config.yaml from a "
-                                             "best.ckpt folder or hub repo id",
-                             description="Convert a Lightning checkpoint (config.yaml + best.ckpt) into the "
-                                         "safetensors form. The converted folder loads to identical weights.",
-                             epilog=_EPILOG)
+    convert = sub.add_parser(
+        "convert",
+        help="write model.safetensors + build_args.json + config.yaml from a best.ckpt folder or hub repo id",
+        description="Convert a Lightning checkpoint (config.yaml + best.ckpt) into the "
+        "safetensors form. The converted folder loads to identical weights.",
+        epilog=_EPILOG,
+    )
     convert.add_argument("source", help="folder holding config.yaml and best.ckpt, or a Hugging Face repo id")
     convert.add_argument("output", help="folder to write (created if missing)")
     convert.set_defaults(run=_convert)
 
-    doctor = sub.add_parser("doctor", help="check what is installed and say what is missing",
-                            description="Checks the Python media packages, GPU, espeak-ng, spaCy pipelines, the "
-                                        "Whisper model, chromium, the caches and Hugging Face Hub access "
-                                        "(no network call when HF_HUB_OFFLINE=1). Exit code 1 if something "
-                                        "needed is missing.")
+    doctor = sub.add_parser(
+        "doctor",
+        help="check what is installed and say what is missing",
+        description="Checks the Python media packages, GPU, espeak-ng, spaCy pipelines, the "
+        "Whisper model, chromium, the caches and Hugging Face Hub access "
+        "(no network call when HF_HUB_OFFLINE=1). Exit code 1 if something "
+        "needed is missing.",
+    )
     doctor.set_defaults(run=_doctor)
     return parser
 
@@ -502,39 +628,69 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     """The options that choose the models and what a prediction holds (predict and predict-many)."""
     parser.add_argument("--language", default="english", help="language of the speech (default: english)")
-    parser.add_argument("--model", help="brain weights: a folder (config.yaml + best.ckpt or model.safetensors), "
-                                        "a Hugging Face repo id, or 'demo' (default: $TRIBEV2_WEIGHTS, else "
-                                        "facebook/tribev2)")
-    parser.add_argument("--text-model", help="text feature model (folder or hub id) instead of the one the "
-                                             "brain's config.yaml names (default: $TRIBEV2_EXTRACTORS=demo for the "
-                                             "demo extractors)")
+    parser.add_argument(
+        "--model",
+        help="brain weights: a folder (config.yaml + best.ckpt or model.safetensors), "
+        "a Hugging Face repo id, or 'demo' (default: $TRIBEV2_WEIGHTS, else "
+        "facebook/tribev2)",
+    )
+    parser.add_argument(
+        "--text-model",
+        help="text feature model (folder or hub id) instead of the one the "
+        "brain's config.yaml names (default: $TRIBEV2_EXTRACTORS=demo for the "
+        "demo extractors)",
+    )
     parser.add_argument("--audio-model", help="audio feature model (folder or hub id)")
     parser.add_argument("--video-model", help="video feature model (folder or hub id)")
-    parser.add_argument("--modalities", type=lambda s: [m.strip() for m in s.split(",") if m.strip()],
-                        help="comma-separated subset of text,audio,video to use (the others count as missing)")
-    parser.add_argument("--asr-model", help="Whisper model for speech recognition: a faster-whisper name "
-                                            "(large-v3, tiny.en, ...) or folder (default: $TRIBEV2_WHISPER_MODEL, "
-                                            "else large-v3)")
-    parser.add_argument("--subjects", help="'average' (the shared row for new people), 'all', or row numbers 0,1,... "
-                                           "(default: the model's default subject, 'average' for the release)")
-    parser.add_argument("--atlas", default=DEFAULT_ATLAS, help=f"parcellation for the roi coordinate (default: "
-                        f"{DEFAULT_ATLAS}; see tribev2.load_atlas), or 'none'")
-    parser.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, "
-                                                         "cuda:1, mps")
-    parser.add_argument("--precision", choices=("auto", "exact", "fast"), default="auto",
-                        help="exact: float32 everywhere (the reference's numbers); fast: bfloat16 extractors and "
-                             "brain model (several times faster on GPUs); auto (default): fast on CUDA, else exact")
-    parser.add_argument("--text-mode", choices=("exact", "windowed"),
-                        help="exact (default): past the 1,024-word context cap each word gets a pass of its own, as "
-                             "in the reference; windowed: runs of 128 words share one pass (~100x fewer passes)")
-    parser.add_argument("--hop", type=float, metavar="SECONDS",
-                        help="overlap the 100-s model windows: start one every SECONDS (a whole number of TRs; "
-                             "about 100/SECONDS times the compute); each TR comes from the window where it is most "
-                             "central (default: back to back, as the reference)")
-    parser.add_argument("--batch-size", type=_positive_int, default=8,
-                        help="windows per brain-model batch (default: 8)")
-    parser.add_argument("--cache-dir", help="cache root for this run (default: $TRIBEV2_CACHE, else "
-                                            "~/.cache/tribev2)")
+    parser.add_argument(
+        "--modalities",
+        type=lambda s: [m.strip() for m in s.split(",") if m.strip()],
+        help="comma-separated subset of text,audio,video to use (the others count as missing)",
+    )
+    parser.add_argument(
+        "--asr-model",
+        help="Whisper model for speech recognition: a faster-whisper name "
+        "(large-v3, tiny.en, ...) or folder (default: $TRIBEV2_WHISPER_MODEL, "
+        "else large-v3)",
+    )
+    parser.add_argument(
+        "--subjects",
+        help="'average' (the shared row for new people), 'all', or row numbers 0,1,... "
+        "(default: the model's default subject, 'average' for the release)",
+    )
+    parser.add_argument(
+        "--atlas",
+        default=DEFAULT_ATLAS,
+        help=f"parcellation for the roi coordinate (default: {DEFAULT_ATLAS}; see tribev2.load_atlas), or 'none'",
+    )
+    parser.add_argument(
+        "--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps"
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "exact", "fast"),
+        default="auto",
+        help="exact: float32 everywhere (the reference's numbers); fast: bfloat16 extractors and "
+        "brain model (several times faster on GPUs); auto (default): fast on CUDA, else exact",
+    )
+    parser.add_argument(
+        "--text-mode",
+        choices=("exact", "windowed"),
+        help="exact (default): past the 1,024-word context cap each word gets a pass of its own, as "
+        "in the reference; windowed: runs of 128 words share one pass (~100x fewer passes)",
+    )
+    parser.add_argument(
+        "--hop",
+        type=float,
+        metavar="SECONDS",
+        help="overlap the 100-s model windows: start one every SECONDS (a whole number of TRs; "
+        "about 100/SECONDS times the compute); each TR comes from the window where it is most "
+        "central (default: back to back, as the reference)",
+    )
+    parser.add_argument(
+        "--batch-size", type=_positive_int, default=8, help="windows per brain-model batch (default: 8)"
+    )
+    parser.add_argument("--cache-dir", help="cache root for this run (default: $TRIBEV2_CACHE, else ~/.cache/tribev2)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -48,24 +48,50 @@ from .surface import mesh_for_vertices
 EVENT_DIM = "event"
 OVERLAP_DIM = "overlap"
 DIMS = ("time", "vertex", "subject")
-REQUIRED_ATTRS = ("model", "model_revision", "weights_sha256", "tribev2_version", "mesh", "feature_rate_hz",
-                  "modalities", "stimulus_path", "stimulus_sha256", "stimulus_duration_s", "atlas")
+REQUIRED_ATTRS = (
+    "model",
+    "model_revision",
+    "weights_sha256",
+    "tribev2_version",
+    "mesh",
+    "feature_rate_hz",
+    "modalities",
+    "stimulus_path",
+    "stimulus_sha256",
+    "stimulus_duration_s",
+    "atlas",
+)
 
 
-def build_dataset(prediction: np.ndarray, *, model: TribeModel, subject_names: Sequence[str],
-                  modalities: Sequence[str], duration_s: float, window: np.ndarray | None = None,
-                  hop_s: float | None = None, stimulus: Mapping[str, object] | None = None,
-                  atlas: str | Atlas | None = DEFAULT_ATLAS, cache_dir: str | os.PathLike | None = None
-                  ) -> xr.Dataset:
+def build_dataset(
+    prediction: np.ndarray,
+    *,
+    model: TribeModel,
+    subject_names: Sequence[str],
+    modalities: Sequence[str],
+    duration_s: float,
+    window: np.ndarray | None = None,
+    hop_s: float | None = None,
+    stimulus: Mapping[str, object] | None = None,
+    atlas: str | Atlas | None = DEFAULT_ATLAS,
+    cache_dir: str | os.PathLike | None = None,
+) -> xr.Dataset:
     """Wrap a ``(time, vertex, subject)`` array in the schema (with ``roi`` from ``atlas`` when it is available,
     else a warning; ``cache_dir`` is where atlases are cached)."""
     config = model.config
     n_time, n_vertices, _ = prediction.shape
     mesh = mesh_for_vertices(n_vertices)
-    time = xr.Variable("time", np.arange(n_time) * config.tr_s, attrs={
-        "units": "s", "reference": "stimulus onset", "tr_s": config.tr_s,
-        "hemodynamic_offset_s": config.hemodynamic_offset_s,
-        "long_name": f"start of each TR; row t models BOLD at t + {config.hemodynamic_offset_s:g} s"})
+    time = xr.Variable(
+        "time",
+        np.arange(n_time) * config.tr_s,
+        attrs={
+            "units": "s",
+            "reference": "stimulus onset",
+            "tr_s": config.tr_s,
+            "hemodynamic_offset_s": config.hemodynamic_offset_s,
+            "long_name": f"start of each TR; row t models BOLD at t + {config.hemodynamic_offset_s:g} s",
+        },
+    )
     half = n_vertices // 2
     coords = {
         "time": time,
@@ -74,8 +100,11 @@ def build_dataset(prediction: np.ndarray, *, model: TribeModel, subject_names: S
         "subject": ("subject", np.array(list(subject_names), dtype=object)),
     }
     if window is not None:
-        coords["window"] = ("time", np.asarray(window, dtype=np.int64),
-                            {"long_name": f"index of the {config.window_s:g}-s model window"})
+        coords["window"] = (
+            "time",
+            np.asarray(window, dtype=np.int64),
+            {"long_name": f"index of the {config.window_s:g}-s model window"},
+        )
     stimulus = dict(stimulus or {})
     attrs = {
         "model": getattr(model, "source", ""),
@@ -96,8 +125,11 @@ def build_dataset(prediction: np.ndarray, *, model: TribeModel, subject_names: S
     fitted = {name: config.subject_provenance[name] for name in subject_names if name in config.subject_provenance}
     if fitted:  # the fitted rows' records (fitted from what, when), one JSON string: flat and NetCDF-safe
         attrs["subject_provenance"] = json.dumps(fitted, sort_keys=True)
-    data = xr.DataArray(prediction.astype(np.float32, copy=False), dims=("time", "vertex", "subject"),
-                        attrs={"long_name": "predicted BOLD response", "units": "a.u."})
+    data = xr.DataArray(
+        prediction.astype(np.float32, copy=False),
+        dims=("time", "vertex", "subject"),
+        attrs={"long_name": "predicted BOLD response", "units": "a.u."},
+    )
     ds = xr.Dataset({"prediction": data}, coords=coords, attrs=attrs).set_xindex("hemi")
     return ds if atlas is None else attach_atlas_or_warn(ds, atlas, cache_dir=cache_dir)
 
@@ -130,14 +162,21 @@ def attach_events(ds: xr.Dataset, events: pd.DataFrame) -> xr.Dataset:
     coords = {EVENT_DIM: (EVENT_DIM, np.arange(len(table), dtype=np.int64))}
     for column in EVENT_COLUMNS:
         values = table[column]
-        coords[f"event_{column}"] = (EVENT_DIM, values.to_numpy(np.float64) if column in NUMERIC_COLUMNS else
-                                     np.array([v if isinstance(v, str) else "" for v in values], dtype=object))
+        coords[f"event_{column}"] = (
+            EVENT_DIM,
+            values.to_numpy(np.float64)
+            if column in NUMERIC_COLUMNS
+            else np.array([v if isinstance(v, str) else "" for v in values], dtype=object),
+        )
     overlaps = _tr_overlaps(table, ds.sizes["time"], float(ds["time"].attrs.get("tr_s", 1.0)))
     texts = table["text"].fillna("").astype(str).to_numpy(object)
     is_word = (table["type"] == "Word").to_numpy()
     words = np.array([" ".join(texts[[i for i in row if i >= 0 and is_word[i]]]) for row in overlaps], dtype=object)
-    coords["tr_events"] = (("time", OVERLAP_DIM), overlaps, {
-        "long_name": f"indices along '{EVENT_DIM}' of the events overlapping each TR (-1: none)"})
+    coords["tr_events"] = (
+        ("time", OVERLAP_DIM),
+        overlaps,
+        {"long_name": f"indices along '{EVENT_DIM}' of the events overlapping each TR (-1: none)"},
+    )
     coords["words"] = ("time", words, {"long_name": "words (Word events) overlapping each TR"})
     return ds.assign_coords(coords)
 
@@ -148,8 +187,12 @@ def events_table(ds: xr.Dataset, *, time: float | None = None) -> pd.DataFrame:
     it). Missing strings read back as ``""``."""
     if f"event_{EVENT_COLUMNS[0]}" not in ds.coords:
         raise ValueError("this Dataset holds no events table (it comes from predict_features, not predict)")
-    table = pd.DataFrame({c: pd.Series(ds[f"event_{c}"].values.tolist(), dtype=np.float64 if c in NUMERIC_COLUMNS
-                                       else "str") for c in EVENT_COLUMNS})
+    table = pd.DataFrame(
+        {
+            c: pd.Series(ds[f"event_{c}"].values.tolist(), dtype=np.float64 if c in NUMERIC_COLUMNS else "str")
+            for c in EVENT_COLUMNS
+        }
+    )
     if time is None:
         return table
     starts = ds.indexes["time"]
@@ -205,8 +248,12 @@ def to_storage(ds: xr.Dataset) -> xr.Dataset:
     its ``checksum_sha256`` attribute."""
     extra = [name for name in ds.xindexes if name not in ds.dims]
     ds = ds.drop_indexes(extra) if extra else ds
-    return ds.assign({name: variable.assign_attrs({CHECKSUM_ATTR: variable_checksum(variable.values)})
-                      for name, variable in ds.data_vars.items()})
+    return ds.assign(
+        {
+            name: variable.assign_attrs({CHECKSUM_ATTR: variable_checksum(variable.values)})
+            for name, variable in ds.data_vars.items()
+        }
+    )
 
 
 def from_storage(ds: xr.Dataset, *, source: str = "dataset", verify: bool = True) -> xr.Dataset:
@@ -217,11 +264,12 @@ def from_storage(ds: xr.Dataset, *, source: str = "dataset", verify: bool = True
     for name, variable in ds.data_vars.items():
         stored = variable.attrs.pop(CHECKSUM_ATTR, None)  # read from a file: the attrs are this Dataset's own
         if verify and stored is not None and variable_checksum(variable.values) != stored:
-            raise CorruptDatasetError(f"{source}: the variable {name!r} is corrupt (its values no longer match "
-                                      f"the checksum saved with them); restore the file from a copy or predict "
-                                      f"again")
-    ds = ds.assign_coords({name: coord.astype(object) for name, coord in ds.coords.items()
-                           if coord.dtype.kind in "UT"})
+            raise CorruptDatasetError(
+                f"{source}: the variable {name!r} is corrupt (its values no longer match "
+                f"the checksum saved with them); restore the file from a copy or predict "
+                f"again"
+            )
+    ds = ds.assign_coords({name: coord.astype(object) for name, coord in ds.coords.items() if coord.dtype.kind in "UT"})
     for name, index in (("hemi", None), ("roi", RegionIndex)):
         if name in ds.coords and name not in ds.xindexes:
             ds = ds.set_xindex(name, index) if index else ds.set_xindex(name)

@@ -21,8 +21,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 def _available(device) -> torch.device:
     if isinstance(device, str) and device.strip().lower() in DTYPES:
-        raise ValueError(f"device={device!r} is a dtype, not a device; pass it as dtype= (devices: auto, cpu, "
-                         f"cuda, cuda:N, mps)")
+        raise ValueError(
+            f"device={device!r} is a dtype, not a device; pass it as dtype= (devices: auto, cpu, cuda, cuda:N, mps)"
+        )
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as err:
@@ -30,12 +31,13 @@ def _available(device) -> torch.device:
     if resolved.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise ValueError(f"device={device!r}: CUDA is not available here (torch {torch.__version__}, "
-                             f"{'a CPU-only build' if torch.version.cuda is None else 'no GPU found'}); use "
-                             f"device='cpu' or 'auto'")
+            raise ValueError(
+                f"device={device!r}: CUDA is not available here (torch {torch.__version__}, "
+                f"{'a CPU-only build' if torch.version.cuda is None else 'no GPU found'}); use "
+                f"device='cpu' or 'auto'"
+            )
         if resolved.index is not None and resolved.index >= count:
-            raise ValueError(f"device={device!r}: this machine has {count} CUDA device(s) (cuda:0 to "
-                             f"cuda:{count - 1})")
+            raise ValueError(f"device={device!r}: this machine has {count} CUDA device(s) (cuda:0 to cuda:{count - 1})")
     elif resolved.type == "mps":
         if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
             raise ValueError(f"device={device!r}: Apple MPS is not available here; use device='cpu' or 'auto'")
@@ -57,8 +59,9 @@ def as_dtype(dtype: str | torch.dtype) -> torch.dtype:
 PRECISIONS = {"exact": torch.float32, "fast": torch.bfloat16}  # "auto": exact on CPU/MPS, fast on CUDA
 
 
-def precision_dtype(precision: str = "auto", device: str | torch.device = "auto",
-                    dtype: str | torch.dtype | None = None) -> torch.dtype:
+def precision_dtype(
+    precision: str = "auto", device: str | torch.device = "auto", dtype: str | torch.dtype | None = None
+) -> torch.dtype:
     """The dtype of a run: ``"exact"`` float32 everywhere (the reference's numbers), ``"fast"`` bfloat16,
     ``"auto"`` fast on CUDA and exact elsewhere. An expert's ``dtype`` is honoured with ``"auto"``; with
     ``"exact"`` or ``"fast"`` it must agree (a ``ValueError`` otherwise)."""
@@ -70,8 +73,9 @@ def precision_dtype(precision: str = "auto", device: str | torch.device = "auto"
             return wanted
         return PRECISIONS["fast" if resolve_device(device).type == "cuda" else "exact"]
     if wanted is not None and wanted != PRECISIONS[precision]:
-        raise ValueError(f"precision={precision!r} means {PRECISIONS[precision]} but dtype={wanted} was given: "
-                         f"pass one of them")
+        raise ValueError(
+            f"precision={precision!r} means {PRECISIONS[precision]} but dtype={wanted} was given: pass one of them"
+        )
     return PRECISIONS[precision]
 
 

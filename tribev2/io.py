@@ -4,8 +4,8 @@ NIfTI volumes (through :mod:`tribev2.projection`), and measured BOLD for :func:`
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import xarray as xr
@@ -16,8 +16,18 @@ from .dataset import CorruptDatasetError, from_storage, to_storage
 from .projection import resample, surface_to_volume, time_by_vertex, volume_to_surface
 from .surface import FSAVERAGE_SIZES, HEMIS, check_mesh, mesh_for_vertices
 
-__all__ = ["CorruptDatasetError", "load_gifti", "load_ground_truth", "open_dataset", "resample", "save_dataset",
-           "save_gifti", "save_nifti", "surface_to_volume", "volume_to_surface"]
+__all__ = [
+    "CorruptDatasetError",
+    "load_gifti",
+    "load_ground_truth",
+    "open_dataset",
+    "resample",
+    "save_dataset",
+    "save_gifti",
+    "save_nifti",
+    "surface_to_volume",
+    "volume_to_surface",
+]
 
 NETCDF_ENGINE = "h5netcdf"  # NetCDF-4 with variable-length strings, pure wheels
 
@@ -64,9 +74,11 @@ def open_dataset(path: str | os.PathLike, *, verify: bool = True) -> xr.Dataset:
         if isinstance(err, MemoryError):
             raise
         kind = "Zarr store" if path.suffix == ".zarr" or path.is_dir() else "NetCDF file"
-        raise ValueError(f"{path}: cannot be read as a {kind} "
-                         f"written by tribev2.save_dataset (truncated or another kind of file?): "
-                         f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
+        raise ValueError(
+            f"{path}: cannot be read as a {kind} "
+            f"written by tribev2.save_dataset (truncated or another kind of file?): "
+            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        ) from None
     return from_storage(ds, source=str(path), verify=verify)
 
 
@@ -84,12 +96,21 @@ def save_gifti(data, path: str | os.PathLike) -> tuple[Path, Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for hemi, part in zip(HEMIS, (values[:, :half], values[:, half:])):
-        meta = {"AnatomicalStructurePrimary": "CortexLeft" if hemi == "left" else "CortexRight",
-                "TimeStep": f"{tr_s * 1000:g}"}
-        image = nib.gifti.GiftiImage(meta=nib.gifti.GiftiMetaData(meta), darrays=[
-            nib.gifti.GiftiDataArray(row.astype(np.float32), intent="NIFTI_INTENT_TIME_SERIES"
-                                     if len(part) > 1 else "NIFTI_INTENT_NONE", datatype="NIFTI_TYPE_FLOAT32")
-            for row in part])
+        meta = {
+            "AnatomicalStructurePrimary": "CortexLeft" if hemi == "left" else "CortexRight",
+            "TimeStep": f"{tr_s * 1000:g}",
+        }
+        image = nib.gifti.GiftiImage(
+            meta=nib.gifti.GiftiMetaData(meta),
+            darrays=[
+                nib.gifti.GiftiDataArray(
+                    row.astype(np.float32),
+                    intent="NIFTI_INTENT_TIME_SERIES" if len(part) > 1 else "NIFTI_INTENT_NONE",
+                    datatype="NIFTI_TYPE_FLOAT32",
+                )
+                for row in part
+            ],
+        )
         target = path.with_name(f"{path.name}_hemi-{hemi[0].upper()}.func.gii")
         nib.save(image, target)
         written.append(target)
@@ -112,8 +133,10 @@ def load_gifti(paths: Sequence[str | os.PathLike]) -> tuple[np.ndarray, float | 
         structure = meta.get("AnatomicalStructurePrimary", "")
         other = "CortexRight" if hemi == "left" else "CortexLeft"
         if structure == other:
-            raise ValueError(f"{file} holds the {other[6:].lower()} hemisphere ({structure}); expected the "
-                             f"{hemi} one here: pass the files as (left, right)")
+            raise ValueError(
+                f"{file} holds the {other[6:].lower()} hemisphere ({structure}); expected the "
+                f"{hemi} one here: pass the files as (left, right)"
+            )
         if not image.darrays:
             raise ValueError(f"{file}: a GIFTI file without data arrays; expected a functional map")
         arrays = [np.asarray(d.data, dtype=np.float64) for d in image.darrays]
@@ -122,8 +145,10 @@ def load_gifti(paths: Sequence[str | os.PathLike]) -> tuple[np.ndarray, float | 
         if step:
             steps.add(float(step) / 1000.0)
     if parts[0].shape != parts[1].shape:
-        raise ValueError(f"{paths[0]} holds {parts[0].shape} (time, vertex) values but {paths[1]} holds "
-                         f"{parts[1].shape}: the hemispheres must match")
+        raise ValueError(
+            f"{paths[0]} holds {parts[0].shape} (time, vertex) values but {paths[1]} holds "
+            f"{parts[1].shape}: the hemispheres must match"
+        )
     return np.concatenate(parts, axis=1), (steps.pop() if len(steps) == 1 else None)
 
 
@@ -138,8 +163,9 @@ def save_nifti(data, path: str | os.PathLike, **options) -> Path:
 
 
 # -- measured BOLD ------------------------------------------------------------------------------------------------
-def load_ground_truth(source, *, mesh: str = "fsaverage5", tr_s: float | None = None,
-                      start_s: float = 0.0) -> xr.DataArray:
+def load_ground_truth(
+    source, *, mesh: str = "fsaverage5", tr_s: float | None = None, start_s: float = 0.0
+) -> xr.DataArray:
     """Measured BOLD as a ``(time, vertex)`` DataArray whose ``time`` is seconds after the stimulus onset.
 
     ``source``: an array ``(time, vertex)``; a DataArray with ``time``/``vertex`` dims (its ``time``
@@ -156,8 +182,10 @@ def load_ground_truth(source, *, mesh: str = "fsaverage5", tr_s: float | None = 
     if isinstance(source, xr.Dataset):
         candidates = [n for n, v in source.data_vars.items() if {"time", "vertex"} <= set(v.dims)]
         if len(candidates) != 1:
-            raise ValueError(f"ground-truth Dataset has {len(candidates)} variables with (time, vertex) dims "
-                             f"({candidates}); pass the one to use as a DataArray")
+            raise ValueError(
+                f"ground-truth Dataset has {len(candidates)} variables with (time, vertex) dims "
+                f"({candidates}); pass the one to use as a DataArray"
+            )
         source = source[candidates[0]]
     if isinstance(source, xr.DataArray):
         if set(source.dims) != {"time", "vertex"}:
@@ -167,8 +195,10 @@ def load_ground_truth(source, *, mesh: str = "fsaverage5", tr_s: float | None = 
     else:
         values, times = np.asarray(source), None
     if values.ndim != 2 or values.shape[1] not in [2 * n for n in FSAVERAGE_SIZES.values()]:
-        raise ValueError(f"ground truth has shape {values.shape}; expected (time, vertex) with vertex = "
-                         f"{2 * FSAVERAGE_SIZES[check_mesh(mesh)]:,} for {mesh} (left hemisphere first)")
+        raise ValueError(
+            f"ground truth has shape {values.shape}; expected (time, vertex) with vertex = "
+            f"{2 * FSAVERAGE_SIZES[check_mesh(mesh)]:,} for {mesh} (left hemisphere first)"
+        )
     if not np.issubdtype(values.dtype, np.number):
         raise ValueError(f"ground truth has dtype {values.dtype}; expected numbers")
     if times is None:
@@ -178,9 +208,12 @@ def load_ground_truth(source, *, mesh: str = "fsaverage5", tr_s: float | None = 
         times = start_s + np.arange(len(values)) * step
     if len(times) > 1 and not np.all(np.diff(times) > 0):
         raise ValueError("ground-truth times must increase")
-    return xr.DataArray(values, dims=("time", "vertex"),
-                        coords={"time": ("time", times, {"units": "s", "reference": "stimulus onset"})},
-                        name="ground_truth")
+    return xr.DataArray(
+        values,
+        dims=("time", "vertex"),
+        coords={"time": ("time", times, {"units": "s", "reference": "stimulus onset"})},
+        name="ground_truth",
+    )
 
 
 def _read_bold_file(path: Path, mesh: str):
@@ -201,5 +234,7 @@ def _read_bold_file(path: Path, mesh: str):
         return np.load(path), None
     if name.endswith((".nc", ".zarr")) or path.is_dir():
         return open_dataset(path), None
-    raise ValueError(f"{path}: unsupported ground-truth file; expected .nii/.nii.gz (volume), .nc/.zarr, .npy "
-                     "or the (left, right) GIFTI pair")
+    raise ValueError(
+        f"{path}: unsupported ground-truth file; expected .nii/.nii.gz (volume), .nc/.zarr, .npy "
+        "or the (left, right) GIFTI pair"
+    )

@@ -98,10 +98,18 @@ class Job:
 
 
 # -- the public entry points --------------------------------------------------------------------------------------
-def predict_many(stimuli: str | os.PathLike | Iterable[str | os.PathLike] | Mapping[str, str | os.PathLike], *,
-                 store: str | os.PathLike, model: TribeModel | str | os.PathLike | None = None, extractors=None,
-                 client=None, windows_per_task: int = 8, progress: bool = True,
-                 cache_dir: str | os.PathLike | None = None, **predict_kwargs) -> xr.Dataset:
+def predict_many(
+    stimuli: str | os.PathLike | Iterable[str | os.PathLike] | Mapping[str, str | os.PathLike],
+    *,
+    store: str | os.PathLike,
+    model: TribeModel | str | os.PathLike | None = None,
+    extractors=None,
+    client=None,
+    windows_per_task: int = 8,
+    progress: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+    **predict_kwargs,
+) -> xr.Dataset:
     """Predict every stimulus into the Zarr ``store`` and return :func:`open_many` of it (lazy).
 
     ``stimuli``: files (a list, a glob pattern, or a ``.txt`` file with one path per line), or ``{name: path}``.
@@ -130,9 +138,17 @@ def predict_many(stimuli: str | os.PathLike | Iterable[str | os.PathLike] | Mapp
     todo = [job for job in jobs if job.name not in done]
     # the models are loaded and the settings checked (subjects, hop_s) before the store is touched
     if client is None and GIVEN in (settings.model, settings.extractors):  # loaded objects, used as they are
-        predictor = resolve_predictor(model, extractors, settings.modalities, hop_s=settings.hop_s,
-                                      device=settings.device, progress=False, cache_dir=cache_dir,
-                                      precision=settings.precision, text_mode=settings.text_mode)
+        predictor = resolve_predictor(
+            model,
+            extractors,
+            settings.modalities,
+            hop_s=settings.hop_s,
+            device=settings.device,
+            progress=False,
+            cache_dir=cache_dir,
+            precision=settings.precision,
+            text_mode=settings.text_mode,
+        )
     elif client is None:
         predictor = _predictor(settings) if todo else None
     else:
@@ -154,8 +170,10 @@ def predict_many(stimuli: str | os.PathLike | Iterable[str | os.PathLike] | Mapp
     ds = open_many(store, names=[job.name for job in jobs if job.name in stored])
     ds.attrs.update(failed=failed, computed=computed, seconds=seconds)
     if progress:
-        print(f"predict_many: {len(jobs) - len(failed)} of {len(jobs)} stimuli in {store} ({len(computed)} computed, "
-              f"{len(jobs) - len(todo)} already there), {len(failed)} failed, {seconds:.1f} s")
+        print(
+            f"predict_many: {len(jobs) - len(failed)} of {len(jobs)} stimuli in {store} ({len(computed)} computed, "
+            f"{len(jobs) - len(todo)} already there), {len(failed)} failed, {seconds:.1f} s"
+        )
     return ds
 
 
@@ -173,9 +191,16 @@ def open_many(store: str | os.PathLike, names: Sequence[str] | None = None) -> x
     attrs = {FAILED_ATTR: dict(_open_root(store).attrs.get(FAILED_ATTR, {}))}
     if not parts:
         return xr.Dataset(coords={"stimulus": np.array([], dtype=object)}, attrs=attrs)
-    ds = xr.concat(parts, dim="stimulus", join="outer", fill_value={"prediction": np.nan, "words": "",
-                                                                      "window": -1},
-                   combine_attrs="drop_conflicts", data_vars="all", coords="different", compat="equals")
+    ds = xr.concat(
+        parts,
+        dim="stimulus",
+        join="outer",
+        fill_value={"prediction": np.nan, "words": "", "window": -1},
+        combine_attrs="drop_conflicts",
+        data_vars="all",
+        coords="different",
+        compat="equals",
+    )
     ds.attrs.update(attrs)
     return from_storage(ds, verify=False)  # lazy: each stimulus's checksums are checked by open_dataset(store/name)
 
@@ -185,8 +210,11 @@ def stored_stimuli(store: str | os.PathLike) -> list[str]:
     store = Path(store)
     if not store.is_dir():
         return []
-    return sorted(p.name for p in store.iterdir() if p.is_dir() and not p.name.startswith(".")
-                  and ((p / "zarr.json").is_file() or (p / ".zgroup").is_file()))
+    return sorted(
+        p.name
+        for p in store.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and ((p / "zarr.json").is_file() or (p / ".zgroup").is_file())
+    )
 
 
 def stimulus_jobs(stimuli) -> list[Job]:
@@ -203,11 +231,14 @@ def stimulus_jobs(stimuli) -> list[Job]:
     jobs = []
     for name, path in pairs:
         if not re.fullmatch(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*", name):
-            raise ValueError(f"stimulus name {name!r} ({path}): a store group name takes letters, digits and "
-                             f"'_.-' and does not start with '.'; pass {{name: path}} to choose names")
+            raise ValueError(
+                f"stimulus name {name!r} ({path}): a store group name takes letters, digits and "
+                f"'_.-' and does not start with '.'; pass {{name: path}} to choose names"
+            )
         if name in names:
-            raise ValueError(f"{names[name]} and {path} would both be stored as {name!r}: pass {{name: path}} to "
-                             f"name them")
+            raise ValueError(
+                f"{names[name]} and {path} would both be stored as {name!r}: pass {{name: path}} to name them"
+            )
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such stimulus file")
         names[name] = path
@@ -218,29 +249,59 @@ def stimulus_jobs(stimuli) -> list[Job]:
 # -- the three tasks of a stimulus (run here or on a worker) -----------------------------------------------------
 def _events_task(model: TribeModel, extractors, settings: Settings, stimulus: str) -> tuple[pd.DataFrame, float, int]:
     """The stimulus's events, its duration and its number of model windows."""
-    events = events_from(stimulus, language=settings.language, asr_model=settings.asr_model,
-                         keep_text=settings.keep_text, device=settings.device, cache_dir=settings.cache_dir)
+    events = events_from(
+        stimulus,
+        language=settings.language,
+        asr_model=settings.asr_model,
+        keep_text=settings.keep_text,
+        device=settings.device,
+        cache_dir=settings.cache_dir,
+    )
     extractors_used(events, extractors, stimulus)
     duration = timeline_stop(events)
     return events, duration, Windows.plan(duration, model.config, settings.hop_s).n_windows
 
 
-def _range_task(model: TribeModel, extractors, settings: Settings, events: pd.DataFrame, duration: float,
-                first: int, stop: int) -> np.ndarray:
+def _range_task(
+    model: TribeModel, extractors, settings: Settings, events: pd.DataFrame, duration: float, first: int, stop: int
+) -> np.ndarray:
     """Windows ``first`` to ``stop`` of a stimulus: ``(n, T_out, V, S)``."""
-    return predict_window_range(events, model=model, extractors=extractors_used(events, extractors),
-                                windows=Windows.plan(duration, model.config, settings.hop_s),
-                                rows=model.subject_rows(settings.subjects), first=first, stop=stop,
-                                batch_size=settings.batch_size)
+    return predict_window_range(
+        events,
+        model=model,
+        extractors=extractors_used(events, extractors),
+        windows=Windows.plan(duration, model.config, settings.hop_s),
+        rows=model.subject_rows(settings.subjects),
+        first=first,
+        stop=stop,
+        batch_size=settings.batch_size,
+    )
 
 
-def _write_task(model: TribeModel, extractors, settings: Settings, store: Path, job: Job, events: pd.DataFrame,
-                duration: float, *parts: np.ndarray) -> str:
+def _write_task(
+    model: TribeModel,
+    extractors,
+    settings: Settings,
+    store: Path,
+    job: Job,
+    events: pd.DataFrame,
+    duration: float,
+    *parts: np.ndarray,
+) -> str:
     """Stitch the ranges as :func:`tribev2.predict` does and write the stimulus's group atomically."""
     windows = Windows.plan(duration, model.config, settings.hop_s)
-    ds = stimulus_dataset(windows.stitch(np.concatenate(parts)), events, stimulus=job.stimulus, model=model,
-                          rows=model.subject_rows(settings.subjects), extractors=extractors, windows=windows,
-                          language=settings.language, atlas=settings.atlas, cache_dir=settings.cache_dir)
+    ds = stimulus_dataset(
+        windows.stitch(np.concatenate(parts)),
+        events,
+        stimulus=job.stimulus,
+        model=model,
+        rows=model.subject_rows(settings.subjects),
+        extractors=extractors,
+        windows=windows,
+        language=settings.language,
+        atlas=settings.atlas,
+        cache_dir=settings.cache_dir,
+    )
     with atomic_path(store / job.name) as tmp:
         to_storage(ds).to_zarr(tmp, mode="w", consolidated=False)
     return job.name
@@ -251,16 +312,25 @@ def _ranges(n_windows: int, per_task: int) -> list[tuple[int, int]]:
 
 
 # -- in this process ----------------------------------------------------------------------------------------------
-def _run_here(jobs: list[Job], predictor, settings: Settings, store: Path, per_task: int, progress: bool,
-              on_result: Callable[[str, str | None], None]) -> None:
+def _run_here(
+    jobs: list[Job],
+    predictor,
+    settings: Settings,
+    store: Path,
+    per_task: int,
+    progress: bool,
+    on_result: Callable[[str, str | None], None],
+) -> None:
     from tqdm.auto import tqdm
 
     model, extractors = predictor or (None, None)
     for job in tqdm(jobs, desc="stimuli", disable=not progress or not jobs):
         try:
             events, duration, n_windows = _events_task(model, extractors, settings, job.stimulus)
-            parts = [_range_task(model, extractors, settings, events, duration, first, stop)
-                     for first, stop in _ranges(n_windows, per_task)]
+            parts = [
+                _range_task(model, extractors, settings, events, duration, first, stop)
+                for first, stop in _ranges(n_windows, per_task)
+            ]
             _write_task(model, extractors, settings, store, job, events, duration, *parts)
         except Exception as err:  # noqa: BLE001  (recorded; the others go on; KeyboardInterrupt stops the run)
             on_result(job.name, _error_text(err))
@@ -276,15 +346,22 @@ _LOADING = threading.Lock()
 def _predictor(settings: Settings) -> tuple[TribeModel, list]:
     """The model and extractors of ``settings``, loaded once per process: a worker keeps them between tasks,
     and so does this process between calls with the same sources."""
-    key = dataclasses.replace(settings, subjects=None, language="english", asr_model="", atlas=None,
-                              batch_size=1)
+    key = dataclasses.replace(settings, subjects=None, language="english", asr_model="", atlas=None, batch_size=1)
     with _LOADING:
         if key not in _LOADED:
             _LOADED.clear()
             extractors = dict(settings.extractors) if isinstance(settings.extractors, tuple) else settings.extractors
-            _LOADED[key] = resolve_predictor(settings.model, extractors, settings.modalities, hop_s=settings.hop_s,
-                                             device=settings.device, progress=False, cache_dir=settings.cache_dir,
-                                             precision=settings.precision, text_mode=settings.text_mode)
+            _LOADED[key] = resolve_predictor(
+                settings.model,
+                extractors,
+                settings.modalities,
+                hop_s=settings.hop_s,
+                device=settings.device,
+                progress=False,
+                cache_dir=settings.cache_dir,
+                precision=settings.precision,
+                text_mode=settings.text_mode,
+            )
         return _LOADED[key]
 
 
@@ -298,19 +375,27 @@ def _on_worker(task, settings: Settings, *args):
     return task(model, extractors, settings, *args)
 
 
-def _run_on_client(client, jobs: list[Job], settings: Settings, store: Path, per_task: int, progress: bool,
-                   on_result: Callable[[str, str | None], None]) -> None:
+def _run_on_client(
+    client,
+    jobs: list[Job],
+    settings: Settings,
+    store: Path,
+    per_task: int,
+    progress: bool,
+    on_result: Callable[[str, str | None], None],
+) -> None:
     from distributed import as_completed
     from tqdm.auto import tqdm
 
     if progress and jobs:
-        print(f"predict_many: {len(jobs)} stimuli on {len(client.scheduler_info()['workers'])} Dask workers; "
-              f"dashboard: {client.dashboard_link}")
+        print(
+            f"predict_many: {len(jobs)} stimuli on {len(client.scheduler_info()['workers'])} Dask workers; "
+            f"dashboard: {client.dashboard_link}"
+        )
     pending = as_completed()
     roles = {}
     for job in jobs:  # events first in stimulus order; a stimulus's windows and write go before later events
-        future = client.submit(_on_worker, _events_task, settings, job.stimulus, key=_key("events", job),
-                               priority=0)
+        future = client.submit(_on_worker, _events_task, settings, job.stimulus, key=_key("events", job), priority=0)
         roles[future.key] = ("events", job)
         pending.add(future)
     with tqdm(total=len(jobs), desc="stimuli", disable=not progress or not jobs) as bar:
@@ -321,11 +406,32 @@ def _run_on_client(client, jobs: list[Job], settings: Settings, store: Path, per
                 bar.update()
             elif role == "events":
                 events, duration, n_windows = future.result()
-                parts = [client.submit(_on_worker, _range_task, settings, events, duration, first, stop,
-                                       key=_key(f"windows-{first}-{stop}", job), priority=1)
-                         for first, stop in _ranges(n_windows, per_task)]
-                write = client.submit(_on_worker, _write_task, settings, store, job, events, duration, *parts,
-                                      key=_key("write", job), priority=2)
+                parts = [
+                    client.submit(
+                        _on_worker,
+                        _range_task,
+                        settings,
+                        events,
+                        duration,
+                        first,
+                        stop,
+                        key=_key(f"windows-{first}-{stop}", job),
+                        priority=1,
+                    )
+                    for first, stop in _ranges(n_windows, per_task)
+                ]
+                write = client.submit(
+                    _on_worker,
+                    _write_task,
+                    settings,
+                    store,
+                    job,
+                    events,
+                    duration,
+                    *parts,
+                    key=_key("write", job),
+                    priority=2,
+                )
                 roles[write.key] = ("write", job)
                 pending.add(write)
             else:
@@ -339,8 +445,17 @@ def _load_on_workers(client, settings: Settings) -> list:
     once the first has loaded them and checked the settings (subjects, hop_s); raises what it raised."""
     from distributed import wait
 
-    loading = [client.submit(_load, settings, key=f"tribev2-load-{uuid.uuid4().hex}", workers=[address],
-                             allow_other_workers=False, priority=3) for address in client.scheduler_info()["workers"]]
+    loading = [
+        client.submit(
+            _load,
+            settings,
+            key=f"tribev2-load-{uuid.uuid4().hex}",
+            workers=[address],
+            allow_other_workers=False,
+            priority=3,
+        )
+        for address in client.scheduler_info()["workers"]
+    ]
     first = next(iter(wait(loading, return_when="FIRST_COMPLETED").done))
     if first.status == "error":
         error = first.exception()
@@ -386,10 +501,14 @@ def _open_root(store: Path, record: dict | None = None):
     if held is None:
         root.attrs.update({SETTINGS_ATTR: record, FAILED_ATTR: root.attrs.get(FAILED_ATTR, {})})
     elif held != record:
-        changed = "; ".join(f"{k}: {held.get(k)!r} there, {record.get(k)!r} now"
-                            for k in sorted(set(held) | set(record)) if held.get(k) != record.get(k))
-        raise ValueError(f"{store} holds results of other settings ({changed}): use another store, or the same "
-                         f"settings")
+        changed = "; ".join(
+            f"{k}: {held.get(k)!r} there, {record.get(k)!r} now"
+            for k in sorted(set(held) | set(record))
+            if held.get(k) != record.get(k)
+        )
+        raise ValueError(
+            f"{store} holds results of other settings ({changed}): use another store, or the same settings"
+        )
     return root
 
 
@@ -413,25 +532,43 @@ def _stimulus_view(store: Path, name: str) -> xr.Dataset:
     ds = xr.open_zarr(store, group=name, consolidated=False)
     ds = ds.drop_vars([v for v, x in ds.variables.items() if {EVENT_DIM, OVERLAP_DIM} & set(x.dims)])
     ds = ds.assign_coords({k: c.load() for k, c in ds.coords.items() if k not in ds.dims})  # small; only data lazy
-    per_stimulus = {k: ds.attrs.pop(k) for k in ("stimulus_path", "stimulus_sha256", "stimulus_duration_s",
-                                                 "modalities") if k in ds.attrs}
+    per_stimulus = {
+        k: ds.attrs.pop(k)
+        for k in ("stimulus_path", "stimulus_sha256", "stimulus_duration_s", "modalities")
+        if k in ds.attrs
+    }
     ds = ds.expand_dims(stimulus=np.array([name], dtype=object))
     return ds.assign_coords({k: ("stimulus", [v]) for k, v in per_stimulus.items()})
 
 
 # -- arguments ----------------------------------------------------------------------------------------------------
-PREDICT_OPTIONS = ("modalities", "subjects", "language", "asr_model", "keep_text", "atlas", "hop_s", "device",
-                   "batch_size", "precision", "text_mode")
+PREDICT_OPTIONS = (
+    "modalities",
+    "subjects",
+    "language",
+    "asr_model",
+    "keep_text",
+    "atlas",
+    "hop_s",
+    "device",
+    "batch_size",
+    "precision",
+    "text_mode",
+)
 
 
 def _settings(model, extractors, cache_dir, options: dict, *, local: bool) -> Settings:
     unknown = sorted(set(options) - set(PREDICT_OPTIONS))
     if unknown:
-        raise TypeError(f"predict_many: unexpected argument(s) {unknown}; it takes {list(PREDICT_OPTIONS)} as "
-                        f"tribev2.predict does (a transcript belongs to one stimulus: predict it alone)")
+        raise TypeError(
+            f"predict_many: unexpected argument(s) {unknown}; it takes {list(PREDICT_OPTIONS)} as "
+            f"tribev2.predict does (a transcript belongs to one stimulus: predict it alone)"
+        )
     if not local and not (model is None or isinstance(model, (str, os.PathLike))):
-        raise TypeError(f"model: on a Dask client pass the model's source (a folder, hub id or 'demo'), not a "
-                        f"{type(model).__name__}: each worker loads it once (save_pretrained a model you built)")
+        raise TypeError(
+            f"model: on a Dask client pass the model's source (a folder, hub id or 'demo'), not a "
+            f"{type(model).__name__}: each worker loads it once (save_pretrained a model you built)"
+        )
     # the environment is read here, once (weights, extractors, Whisper model): the workers' may differ
     model = weights_source(model)
     if extractors is None and is_demo(os.environ.get(EXTRACTORS_VARIABLE, "")):
@@ -440,8 +577,10 @@ def _settings(model, extractors, cache_dir, options: dict, *, local: bool) -> Se
         extractors = tuple(sorted((str(m), str(v)) for m, v in extractors.items()))
     elif not (extractors is None or isinstance(extractors, str)):
         if not local:
-            raise TypeError("extractors: on a Dask client pass sources (None, 'demo' or {modality: folder or hub "
-                            "id}), not loaded extractors")
+            raise TypeError(
+                "extractors: on a Dask client pass sources (None, 'demo' or {modality: folder or hub "
+                "id}), not loaded extractors"
+            )
         extractors = GIVEN
     modalities = options.get("modalities")
     subjects = options.get("subjects")
@@ -453,11 +592,17 @@ def _settings(model, extractors, cache_dir, options: dict, *, local: bool) -> Se
         extractors=extractors,
         modalities=(modalities,) if isinstance(modalities, str) else None if modalities is None else tuple(modalities),
         subjects=subjects if subjects is None or isinstance(subjects, str) else tuple(subjects),
-        language=options.get("language", "english"), asr_model=whisper_model_name(options.get("asr_model")),
-        atlas=atlas, hop_s=options.get("hop_s"), device=options.get("device", "auto"),
-        batch_size=options.get("batch_size", 8), cache_dir=str(cache_root(cache_dir)),
-        precision=options.get("precision", "auto"), text_mode=options.get("text_mode"),
-        keep_text=options.get("keep_text", True))
+        language=options.get("language", "english"),
+        asr_model=whisper_model_name(options.get("asr_model")),
+        atlas=atlas,
+        hop_s=options.get("hop_s"),
+        device=options.get("device", "auto"),
+        batch_size=options.get("batch_size", 8),
+        cache_dir=str(cache_root(cache_dir)),
+        precision=options.get("precision", "auto"),
+        text_mode=options.get("text_mode"),
+        keep_text=options.get("keep_text", True),
+    )
 
 
 def _check_windows_per_task(value) -> None:
@@ -493,6 +638,7 @@ def _future_error(future) -> str:
         return "CancelledError: the scheduler cancelled the task (workers or scheduler lost)"
     err = future.exception()
     if isinstance(err, KilledWorker):
-        return (f"KilledWorker: the workers running it died too often ({err}); see "
-                f"distributed.scheduler.allowed-failures")
+        return (
+            f"KilledWorker: the workers running it died too often ({err}); see distributed.scheduler.allowed-failures"
+        )
     return _error_text(err)

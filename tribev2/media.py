@@ -19,8 +19,8 @@ import dataclasses
 import itertools
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -80,8 +80,9 @@ def probe(path: str | os.PathLike) -> MediaInfo:
             info = soundfile.info(str(path))
         except (soundfile.LibsndfileError, RuntimeError) as err:
             raise MediaError(f"{path}: cannot be read as audio ({err})") from err
-        return MediaInfo(path=path, duration=info.frames / info.samplerate, sample_rate=info.samplerate,
-                         channels=info.channels)
+        return MediaInfo(
+            path=path, duration=info.frames / info.samplerate, sample_rate=info.samplerate, channels=info.channels
+        )
     with _open_container(path) as container:
         video = container.streams.video[0] if container.streams.video else None
         audio = container.streams.audio[0] if container.streams.audio else None
@@ -89,14 +90,17 @@ def probe(path: str | os.PathLike) -> MediaInfo:
             # as `ffmpeg -i` prints it (and moviepy reads it): rounded to 10 ms
             duration = (container.duration + 5000) // 10000 / 100
         else:
-            duration = max((float(s.duration * s.time_base) for s in (video, audio) if s and s.duration),
-                           default=0.0)
+            duration = max((float(s.duration * s.time_base) for s in (video, audio) if s and s.duration), default=0.0)
         if duration <= 0:
             raise MediaError(f"{path}: the file does not say how long it is")
         fields = {}
         if video is not None:
-            fields.update(fps=_frame_rate(video, path), n_frames=video.frames or None,
-                          width=video.codec_context.width, height=video.codec_context.height)
+            fields.update(
+                fps=_frame_rate(video, path),
+                n_frames=video.frames or None,
+                width=video.codec_context.width,
+                height=video.codec_context.height,
+            )
         if audio is not None:
             fields.update(sample_rate=audio.codec_context.sample_rate, channels=audio.codec_context.channels)
     return MediaInfo(path=path, duration=duration, **fields)
@@ -109,9 +113,15 @@ def _frame_rate(stream, path: Path) -> float:
     return float(rate)
 
 
-def read_audio(path: str | os.PathLike, *, offset: float = 0.0, duration: float | None = None,
-               sample_rate: int | None = None, channels: int | None = None,
-               dtype: str = "float32") -> tuple[np.ndarray, int]:
+def read_audio(
+    path: str | os.PathLike,
+    *,
+    offset: float = 0.0,
+    duration: float | None = None,
+    sample_rate: int | None = None,
+    channels: int | None = None,
+    dtype: str = "float32",
+) -> tuple[np.ndarray, int]:
     """Waveform ``(samples, channels)`` and its sample rate, from ``offset`` for ``duration`` seconds.
 
     WAV/FLAC/MP3/OGG files at their own rate are read with soundfile (16-bit PCM as ``int / 32768``), only the
@@ -131,7 +141,7 @@ def read_audio(path: str | os.PathLike, *, offset: float = 0.0, duration: float 
         return _read_soundfile(path, offset, duration, dtype)
     wav, rate = _decode_audio(path, sample_rate, channels, dtype)
     first = _first_sample(path, offset, rate, len(wav))
-    return wav[first:None if duration is None else first + round(duration * rate)], rate
+    return wav[first : None if duration is None else first + round(duration * rate)], rate
 
 
 def _first_sample(path: Path, offset: float, rate: int, total: int) -> int:
@@ -197,8 +207,9 @@ def rgb(frame) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
 
 
-def iter_frames(path: str | os.PathLike, *, first: int = 0, last: int | None = None, as_array: bool = True
-                ) -> Iterator[tuple[int, np.ndarray]]:
+def iter_frames(
+    path: str | os.PathLike, *, first: int = 0, last: int | None = None, as_array: bool = True
+) -> Iterator[tuple[int, np.ndarray]]:
     """Stream ``(index, RGB uint8 (H, W, 3))`` for frames ``first..last`` (inclusive; ``None``: to the end).
 
     Frame ``k`` is the one shown at ``k / fps`` (its presentation time, from the stream start), turned upright
@@ -219,13 +230,16 @@ def iter_frames(path: str | os.PathLike, *, first: int = 0, last: int | None = N
         origin = stream.start_time or 0
 
         def frames(seek: bool) -> Iterator[tuple[int, av.VideoFrame]]:
-            container.seek(origin + int(first / fps / stream.time_base) if seek else origin, stream=stream,
-                           backward=True)
+            container.seek(
+                origin + int(first / fps / stream.time_base) if seek else origin, stream=stream, backward=True
+            )
             for count, frame in enumerate(container.decode(stream)):
                 if frame.pts is None and seek:
                     raise MediaError(f"{path}: frames without timestamps cannot be sought")
-                yield (count if frame.pts is None else round(float((frame.pts - origin) * stream.time_base) * fps),
-                       frame)
+                yield (
+                    count if frame.pts is None else round(float((frame.pts - origin) * stream.time_base) * fps),
+                    frame,
+                )
 
         try:
             decoded = frames(seek=first > 0)

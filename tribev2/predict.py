@@ -60,14 +60,23 @@ class Windows:
         window_s, tr_s = config.window_s, config.tr_s
         duration_s = real_number(duration_s, "duration_s", positive=True)
         if duration_s > MAX_STIMULUS_S:
-            raise ValueError(f"the stimulus lasts {duration_s:,.1f} s, more than the {MAX_STIMULUS_S:,.0f} s "
-                             f"(6 h) that one prediction takes; check its times (seconds, not ms?) or split it")
+            raise ValueError(
+                f"the stimulus lasts {duration_s:,.1f} s, more than the {MAX_STIMULUS_S:,.0f} s "
+                f"(6 h) that one prediction takes; check its times (seconds, not ms?) or split it"
+            )
         if hop_s is None:
             hop_s = window_s
-        if not (isinstance(hop_s, numbers.Real) and not isinstance(hop_s, bool) and math.isfinite(hop_s)
-                and 0 < hop_s <= window_s and abs(hop_s / tr_s - round(hop_s / tr_s)) < 1e-9):
-            raise ValueError(f"hop_s={hop_s!r}: expected a whole number of {tr_s:g}-s TRs, more than 0 and at most "
-                             f"the {window_s:g}-s window")
+        if not (
+            isinstance(hop_s, numbers.Real)
+            and not isinstance(hop_s, bool)
+            and math.isfinite(hop_s)
+            and 0 < hop_s <= window_s
+            and abs(hop_s / tr_s - round(hop_s / tr_s)) < 1e-9
+        ):
+            raise ValueError(
+                f"hop_s={hop_s!r}: expected a whole number of {tr_s:g}-s TRs, more than 0 and at most "
+                f"the {window_s:g}-s window"
+            )
         return cls(float(duration_s), window_s, float(hop_s), tr_s, config.n_output_timesteps)
 
     @property
@@ -98,10 +107,17 @@ class Windows:
         return outputs[window, step]
 
 
-def predict_features(features: Mapping[str, np.ndarray] | Sequence[WindowFeatures], *, model: TribeModel,
-                     duration_s: float | None = None, subjects: str | Sequence[int | str] | None = None,
-                     batch_size: int = 8, hop_s: float | None = None, stimulus: Mapping[str, object] | None = None,
-                     atlas: str | Atlas | None = DEFAULT_ATLAS) -> xr.Dataset:
+def predict_features(
+    features: Mapping[str, np.ndarray] | Sequence[WindowFeatures],
+    *,
+    model: TribeModel,
+    duration_s: float | None = None,
+    subjects: str | Sequence[int | str] | None = None,
+    batch_size: int = 8,
+    hop_s: float | None = None,
+    stimulus: Mapping[str, object] | None = None,
+    atlas: str | Atlas | None = DEFAULT_ATLAS,
+) -> xr.Dataset:
     """Predict cortical activity from features.
 
     ``features``: either ``{modality: (L, D, T)}`` (or ``(L·D, T)``) covering a whole stimulus at the model's
@@ -120,22 +136,27 @@ def predict_features(features: Mapping[str, np.ndarray] | Sequence[WindowFeature
     _check_batch_size(batch_size)
     if per_window:
         if not isinstance(features, Sequence) or isinstance(features, str):
-            raise TypeError(f"features: expected {{modality: array}} or a list of such per-window mappings, got "
-                            f"{type(features).__name__}")
+            raise TypeError(
+                f"features: expected {{modality: array}} or a list of such per-window mappings, got "
+                f"{type(features).__name__}"
+            )
         windows_given = list(features)
         if not windows_given:
             raise ValueError("features: an empty list of windows")
         for index, window in enumerate(windows_given):
             length = check_features(window, config, batched=False, finite=True)[1]
             if length != config.window_samples:
-                raise ValueError(f"features[{index}] (a window) has {length} time samples; a window holds "
-                                 f"{config.window_samples} ({config.window_s:g} s at {config.feature_rate_hz:g} Hz)")
+                raise ValueError(
+                    f"features[{index}] (a window) has {length} time samples; a window holds "
+                    f"{config.window_samples} ({config.window_s:g} s at {config.feature_rate_hz:g} Hz)"
+                )
         n_samples = None
     else:
         n_samples = check_features(features, config, batched=False, finite=True)[1]
     if duration_s is None:
-        duration_s = (len(windows_given) * (hop_s or config.window_s) if per_window
-                      else n_samples / config.feature_rate_hz)
+        duration_s = (
+            len(windows_given) * (hop_s or config.window_s) if per_window else n_samples / config.feature_rate_hz
+        )
     duration_s = real_number(duration_s, "duration_s", positive=True)
     if not per_window:
         _check_padding(duration_s, n_samples / config.feature_rate_hz, config.window_s)
@@ -143,9 +164,10 @@ def predict_features(features: Mapping[str, np.ndarray] | Sequence[WindowFeature
     windows = Windows.plan(duration_s, config, hop_s)
     if per_window:
         if len(windows_given) < windows.n_windows:
-            raise ValueError(f"features cover {len(windows_given)} window(s); {duration_s:g} s needs "
-                             f"{windows.n_windows}")
-        stream = iter(windows_given[:windows.n_windows])
+            raise ValueError(
+                f"features cover {len(windows_given)} window(s); {duration_s:g} s needs {windows.n_windows}"
+            )
+        stream = iter(windows_given[: windows.n_windows])
         modalities = list(windows_given[0])
     else:
         arrays = {name: _as_array(x, config.feature_dims[name]) for name, x in features.items()}
@@ -153,17 +175,39 @@ def predict_features(features: Mapping[str, np.ndarray] | Sequence[WindowFeature
         modalities = list(arrays)
     outputs = _predict_windows(model, stream, rows=rows, batch_size=batch_size)
     window, _ = windows.sources()
-    return build_dataset(windows.stitch(outputs), model=model, subject_names=model.subject_names(rows),
-                         modalities=modalities, duration_s=float(duration_s), window=window, hop_s=windows.hop_s,
-                         stimulus=stimulus, atlas=atlas)
+    return build_dataset(
+        windows.stitch(outputs),
+        model=model,
+        subject_names=model.subject_names(rows),
+        modalities=modalities,
+        duration_s=float(duration_s),
+        window=window,
+        hop_s=windows.hop_s,
+        stimulus=stimulus,
+        atlas=atlas,
+    )
 
 
-def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
-            modalities: Sequence[str] | None = None, transcript=None, language: str = "english",
-            asr_model: str | None = None, keep_text: bool = True, subjects: str | Sequence[int | str] | None = None,
-            atlas: str | Atlas | None = DEFAULT_ATLAS, hop_s: float | None = None,
-            cache_dir: str | os.PathLike | None = None, device: str = "auto", progress: bool = True,
-            batch_size: int = 8, precision: str = "auto", text_mode: str | None = None) -> xr.Dataset:
+def predict(
+    stimulus,
+    *,
+    model: TribeModel | str | None = None,
+    extractors=None,
+    modalities: Sequence[str] | None = None,
+    transcript=None,
+    language: str = "english",
+    asr_model: str | None = None,
+    keep_text: bool = True,
+    subjects: str | Sequence[int | str] | None = None,
+    atlas: str | Atlas | None = DEFAULT_ATLAS,
+    hop_s: float | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    batch_size: int = 8,
+    precision: str = "auto",
+    text_mode: str | None = None,
+) -> xr.Dataset:
     """Predicted cortical activity for a stimulus: ``ds = tribev2.predict("clip.mp4")``.
 
     ``stimulus``: a video, audio or text file, a transcript, or an events table (see
@@ -194,33 +238,82 @@ def predict(stimulus, *, model: TribeModel | str | None = None, extractors=None,
     overlap)``, the indices of the events overlapping each TR (``-1`` pads), and ``words (time)``.
     """
     _check_batch_size(batch_size)
-    _check_request(stimulus, transcript=transcript, modalities=modalities, atlas=atlas, hop_s=hop_s,
-                   language=language, device=device)
-    model, extractors = resolve_predictor(model, extractors, modalities, hop_s=hop_s, device=device,
-                                          progress=progress, cache_dir=cache_dir, precision=precision,
-                                          text_mode=text_mode)
+    _check_request(
+        stimulus,
+        transcript=transcript,
+        modalities=modalities,
+        atlas=atlas,
+        hop_s=hop_s,
+        language=language,
+        device=device,
+    )
+    model, extractors = resolve_predictor(
+        model,
+        extractors,
+        modalities,
+        hop_s=hop_s,
+        device=device,
+        progress=progress,
+        cache_dir=cache_dir,
+        precision=precision,
+        text_mode=text_mode,
+    )
     rows = model.subject_rows(subjects)  # a bad subject fails before the slow steps
-    events = events_from(stimulus, transcript=transcript, language=language, asr_model=asr_model,
-                         keep_text=keep_text, device=device, progress=progress, cache_dir=cache_dir)
+    events = events_from(
+        stimulus,
+        transcript=transcript,
+        language=language,
+        asr_model=asr_model,
+        keep_text=keep_text,
+        device=device,
+        progress=progress,
+        cache_dir=cache_dir,
+    )
     used = extractors_used(events, extractors, stimulus)
     windows = Windows.plan(timeline_stop(events), model.config, hop_s)
-    outputs = predict_window_range(events, model=model, extractors=used, windows=windows, rows=rows,
-                                   batch_size=batch_size, progress=progress)
-    return stimulus_dataset(windows.stitch(outputs), events, stimulus=stimulus, model=model, rows=rows,
-                            extractors=extractors, windows=windows, language=language, atlas=atlas,
-                            cache_dir=cache_dir)
+    outputs = predict_window_range(
+        events, model=model, extractors=used, windows=windows, rows=rows, batch_size=batch_size, progress=progress
+    )
+    return stimulus_dataset(
+        windows.stitch(outputs),
+        events,
+        stimulus=stimulus,
+        model=model,
+        rows=rows,
+        extractors=extractors,
+        windows=windows,
+        language=language,
+        atlas=atlas,
+        cache_dir=cache_dir,
+    )
 
 
-def resolve_predictor(model, extractors, modalities: str | Sequence[str] | None = None, *, hop_s: float | None = None,
-                      device: str = "auto", progress: bool = True, cache_dir: str | os.PathLike | None = None,
-                      precision: str = "auto", text_mode: str | None = None) -> tuple[TribeModel, list[Extractor]]:
+def resolve_predictor(
+    model,
+    extractors,
+    modalities: str | Sequence[str] | None = None,
+    *,
+    hop_s: float | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+    precision: str = "auto",
+    text_mode: str | None = None,
+) -> tuple[TribeModel, list[Extractor]]:
     """:func:`tribev2.sources.resolve`, then the extractors of ``modalities`` only, checked against the model
     (and ``hop_s`` checked): what :func:`predict` runs, before any slow step."""
     if isinstance(modalities, str):
         modalities = [modalities]
     with progress_bars(progress):  # downloads and loading bars
-        model, extractors = resolve(model, extractors, device=device, progress=progress, cache_dir=cache_dir,
-                                    precision=precision, text_mode=text_mode)
+        model, extractors = resolve(
+            model,
+            extractors,
+            device=device,
+            progress=progress,
+            cache_dir=cache_dir,
+            precision=precision,
+            text_mode=text_mode,
+        )
     if modalities is not None:
         unknown = sorted(set(modalities) - {e.modality for e in extractors})
         if unknown:
@@ -236,23 +329,43 @@ def extractors_used(events: pd.DataFrame, extractors: Sequence[Extractor], stimu
     present = set(events["type"])
     used = [e for e in extractors if e.event_type in present]
     if not used:
-        raise ValueError(f"{_describe(stimulus)}: none of the extractors ({[e.modality for e in extractors]}) has "
-                         f"events to read (types present: {sorted(present)})")
+        raise ValueError(
+            f"{_describe(stimulus)}: none of the extractors ({[e.modality for e in extractors]}) has "
+            f"events to read (types present: {sorted(present)})"
+        )
     return used
 
 
-def stimulus_dataset(prediction: np.ndarray, events: pd.DataFrame, *, stimulus, model: TribeModel,
-                     rows: Sequence[int], extractors: Sequence[Extractor], windows: Windows, language: str = "english",
-                     atlas: str | Atlas | None = DEFAULT_ATLAS, cache_dir: str | os.PathLike | None = None
-                     ) -> xr.Dataset:
+def stimulus_dataset(
+    prediction: np.ndarray,
+    events: pd.DataFrame,
+    *,
+    stimulus,
+    model: TribeModel,
+    rows: Sequence[int],
+    extractors: Sequence[Extractor],
+    windows: Windows,
+    language: str = "english",
+    atlas: str | Atlas | None = DEFAULT_ATLAS,
+    cache_dir: str | os.PathLike | None = None,
+) -> xr.Dataset:
     """:func:`predict`'s Dataset from the stitched ``(time, V, S)`` prediction of a stimulus and its events."""
     path = None if isinstance(stimulus, pd.DataFrame) or stimulus is None else Path(stimulus)
     info = {"path": path or "", "sha256": file_sha256(path, cache_dir) if path else ""}
     window, _ = windows.sources()
     used = extractors_used(events, extractors, stimulus)
-    ds = build_dataset(prediction, model=model, subject_names=model.subject_names(rows),
-                       modalities=[e.modality for e in used], duration_s=windows.duration_s, window=window,
-                       hop_s=windows.hop_s, stimulus=info, atlas=atlas, cache_dir=cache_dir)
+    ds = build_dataset(
+        prediction,
+        model=model,
+        subject_names=model.subject_names(rows),
+        modalities=[e.modality for e in used],
+        duration_s=windows.duration_s,
+        window=window,
+        hop_s=windows.hop_s,
+        stimulus=info,
+        atlas=atlas,
+        cache_dir=cache_dir,
+    )
     ds.attrs["language"] = language
     ds.attrs["precision"] = run_precision(model, used)
     ds.attrs["text_mode"] = next((e.mode for e in used if e.modality == "text"), "")
@@ -260,35 +373,48 @@ def stimulus_dataset(prediction: np.ndarray, events: pd.DataFrame, *, stimulus, 
     return attach_events(ds, events)
 
 
-def predict_window_range(events: pd.DataFrame, *, model: TribeModel, extractors: Sequence[Extractor],
-                         windows: Windows, rows: Sequence[int], first: int = 0, stop: int | None = None,
-                         batch_size: int = 8, progress: bool = False) -> np.ndarray:
+def predict_window_range(
+    events: pd.DataFrame,
+    *,
+    model: TribeModel,
+    extractors: Sequence[Extractor],
+    windows: Windows,
+    rows: Sequence[int],
+    first: int = 0,
+    stop: int | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> np.ndarray:
     """The brain model's output for windows ``first`` to ``stop`` (exclusive; default: to the last) of a
     stimulus: ``(n, T_out, V, S)`` float32. Each window's features are extracted (and cached) on their own
     and fed as they are. :meth:`Windows.stitch` over the outputs of every window gives :func:`predict`'s."""
     starts = windows.starts[first:stop]
-    stream = (extract_features(events, extractors=extractors, start=float(s), duration=windows.window_s)
-              for s in stage_bar(starts, enabled=progress, desc="windows", unit="window"))
+    stream = (
+        extract_features(events, extractors=extractors, start=float(s), duration=windows.window_s)
+        for s in stage_bar(starts, enabled=progress, desc="windows", unit="window")
+    )
     return _predict_windows(model, stream, rows=rows, batch_size=batch_size)
 
 
 def window_features(events: pd.DataFrame, *, extractors, windows: Windows) -> list[dict[str, np.ndarray]]:
     """Every window's features, ``[{modality: (L, D, samples per window)}, ...]``, as :func:`predict` extracts
     them (modalities without events anywhere are left out); :func:`predict_features` takes the list."""
-    return [extract_features(events, extractors=extractors, start=float(s), duration=windows.window_s)
-            for s in windows.starts]
+    return [
+        extract_features(events, extractors=extractors, start=float(s), duration=windows.window_s)
+        for s in windows.starts
+    ]
 
 
 # -- running the model over windows -------------------------------------------------------------------------------
-def _predict_windows(model: TribeModel, stream: Iterable[WindowFeatures], *, rows: Sequence[int],
-                     batch_size: int) -> np.ndarray:
+def _predict_windows(
+    model: TribeModel, stream: Iterable[WindowFeatures], *, rows: Sequence[int], batch_size: int
+) -> np.ndarray:
     """``(W, T_out, V, S)`` float32 for a stream of per-window features, ``batch_size`` windows per pass."""
     param = next(model.parameters())
     outputs = []
     with torch.inference_mode():
         for batch in _batches(stream, batch_size):
-            stacked = {name: torch.from_numpy(np.stack([w[name] for w in batch])).to(param.device)
-                       for name in batch[0]}
+            stacked = {name: torch.from_numpy(np.stack([w[name] for w in batch])).to(param.device) for name in batch[0]}
             out = model(stacked, subjects=rows)  # (B, S, V, T_out)
             outputs.append(out.permute(0, 3, 2, 1).float().cpu().numpy())
     return np.concatenate(outputs)
@@ -316,8 +442,8 @@ def _cut(arrays: Mapping[str, np.ndarray], first: int, n: int) -> dict[str, np.n
     window = {}
     for name, x in arrays.items():
         part = np.zeros(x.shape[:2] + (n,), dtype=np.float32)
-        chunk = x[..., first:first + n]
-        part[..., :chunk.shape[-1]] = chunk
+        chunk = x[..., first : first + n]
+        part[..., : chunk.shape[-1]] = chunk
         window[name] = part
     return window
 
@@ -327,11 +453,15 @@ def _check_padding(duration_s: float, covered_s: float, window_s: float) -> None
     :data:`TIME_TOLERANCE_S`, an error past one window (no stimulus is mostly silence by design)."""
     if duration_s <= covered_s + TIME_TOLERANCE_S:
         return
-    message = (f"duration_s={duration_s:g} s but the features cover {covered_s:g} s; the last "
-               f"{duration_s - covered_s:g} s are predicted from zero features")
+    message = (
+        f"duration_s={duration_s:g} s but the features cover {covered_s:g} s; the last "
+        f"{duration_s - covered_s:g} s are predicted from zero features"
+    )
     if duration_s > covered_s + window_s:
-        raise ValueError(message + f" (more than one {window_s:g}-s window): give features for the whole duration "
-                                   f"or a shorter duration_s")
+        raise ValueError(
+            message + f" (more than one {window_s:g}-s window): give features for the whole duration "
+            f"or a shorter duration_s"
+        )
     warnings.warn(message, stacklevel=3)
 
 
@@ -362,8 +492,13 @@ def _describe(stimulus) -> str:
     return "the events table" if isinstance(stimulus, pd.DataFrame) else str(stimulus)
 
 
-def features_by_window(source: Mapping[str, np.ndarray] | pd.DataFrame, *, config: BrainConfig, windows: Windows,
-                       extractors: Sequence[Extractor] = ()) -> list[dict[str, np.ndarray]]:
+def features_by_window(
+    source: Mapping[str, np.ndarray] | pd.DataFrame,
+    *,
+    config: BrainConfig,
+    windows: Windows,
+    extractors: Sequence[Extractor] = (),
+) -> list[dict[str, np.ndarray]]:
     """Every window's features ``[{modality: (L, D, samples per window)}, ...]`` of a stimulus given as its
     whole features ``{modality: (L, D, T)}`` (cut and zero-padded as :func:`predict_features` cuts them) or as an
     events table (extracted as :func:`predict` extracts them, by the ``extractors`` with events to read)."""

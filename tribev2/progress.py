@@ -55,8 +55,9 @@ def bar(iterable: Iterable | None = None, *, enabled: bool | None = True, **tqdm
     a terminal or a notebook) and not :func:`quiet`; it disappears when done."""
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, disable=True if quiet() else (None if enabled is None else not enabled), leave=False,
-                **tqdm_options)
+    return tqdm(
+        iterable, disable=True if quiet() else (None if enabled is None else not enabled), leave=False, **tqdm_options
+    )
 
 
 def stage_bar(items, *, enabled: bool | None, desc: str, **tqdm_options) -> Iterator:

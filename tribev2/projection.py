@@ -18,7 +18,6 @@ import xarray as xr
 
 from .surface import FSAVERAGE_SIZES, HEMIS, apply_to_vertices, check_mesh, load_surface, mesh_for_vertices
 
-
 # -- volumes -----------------------------------------------------------------------------------------------------
 VOLUME_TO_SURFACE = {"kind": "ball", "radius": 3.0, "interpolation": "linear"}  # the reference's projection
 COLUMN_DEPTHS = (0.0, 0.25, 0.5, 0.75, 1.0)  # white -> pial fractions sampled by surface_to_volume
@@ -31,8 +30,10 @@ def volume_to_surface(image, *, mesh: str = "fsaverage5") -> np.ndarray:
     from nilearn.surface import vol_to_surf
 
     image = nib.load(str(image)) if isinstance(image, (str, os.PathLike)) else image
-    parts = [vol_to_surf(image, surf_mesh=load_surface(mesh, "pial", hemi).to_nilearn(), **VOLUME_TO_SURFACE)
-             for hemi in HEMIS]  # each (V,) or (V, T)
+    parts = [
+        vol_to_surf(image, surf_mesh=load_surface(mesh, "pial", hemi).to_nilearn(), **VOLUME_TO_SURFACE)
+        for hemi in HEMIS
+    ]  # each (V,) or (V, T)
     return np.concatenate(parts, axis=0).T
 
 
@@ -98,8 +99,9 @@ def _column_voxels(mesh: str, shape: tuple[int, int, int], affine: np.ndarray):
             vertex_ids.append(np.flatnonzero(inside) + offset)
         offset += len(white)
     voxel_ids, vertex_ids = np.concatenate(voxel_ids), np.concatenate(vertex_ids)
-    return scipy.sparse.csr_matrix((np.ones(len(voxel_ids)), (voxel_ids, vertex_ids)),
-                                   shape=(int(np.prod(shape)), offset))
+    return scipy.sparse.csr_matrix(
+        (np.ones(len(voxel_ids)), (voxel_ids, vertex_ids)), shape=(int(np.prod(shape)), offset)
+    )
 
 
 # -- resampling between fsaverage resolutions -----------------------------------------------------------------------
@@ -131,17 +133,21 @@ def resample(data, mesh: str, *, method: str = "nearest", k: int = 5):
         rows.append(np.repeat(np.arange(n_target), neighbours) + h * n_target)
         cols.append(index.ravel() + h * n_source)
         weights.append((weight / weight.sum(axis=1, keepdims=True)).ravel())
-    matrix = scipy.sparse.csr_matrix((np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))),
-                                     shape=(2 * n_target, 2 * n_source))
+    matrix = scipy.sparse.csr_matrix(
+        (np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))), shape=(2 * n_target, 2 * n_source)
+    )
 
     def apply(variable: xr.DataArray) -> xr.DataArray:
         moved = apply_to_vertices(matrix, np.asarray(variable.values), variable.get_axis_num("vertex"))
         dtype = variable.dtype if np.issubdtype(variable.dtype, np.floating) else np.float64
-        return xr.DataArray(moved.astype(dtype, copy=False), dims=variable.dims, attrs=variable.attrs,
-                            name=variable.name)
+        return xr.DataArray(
+            moved.astype(dtype, copy=False), dims=variable.dims, attrs=variable.attrs, name=variable.name
+        )
 
-    coords = {"vertex": ("vertex", np.arange(2 * n_target, dtype=np.int64)),
-              "hemi": ("vertex", np.array(["left"] * n_target + ["right"] * n_target, dtype=object))}
+    coords = {
+        "vertex": ("vertex", np.arange(2 * n_target, dtype=np.int64)),
+        "hemi": ("vertex", np.array(["left"] * n_target + ["right"] * n_target, dtype=object)),
+    }
     if isinstance(data, xr.DataArray):
         result = apply(data)
     else:
@@ -165,8 +171,9 @@ def time_by_vertex(data) -> tuple[np.ndarray, float, bool]:
     if isinstance(data, xr.DataArray):
         if "subject" in data.dims:
             if data.sizes["subject"] != 1:
-                raise ValueError(f"data has {data.sizes['subject']} subjects; select one first, e.g. "
-                                 ".sel(subject='average')")
+                raise ValueError(
+                    f"data has {data.sizes['subject']} subjects; select one first, e.g. .sel(subject='average')"
+                )
             data = data.isel(subject=0)
         extra = [d for d in data.dims if d not in ("time", "vertex")]
         if extra or "vertex" not in data.dims:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,8 +20,16 @@ from .surface import check_hemi
 
 NO_REGION = "unassigned"
 REGION_ORDER_ATTR, REGION_SEPARATOR = "regions", "\n"  # roi coordinate attribute: the atlas's names, in order
-_NO_REGION_NAMES = {"???", "unknown", "medialwall", "medial_wall", "medial wall", "corpuscallosum",
-                    "freesurfer_defined_medial_wall", "background+freesurfer_defined_medial_wall"}
+_NO_REGION_NAMES = {
+    "???",
+    "unknown",
+    "medialwall",
+    "medial_wall",
+    "medial wall",
+    "corpuscallosum",
+    "freesurfer_defined_medial_wall",
+    "background+freesurfer_defined_medial_wall",
+}
 _HEMI_MARKERS = re.compile(r"^[LR]_(?P<name>.+?)(_ROI)?$|^(?P<plain>.+?)[-_][lr]h$")
 
 
@@ -109,7 +117,7 @@ class RegionIndex(PandasIndex):
 
         if method is not None or tolerance is not None:
             raise ValueError("roi selection takes names or patterns only (no method=, tolerance=)")
-        (_, patterns), = labels.items()
+        ((_, patterns),) = labels.items()
         if isinstance(patterns, np.ndarray):
             patterns = patterns.tolist()
         names = np.asarray(self.index.values, dtype=object)

@@ -5,13 +5,13 @@ weights and tiny demo extractors (no network)."""
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 from .devices import precision_dtype, precision_name
 from .events import ModelUnavailableError
 from .features import Extractor, extractors_from_config, feature_dims
-from .features.text import TEXT_MODES
 from .features.demo import demo_extractors
+from .features.text import TEXT_MODES
 from .model import DEFAULT_SOURCE, TribeModel
 from .model.demo import demo_model
 
@@ -36,9 +36,16 @@ def is_demo(source) -> bool:
     return isinstance(source, str) and source.strip().lower() == DEMO
 
 
-def resolve(model=None, extractors=None, *, device: str = "auto", progress: bool = True,
-            cache_dir: str | os.PathLike | None = None, precision: str = "auto", text_mode: str | None = None
-            ) -> tuple[TribeModel, list[Extractor]]:
+def resolve(
+    model=None,
+    extractors=None,
+    *,
+    device: str = "auto",
+    progress: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+    precision: str = "auto",
+    text_mode: str | None = None,
+) -> tuple[TribeModel, list[Extractor]]:
     """``(brain model, [extractors])`` for :func:`tribev2.predict` (see its documentation for the choices;
     ``extractors="demo"`` names the demo extractors, as ``$TRIBEV2_EXTRACTORS=demo`` does).
 
@@ -57,13 +64,22 @@ def resolve(model=None, extractors=None, *, device: str = "auto", progress: bool
     demo_wanted = is_demo(extractors) or is_demo(os.environ.get(EXTRACTORS_VARIABLE, ""))
     if is_demo(extractors):
         extractors = None
-    options = dict(device=device, progress=progress, cache_dir=cache_dir, precision=precision,
-                   per_modality={"text": {"mode": text_mode or "exact"}})
+    options = dict(
+        device=device,
+        progress=progress,
+        cache_dir=cache_dir,
+        precision=precision,
+        per_modality={"text": {"mode": text_mode or "exact"}},
+    )
     if extractors is None and (demo_wanted or is_demo(weights) and sources is None):
         extractors = demo_extractors(**options)
     if is_demo(weights):
-        weights = demo_model(feature_dims=feature_dims(extractors) if extractors else None, device=device,
-                             cache_dir=cache_dir, precision=precision)
+        weights = demo_model(
+            feature_dims=feature_dims(extractors) if extractors else None,
+            device=device,
+            cache_dir=cache_dir,
+            precision=precision,
+        )
     elif not isinstance(weights, TribeModel):
         try:
             weights = TribeModel.from_pretrained(weights, device=device, precision=precision)
@@ -74,15 +90,17 @@ def resolve(model=None, extractors=None, *, device: str = "auto", progress: bool
     extractors = list(extractors.values()) if isinstance(extractors, Mapping) else list(extractors)
     off_mode = [e.source for e in extractors if text_mode and getattr(e, "mode", text_mode) != text_mode]
     if off_mode:
-        raise ValueError(f"text_mode={text_mode!r}, but the text extractor given reads words in another mode "
-                         f"({off_mode[0]})")
+        raise ValueError(
+            f"text_mode={text_mode!r}, but the text extractor given reads words in another mode ({off_mode[0]})"
+        )
     if precision != "auto":
         wanted = precision_dtype(precision)
         loaded = {"brain model": next(weights.parameters()).dtype, **{e.modality: e.dtype for e in extractors}}
         off = {name: str(dtype) for name, dtype in loaded.items() if dtype != wanted}
         if off:
-            raise ValueError(f"precision={precision!r} asks for {wanted}, but these were given loaded in another "
-                             f"dtype: {off}")
+            raise ValueError(
+                f"precision={precision!r} asks for {wanted}, but these were given loaded in another dtype: {off}"
+            )
     return weights, extractors
 
 

@@ -25,8 +25,7 @@ import numpy as np
 
 # Vertices per hemisphere of each icosahedral fsaverage resolution; coarser meshes are nested in finer
 # ones (fsaverage(k) vertex i is fsaverage(k+1) vertex i).
-FSAVERAGE_SIZES = {"fsaverage3": 642, "fsaverage4": 2562, "fsaverage5": 10242, "fsaverage6": 40962,
-                   "fsaverage": 163842}
+FSAVERAGE_SIZES = {"fsaverage3": 642, "fsaverage4": 2562, "fsaverage5": 10242, "fsaverage6": 40962, "fsaverage": 163842}
 HEMIS = ("left", "right")
 SURFACES = ("pial", "white", "inflated", "sphere", "half-inflated", "flat")
 
@@ -102,8 +101,10 @@ def load_surface(mesh: str = "fsaverage5", surface: str = "inflated", hemi: str 
     n = FSAVERAGE_SIZES[mesh]
     if n < FSAVERAGE_SIZES[_NESTED_IN]:
         if surface == "flat":
-            raise ValueError(f"no flat map for {mesh}: its faces cannot be cut from fsaverage5's flat map; "
-                             "use surface='inflated' or a finer mesh")
+            raise ValueError(
+                f"no flat map for {mesh}: its faces cannot be cut from fsaverage5's flat map; "
+                "use surface='inflated' or a finer mesh"
+            )
         coordinates, _ = _nilearn_mesh(_NESTED_IN, surface, hemi)
         return Surface(_read_only(coordinates[:n]), _nested_faces(mesh, hemi), mesh, surface, hemi)
     coordinates, faces = _nilearn_mesh(mesh, surface, hemi)
@@ -138,18 +139,20 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     return array
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _nilearn_files(mesh: str) -> dict:
     from nilearn import datasets
 
     try:
         return dict(datasets.fetch_surf_fsaverage(mesh))
     except Exception as error:  # nilearn raises requests/OS errors when it cannot download
-        raise RuntimeError(f"could not get the {mesh} meshes through nilearn ({error}); fsaverage5 works "
-                           f"offline, finer meshes are downloaded once into ~/nilearn_data") from error
+        raise RuntimeError(
+            f"could not get the {mesh} meshes through nilearn ({error}); fsaverage5 works "
+            f"offline, finer meshes are downloaded once into ~/nilearn_data"
+        ) from error
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _nilearn_mesh(mesh: str, surface: str, hemi: str) -> tuple[np.ndarray, np.ndarray]:
     import nibabel as nib
 
@@ -159,20 +162,20 @@ def _nilearn_mesh(mesh: str, surface: str, hemi: str) -> tuple[np.ndarray, np.nd
     return _read_only(coordinates), _read_only(faces)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _nilearn_map(mesh: str, kind: str, hemi: str) -> np.ndarray:
     import nibabel as nib
 
     return _read_only(np.asarray(nib.load(_nilearn_files(mesh)[f"{kind}_{hemi}"]).agg_data(), dtype=np.float64))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _nested_faces(mesh: str, hemi: str) -> np.ndarray:
     """Triangles of a mesh coarser than fsaverage5: the convex hull of its vertices on the sphere, wound
     counter-clockwise seen from outside (as FreeSurfer's)."""
     from scipy.spatial import ConvexHull
 
-    points = _nilearn_mesh(_NESTED_IN, "sphere", hemi)[0][:FSAVERAGE_SIZES[mesh]]
+    points = _nilearn_mesh(_NESTED_IN, "sphere", hemi)[0][: FSAVERAGE_SIZES[mesh]]
     faces = ConvexHull(points).simplices.astype(np.int64)
     corners = points[faces]  # (F, 3, 3)
     normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])

@@ -13,7 +13,19 @@ from .table import EVENT_COLUMNS, check_events, standardize_events
 from .transcripts import read_transcript, words_from_segments, words_from_whisperx
 from .tts import TTS_ENGINES, synthesize
 
-__all__ = ["EVENT_COLUMNS", "ModelUnavailableError", "TTS_ENGINES", "add_text_events",
-           "check_events", "events_from", "packaged_tiny_whisper", "read_transcript",
-           "sentence_splitter", "standardize_events", "synthesize", "transcribe", "words_from_segments",
-           "words_from_whisperx"]
+__all__ = [
+    "EVENT_COLUMNS",
+    "ModelUnavailableError",
+    "TTS_ENGINES",
+    "add_text_events",
+    "check_events",
+    "events_from",
+    "packaged_tiny_whisper",
+    "read_transcript",
+    "sentence_splitter",
+    "standardize_events",
+    "synthesize",
+    "transcribe",
+    "words_from_segments",
+    "words_from_whisperx",
+]

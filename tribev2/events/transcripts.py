@@ -24,8 +24,9 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,16 +42,19 @@ def read_transcript(path: str | Path) -> pd.DataFrame:
         raise FileNotFoundError(f"transcript {path}: no such file")
     suffix = path.suffix.lower()
     if suffix not in TRANSCRIPT_SUFFIXES:
-        raise ValueError(f"transcript {path}: unsupported format {suffix!r}; expected one of "
-                         f"{', '.join(TRANSCRIPT_SUFFIXES)}")
+        raise ValueError(
+            f"transcript {path}: unsupported format {suffix!r}; expected one of {', '.join(TRANSCRIPT_SUFFIXES)}"
+        )
     try:
         if suffix == ".json":
             return _words_from_json(json.loads(path.read_text(encoding="utf-8")), path)
         if suffix in (".tsv", ".csv"):
             # every cell as written: a word such as "007", "1999" or "NaN" stays that text (numbers are parsed
             # per cell below), and an empty text cell is an empty word, dropped
-            return words_from_table(pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str,
-                                                keep_default_na=False), source=f"transcript {path}")
+            return words_from_table(
+                pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False),
+                source=f"transcript {path}",
+            )
         return _words_from_cues(_read_cues(path.read_text(encoding="utf-8-sig")), path)
     except (UnicodeDecodeError, json.JSONDecodeError, pd.errors.ParserError) as err:
         raise ValueError(f"transcript {path}: cannot be parsed as {suffix[1:].upper()} ({err})") from None
@@ -83,8 +87,10 @@ def words_from_table(table: pd.DataFrame, *, source: str = "transcript") -> pd.D
     text = columns.get("text", columns.get("word"))
     end = columns.get("end", columns.get("stop"))
     if text is None or "start" not in columns or ("duration" not in columns and end is None):
-        raise ValueError(f"{source}: a word list needs the columns text (or word), start and duration (or end); "
-                         f"found {list(table.columns)}")
+        raise ValueError(
+            f"{source}: a word list needs the columns text (or word), start and duration (or end); "
+            f"found {list(table.columns)}"
+        )
     if "duration" in columns:
         duration = table[columns["duration"]]
     else:
@@ -94,8 +100,7 @@ def words_from_table(table: pd.DataFrame, *, source: str = "transcript") -> pd.D
     for word, start, dur, seq in zip(table[text], table[columns["start"]], duration, sequence):
         start = _number(start)
         dur = _number(dur)
-        rows.append(_word_row(word, start, None if start is None or dur is None else start + dur, seq,
-                              duration=dur))
+        rows.append(_word_row(word, start, None if start is None or dur is None else start + dur, seq, duration=dur))
     return _words_table(rows)
 
 
@@ -107,8 +112,10 @@ def _words_from_json(data: Any, path: Path) -> pd.DataFrame:
         data = data["words"]
     if isinstance(data, list) and all(isinstance(x, Mapping) for x in data):
         return words_from_table(pd.DataFrame(data), source=f"transcript {path}")
-    raise ValueError(f"transcript {path}: expected whisperX JSON ({{'segments': [{{'words': [...]}}]}}) or a "
-                     f"list of {{'word', 'start', 'end'}} objects")
+    raise ValueError(
+        f"transcript {path}: expected whisperX JSON ({{'segments': [{{'words': [...]}}]}}) or a "
+        f"list of {{'word', 'start', 'end'}} objects"
+    )
 
 
 _CUE_TIME = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{2})[.,](\d{1,3})")
@@ -126,7 +133,7 @@ def _read_cues(text: str) -> list[tuple[float, float, str]]:
         start, end = _cue_seconds(left), _cue_seconds(right)
         if start is None or end is None:
             continue
-        body = " ".join(html.unescape(re.sub(r"<[^>]+>", "", line)).strip() for line in lines[timing + 1:])
+        body = " ".join(html.unescape(re.sub(r"<[^>]+>", "", line)).strip() for line in lines[timing + 1 :])
         cues.append((start, end, body))
     return cues
 
@@ -168,8 +175,12 @@ def _word_row(word: Any, start: Any, end: Any, sequence_id: Any, *, duration: fl
     text = str(word).replace('"', "").strip()
     if not text:
         return None
-    return {"text": text, "start": start, "duration": end - start if duration is None else duration,
-            "sequence_id": _number(sequence_id)}
+    return {
+        "text": text,
+        "start": start,
+        "duration": end - start if duration is None else duration,
+        "sequence_id": _number(sequence_id),
+    }
 
 
 def _words_table(rows: list[dict | None]) -> pd.DataFrame:

@@ -11,8 +11,8 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..cache import atomic_path
 from ..cache import cache_dir as cache_folder
@@ -26,12 +26,27 @@ def espeak_ng(text: str, wav_path: Path, language: str, *, words_per_minute: int
     """Speak ``text`` with espeak-ng into ``wav_path`` (22,050 Hz mono)."""
     program = shutil.which("espeak-ng")
     if program is None:
-        raise ModelUnavailableError("the text-to-speech program espeak-ng is not installed: install it "
-                                    "(`apt-get install espeak-ng`, `brew install espeak-ng`) or pass tts=<engine>")
+        raise ModelUnavailableError(
+            "the text-to-speech program espeak-ng is not installed: install it "
+            "(`apt-get install espeak-ng`, `brew install espeak-ng`) or pass tts=<engine>"
+        )
     text_file = wav_path.with_suffix(".txt")
     text_file.write_text(text, encoding="utf-8")
-    run = subprocess.run([program, "-v", language_code(language), "-s", str(words_per_minute), "-w", str(wav_path),
-                          "-f", str(text_file)], capture_output=True, text=True)
+    run = subprocess.run(
+        [
+            program,
+            "-v",
+            language_code(language),
+            "-s",
+            str(words_per_minute),
+            "-w",
+            str(wav_path),
+            "-f",
+            str(text_file),
+        ],
+        capture_output=True,
+        text=True,
+    )
     text_file.unlink()
     if run.returncode != 0 or not wav_path.is_file():
         raise RuntimeError(f"espeak-ng failed (exit {run.returncode}): {run.stderr.strip()}")
@@ -40,16 +55,24 @@ def espeak_ng(text: str, wav_path: Path, language: str, *, words_per_minute: int
 TTS_ENGINES: dict[str, SpeechEngine] = {"espeak-ng": espeak_ng}
 
 
-def synthesize(text: str, *, language: str = "english", engine: str | SpeechEngine = "espeak-ng",
-               name: str = "speech", cache_dir: str | os.PathLike | None = None) -> Path:
+def synthesize(
+    text: str,
+    *,
+    language: str = "english",
+    engine: str | SpeechEngine = "espeak-ng",
+    name: str = "speech",
+    cache_dir: str | os.PathLike | None = None,
+) -> Path:
     """A WAV of ``text`` read aloud, made once per (text, engine, language) and cached under ``cache_dir``
     (the cache root; default ``$TRIBEV2_CACHE``)."""
     if not text.strip():
         raise ValueError("there is no text to read aloud")
     speak = TTS_ENGINES.get(engine) if isinstance(engine, str) else engine
     if speak is None:
-        raise ValueError(f"unknown text-to-speech engine {engine!r}; known: {', '.join(TTS_ENGINES)} "
-                         f"(or pass a function engine(text, wav_path, language))")
+        raise ValueError(
+            f"unknown text-to-speech engine {engine!r}; known: {', '.join(TTS_ENGINES)} "
+            f"(or pass a function engine(text, wav_path, language))"
+        )
     label = engine if isinstance(engine, str) else f"{speak.__module__}.{getattr(speak, '__qualname__', speak)}"
     key = hashlib.sha256(json.dumps([text, label, language_code(language)]).encode()).hexdigest()[:24]
     target = cache_folder("tts", cache_dir) / key / f"{name}.wav"

@@ -6,12 +6,29 @@ window; :func:`extractors_from_config` builds the extractors a brain model's che
 """
 
 from .audio import AudioExtractor
-from .base import EventExtractor, Extractor, IncompatibleExtractorError, check_compatible, extract_features, \
-    feature_dims
+from .base import (
+    EventExtractor,
+    Extractor,
+    IncompatibleExtractorError,
+    check_compatible,
+    extract_features,
+    feature_dims,
+)
 from .sources import RELEASE_SOURCES, ExtractorLoadError, extractors_from_config
 from .text import TextExtractor
 from .video import VideoExtractor
 
-__all__ = ["RELEASE_SOURCES", "AudioExtractor", "EventExtractor", "Extractor", "ExtractorLoadError",
-           "IncompatibleExtractorError", "TextExtractor", "VideoExtractor", "check_compatible", "extract_features",
-           "extractors_from_config", "feature_dims"]
+__all__ = [
+    "RELEASE_SOURCES",
+    "AudioExtractor",
+    "EventExtractor",
+    "Extractor",
+    "ExtractorLoadError",
+    "IncompatibleExtractorError",
+    "TextExtractor",
+    "VideoExtractor",
+    "check_compatible",
+    "extract_features",
+    "extractors_from_config",
+    "feature_dims",
+]

@@ -48,8 +48,9 @@ class AudioExtractor(EventExtractor):
         if self._feature_extractor is None:
             from transformers import AutoFeatureExtractor
 
-            self._feature_extractor = load_pretrained(AutoFeatureExtractor, self.source, self.revision,
-                                                      "audio feature extractor")
+            self._feature_extractor = load_pretrained(
+                AutoFeatureExtractor, self.source, self.revision, "audio feature extractor"
+            )
         return self._feature_extractor
 
     def _load_model(self) -> torch.nn.Module:
@@ -68,8 +69,9 @@ class AudioExtractor(EventExtractor):
         mono = julius.ResampleFrac(rate, target)(channels).mean(0)
         mono = (mono - mono.mean()) / (1e-8 + mono.std())  # torch's std is the unbiased one, as the reference's
         if len(mono) < target // 40:  # the filterbank needs one 25-ms frame
-            raise ValueError(f"{filepath}: the audio event holds {len(wav)} samples at {rate} Hz, too short "
-                             f"for one filterbank frame")
+            raise ValueError(
+                f"{filepath}: the audio event holds {len(wav)} samples at {rate} Hz, too short for one filterbank frame"
+            )
         return mono.numpy()
 
     def input_features(self, waveform: np.ndarray) -> torch.Tensor:
@@ -80,8 +82,7 @@ class AudioExtractor(EventExtractor):
     def hidden_states(self, input_features: torch.Tensor) -> torch.Tensor:
         """``(B, n_states, width, frames)`` float32: every hidden state of the model."""
         with torch.inference_mode():
-            output = self.model(input_features=input_features.to(self.device, self.dtype),
-                                output_hidden_states=True)
+            output = self.model(input_features=input_features.to(self.device, self.dtype), output_hidden_states=True)
         return torch.stack(output.hidden_states, dim=1).transpose(2, 3).float()
 
     def to_rate(self, states: torch.Tensor, n: int) -> torch.Tensor:
@@ -90,7 +91,7 @@ class AudioExtractor(EventExtractor):
 
     def compute_events(self, todo: list[tuple[str, float, float]]) -> Iterator[np.ndarray]:
         for first in self._bar(range(0, len(todo), self.batch_size), desc="audio", unit="batch"):
-            events = todo[first:first + self.batch_size]
+            events = todo[first : first + self.batch_size]
             features = [self.input_features(self.waveform(*event)) for event in events]
             results: dict[int, np.ndarray] = {}
             for length in dict.fromkeys(f.shape[1] for f in features):  # identical lengths share a forward

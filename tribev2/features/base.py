@@ -18,8 +18,9 @@ from __future__ import annotations
 import math
 import numbers
 import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -69,18 +70,29 @@ class Extractor:
     modality: ClassVar[str]
     event_type: ClassVar[str]
     subselects_layers: ClassVar[bool] = True
-    registry: ClassVar[dict[str, type["Extractor"]]] = {}
+    registry: ClassVar[dict[str, type[Extractor]]] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if "modality" in cls.__dict__:
             Extractor.registry[cls.modality] = cls
 
-    def __init__(self, source: str | os.PathLike, *, revision: str | None = None, device: str = "auto",
-                 precision: str = "auto", dtype: str | torch.dtype | None = None, batch_size: int = 4,
-                 layers: Sequence[float] = (0.5, 0.75, 1.0), cache_n_layers: int | None = 20,
-                 frequency: float = 2.0, cache: bool = True, cache_dir: str | os.PathLike | None = None,
-                 progress: bool | None = None):
+    def __init__(
+        self,
+        source: str | os.PathLike,
+        *,
+        revision: str | None = None,
+        device: str = "auto",
+        precision: str = "auto",
+        dtype: str | torch.dtype | None = None,
+        batch_size: int = 4,
+        layers: Sequence[float] = (0.5, 0.75, 1.0),
+        cache_n_layers: int | None = 20,
+        frequency: float = 2.0,
+        cache: bool = True,
+        cache_dir: str | os.PathLike | None = None,
+        progress: bool | None = None,
+    ):
         """``precision``: ``"exact"`` (float32, the reference's numbers), ``"fast"`` (bfloat16) or ``"auto"`` (fast on
         CUDA, exact elsewhere); ``dtype`` for experts (see :func:`tribev2.devices.precision_dtype`). ``cache``: keep
         features under ``cache_dir`` (the cache root; default ``$TRIBEV2_CACHE``)."""
@@ -144,9 +156,15 @@ class Extractor:
         """Everything the numbers depend on, for the cache key."""
         if self._identity is None:
             self._identity = model_identity(self.source, self.revision, self.cache_dir)
-        return {"version": FEATURES_VERSION, "extractor": type(self).__name__, "model": self._identity,
-                "dtype": str(self.dtype), "layers": self.layers, "layer_indices": self.layer_indices,
-                "frequency": self.frequency}
+        return {
+            "version": FEATURES_VERSION,
+            "extractor": type(self).__name__,
+            "model": self._identity,
+            "dtype": str(self.dtype),
+            "layers": self.layers,
+            "layer_indices": self.layer_indices,
+            "frequency": self.frequency,
+        }
 
     def extract(self, events: pd.DataFrame, start: float, duration: float) -> np.ndarray:
         """Features ``(n_groups, width, round(duration * frequency))`` for the window ``[start, start + duration)``."""
@@ -169,8 +187,10 @@ class Extractor:
         return bar(iterable, enabled=self.progress, **kwargs)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}({self.source!r}, device={str(self.device)!r}, dtype={self.dtype}, "
-                f"groups={self.n_groups}, width={self.width})")
+        return (
+            f"{type(self).__name__}({self.source!r}, device={str(self.device)!r}, dtype={self.dtype}, "
+            f"groups={self.n_groups}, width={self.width})"
+        )
 
 
 def _stack(parts: list):
@@ -192,8 +212,10 @@ class EventExtractor(Extractor):
         """Samples of an event on its 2 Hz grid; an error for an event shorter than one."""
         n = n_samples(duration, self.frequency)
         if n < 1:
-            raise ValueError(f"{filepath}: the {self.modality} event lasts {duration:g} s, shorter than one "
-                             f"{self.frequency:g} Hz feature sample ({0.5 / self.frequency:g} s at least)")
+            raise ValueError(
+                f"{filepath}: the {self.modality} event lasts {duration:g} s, shorter than one "
+                f"{self.frequency:g} Hz feature sample ({0.5 / self.frequency:g} s at least)"
+            )
         return n
 
     def compute_events(self, todo: list[tuple[str, float, float]]) -> Iterator[np.ndarray]:
@@ -219,13 +241,25 @@ class EventExtractor(Extractor):
         """Cached per ``(file content, offset, duration)``; the missing ones computed by :meth:`compute_events`."""
         for path, _, _ in keyed:
             if not Path(path).is_file():
-                raise FileNotFoundError(f"{path}: the {self.event_type} event's file does not exist "
-                                        f"(relative paths are read from {Path.cwd()})")
+                raise FileNotFoundError(
+                    f"{path}: the {self.event_type} event's file does not exist "
+                    f"(relative paths are read from {Path.cwd()})"
+                )
         if not self.cache:
             return list(self.compute_events(keyed))
-        paths = [cache_file(self.modality, {**self.fingerprint(), "file": file_sha256(path, self.cache_dir),
-                                            "offset": offset, "duration": duration}, self.cache_dir)
-                 for path, offset, duration in keyed]
+        paths = [
+            cache_file(
+                self.modality,
+                {
+                    **self.fingerprint(),
+                    "file": file_sha256(path, self.cache_dir),
+                    "offset": offset,
+                    "duration": duration,
+                },
+                self.cache_dir,
+            )
+            for path, offset, duration in keyed
+        ]
         found = {i: np.load(p) for i, p in enumerate(paths) if p.is_file()}
         todo = [i for i in range(len(keyed)) if i not in found]
         for i, value in zip(todo, self.compute_events([keyed[i] for i in todo])):
@@ -261,15 +295,18 @@ def check_compatible(extractors: Sequence[Extractor] | Mapping[str, Extractor], 
         if name not in expected:
             problems.append(f"the brain model has no '{name}' input (it takes {list(expected)})")
         elif tuple(expected[name]) != dims:
-            problems.append(f"{name}: the extractor gives {dims[0]} layer group(s) x {dims[1]} features, the "
-                            f"brain model expects {expected[name][0]} x {expected[name][1]} "
-                            f"(feature_dims['{name}'])")
+            problems.append(
+                f"{name}: the extractor gives {dims[0]} layer group(s) x {dims[1]} features, the "
+                f"brain model expects {expected[name][0]} x {expected[name][1]} "
+                f"(feature_dims['{name}'])"
+            )
     if problems:
         raise IncompatibleExtractorError("extractors do not fit the brain model: " + "; ".join(problems))
 
 
-def extract_features(events: pd.DataFrame, *, extractors: Sequence[Extractor] | Mapping[str, Extractor],
-                     start: float, duration: float) -> dict[str, np.ndarray]:
+def extract_features(
+    events: pd.DataFrame, *, extractors: Sequence[Extractor] | Mapping[str, Extractor], start: float, duration: float
+) -> dict[str, np.ndarray]:
     """``{modality: (layer groups, width, round(2 * duration))}`` for one window, as the reference extracts.
 
     A modality whose event type (Word, Audio, Video) is absent from the whole table is left out of the result
@@ -278,10 +315,6 @@ def extract_features(events: pd.DataFrame, *, extractors: Sequence[Extractor] | 
     """
     check_window(start, duration)
     if not isinstance(events, pd.DataFrame) or "type" not in events.columns:
-        raise ValueError("events must be a pandas DataFrame with a 'type' column "
-                         f"(columns {list(COLUMNS_READ)})")
+        raise ValueError(f"events must be a pandas DataFrame with a 'type' column (columns {list(COLUMNS_READ)})")
     present = set(events["type"].unique())
-    return {e.modality: e.extract(events, start, duration) for e in _as_list(extractors)
-            if e.event_type in present}
-
-
+    return {e.modality: e.extract(events, start, duration) for e in _as_list(extractors) if e.event_type in present}

@@ -11,8 +11,9 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -38,8 +39,14 @@ def write_cached(path: Path, value: np.ndarray) -> np.ndarray:
     return value
 
 
-def cached_array(modality: str, key: Mapping[str, Any], compute: Callable[[], np.ndarray], *,
-                 enabled: bool = True, root: str | os.PathLike | None = None) -> np.ndarray:
+def cached_array(
+    modality: str,
+    key: Mapping[str, Any],
+    compute: Callable[[], np.ndarray],
+    *,
+    enabled: bool = True,
+    root: str | os.PathLike | None = None,
+) -> np.ndarray:
     """``compute()`` once per ``key``, stored as ``.npy`` (written atomically) under the features cache."""
     if not enabled:
         return compute()

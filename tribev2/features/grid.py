@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,8 +21,9 @@ def n_samples(duration: float, frequency: float) -> int:
     return round(duration * frequency)
 
 
-def place_words(values: np.ndarray, starts: np.ndarray, durations: np.ndarray, *, start: float, duration: float,
-                frequency: float) -> np.ndarray:
+def place_words(
+    values: np.ndarray, starts: np.ndarray, durations: np.ndarray, *, start: float, duration: float, frequency: float
+) -> np.ndarray:
     """Sum per-word features ``(W, G, D)`` into a window's grid ``(G, D, n)``, relative to the window start.
 
     A word fills ``max(1, round(overlap * f))`` samples from ``round((max(word start, start) - start) * f)``
@@ -36,12 +37,13 @@ def place_words(values: np.ndarray, starts: np.ndarray, durations: np.ndarray, *
         first = max(word_start, start)
         count = max(1, round((min(word_start + word_duration, end) - first) * frequency))
         index = min(round((first - start) * frequency), n - count)
-        out[..., index:index + count] += value[..., None]
+        out[..., index : index + count] += value[..., None]
     return out
 
 
-def place_on_event_grid(out: np.ndarray, values: np.ndarray, *, event_start: float, start: float,
-                        frequency: float) -> None:
+def place_on_event_grid(
+    out: np.ndarray, values: np.ndarray, *, event_start: float, start: float, frequency: float
+) -> None:
     """Add an event's features ``(G, D, n_event)`` (on its own grid from ``event_start``) into ``out``.
 
     As in the reference, the event's grid is not re-sampled: event sample ``j`` lands on window sample
@@ -50,14 +52,15 @@ def place_on_event_grid(out: np.ndarray, values: np.ndarray, *, event_start: flo
     shift = round((event_start - start) * frequency)
     first, last = max(0, shift), min(out.shape[-1], shift + values.shape[-1])
     if first < last:
-        out[..., first:last] += values[..., first - shift:last - shift]
+        out[..., first:last] += values[..., first - shift : last - shift]
 
 
 def event_rows(events: pd.DataFrame, event_type: str, columns: Sequence[str]) -> pd.DataFrame:
     """The rows of one type, checked: a clear error for missing columns and negative or non-finite times."""
     if not isinstance(events, pd.DataFrame):
-        raise TypeError(f"events must be a pandas DataFrame with columns {list(COLUMNS_READ)}, "
-                        f"got {type(events).__name__}")
+        raise TypeError(
+            f"events must be a pandas DataFrame with columns {list(COLUMNS_READ)}, got {type(events).__name__}"
+        )
     if "type" not in events.columns:
         raise ValueError(f"events table has no 'type' column (expected columns {list(COLUMNS_READ)})")
     rows = events[events["type"] == event_type]
@@ -71,8 +74,9 @@ def event_rows(events: pd.DataFrame, event_type: str, columns: Sequence[str]) ->
         bad = ~np.isfinite(values) | (values < 0)
         if bad.any():
             shown = ", ".join(f"{i} ({v!r})" for i, v in zip(rows.index[bad][:5], rows[column][bad][:5]))
-            raise ValueError(f"events table: {event_type} rows need finite, non-negative '{column}' values; "
-                             f"bad at row(s) {shown}")
+            raise ValueError(
+                f"events table: {event_type} rows need finite, non-negative '{column}' values; bad at row(s) {shown}"
+            )
     return rows
 
 

@@ -110,8 +110,11 @@ def _tensor_byte_ranges(header: bytes, data_bytes: int) -> list[tuple[int, int]]
     """Each tensor's ``(begin, end)`` in the data section, from a safetensors header; ``None`` if malformed."""
     try:
         entries = json.loads(header)
-        ranges = [(entry["data_offsets"][0], entry["data_offsets"][1]) for name, entry in entries.items()
-                  if name != "__metadata__"]
+        ranges = [
+            (entry["data_offsets"][0], entry["data_offsets"][1])
+            for name, entry in entries.items()
+            if name != "__metadata__"
+        ]
     except (ValueError, TypeError, KeyError, IndexError, AttributeError):
         return None
     valid = all(isinstance(b, int) and isinstance(e, int) and 0 <= b <= e <= data_bytes for b, e in ranges)

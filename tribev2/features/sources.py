@@ -4,12 +4,12 @@ cache key, and the extractors a checkpoint's ``config.yaml`` names (``extractors
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-
-from .identity import folder_identity
 from ..checks import is_network_error
+from .identity import folder_identity
 
 if TYPE_CHECKING:
     from .base import Extractor
@@ -30,17 +30,22 @@ def load_pretrained(loader: Callable[..., Any], source: str, revision: str | Non
             raise
         path = Path(source).expanduser()
         if path.is_dir():
-            hint = ("check that this folder holds the model's files (config.json, weights, and its tokenizer or "
-                    "preprocessor files)")
+            hint = (
+                "check that this folder holds the model's files (config.json, weights, and its tokenizer or "
+                "preprocessor files)"
+            )
         elif path.is_absolute() or source.startswith((".", "~")) or source.count("/") > 1:
             hint = "no such folder"
         else:
-            hint = (f"if the model is gated (meta-llama models are), request access at "
-                    f"https://huggingface.co/{source} and log in with `hf auth login` (or set HF_TOKEN); offline "
-                    f"(HF_HUB_OFFLINE=1), download it once while online; or pass a local folder as `source=`")
+            hint = (
+                f"if the model is gated (meta-llama models are), request access at "
+                f"https://huggingface.co/{source} and log in with `hf auth login` (or set HF_TOKEN); offline "
+                f"(HF_HUB_OFFLINE=1), download it once while online; or pass a local folder as `source=`"
+            )
         first_line = (str(err).strip().splitlines() or [repr(err)])[0]
-        raise ExtractorLoadError(f"cannot load the {what} '{source}': {hint}.\n  ({type(err).__name__}: "
-                                 f"{first_line})") from err
+        raise ExtractorLoadError(
+            f"cannot load the {what} '{source}': {hint}.\n  ({type(err).__name__}: {first_line})"
+        ) from err
 
 
 def model_identity(source: str, revision: str | None, cache_root: str | os.PathLike | None = None) -> str:
@@ -55,13 +60,21 @@ def model_identity(source: str, revision: str | None, cache_root: str | os.PathL
     return parts[parts.index("snapshots") + 1] if "snapshots" in parts else str(revision)
 
 
-RELEASE_SOURCES = {"text": "meta-llama/Llama-3.2-3B", "audio": "facebook/w2v-bert-2.0",
-                   "video": "facebook/vjepa2-vitg-fpc64-256"}
+RELEASE_SOURCES = {
+    "text": "meta-llama/Llama-3.2-3B",
+    "audio": "facebook/w2v-bert-2.0",
+    "video": "facebook/vjepa2-vitg-fpc64-256",
+}
 
 
-def extractors_from_config(config: Mapping[str, Any] | None = None, *, sources: Mapping[str, str] | None = None,
-                           device: str = "auto", per_modality: Mapping[str, Mapping[str, Any]] | None = None,
-                           **options) -> dict[str, "Extractor"]:
+def extractors_from_config(
+    config: Mapping[str, Any] | None = None,
+    *,
+    sources: Mapping[str, str] | None = None,
+    device: str = "auto",
+    per_modality: Mapping[str, Mapping[str, Any]] | None = None,
+    **options,
+) -> dict[str, Extractor]:
     """The extractors a checkpoint was trained with, from its ``config.yaml`` (``model.experiment_config``).
 
     Modalities come from ``data.features_to_use``; model names, layer fractions, frequency and (video) clip
@@ -85,7 +98,7 @@ def extractors_from_config(config: Mapping[str, Any] | None = None, *, sources: 
         settings = {k: v for k, v in cls.options_from_config(data).items() if v is not None}
         configured = settings.pop("source", None)
         source = (sources or {}).get(modality) or configured or RELEASE_SOURCES[modality]
-        extractors[modality] = cls(source, device=device, **{**settings, **options,
-                                                             **(per_modality or {}).get(modality, {})})
+        extractors[modality] = cls(
+            source, device=device, **{**settings, **options, **(per_modality or {}).get(modality, {})}
+        )
     return extractors
-

@@ -34,7 +34,6 @@ from .cache import cached_array
 from .grid import check_window, event_rows, n_samples, overlapping, place_words
 from .sources import load_pretrained
 
-
 TEXT_MODES = ("exact", "windowed")
 
 
@@ -66,8 +65,9 @@ class TextExtractor(Extractor):
         if self._tokenizer is None:
             from transformers import AutoTokenizer
 
-            self._tokenizer = load_pretrained(AutoTokenizer, self.source, self.revision, "text tokenizer",
-                                              truncation_side="left")
+            self._tokenizer = load_pretrained(
+                AutoTokenizer, self.source, self.revision, "text tokenizer", truncation_side="left"
+            )
         return self._tokenizer
 
     # -- per word ----------------------------------------------------------------------------------------------
@@ -75,7 +75,7 @@ class TextExtractor(Extractor):
         """Token ids of each context (no BOS, left-truncated to the tokenizer's maximum length) and the number
         of trailing tokens that belong to the word."""
         tokenizer = self.tokenizer
-        prefixes = [context[:-len(text)].rstrip() for context, text in zip(contexts, texts)]
+        prefixes = [context[: -len(text)].rstrip() for context, text in zip(contexts, texts)]
         ids = tokenizer(contexts, add_special_tokens=False)["input_ids"]
         prefix_ids = tokenizer(prefixes, add_special_tokens=False)["input_ids"]
         limit = tokenizer.model_max_length
@@ -89,7 +89,7 @@ class TextExtractor(Extractor):
         chains = self._chains(ids) if self.causal else [[w] for w in range(len(ids))]
         out = np.zeros((len(ids), self.config.num_hidden_layers + 1, self.width), dtype=np.float32)
         chains.sort(key=lambda chain: len(ids[chain[-1]]))  # similar lengths share a batch: little padding
-        batches = [chains[i:i + self.batch_size] for i in range(0, len(chains), self.batch_size)]
+        batches = [chains[i : i + self.batch_size] for i in range(0, len(chains), self.batch_size)]
         for batch in self._bar(batches, desc="text", unit="batch"):
             states = self._forward([ids[chain[-1]] for chain in batch])  # n_states x (B, T, D)
             means = []
@@ -98,7 +98,7 @@ class TextExtractor(Extractor):
                 weights = torch.zeros(len(chain), states[0].shape[1])
                 for i, w in enumerate(chain):
                     end = len(ids[w])
-                    weights[i, end - n_word[w]:end] = 1.0 / n_word[w]
+                    weights[i, end - n_word[w] : end] = 1.0 / n_word[w]
                 weights = weights.to(self.device, non_blocking=True)
                 means.append(torch.stack([weights @ state[b].float() for state in states], dim=1))  # (W, S, D)
             out[[w for chain in batch for w in chain]] = torch.cat(means).cpu().numpy()  # one copy per batch
@@ -119,10 +119,10 @@ class TextExtractor(Extractor):
             if chains:
                 chain = chains[-1]
                 longest = ids[chain[-1]]
-                if len(seq) >= len(longest) and np.array_equal(seq[:len(longest)], longest):
+                if len(seq) >= len(longest) and np.array_equal(seq[: len(longest)], longest):
                     chain.append(w)
                     continue
-                if len(seq) < len(longest) and np.array_equal(longest[:len(seq)], seq):
+                if len(seq) < len(longest) and np.array_equal(longest[: len(seq)], seq):
                     chain.insert(-1, w)
                     continue
             chains.append([w])
@@ -131,16 +131,19 @@ class TextExtractor(Extractor):
     def _forward(self, sequences: list[np.ndarray]) -> tuple[torch.Tensor, ...]:
         """Right-padded batch -> every hidden state, each ``(B, T, D)``; pads never reach real tokens."""
         length = max(len(s) for s in sequences)
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else \
-            self.tokenizer.eos_token_id
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         input_ids = torch.full((len(sequences), length), pad or 0, dtype=torch.long)
         mask = torch.zeros((len(sequences), length), dtype=torch.long)
         for b, seq in enumerate(sequences):
-            input_ids[b, :len(seq)] = torch.from_numpy(seq)
-            mask[b, :len(seq)] = 1
+            input_ids[b, : len(seq)] = torch.from_numpy(seq)
+            mask[b, : len(seq)] = 1
         with torch.inference_mode():
-            output = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
-                                output_hidden_states=True, use_cache=False)
+            output = self.model(
+                input_ids=input_ids.to(self.device),
+                attention_mask=mask.to(self.device),
+                output_hidden_states=True,
+                use_cache=False,
+            )
         return output.hidden_states
 
     @property
@@ -167,19 +170,35 @@ class TextExtractor(Extractor):
         texts, contexts = _strings(words, "text"), _strings(words, "context")
         starts, durations = words["start"].to_numpy(float), words["duration"].to_numpy(float)
         mode = {} if self.mode == "exact" else {"mode": self.mode, "stride": self.stride}  # exact entries stay valid
-        key = {**self.fingerprint(), **mode, "window": [float(start), float(duration)],
-               "words": [list(w) for w in zip(starts.tolist(), durations.tolist(), texts, contexts)]}
-        return cached_array(self.modality, key, lambda: place_words(
-            self.word_features(contexts, texts), starts, durations, start=start, duration=duration,
-            frequency=self.frequency), enabled=self.cache, root=self.cache_dir)
+        key = {
+            **self.fingerprint(),
+            **mode,
+            "window": [float(start), float(duration)],
+            "words": [list(w) for w in zip(starts.tolist(), durations.tolist(), texts, contexts)],
+        }
+        return cached_array(
+            self.modality,
+            key,
+            lambda: place_words(
+                self.word_features(contexts, texts),
+                starts,
+                durations,
+                start=start,
+                duration=duration,
+                frequency=self.frequency,
+            ),
+            enabled=self.cache,
+            root=self.cache_dir,
+        )
 
 
 def _strings(words: pd.DataFrame, column: str) -> list[str]:
     values = words[column]
     bad = values.isna() | (values.astype(str).str.len() == 0)
     if bad.any():
-        raise ValueError(f"events table: Word rows need a non-empty '{column}'; missing at row(s) "
-                         f"{list(words.index[bad][:5])}")
+        raise ValueError(
+            f"events table: Word rows need a non-empty '{column}'; missing at row(s) {list(words.index[bad][:5])}"
+        )
     return values.astype(str).tolist()
 
 

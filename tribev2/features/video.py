@@ -30,8 +30,9 @@ import json
 import math
 import queue
 import threading
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,8 +54,16 @@ class VideoExtractor(EventExtractor):
     modality = "video"
     event_type = "Video"
 
-    def __init__(self, source="facebook/vjepa2-vitg-fpc64-256", *, clip_duration: float = 4.0,
-                 final_norm: bool = False, pixels: str = "auto", compile: bool = False, **options):
+    def __init__(
+        self,
+        source="facebook/vjepa2-vitg-fpc64-256",
+        *,
+        clip_duration: float = 4.0,
+        final_norm: bool = False,
+        pixels: str = "auto",
+        compile: bool = False,
+        **options,
+    ):
         """``pixels``: where frames are resized, cropped and normalised: ``"cpu"`` (the reference's uint8
         resize, bit for bit), ``"device"`` (on the model's device: each decoded frame crosses once through pinned
         memory and clips are gathered there; on a GPU the resize differs from the CPU's by rounding, at most one
@@ -79,11 +88,12 @@ class VideoExtractor(EventExtractor):
         processor = self._processor_config()
         crop = processor.get("crop_size") or {}
         if crop and (crop.get("height"), crop.get("width")) != (self.crop_size, self.crop_size):
-            raise ValueError(f"{self.source}: the video processor crops to {crop}, the model expects "
-                             f"{self.crop_size}x{self.crop_size}")
+            raise ValueError(
+                f"{self.source}: the video processor crops to {crop}, the model expects "
+                f"{self.crop_size}x{self.crop_size}"
+            )
         # the processor's default: shortest edge int(crop * 256 / 224) (292 for 256)
-        self.shortest_edge = int((processor.get("size") or {}).get("shortest_edge") or
-                                 int(self.crop_size * 256 / 224))
+        self.shortest_edge = int((processor.get("size") or {}).get("shortest_edge") or int(self.crop_size * 256 / 224))
         self.mean = tuple(processor.get("image_mean") or IMAGENET_MEAN)
         self.std = tuple(processor.get("image_std") or IMAGENET_STD)
 
@@ -108,11 +118,22 @@ class VideoExtractor(EventExtractor):
 
     def fingerprint(self) -> dict:
         # "upright": frames turned by the display rotation (entries made before that was done are not reused)
-        resize = {"resize": self.shortest_edge} if self.pixels == "cpu" else {
-            "resize": self.shortest_edge, "resize_on": self.device.type}  # the CPU's entries stay valid
-        return {**super().fingerprint(), "upright": True, "clip_duration": self.clip_duration,
-                "final_norm": self.final_norm, "frames": self.frames_per_clip, "crop": self.crop_size,
-                **resize, "mean": self.mean, "std": self.std}
+        resize = (
+            {"resize": self.shortest_edge}
+            if self.pixels == "cpu"
+            else {"resize": self.shortest_edge, "resize_on": self.device.type}
+        )  # the CPU's entries stay valid
+        return {
+            **super().fingerprint(),
+            "upright": True,
+            "clip_duration": self.clip_duration,
+            "final_norm": self.final_norm,
+            "frames": self.frames_per_clip,
+            "crop": self.crop_size,
+            **resize,
+            "mean": self.mean,
+            "std": self.std,
+        }
 
     # -- timing ------------------------------------------------------------------------------------------------
     def request_times(self, clip_duration: float, n_bins: int) -> np.ndarray:
@@ -137,11 +158,12 @@ class VideoExtractor(EventExtractor):
         short, long = min(height, width), max(height, width)
         long = int(self.shortest_edge * long / short)
         size = (self.shortest_edge, long) if height <= width else (long, self.shortest_edge)
-        image = torch.nn.functional.interpolate(image, size=size, mode="bilinear", antialias=True,
-                                                align_corners=False)[0]
+        image = torch.nn.functional.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)[
+            0
+        ]
         top = int(round((size[0] - self.crop_size) / 2))
         left = int(round((size[1] - self.crop_size) / 2))
-        image = image[:, top:top + self.crop_size, left:left + self.crop_size]
+        image = image[:, top : top + self.crop_size, left : left + self.crop_size]
         return image if image.dtype == torch.uint8 else image.round_().clamp_(0, 255).to(torch.uint8)
 
     def normalize(self, frames: torch.Tensor) -> torch.Tensor:
@@ -161,12 +183,16 @@ class VideoExtractor(EventExtractor):
             means.append(tensor.mean(1, dtype=torch.float32))  # no float32 copy of the states in half precision
 
         hooks = [encoder.layer[0].register_forward_pre_hook(lambda module, args: keep(args[0]))]
-        hooks += [layer.register_forward_hook(lambda module, args, out: keep(out[0] if isinstance(out, tuple)
-                                                                            else out))
-                  for layer in encoder.layer]
+        hooks += [
+            layer.register_forward_hook(lambda module, args, out: keep(out[0] if isinstance(out, tuple) else out))
+            for layer in encoder.layer
+        ]
         if self.final_norm:
-            hooks.append(encoder.layernorm.register_forward_hook(lambda module, args, out: means.__setitem__(
-                -1, out.mean(1, dtype=torch.float32))))
+            hooks.append(
+                encoder.layernorm.register_forward_hook(
+                    lambda module, args, out: means.__setitem__(-1, out.mean(1, dtype=torch.float32))
+                )
+            )
         if self.compile and not self._compiled:
             for layer in encoder.layer:  # the same code in each layer: compiled once, reused (static shapes)
                 layer.forward = torch.compile(layer.forward, dynamic=False)
@@ -181,8 +207,11 @@ class VideoExtractor(EventExtractor):
 
     # -- per event ---------------------------------------------------------------------------------------------
     def event_features(self, filepath: str, offset: float, duration: float) -> np.ndarray:
-        return self.group_mean(self.event_state_means(filepath, offset, duration)[:, self.layer_indices]
-                               .transpose(0, 1)).permute(0, 2, 1).numpy()
+        return (
+            self.group_mean(self.event_state_means(filepath, offset, duration)[:, self.layer_indices].transpose(0, 1))
+            .permute(0, 2, 1)
+            .numpy()
+        )
 
     def frame_requests(self, filepath: str, offset: float, duration: float) -> np.ndarray:
         """``(n_bins, frames_per_clip)`` indices of the frames each bin asks for (before the last-frame quirk)."""
@@ -195,8 +224,9 @@ class VideoExtractor(EventExtractor):
             raise ValueError(f"{filepath}: offset {offset:g} s is past the end of the video ({info.duration:g} s)")
         return frame_index(offset + self.request_times(clip, n_bins), info.fps)
 
-    def event_state_means(self, filepath: str, offset: float, duration: float, *,
-                          bins: Sequence[int] | None = None) -> torch.Tensor:
+    def event_state_means(
+        self, filepath: str, offset: float, duration: float, *, bins: Sequence[int] | None = None
+    ) -> torch.Tensor:
         """``(n_bins, n_states, width)``: every hidden state per bin (or per bin of ``bins``), token-averaged."""
         requests = self.frame_requests(filepath, offset, duration)
         if bins is not None:

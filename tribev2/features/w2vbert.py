@@ -31,8 +31,9 @@ import torch
 from torch import nn
 
 
-def relative_key_bias(query: torch.Tensor, table: torch.Tensor, left: int, right: int, scaling: float,
-                      out: torch.Tensor | None = None) -> torch.Tensor:
+def relative_key_bias(
+    query: torch.Tensor, table: torch.Tensor, left: int, right: int, scaling: float, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """``(B, H, T, T)``: ``scaling * query[..., l, :] . table[clamp(r - l, -left, right) + left]``.
 
     ``query`` is ``(B, H, T, D)``, ``table`` ``(left + right + 1, D)``; ``out``, if given, a contiguous
@@ -52,12 +53,14 @@ def relative_key_bias(query: torch.Tensor, table: torch.Tensor, left: int, right
     # of row l starts (T + 1) elements after row l - 1's, so one strided view writes all of them at once
     first, stop = left, length - right
     if stop > first:
-        band = bias.as_strided((batch, heads, stop - first, n_distances),
-                               (heads * length * length, length * length, length + 1, 1),
-                               bias.storage_offset() + first * length)
+        band = bias.as_strided(
+            (batch, heads, stop - first, n_distances),
+            (heads * length * length, length * length, length + 1, 1),
+            bias.storage_offset() + first * length,
+        )
         band.copy_(projected[:, :, first:stop])
     # the rows whose band is cut by the sequence's edges: look each element up
-    edge = torch.cat([position[:min(first, length)], position[max(stop, first):]])
+    edge = torch.cat([position[: min(first, length)], position[max(stop, first) :]])
     if len(edge):
         index = (position[None, :] - edge[:, None]).clamp(-left, right) + left  # (E, T)
         bias[:, :, edge] = torch.gather(projected[:, :, edge], -1, index.expand(batch, heads, -1, -1))
@@ -82,8 +85,13 @@ class BiasWorkspace:
             return None
         numel = math.prod(shape)
         buffer = getattr(self._local, "buffer", None)
-        if (buffer is None or buffer.numel() < numel or buffer.dtype != like.dtype or buffer.device != like.device
-                or buffer.is_inference() != torch.is_inference_mode_enabled()):
+        if (
+            buffer is None
+            or buffer.numel() < numel
+            or buffer.dtype != like.dtype
+            or buffer.device != like.device
+            or buffer.is_inference() != torch.is_inference_mode_enabled()
+        ):
             buffer = self._local.buffer = like.new_empty(numel)
         return buffer[:numel].view(shape)
 
@@ -105,7 +113,7 @@ class RelativeKeySelfAttention(nn.Module):
         self.workspace = workspace
         self.num_heads = attention.num_heads
         self.head_size = attention.head_size
-        self.scaling = self.head_size ** -0.5
+        self.scaling = self.head_size**-0.5
         self.left_max_position_embeddings = attention.left_max_position_embeddings
         self.right_max_position_embeddings = attention.right_max_position_embeddings
         self.linear_q, self.linear_k = attention.linear_q, attention.linear_k
@@ -113,18 +121,27 @@ class RelativeKeySelfAttention(nn.Module):
         self.distance_embedding = attention.distance_embedding
         self.dropout = attention.dropout
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                relative_position_embeddings: torch.Tensor | None = None,
-                **kwargs) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        relative_position_embeddings: torch.Tensor | None = None,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, length, _ = hidden_states.shape
         split = (batch, length, self.num_heads, self.head_size)
         query = self.linear_q(hidden_states).view(split).transpose(1, 2)  # (B, H, T, D)
         key = self.linear_k(hidden_states).view(split).transpose(1, 2)
         value = self.linear_v(hidden_states).view(split).transpose(1, 2)
-        buffer = None if self.workspace is None else self.workspace.take((batch, self.num_heads, length, length),
-                                                                          query)
-        bias = relative_key_bias(query, self.distance_embedding.weight, self.left_max_position_embeddings,
-                                 self.right_max_position_embeddings, self.scaling, out=buffer)  # (B, H, T, T)
+        buffer = None if self.workspace is None else self.workspace.take((batch, self.num_heads, length, length), query)
+        bias = relative_key_bias(
+            query,
+            self.distance_embedding.weight,
+            self.left_max_position_embeddings,
+            self.right_max_position_embeddings,
+            self.scaling,
+            out=buffer,
+        )  # (B, H, T, T)
         dropout = self.dropout.p if self.training else 0.0
         if getattr(self.config, "_attn_implementation", "eager") == "eager":
             scores = torch.matmul(query, key.transpose(2, 3)) * self.scaling + bias
@@ -134,8 +151,9 @@ class RelativeKeySelfAttention(nn.Module):
             output = torch.matmul(weights, value)  # (B, H, T, D)
         else:
             mask = bias if attention_mask is None else _masked(bias, attention_mask)
-            output = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask.contiguous(),
-                                                                dropout_p=dropout, scale=self.scaling)
+            output = nn.functional.scaled_dot_product_attention(
+                query, key, value, attn_mask=mask.contiguous(), dropout_p=dropout, scale=self.scaling
+            )
             weights = None
         output = output.transpose(1, 2).reshape(batch, length, -1)  # (B, T, H * D)
         return self.linear_out(output), weights
@@ -154,9 +172,13 @@ def use_banded_relative_key_attention(model: nn.Module) -> int:
     pass of ``model``); return how many were replaced."""
     from transformers.models.wav2vec2_bert.modeling_wav2vec2_bert import Wav2Vec2BertSelfAttention
 
-    targets = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
-               if isinstance(child, Wav2Vec2BertSelfAttention)
-               and getattr(child, "position_embeddings_type", None) == "relative_key"]
+    targets = [
+        (parent, name, child)
+        for parent in model.modules()
+        for name, child in parent.named_children()
+        if isinstance(child, Wav2Vec2BertSelfAttention)
+        and getattr(child, "position_embeddings_type", None) == "relative_key"
+    ]
     workspace = BiasWorkspace()
     for parent, name, child in targets:
         setattr(parent, name, RelativeKeySelfAttention(child, model.config, workspace))

@@ -25,5 +25,18 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return load_model(src, device="cpu").save_pretrained(dst)
 
 
-__all__ = ["AVERAGE_SUBJECT", "CHECKPOINT_FILE", "DEFAULT_SOURCE", "BrainConfig", "CheckpointError", "ConfigError",
-           "ForwardStages", "Provenance", "TribeModel", "check_features", "convert", "load_model", "read_yaml"]
+__all__ = [
+    "AVERAGE_SUBJECT",
+    "CHECKPOINT_FILE",
+    "DEFAULT_SOURCE",
+    "BrainConfig",
+    "CheckpointError",
+    "ConfigError",
+    "ForwardStages",
+    "Provenance",
+    "TribeModel",
+    "check_features",
+    "convert",
+    "load_model",
+    "read_yaml",
+]

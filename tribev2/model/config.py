@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -51,8 +52,15 @@ def read_yaml(path: str | Path) -> dict:
 
 
 # Options of the reference encoder that the released model does not use and this runtime does not implement.
-_UNSUPPORTED_ENCODER_FLAGS = ("cross_attend", "causal", "rel_pos_bias", "alibi_pos_bias", "rotary_xpos",
-                              "residual_attn", "use_rmsnorm")
+_UNSUPPORTED_ENCODER_FLAGS = (
+    "cross_attend",
+    "causal",
+    "rel_pos_bias",
+    "alibi_pos_bias",
+    "rotary_xpos",
+    "residual_attn",
+    "use_rmsnorm",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,8 +123,11 @@ class BrainConfig:
             "n_output_timesteps": self.n_output_timesteps,
             "subject_names": list(self.subject_names),
             "default_subject": self.default_subject,
-            **({"subject_provenance": {n: dict(r) for n, r in self.subject_provenance.items()}}
-               if self.subject_provenance else {}),
+            **(
+                {"subject_provenance": {n: dict(r) for n, r in self.subject_provenance.items()}}
+                if self.subject_provenance
+                else {}
+            ),
         }
 
     def to_experiment(self) -> dict:
@@ -124,19 +135,34 @@ class BrainConfig:
         models built from a config rather than loaded)."""
         return {
             "brain_model_config": {
-                "hidden": self.hidden, "max_seq_len": self.max_seq_len,
-                "time_pos_embedding": self.time_pos_embedding, "extractor_aggregation": self.extractor_aggregation,
+                "hidden": self.hidden,
+                "max_seq_len": self.max_seq_len,
+                "time_pos_embedding": self.time_pos_embedding,
+                "extractor_aggregation": self.extractor_aggregation,
                 "low_rank_head": self.low_rank_head,
-                "encoder": {"depth": self.depth, "heads": self.heads, "ff_mult": self.ff_mult,
-                            "scale_residual": self.scale_residual, "rotary_pos_emb": self.rotary_pos_emb},
+                "encoder": {
+                    "depth": self.depth,
+                    "heads": self.heads,
+                    "ff_mult": self.ff_mult,
+                    "scale_residual": self.scale_residual,
+                    "rotary_pos_emb": self.rotary_pos_emb,
+                },
             },
-            "data": {"frequency": self.feature_rate_hz,
-                     "neuro": {"frequency": 1.0 / self.tr_s, "offset": self.hemodynamic_offset_s}},
+            "data": {
+                "frequency": self.feature_rate_hz,
+                "neuro": {"frequency": 1.0 / self.tr_s, "offset": self.hemodynamic_offset_s},
+            },
         }
 
     @classmethod
-    def from_files(cls, experiment: Mapping[str, Any], build_args: Mapping[str, Any], *,
-                   source: str = "config.yaml", n_subject_rows: int | None = None) -> "BrainConfig":
+    def from_files(
+        cls,
+        experiment: Mapping[str, Any],
+        build_args: Mapping[str, Any],
+        *,
+        source: str = "config.yaml",
+        n_subject_rows: int | None = None,
+    ) -> BrainConfig:
         """Combine a parsed ``config.yaml`` with the build arguments stored beside the weights.
 
         ``n_subject_rows`` is the row count of the stored subject layer, when known. Subject rows are named by
@@ -168,8 +194,10 @@ class BrainConfig:
         if n_subject_rows is None:
             n_subject_rows = max(allowed_rows)
         elif n_subject_rows not in allowed_rows:
-            raise ConfigError(f"{source}: the weights hold {n_subject_rows} subject row(s); subject_layers "
-                              f"(n_subjects={n_subjects}) allows {sorted(allowed_rows)}")
+            raise ConfigError(
+                f"{source}: the weights hold {n_subject_rows} subject row(s); subject_layers "
+                f"(n_subjects={n_subjects}) allows {sorted(allowed_rows)}"
+            )
 
         names = _subject_names(build_args, n_subject_rows, source)
         default = str(build_args.get("default_subject") or AVERAGE_SUBJECT)
@@ -224,8 +252,7 @@ def _subject_names(build_args: Mapping[str, Any], n_rows: int, source: str) -> t
         return tuple(str(i) for i in range(n_rows - 1)) + (AVERAGE_SUBJECT,)
     names = tuple(str(name) for name in stored)
     if len(names) != n_rows or len(set(names)) != n_rows:
-        raise ConfigError(f"{source}: subject_names {list(names)} must name each of the {n_rows} subject row(s) "
-                          f"once")
+        raise ConfigError(f"{source}: subject_names {list(names)} must name each of the {n_rows} subject row(s) once")
     return names
 
 
@@ -261,18 +288,23 @@ def _check_supported(brain: Mapping[str, Any], source: str) -> None:
     if not encoder.get("use_scalenorm", True):
         problems.append("encoder.use_scalenorm=false (the release uses ScaleNorm)")
     if problems:
-        raise ConfigError(f"{source}: brain_model_config uses options this runtime does not implement: "
-                          + ", ".join(problems))
+        raise ConfigError(
+            f"{source}: brain_model_config uses options this runtime does not implement: " + ", ".join(problems)
+        )
 
 
 def _check_geometry(config: BrainConfig, source: str) -> None:
     if config.hidden % config.heads:
         raise ConfigError(f"{source}: hidden={config.hidden} is not divisible by heads={config.heads}")
     if config.extractor_aggregation == "cat" and config.hidden % len(config.feature_dims):
-        raise ConfigError(f"{source}: hidden={config.hidden} is not divisible by the "
-                          f"{len(config.feature_dims)} modalities {list(config.feature_dims)}")
+        raise ConfigError(
+            f"{source}: hidden={config.hidden} is not divisible by the "
+            f"{len(config.feature_dims)} modalities {list(config.feature_dims)}"
+        )
     if config.rotary_pos_emb and config.dim_head < 32:
-        raise ConfigError(f"{source}: rotary embeddings need heads of at least 32 dimensions, "
-                          f"found hidden {config.hidden} / heads {config.heads} = {config.dim_head}")
+        raise ConfigError(
+            f"{source}: rotary embeddings need heads of at least 32 dimensions, "
+            f"found hidden {config.hidden} / heads {config.heads} = {config.dim_head}"
+        )
     if not math.isfinite(config.feature_rate_hz) or config.feature_rate_hz <= 0:
         raise ConfigError(f"{source}: data.frequency must be a positive rate in Hz")

@@ -32,11 +32,21 @@ def release_experiment_config() -> dict:
     return yaml.safe_load(text)
 
 
-def demo_model(*, feature_dims: dict[str, tuple[int, int]] | None = None, n_outputs: int | None = None,
-               n_output_timesteps: int | None = None, hidden: int | None = None, depth: int | None = None,
-               heads: int | None = None, low_rank_head: int | None = None, max_seq_len: int | None = None,
-               device: str = "auto", precision: str = "auto", dtype: torch.dtype | None = None,
-               cache_dir: str | os.PathLike | None = None) -> TribeModel:
+def demo_model(
+    *,
+    feature_dims: dict[str, tuple[int, int]] | None = None,
+    n_outputs: int | None = None,
+    n_output_timesteps: int | None = None,
+    hidden: int | None = None,
+    depth: int | None = None,
+    heads: int | None = None,
+    low_rank_head: int | None = None,
+    max_seq_len: int | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    dtype: torch.dtype | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> TribeModel:
     """Seeded random weights in the release geometry (or a smaller one given by the keyword arguments),
     saved once under the cache root (``cache_dir``; default ``$TRIBEV2_CACHE``) in the hub's form and loaded
     through :meth:`TribeModel.from_pretrained`."""
@@ -49,14 +59,18 @@ def demo_model(*, feature_dims: dict[str, tuple[int, int]] | None = None, n_outp
     for key, value in {"depth": depth, "heads": heads}.items():
         if value is not None:
             brain["encoder"][key] = value
-    for key, value in {"feature_dims": feature_dims, "n_outputs": n_outputs,
-                       "n_output_timesteps": n_output_timesteps}.items():
+    for key, value in {
+        "feature_dims": feature_dims,
+        "n_outputs": n_outputs,
+        "n_output_timesteps": n_output_timesteps,
+    }.items():
         if value is not None:
             build_args[key] = {m: list(v) for m, v in value.items()} if key == "feature_dims" else value
     experiment["data"]["duration_trs"] = build_args["n_output_timesteps"]
     experiment["tribev2_demo"] = True
-    return TribeModel.from_pretrained(_saved_demo_folder(experiment, build_args, cache_dir), device=device,
-                                      precision=precision, dtype=dtype)
+    return TribeModel.from_pretrained(
+        _saved_demo_folder(experiment, build_args, cache_dir), device=device, precision=precision, dtype=dtype
+    )
 
 
 def _saved_demo_folder(experiment: dict, build_args: dict, root) -> Path:
@@ -90,7 +104,7 @@ def _seeded_model(config: BrainConfig) -> TribeModel:
                 param.copy_(0.01 * torch.randn(param.shape, generator=generator))
             else:
                 fan_in = param.shape[-2] if name == "predictor.weights" else param.shape[-1]
-                param.copy_(torch.randn(param.shape, generator=generator) / fan_in ** 0.5)
+                param.copy_(torch.randn(param.shape, generator=generator) / fan_in**0.5)
     return model
 
 

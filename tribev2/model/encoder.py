@@ -133,10 +133,14 @@ class Encoder(nn.Module):
         self.rotary_pos_emb = RotaryEmbedding(config.rotary_dim) if config.rotary_pos_emb else None
         layers = []
         for _ in range(config.depth):
-            layers.append(EncoderLayer(ScaleNorm(dim), Attention(dim, config.heads),
-                                       ScaledResidual(dim, config.scale_residual)))
-            layers.append(EncoderLayer(ScaleNorm(dim), FeedForward(dim, config.ff_mult),
-                                       ScaledResidual(dim, config.scale_residual)))
+            layers.append(
+                EncoderLayer(ScaleNorm(dim), Attention(dim, config.heads), ScaledResidual(dim, config.scale_residual))
+            )
+            layers.append(
+                EncoderLayer(
+                    ScaleNorm(dim), FeedForward(dim, config.ff_mult), ScaledResidual(dim, config.scale_residual)
+                )
+            )
         self.layers = nn.ModuleList(layers)
         self.final_norm = ScaleNorm(dim)
 

@@ -6,7 +6,8 @@ A modality's features are ``(L, D, T)`` or ``(L·D, T)`` for one stimulus, with 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,8 +15,9 @@ import torch
 from .config import BrainConfig
 
 
-def check_features(features: Mapping[str, Any], config: BrainConfig, *, batched: bool,
-                   finite: bool = False) -> tuple[int | None, int]:
+def check_features(
+    features: Mapping[str, Any], config: BrainConfig, *, batched: bool, finite: bool = False
+) -> tuple[int | None, int]:
     """Raise a ``ValueError`` naming the modality for unknown names, wrong shapes, non-numeric or (with
     ``finite``) NaN/infinite values, and lengths or batch sizes that differ; return ``(B, T)`` (``B`` is None
     when not ``batched``). An empty mapping is an error: ask the model for its response to nothing with
@@ -34,15 +36,20 @@ def check_features(features: Mapping[str, Any], config: BrainConfig, *, batched:
             shapes[name] = (shape[0] if batched else None, shape[-1])
         else:
             batch = "B, " if batched else ""
-            raise ValueError(f"features[{name!r}] has shape {shape}; expected ({batch}{groups}, {dim}, T) or "
-                             f"({batch}{groups * dim}, T) at {config.feature_rate_hz:g} Hz")
+            raise ValueError(
+                f"features[{name!r}] has shape {shape}; expected ({batch}{groups}, {dim}, T) or "
+                f"({batch}{groups * dim}, T) at {config.feature_rate_hz:g} Hz"
+            )
         _check_values(name, x, finite)
     if len(set(shapes.values())) > 1:
         if batched:
-            raise ValueError("modalities have different (batch, length): "
-                             + ", ".join(f"{n}={shape}" for n, shape in shapes.items()))
-        raise ValueError(f"modalities have different lengths (samples at {config.feature_rate_hz:g} Hz): "
-                         + ", ".join(f"{n}={shape[1]}" for n, shape in shapes.items()))
+            raise ValueError(
+                "modalities have different (batch, length): " + ", ".join(f"{n}={shape}" for n, shape in shapes.items())
+            )
+        raise ValueError(
+            f"modalities have different lengths (samples at {config.feature_rate_hz:g} Hz): "
+            + ", ".join(f"{n}={shape[1]}" for n, shape in shapes.items())
+        )
     first = next(iter(shapes))
     B, T = shapes[first]
     if T == 0:
@@ -54,8 +61,9 @@ def check_features(features: Mapping[str, Any], config: BrainConfig, *, batched:
 
 def check_length(n_samples: int, config: BrainConfig) -> None:
     if config.time_pos_embedding and n_samples > config.max_seq_len:
-        raise ValueError(f"features have {n_samples} time samples; this model's time embedding holds at most "
-                         f"{config.max_seq_len}")
+        raise ValueError(
+            f"features have {n_samples} time samples; this model's time embedding holds at most {config.max_seq_len}"
+        )
 
 
 def _check_values(name: str, x: Any, finite: bool) -> None:

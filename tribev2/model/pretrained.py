@@ -18,8 +18,8 @@ import dataclasses
 import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 import yaml
@@ -34,8 +34,10 @@ CHECKPOINT_FILE = "best.ckpt"
 SAFETENSORS_FILE = "model.safetensors"
 BUILD_ARGS_FILE = "build_args.json"
 DEFAULT_SOURCE = "facebook/tribev2"
-WEIGHTS_LICENSE = ("The released TRIBE v2 weights are licensed CC BY-NC 4.0 (non-commercial use only); "
-                   "see https://huggingface.co/facebook/tribev2.")
+WEIGHTS_LICENSE = (
+    "The released TRIBE v2 weights are licensed CC BY-NC 4.0 (non-commercial use only); "
+    "see https://huggingface.co/facebook/tribev2."
+)
 
 _license_shown = False
 
@@ -73,9 +75,16 @@ class Pretrained:
         return self.provenance.weights_sha256
 
     @classmethod
-    def from_pretrained(cls, source: str | os.PathLike = DEFAULT_SOURCE, *, revision: str | None = None,
-                        cache_dir: str | os.PathLike | None = None, device: str | torch.device = "auto",
-                        precision: str = "auto", dtype: str | torch.dtype | None = None):
+    def from_pretrained(
+        cls,
+        source: str | os.PathLike = DEFAULT_SOURCE,
+        *,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        device: str | torch.device = "auto",
+        precision: str = "auto",
+        dtype: str | torch.dtype | None = None,
+    ):
         """Load a TRIBE v2 brain model.
 
         ``source`` is a local folder or a Hugging Face repo id (downloaded through ``huggingface_hub``, which
@@ -90,14 +99,16 @@ class Pretrained:
         files = locate_files(source, revision=revision, cache_dir=cache_dir)
         experiment = read_yaml(files["config"])
         state_dict, build_args = _read_weights(files)
-        config = BrainConfig.from_files(experiment, build_args, source=str(files["config"]),
-                                        n_subject_rows=_stored_subject_rows(state_dict))
+        config = BrainConfig.from_files(
+            experiment, build_args, source=str(files["config"]), n_subject_rows=_stored_subject_rows(state_dict)
+        )
         model = cls(config)
         _load_strict(model, state_dict, files["weights"], dtype)
         model = model.to(device=device, dtype=dtype).eval()
         model.requires_grad_(False)
-        model.provenance = Provenance(str(source), files.get("revision") or revision or "",
-                                      file_sha256(files["weights"]))
+        model.provenance = Provenance(
+            str(source), files.get("revision") or revision or "", file_sha256(files["weights"])
+        )
         model.experiment_config = experiment
         if not experiment.get("tribev2_demo"):
             _show_license_once()
@@ -112,8 +123,9 @@ class Pretrained:
         experiment = copy.deepcopy(self.experiment_config) if self.experiment_config else self.config.to_experiment()
         with atomic_path(folder) as tmp:
             tmp.mkdir()
-            save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()},
-                      str(tmp / SAFETENSORS_FILE))
+            save_file(
+                {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(tmp / SAFETENSORS_FILE)
+            )
             (tmp / BUILD_ARGS_FILE).write_text(json.dumps(self.config.to_build_args(), indent=2) + "\n")
             (tmp / CONFIG_FILE).write_text(yaml.safe_dump(experiment, sort_keys=False))
         return folder
@@ -125,33 +137,47 @@ def locate_files(source, *, revision=None, cache_dir=None) -> dict:
     if path.is_dir():
         return _files_in_folder(path)
     if path.exists() or str(source).startswith((".", "/", "~")) or str(source).count("/") != 1:
-        raise FileNotFoundError(f"{source}: not a folder holding {CONFIG_FILE} and weights, nor a Hugging Face "
-                                f"repo id like '{DEFAULT_SOURCE}'")
+        raise FileNotFoundError(
+            f"{source}: not a folder holding {CONFIG_FILE} and weights, nor a Hugging Face "
+            f"repo id like '{DEFAULT_SOURCE}'"
+        )
     return _files_from_hub(str(source), revision=revision, cache_dir=cache_dir)
 
 
 def _files_in_folder(folder: Path) -> dict:
     config = folder / CONFIG_FILE
     if not config.is_file():
-        raise FileNotFoundError(f"{folder}: no {CONFIG_FILE}; it is required beside the weights "
-                                f"(the head count cannot be read from them)")
+        raise FileNotFoundError(
+            f"{folder}: no {CONFIG_FILE}; it is required beside the weights (the head count cannot be read from them)"
+        )
     if (folder / CHECKPOINT_FILE).is_file():
         return {"config": config, "weights": folder / CHECKPOINT_FILE, "format": "ckpt"}
     if (folder / SAFETENSORS_FILE).is_file():
         build_args = folder / BUILD_ARGS_FILE
         if not build_args.is_file():
-            raise FileNotFoundError(f"{folder}: {SAFETENSORS_FILE} needs {BUILD_ARGS_FILE} beside it "
-                                    f"(feature_dims, n_outputs, n_output_timesteps)")
-        return {"config": config, "weights": folder / SAFETENSORS_FILE, "build_args": build_args,
-                "format": "safetensors"}
-    raise FileNotFoundError(f"{folder}: no weights; expected {CHECKPOINT_FILE} or {SAFETENSORS_FILE} "
-                            f"+ {BUILD_ARGS_FILE}")
+            raise FileNotFoundError(
+                f"{folder}: {SAFETENSORS_FILE} needs {BUILD_ARGS_FILE} beside it "
+                f"(feature_dims, n_outputs, n_output_timesteps)"
+            )
+        return {
+            "config": config,
+            "weights": folder / SAFETENSORS_FILE,
+            "build_args": build_args,
+            "format": "safetensors",
+        }
+    raise FileNotFoundError(
+        f"{folder}: no weights; expected {CHECKPOINT_FILE} or {SAFETENSORS_FILE} + {BUILD_ARGS_FILE}"
+    )
 
 
 def _files_from_hub(repo_id: str, *, revision=None, cache_dir=None) -> dict:
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, LocalEntryNotFoundError,
-                                        RepositoryNotFoundError)
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
 
     def fetch(name: str) -> Path:
         return Path(hf_hub_download(repo_id, name, revision=revision, cache_dir=cache_dir))
@@ -161,18 +187,22 @@ def _files_from_hub(repo_id: str, *, revision=None, cache_dir=None) -> dict:
     except LocalEntryNotFoundError as err:  # before EntryNotFoundError: it is a subclass
         raise FileNotFoundError(
             f"{repo_id}: {CONFIG_FILE} is not in the Hugging Face cache and cannot be downloaded "
-            f"(offline, or no network). Connect once, or pass a local folder.") from err
+            f"(offline, or no network). Connect once, or pass a local folder."
+        ) from err
     except EntryNotFoundError as err:
         raise FileNotFoundError(f"{repo_id}: the repo has no {CONFIG_FILE}; it is required beside the weights") from err
     except (GatedRepoError, RepositoryNotFoundError) as err:
         raise FileNotFoundError(
             f"{repo_id}: the repo is gated or does not exist for this account. Request access on its Hugging Face "
-            f"page, log in with `hf auth login` (or set HF_TOKEN), or pass a local folder.") from err
+            f"page, log in with `hf auth login` (or set HF_TOKEN), or pass a local folder."
+        ) from err
     except Exception as err:  # the network stack's own classes (httpx, ssl, proxies) are not all OSErrors
         if not is_network_error(err):
             raise
-        raise FileNotFoundError(f"{repo_id}: the Hugging Face Hub cannot be reached ({type(err).__name__}: {err}) "
-                                f"and {CONFIG_FILE} is not cached; check the network, or pass a local folder") from err
+        raise FileNotFoundError(
+            f"{repo_id}: the Hugging Face Hub cannot be reached ({type(err).__name__}: {err}) "
+            f"and {CONFIG_FILE} is not cached; check the network, or pass a local folder"
+        ) from err
     files = {"config": config, "revision": _snapshot_revision(config)}
     try:
         files.update(weights=fetch(CHECKPOINT_FILE), format="ckpt")
@@ -180,8 +210,10 @@ def _files_from_hub(repo_id: str, *, revision=None, cache_dir=None) -> dict:
         try:
             files.update(weights=fetch(SAFETENSORS_FILE), build_args=fetch(BUILD_ARGS_FILE), format="safetensors")
         except (EntryNotFoundError, LocalEntryNotFoundError):
-            raise FileNotFoundError(f"{repo_id}: found neither {CHECKPOINT_FILE} nor {SAFETENSORS_FILE} + "
-                                    f"{BUILD_ARGS_FILE} (in the cache or on the hub)") from ckpt_err
+            raise FileNotFoundError(
+                f"{repo_id}: found neither {CHECKPOINT_FILE} nor {SAFETENSORS_FILE} + "
+                f"{BUILD_ARGS_FILE} (in the cache or on the hub)"
+            ) from ckpt_err
     return files
 
 
@@ -203,8 +235,9 @@ def _read_weights(files: dict) -> tuple[dict[str, torch.Tensor], Mapping]:
         if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
             raise CheckpointError(f"{weights}: expected a Lightning checkpoint with a 'state_dict' entry")
         if "model_build_args" not in ckpt:
-            raise CheckpointError(f"{weights}: no 'model_build_args' entry (feature_dims, n_outputs, "
-                                  f"n_output_timesteps)")
+            raise CheckpointError(
+                f"{weights}: no 'model_build_args' entry (feature_dims, n_outputs, n_output_timesteps)"
+            )
         state_dict = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
         return state_dict, ckpt["model_build_args"]
     from safetensors.torch import load_file
@@ -225,8 +258,9 @@ def _stored_subject_rows(state_dict: Mapping[str, torch.Tensor]) -> int | None:
     return int(weights.shape[0]) if weights is not None and weights.dim() == 3 else None
 
 
-def _load_strict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], weights: Path,
-                 dtype: torch.dtype) -> None:
+def _load_strict(
+    model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], weights: Path, dtype: torch.dtype
+) -> None:
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
@@ -236,19 +270,24 @@ def _load_strict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
             parts.append(f"missing key(s) {_short_list(missing)}")
         if unexpected:
             parts.append(f"unexpected key(s) {_short_list(unexpected)}")
-        raise CheckpointError(f"{weights}: the weights do not match the model described by {CONFIG_FILE}: "
-                              + "; ".join(parts))
+        raise CheckpointError(
+            f"{weights}: the weights do not match the model described by {CONFIG_FILE}: " + "; ".join(parts)
+        )
     for key, target in expected.items():
         found = state_dict[key]
         if tuple(found.shape) != tuple(target.shape):
-            raise CheckpointError(f"{weights}: key '{key}' has shape {tuple(found.shape)}, expected "
-                                  f"{tuple(target.shape)} from {CONFIG_FILE}")
+            raise CheckpointError(
+                f"{weights}: key '{key}' has shape {tuple(found.shape)}, expected "
+                f"{tuple(target.shape)} from {CONFIG_FILE}"
+            )
         if not found.is_floating_point():
             raise CheckpointError(f"{weights}: key '{key}' has dtype {found.dtype}; expected floating point")
         bad = int((~torch.isfinite(found)).sum())
         if bad:
-            raise CheckpointError(f"{weights}: key '{key}' holds {bad} NaN or infinite value(s) of {found.numel()}; "
-                                  f"the checkpoint is damaged (predictions would be NaN)")
+            raise CheckpointError(
+                f"{weights}: key '{key}' holds {bad} NaN or infinite value(s) of {found.numel()}; "
+                f"the checkpoint is damaged (predictions would be NaN)"
+            )
     model.load_state_dict({k: v.to(dtype) for k, v in state_dict.items()}, strict=True)
 
 

@@ -8,7 +8,7 @@ S subject rows asked for, V vertices, T_out output TRs.
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ from .config import BrainConfig
 from .encoder import Encoder
 from .inputs import check_features, check_length
 from .pretrained import Pretrained
+
 
 class SubjectLayers(nn.Module):
     """Per-subject linear read-out; ``weights`` is (rows, in, out) and is applied as ``x @ W``."""
@@ -53,7 +54,8 @@ class TribeModel(Pretrained, nn.Module):
         self.config = config
         width = config.projector_width
         self.projectors = nn.ModuleDict(
-            {name: nn.Linear(groups * dim, width) for name, (groups, dim) in config.feature_dims.items()})
+            {name: nn.Linear(groups * dim, width) for name, (groups, dim) in config.feature_dims.items()}
+        )
         if config.time_pos_embedding:
             self.time_pos_embed = nn.Parameter(torch.zeros(1, config.max_seq_len, config.hidden))
         else:
@@ -68,8 +70,15 @@ class TribeModel(Pretrained, nn.Module):
         self.predictor = SubjectLayers(head_in, config.n_outputs, config.n_subject_rows)
 
     # -- forward ------------------------------------------------------------------------------------------
-    def forward(self, features: Mapping[str, torch.Tensor], *, subjects: str | int | Sequence[str | int] | None = None,
-                pool: bool = True, return_stages: bool = False, n_samples: int | None = None):
+    def forward(
+        self,
+        features: Mapping[str, torch.Tensor],
+        *,
+        subjects: str | int | Sequence[str | int] | None = None,
+        pool: bool = True,
+        return_stages: bool = False,
+        n_samples: int | None = None,
+    ):
         """``features``: modality -> (B, L, D, T) or (B, L·D, T); a missing modality counts as absent.
 
         ``subjects``: subject rows by name or index (default: the model's default subject, stored with the
@@ -99,8 +108,10 @@ class TribeModel(Pretrained, nn.Module):
         param = next(self.parameters())
         if not features:
             if n_samples is None:
-                raise ValueError(f"no features given: this model takes {list(self.config.modalities)} (pass "
-                                 f"n_samples= for its response to no input)")
+                raise ValueError(
+                    f"no features given: this model takes {list(self.config.modalities)} (pass "
+                    f"n_samples= for its response to no input)"
+                )
             check_length(n_samples, self.config)
             return param.new_zeros(1, n_samples, self.config.hidden)
         B, T = check_features(features, self.config, batched=True)
@@ -161,8 +172,10 @@ class TribeModel(Pretrained, nn.Module):
             return int(subject)
         message = f"subject {subject!r} is not available: this checkpoint has {_describe_rows(names)}"
         if isinstance(subject, (int, np.integer)):
-            message += (f" (subject={subject} is out of range: this checkpoint has {len(names)} subject "
-                        f"row{'' if len(names) == 1 else 's'}, numbered from 0)")
+            message += (
+                f" (subject={subject} is out of range: this checkpoint has {len(names)} subject "
+                f"row{'' if len(names) == 1 else 's'}, numbered from 0)"
+            )
         raise ValueError(message)
 
 
@@ -171,7 +184,10 @@ def _describe_rows(names: Sequence[str]) -> str:
     if len(names) == 1:
         return f"only the {names[0]!r} row"
     numbered = [n for n in names if n.isdigit()]
-    shown = [f"0..{len(numbered) - 1}"] if numbered == [str(i) for i in range(len(numbered))] and numbered else \
-        [repr(n) for n in numbered]
+    shown = (
+        [f"0..{len(numbered) - 1}"]
+        if numbered == [str(i) for i in range(len(numbered))] and numbered
+        else [repr(n) for n in numbered]
+    )
     shown += [repr(n) for n in names if n not in numbered]
     return "rows " + (", ".join(shown[:-1]) + " and " + shown[-1] if len(shown) > 1 else shown[0])

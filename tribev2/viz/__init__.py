@@ -26,12 +26,22 @@ import importlib
 from . import accessor
 
 _EXPORTS = {
-    "plot_surface": "static", "plot_contributions": "static", "render": "static",
-    "plot_data": "accessor", "plot_evaluation": "accessor", "plot_timecourse": "accessor",
-    "brain": "viewer", "BrainViewer": "viewer", "view": "standalone", "BrainView": "standalone",
-    "save_movie": "movie", "brain_frames": "movie",
+    "plot_surface": "static",
+    "plot_contributions": "static",
+    "render": "static",
+    "plot_data": "accessor",
+    "plot_evaluation": "accessor",
+    "plot_timecourse": "accessor",
+    "brain": "viewer",
+    "BrainViewer": "viewer",
+    "view": "standalone",
+    "BrainView": "standalone",
+    "save_movie": "movie",
+    "brain_frames": "movie",
     "save_report": "report",
-    "BrainScene": "scene", "brain_maps": "scene", "VIEWS": "scene",
+    "BrainScene": "scene",
+    "brain_maps": "scene",
+    "VIEWS": "scene",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -50,8 +50,16 @@ def plot_data(data, *, time=None, variable: str | None = None, **options):
     return plot_surface(data, time=time, **options)
 
 
-def plot_evaluation(scores: xr.Dataset, *, metric: str = "pearson_r", subject=None, k: int = 20,
-                    views: str | Sequence[str] = ("lateral", "medial"), title: str | None = None, **options):
+def plot_evaluation(
+    scores: xr.Dataset,
+    *,
+    metric: str = "pearson_r",
+    subject=None,
+    k: int = 20,
+    views: str | Sequence[str] = ("lateral", "medial"),
+    title: str | None = None,
+    **options,
+):
     """What :func:`tribev2.evaluate` returns, as a figure: the ``metric`` map (``"pearson_r"`` or ``"mse"``;
     symmetric colours for r) titled with the means and the retrieval accuracy, or, for a by-region
     evaluation, the ``k`` regions with the highest ``metric`` as bars. ``options`` go to
@@ -65,17 +73,27 @@ def plot_evaluation(scores: xr.Dataset, *, metric: str = "pearson_r", subject=No
         values = values.sel(subject=_pick_subject(values, subject))
     summary = _evaluation_summary(scores, values, subject)
     if "vertex" not in values.dims:
-        return _region_bars(values, k=k, title=title or summary, figsize=options.get("figsize"),
-                            axes=options.get("axes"))
+        return _region_bars(
+            values, k=k, title=title or summary, figsize=options.get("figsize"), axes=options.get("axes")
+        )
     if metric == "pearson_r":
         options.setdefault("symmetric", True)
         options.setdefault("percentile", 99)
     return plot_surface(values, views=views, title=title or summary, **options)
 
 
-def plot_timecourse(data, roi: str | Sequence[str], *, hemi: str = "combined", subject=None,
-                    variable: str = "prediction", figsize: tuple[float, float] = (7.5, 3.0), axes=None,
-                    dpi: int = 100, title: str | None = None):
+def plot_timecourse(
+    data,
+    roi: str | Sequence[str],
+    *,
+    hemi: str = "combined",
+    subject=None,
+    variable: str = "prediction",
+    figsize: tuple[float, float] = (7.5, 3.0),
+    axes=None,
+    dpi: int = 100,
+    title: str | None = None,
+):
     """The mean over each region's vertices against time, one line per region (names, shell patterns such as
     ``"V*"``, or a list: as ``.tribe.sel``), per hemisphere with ``hemi="separate"``, per modality for
     contributions. ``data``: a prediction Dataset (``variable``) or a DataArray with ``time``, ``vertex``
@@ -107,8 +125,9 @@ def plot_timecourse(data, roi: str | Sequence[str], *, hemi: str = "combined", s
     units = data.attrs.get("units")
     axes.set_ylabel(f"{caption} ({units})" if units else caption)
     axes.axhline(0, color="0.6", linewidth=0.8, zorder=0)
-    axes.legend(fontsize="small", frameon=False, ncol=1 + lines.sizes["line"] // 7, loc="upper left",
-                bbox_to_anchor=(1.0, 1.0))
+    axes.legend(
+        fontsize="small", frameon=False, ncol=1 + lines.sizes["line"] // 7, loc="upper left", bbox_to_anchor=(1.0, 1.0)
+    )
     axes.margins(x=0)
     if title:
         axes.set_title(title)
@@ -164,8 +183,9 @@ def _accessor_plot_timecourse(self, roi, **options):
 
 
 _accessor_plot.__doc__ = "A figure of the data (maps, evaluation, contributions): see :func:`tribev2.viz.plot_data`."
-_accessor_plot_timecourse.__doc__ = ("Region means over time: ``roi=`` names or patterns; see "
-                                     ":func:`tribev2.viz.plot_timecourse`.")
+_accessor_plot_timecourse.__doc__ = (
+    "Region means over time: ``roi=`` names or patterns; see :func:`tribev2.viz.plot_timecourse`."
+)
 
 
 def attach() -> None:

@@ -17,12 +17,26 @@ from ..progress import bar
 from .scene import BrainScene, ColorScale, brain_maps, figure_array, outline_painter, side_by_side
 
 
-def brain_frames(data, *, time=None, views: str | Sequence[str] = ("lateral",), hemi: str = "both",
-                 surface: str = "half-inflated", subject=None, mesh: str | None = None, cmap=None,
-                 vmin: float | None = None, vmax: float | None = None, symmetric: bool | str = "auto",
-                 percentile: float | None = None, threshold: float | None = None, outlines=None,
-                 sulcal: bool = True, size: tuple[int, int] = (480, 360),
-                 legend: bool = True) -> Iterator[tuple[float | None, np.ndarray]]:
+def brain_frames(
+    data,
+    *,
+    time=None,
+    views: str | Sequence[str] = ("lateral",),
+    hemi: str = "both",
+    surface: str = "half-inflated",
+    subject=None,
+    mesh: str | None = None,
+    cmap=None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    symmetric: bool | str = "auto",
+    percentile: float | None = None,
+    threshold: float | None = None,
+    outlines=None,
+    sulcal: bool = True,
+    size: tuple[int, int] = (480, 360),
+    legend: bool = True,
+) -> Iterator[tuple[float | None, np.ndarray]]:
     """Yield ``(time, image)`` per time point: the views side by side (a gap between views), under a strip
     that tags each hemisphere ``L`` or ``R`` above its middle, with a colorbar and the time below when
     ``legend``. Text is sized from the picture height (``size``: pixels of one hemisphere's picture). One
@@ -30,8 +44,9 @@ def brain_frames(data, *, time=None, views: str | Sequence[str] = ("lateral",), 
     are those of :func:`tribev2.viz.plot_surface`."""
     views = [views] if isinstance(views, str) else list(views)
     maps = brain_maps(data, time=time, subject=subject, mesh=mesh)
-    scale = ColorScale.for_values(maps.values, cmap=cmap, vmin=vmin, vmax=vmax, symmetric=symmetric,
-                                  percentile=percentile, threshold=threshold)
+    scale = ColorScale.for_values(
+        maps.values, cmap=cmap, vmin=vmin, vmax=vmax, symmetric=symmetric, percentile=percentile, threshold=threshold
+    )
     with BrainScene(maps.mesh, surface=surface, hemi=hemi, size=size, sulcal=sulcal, smooth_edges=False) as scene:
         paint = outline_painter(scene, outlines)
         sides = [scene.hemi_order(view) for view in views]
@@ -58,8 +73,9 @@ def _tag_px(picture_height: int) -> int:
     return max(12, round(0.07 * picture_height))
 
 
-def save_movie(data, path: str | os.PathLike, *, fps: float = 2.0, quality: int = 20, progress: bool = False,
-               **frame_options) -> Path:
+def save_movie(
+    data, path: str | os.PathLike, *, fps: float = 2.0, quality: int = 20, progress: bool = False, **frame_options
+) -> Path:
     """Write the maps of ``data`` over time to an MP4 at ``path`` (one frame per time point, ``fps`` frames
     per second: 1.0 plays a 1-s-TR prediction in real time) and return the path.
 
@@ -78,8 +94,9 @@ def save_movie(data, path: str | os.PathLike, *, fps: float = 2.0, quality: int 
     with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
         stream = None
         total = np.size(frame_options["time"]) if "time" in frame_options else getattr(data, "sizes", {}).get("time")
-        for _, image in bar(brain_frames(data, **frame_options), enabled=progress, total=total, desc="frames",
-                            unit="frame"):
+        for _, image in bar(
+            brain_frames(data, **frame_options), enabled=progress, total=total, desc="frames", unit="frame"
+        ):
             image = _even(image)
             if stream is None:
                 stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
@@ -145,6 +162,11 @@ def _stamp(strip: np.ndarray, text: str) -> np.ndarray:
     from PIL import Image, ImageDraw, ImageFont
 
     picture = Image.fromarray(strip)
-    ImageDraw.Draw(picture).text((12, strip.shape[0] // 2), text, fill=(0, 0, 0), anchor="lm",
-                                 font=ImageFont.load_default(size=max(12, strip.shape[0] // 3)))
+    ImageDraw.Draw(picture).text(
+        (12, strip.shape[0] // 2),
+        text,
+        fill=(0, 0, 0),
+        anchor="lm",
+        font=ImageFont.load_default(size=max(12, strip.shape[0] // 3)),
+    )
     return np.asarray(picture)

@@ -16,8 +16,8 @@ import html
 import io
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -27,9 +27,19 @@ from .movie import brain_frames
 from .scene import _pick_subject
 
 
-def save_report(ds, path: str | os.PathLike, *, events=None, video: str | os.PathLike | None = None,
-                views: str | Sequence[str] = ("lateral",), title: str | None = None, frame_width: int = 360,
-                jpeg_quality: int = 85, progress: bool = False, **frame_options) -> Path:
+def save_report(
+    ds,
+    path: str | os.PathLike,
+    *,
+    events=None,
+    video: str | os.PathLike | None = None,
+    views: str | Sequence[str] = ("lateral",),
+    title: str | None = None,
+    frame_width: int = 360,
+    jpeg_quality: int = 85,
+    progress: bool = False,
+    **frame_options,
+) -> Path:
     """Write the HTML report of a prediction Dataset to ``path`` (``.html``) and return the path.
 
     ``ds``: what :func:`tribev2.predict` returns (its events give the frames and words); a Dataset from
@@ -49,13 +59,19 @@ def save_report(ds, path: str | os.PathLike, *, events=None, video: str | os.Pat
     if "time" not in ds.dims:
         raise ValueError("the Dataset has no 'time' dimension: a report follows a prediction over time")
     if "time" in frame_options:
-        raise ValueError("save_report shows every TR of the Dataset; to show some, select them first "
-                         "(ds.sel(time=slice(10, 30)))")
+        raise ValueError(
+            "save_report shows every TR of the Dataset; to show some, select them first (ds.sel(time=slice(10, 30)))"
+        )
     table = events_table(ds) if "event_type" in ds.coords else None
     times = np.asarray(ds["time"].values, dtype=np.float64)
     tr = float(ds["time"].attrs.get("tr_s", np.median(np.diff(times)) if len(times) > 1 else 1.0))
-    pictures = bar(brain_frames(ds, views=views, **frame_options), enabled=progress, total=ds.sizes["time"],
-                   desc="brain pictures", unit="TR")
+    pictures = bar(
+        brain_frames(ds, views=views, **frame_options),
+        enabled=progress,
+        total=ds.sizes["time"],
+        desc="brain pictures",
+        unit="TR",
+    )
     brains = [_jpeg(image, jpeg_quality) for _, image in pictures]
     videos = _video_rows(table, video)
     frames = _stimulus_frames(videos, times + tr / 2, frame_width, jpeg_quality) if videos else [None] * len(times)
@@ -64,10 +80,14 @@ def save_report(ds, path: str | os.PathLike, *, events=None, video: str | os.Pat
     if "subject" in prediction.dims:  # the subject the brain pictures show
         prediction = prediction.sel(subject=_pick_subject(prediction, frame_options.get("subject")))
     data = {
-        "times": times.tolist(), "tr": tr, "offset": float(ds["time"].attrs.get("hemodynamic_offset_s", 0.0)),
-        "brain": brains, "frames": frames,
-        "words": [] if words is None else [[str(w), float(s), float(s + d)] for w, s, d in
-                                           zip(words["text"], words["start"], words["duration"])],
+        "times": times.tolist(),
+        "tr": tr,
+        "offset": float(ds["time"].attrs.get("hemodynamic_offset_s", 0.0)),
+        "brain": brains,
+        "frames": frames,
+        "words": []
+        if words is None
+        else [[str(w), float(s), float(s + d)] for w, s, d in zip(words["text"], words["start"], words["duration"])],
         "trWords": [str(w) for w in ds["words"].values] if "words" in ds.coords else [""] * len(times),
         "mean": np.nan_to_num(prediction.mean("vertex").values.astype(float)).round(6).tolist(),
     }
@@ -93,10 +113,14 @@ def _video_rows(table, video) -> list[tuple[float, float, float, str]]:
     rows = table[table["type"] == "Video"]
     missing = sorted({str(f) for f in rows["filepath"] if not Path(str(f)).is_file()})
     if missing:
-        raise FileNotFoundError(f"the stimulus video {', '.join(missing)} is not where the events table says; "
-                                f"pass video=<its new path> to save_report")
-    return [(float(s), float(s + d), float(o) if np.isfinite(o) else 0.0, str(f))
-            for s, d, o, f in zip(rows["start"], rows["duration"], rows["offset"], rows["filepath"])]
+        raise FileNotFoundError(
+            f"the stimulus video {', '.join(missing)} is not where the events table says; "
+            f"pass video=<its new path> to save_report"
+        )
+    return [
+        (float(s), float(s + d), float(o) if np.isfinite(o) else 0.0, str(f))
+        for s, d, o, f in zip(rows["start"], rows["duration"], rows["offset"], rows["filepath"])
+    ]
 
 
 def _stimulus_frames(videos, at: np.ndarray, width: int, quality: int) -> list[str | None]:
@@ -145,8 +169,11 @@ def _default_title(ds) -> str:
 
 
 def _details(ds) -> str:
-    parts = [f"model: {ds.attrs.get('model') or '?'}", f"mesh: {ds.attrs.get('mesh', '?')}",
-             f"modalities: {ds.attrs.get('modalities', '?')}"]
+    parts = [
+        f"model: {ds.attrs.get('model') or '?'}",
+        f"mesh: {ds.attrs.get('mesh', '?')}",
+        f"modalities: {ds.attrs.get('modalities', '?')}",
+    ]
     if ds.attrs.get("note"):
         parts.append(str(ds.attrs["note"]))
     return " · ".join(parts)

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -27,10 +27,14 @@ SPLIT_VIEWS = ("lateral", "medial")  # with both hemispheres: one image per hemi
 DISPLAY_HEMIS = ("left", "right", "both")
 # camera direction (focal point -> camera) and view-up per view; lateral/medial depend on the hemisphere
 _CAMERAS = {
-    ("lateral", "left"): ((-1, 0, 0), (0, 0, 1)), ("lateral", "right"): ((1, 0, 0), (0, 0, 1)),
-    ("medial", "left"): ((1, 0, 0), (0, 0, 1)), ("medial", "right"): ((-1, 0, 0), (0, 0, 1)),
-    "dorsal": ((0, 0, 1), (0, 1, 0)), "ventral": ((0, 0, -1), (0, 1, 0)),
-    "anterior": ((0, 1, 0), (0, 0, 1)), "posterior": ((0, -1, 0), (0, 0, 1)),
+    ("lateral", "left"): ((-1, 0, 0), (0, 0, 1)),
+    ("lateral", "right"): ((1, 0, 0), (0, 0, 1)),
+    ("medial", "left"): ((1, 0, 0), (0, 0, 1)),
+    ("medial", "right"): ((-1, 0, 0), (0, 0, 1)),
+    "dorsal": ((0, 0, 1), (0, 1, 0)),
+    "ventral": ((0, 0, -1), (0, 1, 0)),
+    "anterior": ((0, 1, 0), (0, 0, 1)),
+    "posterior": ((0, -1, 0), (0, 0, 1)),
 }
 HEMI_GAP_MM = 6.0  # space between the hemispheres when both are shown (inflated surfaces overlap otherwise)
 
@@ -57,8 +61,7 @@ class BrainMaps:
         return "" if t is None else f"t = {t:g} s"
 
 
-def brain_maps(data, *, time=None, subject=None, mesh: str | None = None,
-               variable: str = "prediction") -> BrainMaps:
+def brain_maps(data, *, time=None, subject=None, mesh: str | None = None, variable: str = "prediction") -> BrainMaps:
     """Per-vertex maps from a prediction Dataset, a DataArray with a ``vertex`` dimension or a NumPy array.
 
     ``time``: one time in seconds, a list of times, or ``None`` for every time point. ``subject``: a name of
@@ -71,15 +74,19 @@ def brain_maps(data, *, time=None, subject=None, mesh: str | None = None,
 
     if isinstance(data, xr.Dataset):
         if variable not in data.data_vars:
-            raise ValueError(f"the Dataset has no variable {variable!r}; it has {list(data.data_vars)} "
-                             "(pass variable=... or a DataArray)")
+            raise ValueError(
+                f"the Dataset has no variable {variable!r}; it has {list(data.data_vars)} "
+                "(pass variable=... or a DataArray)"
+            )
         mesh = mesh or data.attrs.get("mesh") or None
         data = data[variable]
     if not isinstance(data, xr.DataArray):
         array = np.asarray(data, dtype=np.float64)
         if array.ndim not in (1, 2):
-            raise ValueError(f"data has shape {array.shape}; expected (vertex,) or (map, vertex) values, "
-                             "or an xarray Dataset / DataArray")
+            raise ValueError(
+                f"data has shape {array.shape}; expected (vertex,) or (map, vertex) values, "
+                "or an xarray Dataset / DataArray"
+            )
         array = np.atleast_2d(array)
         mesh = check_mesh(mesh) if mesh else mesh_for_vertices(array.shape[1])
         _check_width(array.shape[1], mesh)
@@ -100,15 +107,19 @@ def brain_maps(data, *, time=None, subject=None, mesh: str | None = None,
         times = (None,)
     extra = [d for d in data.dims if d not in ("time", "vertex") and data.sizes[d] > 1]
     if extra:
-        raise ValueError(f"data still has the dimension(s) {extra}: select or reduce them first "
-                         f"(e.g. .sel({extra[0]}=...) or .mean({extra[0]!r}))")
+        raise ValueError(
+            f"data still has the dimension(s) {extra}: select or reduce them first "
+            f"(e.g. .sel({extra[0]}=...) or .mean({extra[0]!r}))"
+        )
     values = np.asarray(data.values, dtype=np.float64).reshape(len(times), data.sizes["vertex"])
     mesh = check_mesh(mesh or data.attrs.get("mesh") or _mesh_from_vertices(data))
     full = np.full((len(times), 2 * FSAVERAGE_SIZES[mesh]), np.nan)
     ids = np.asarray(data["vertex"].values, dtype=np.int64) if "vertex" in data.coords else np.arange(values.shape[1])
     if ids.size and (ids.min() < 0 or ids.max() >= full.shape[1]):
-        raise ValueError(f"vertex ids run from {ids.min()} to {ids.max()}, outside {mesh}'s {full.shape[1]:,} "
-                         "vertices (pass mesh=...)")
+        raise ValueError(
+            f"vertex ids run from {ids.min()} to {ids.max()}, outside {mesh}'s {full.shape[1]:,} "
+            "vertices (pass mesh=...)"
+        )
     full[:, ids] = values
     name = str(data.attrs.get("long_name") or data.name or "")
     return BrainMaps(mesh, full, times, name, str(data.attrs.get("units", "")))
@@ -116,8 +127,9 @@ def brain_maps(data, *, time=None, subject=None, mesh: str | None = None,
 
 def _check_width(n_vertices: int, mesh: str) -> None:
     if n_vertices != 2 * FSAVERAGE_SIZES[mesh]:
-        raise ValueError(f"{n_vertices:,} values do not match {mesh} ({2 * FSAVERAGE_SIZES[mesh]:,} vertices, "
-                         "left then right)")
+        raise ValueError(
+            f"{n_vertices:,} values do not match {mesh} ({2 * FSAVERAGE_SIZES[mesh]:,} vertices, left then right)"
+        )
 
 
 def _mesh_from_vertices(data) -> str:
@@ -152,8 +164,10 @@ def _nearest_times(data, time):
     index = np.abs(available[None, :] - wanted[:, None]).argmin(axis=1)
     far = np.abs(available[index] - wanted) > step / 2 + 1e-9
     if far.any():
-        raise ValueError(f"time={wanted[far].tolist()} s is outside the data's time points "
-                         f"({available[0]:g}..{available[-1]:g} s every {step:g} s)")
+        raise ValueError(
+            f"time={wanted[far].tolist()} s is outside the data's time points "
+            f"({available[0]:g}..{available[-1]:g} s every {step:g} s)"
+        )
     chosen = available[index]
     return chosen if np.ndim(time) else chosen[0]
 
@@ -179,8 +193,14 @@ def region_labels(ds, atlas, mesh: str) -> tuple[np.ndarray | None, tuple[str, .
 
 
 # -- colours ---------------------------------------------------------------------------------------------------
-def color_limits(values: np.ndarray, *, vmin: float | None = None, vmax: float | None = None,
-                 symmetric: bool | str = "auto", percentile: float | None = None) -> tuple[float, float]:
+def color_limits(
+    values: np.ndarray,
+    *,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    symmetric: bool | str = "auto",
+    percentile: float | None = None,
+) -> tuple[float, float]:
     """Colour limits for ``values`` (NaN ignored).
 
     Given ``vmin``/``vmax`` win (both given: used as they are). Otherwise the limits span the data, or its
@@ -199,8 +219,11 @@ def color_limits(values: np.ndarray, *, vmin: float | None = None, vmax: float |
             raise ValueError(f"vmin={vmin!r} must be below vmax={vmax!r}")
         return float(vmin), float(vmax)
     if symmetric == "auto":
-        symmetric = (bool(finite.min() < 0 < finite.max()) or (vmin is not None and vmin < 0)) and \
-            (vmin is None or vmin < 0) and (vmax is None or vmax > 0)
+        symmetric = (
+            (bool(finite.min() < 0 < finite.max()) or (vmin is not None and vmin < 0))
+            and (vmin is None or vmin < 0)
+            and (vmax is None or vmax > 0)
+        )
     if symmetric:
         given = vmax if vmax is not None and vmax > 0 else -vmin if vmin is not None and vmin < 0 else None
         top = given if given is not None else _spread(np.abs(finite), percentile)
@@ -233,9 +256,17 @@ class ColorScale:
     threshold: float | None = None
 
     @classmethod
-    def for_values(cls, values: np.ndarray, *, cmap: str | None = None, vmin: float | None = None,
-                   vmax: float | None = None, symmetric: bool | str = "auto", percentile: float | None = None,
-                   threshold: float | None = None) -> ColorScale:
+    def for_values(
+        cls,
+        values: np.ndarray,
+        *,
+        cmap: str | None = None,
+        vmin: float | None = None,
+        vmax: float | None = None,
+        symmetric: bool | str = "auto",
+        percentile: float | None = None,
+        threshold: float | None = None,
+    ) -> ColorScale:
         """Limits from ``values`` (see :func:`color_limits`); ``cmap`` defaults to :func:`default_cmap`."""
         if threshold is not None and not threshold >= 0:
             raise ValueError(f"threshold={threshold!r}: expected a non-negative number")
@@ -259,8 +290,14 @@ def sulcal_background(sulc: np.ndarray) -> np.ndarray:
     return 0.7 - 0.22 * np.tanh(np.asarray(sulc, dtype=np.float64) / 0.6)
 
 
-def colorize(values: np.ndarray, background: np.ndarray, *, limits: tuple[float, float], cmap="RdBu_r",
-             threshold: float | None = None) -> np.ndarray:
+def colorize(
+    values: np.ndarray,
+    background: np.ndarray,
+    *,
+    limits: tuple[float, float],
+    cmap="RdBu_r",
+    threshold: float | None = None,
+) -> np.ndarray:
     """``(V, 3)`` uint8 colours: ``cmap`` over ``limits`` where ``|value| >= threshold``, the gray
     ``background`` (``(V,)`` in [0, 1]) where the value is NaN or below the threshold."""
     from matplotlib import colormaps
@@ -330,9 +367,18 @@ class BrainScene:
     Pass ``plotter=`` to draw into an existing (e.g. notebook) plotter instead of an off-screen one.
     """
 
-    def __init__(self, mesh: str, *, surface: str = "half-inflated", hemi: str = "both",
-                 size: tuple[int, int] = (480, 360), sulcal: bool = True, smooth_edges: bool = True,
-                 background: str = "white", plotter=None):
+    def __init__(
+        self,
+        mesh: str,
+        *,
+        surface: str = "half-inflated",
+        hemi: str = "both",
+        size: tuple[int, int] = (480, 360),
+        sulcal: bool = True,
+        smooth_edges: bool = True,
+        background: str = "white",
+        plotter=None,
+    ):
         import pyvista as pv
 
         if hemi not in DISPLAY_HEMIS:
@@ -358,9 +404,17 @@ class BrainScene:
             poly = pv.PolyData(points, np.hstack([np.full((len(faces), 1), 3), faces]).ravel())
             poly.point_data["rgb"] = np.zeros((len(points), 3), dtype=np.uint8)
             self.polydata[h] = poly
-            self.actors[h] = self.plotter.add_mesh(poly, scalars="rgb", rgb=True, smooth_shading=True,
-                                                   ambient=0.25, diffuse=0.8, specular=0.05, show_scalar_bar=False,
-                                                   name=f"cortex-{h}")
+            self.actors[h] = self.plotter.add_mesh(
+                poly,
+                scalars="rgb",
+                rgb=True,
+                smooth_shading=True,
+                ambient=0.25,
+                diffuse=0.8,
+                specular=0.05,
+                show_scalar_bar=False,
+                name=f"cortex-{h}",
+            )
         self.paint(np.repeat((self.background * 255).round().astype(np.uint8)[:, None], 3, axis=1))
 
     @property
@@ -385,7 +439,7 @@ class BrainScene:
             raise ValueError(f"colours have shape {colours.shape}; expected ({2 * self.n_per_hemi}, 3)")
         for h, poly in self.polydata.items():
             start = 0 if h == "left" else self.n_per_hemi
-            poly.point_data["rgb"][:] = colours[start:start + self.n_per_hemi]
+            poly.point_data["rgb"][:] = colours[start : start + self.n_per_hemi]
             poly.Modified()
 
     def image(self, view: str = "lateral", hemis: Sequence[str] | None = None) -> np.ndarray:
@@ -472,8 +526,9 @@ def figure_array(figure) -> np.ndarray:
 def side_by_side(*images: np.ndarray) -> np.ndarray:
     """``(H, W, 3)`` images next to each other, top-aligned, on white."""
     height = max(image.shape[0] for image in images)
-    return np.concatenate([np.pad(image, ((0, height - image.shape[0]), (0, 0), (0, 0)), constant_values=255)
-                           for image in images], axis=1)
+    return np.concatenate(
+        [np.pad(image, ((0, height - image.shape[0]), (0, 0), (0, 0)), constant_values=255) for image in images], axis=1
+    )
 
 
 def png_bytes(image) -> bytes:

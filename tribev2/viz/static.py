@@ -37,29 +37,62 @@ class BrainFigure(Figure):
         return png_bytes(self)
 
 
-def render(data, *, view: str = "lateral", hemi: str = "both", surface: str = "half-inflated", time=None,
-           subject=None, mesh: str | None = None, cmap=None, vmin: float | None = None, vmax: float | None = None,
-           symmetric: bool | str = "auto", percentile: float | None = None, threshold: float | None = None,
-           outlines=None, sulcal: bool = True, size: tuple[int, int] = (480, 360)) -> np.ndarray:
+def render(
+    data,
+    *,
+    view: str = "lateral",
+    hemi: str = "both",
+    surface: str = "half-inflated",
+    time=None,
+    subject=None,
+    mesh: str | None = None,
+    cmap=None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    symmetric: bool | str = "auto",
+    percentile: float | None = None,
+    threshold: float | None = None,
+    outlines=None,
+    sulcal: bool = True,
+    size: tuple[int, int] = (480, 360),
+) -> np.ndarray:
     """One view of one map as an ``(H, W, 3)`` uint8 image (arguments as in :func:`plot_surface`; ``size``:
     pixels of one hemisphere's picture)."""
     maps = brain_maps(data, time=time, subject=subject, mesh=mesh)
     if len(maps.values) != 1:
         raise ValueError(f"the data holds {len(maps.values)} maps; pick one with time=...")
-    scale = ColorScale.for_values(maps.values, cmap=cmap, vmin=vmin, vmax=vmax, symmetric=symmetric,
-                                  percentile=percentile, threshold=threshold)
+    scale = ColorScale.for_values(
+        maps.values, cmap=cmap, vmin=vmin, vmax=vmax, symmetric=symmetric, percentile=percentile, threshold=threshold
+    )
     with BrainScene(maps.mesh, surface=surface, hemi=hemi, size=size, sulcal=sulcal) as scene:
         paint = outline_painter(scene, outlines)
         scene.paint(paint(scale.colors(maps.values[0], scene.background)))
         return scene.image(view)
 
 
-def plot_surface(data, *, time=None, views: str | Sequence[str] = "lateral", hemi: str = "both",
-                 surface: str = "half-inflated", subject=None, mesh: str | None = None, cmap=None,
-                 vmin: float | None = None, vmax: float | None = None, symmetric: bool | str = "auto",
-                 percentile: float | None = None, threshold: float | None = None, outlines=None,
-                 sulcal: bool = True, colorbar: bool = True, title: str | None = None,
-                 figsize: tuple[float, float] | None = None, axes=None, dpi: int = 100):
+def plot_surface(
+    data,
+    *,
+    time=None,
+    views: str | Sequence[str] = "lateral",
+    hemi: str = "both",
+    surface: str = "half-inflated",
+    subject=None,
+    mesh: str | None = None,
+    cmap=None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    symmetric: bool | str = "auto",
+    percentile: float | None = None,
+    threshold: float | None = None,
+    outlines=None,
+    sulcal: bool = True,
+    colorbar: bool = True,
+    title: str | None = None,
+    figsize: tuple[float, float] | None = None,
+    axes=None,
+    dpi: int = 100,
+):
     """Cortical maps as a matplotlib ``Figure``: one row per view, one column per time point.
 
     ``data``: a prediction Dataset, a DataArray with a ``vertex`` dimension (``ds.prediction.mean("time")``,
@@ -80,18 +113,31 @@ def plot_surface(data, *, time=None, views: str | Sequence[str] = "lateral", hem
     views = [views] if isinstance(views, str) else list(views)
     maps = brain_maps(data, time=time, subject=subject, mesh=mesh)
     if maps.values.shape[0] > 12:
-        raise ValueError(f"the data holds {maps.values.shape[0]} maps (time points); choose up to 12 with "
-                         "time=[...] (tribev2.viz.save_movie shows them all)")
-    scale = ColorScale.for_values(maps.values, cmap=cmap, vmin=vmin, vmax=vmax, symmetric=symmetric,
-                                  percentile=percentile, threshold=threshold)
+        raise ValueError(
+            f"the data holds {maps.values.shape[0]} maps (time points); choose up to 12 with "
+            "time=[...] (tribev2.viz.save_movie shows them all)"
+        )
+    scale = ColorScale.for_values(
+        maps.values, cmap=cmap, vmin=vmin, vmax=vmax, symmetric=symmetric, percentile=percentile, threshold=threshold
+    )
     titles = [maps.label(i) for i in range(len(maps.values))]
     plan = _Plan(views, hemi, titles)
     # a colorbar beside a given Axes takes its room from it, before the pictures are fitted in
-    bar = axes.figure.colorbar(scale.mappable(), ax=axes, fraction=0.04, pad=0.02, shrink=0.7) \
-        if colorbar and axes is not None else None
+    bar = (
+        axes.figure.colorbar(scale.mappable(), ax=axes, fraction=0.04, pad=0.02, shrink=0.7)
+        if colorbar and axes is not None
+        else None
+    )
     below = colorbar and axes is None and plan.rows == 1  # one row: a long caption fits under it, not beside
-    ax = _brain_axes(plan, axes, figsize=figsize, dpi=dpi, title=title, right=110 if colorbar and not below else 0,
-                     bottom=COLORBAR_BELOW_PX if below else 0.0)
+    ax = _brain_axes(
+        plan,
+        axes,
+        figsize=figsize,
+        dpi=dpi,
+        title=title,
+        right=110 if colorbar and not below else 0,
+        bottom=COLORBAR_BELOW_PX if below else 0.0,
+    )
     with BrainScene(maps.mesh, surface=surface, hemi=hemi, size=plan.render_size, sulcal=sulcal) as scene:
         paint = outline_painter(scene, outlines)
         panels = _panels(scene, [paint(scale.colors(v, scene.background)) for v in maps.values], views)
@@ -102,10 +148,21 @@ def plot_surface(data, *, time=None, views: str | Sequence[str] = "lateral", hem
     return ax.figure
 
 
-def plot_contributions(contributions, *, views: str | Sequence[str] = "lateral", hemi: str = "both",
-                       surface: str = "half-inflated", subject=None, mesh: str | None = None,
-                       percentile: float = 99.0, sulcal: bool = True, title: str | None = None,
-                       figsize: tuple[float, float] | None = None, axes=None, dpi: int = 100):
+def plot_contributions(
+    contributions,
+    *,
+    views: str | Sequence[str] = "lateral",
+    hemi: str = "both",
+    surface: str = "half-inflated",
+    subject=None,
+    mesh: str | None = None,
+    percentile: float = 99.0,
+    sulcal: bool = True,
+    title: str | None = None,
+    figsize: tuple[float, float] | None = None,
+    axes=None,
+    dpi: int = 100,
+):
     """Modality contributions as one RGB map (first modality red, second green, third blue: text, audio,
     video for TRIBE v2), like the reference's ``plot_surf_rgb``: each channel scaled to its ``percentile``,
     mixed colours where modalities overlap. ``contributions``: see :func:`modality_channels`. ``figsize``,
@@ -119,9 +176,16 @@ def plot_contributions(contributions, *, views: str | Sequence[str] = "lateral",
     with BrainScene(mesh, surface=surface, hemi=hemi, size=plan.render_size, sulcal=sulcal) as scene:
         panels = _panels(scene, [rgb_colors(channels, scene.background, percentile=percentile)], views)
         plan.draw(ax, panels, [scene.hemi_order(view) for view in views])
-    ax.legend(handles=[Patch(color=c, label=m) for m, c in zip(names, RGB_NAMES)], loc="upper center",
-              bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False, fontsize=plan.fonts.points(plan.fonts.label_px),
-              handlelength=1.2, borderaxespad=0.2)
+    ax.legend(
+        handles=[Patch(color=c, label=m) for m, c in zip(names, RGB_NAMES)],
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=3,
+        frameon=False,
+        fontsize=plan.fonts.points(plan.fonts.label_px),
+        handlelength=1.2,
+        borderaxespad=0.2,
+    )
     return ax.figure
 
 
@@ -138,16 +202,19 @@ def modality_channels(contributions, *, subject=None, mesh: str | None = None) -
     if isinstance(contributions, xr.Dataset):
         contributions = contributions.to_dataarray("modality")
     if not isinstance(contributions, xr.DataArray) or "modality" not in contributions.dims:
-        raise ValueError("contributions must be a DataArray with a 'modality' dimension (or a Dataset with "
-                         "one variable per modality)")
+        raise ValueError(
+            "contributions must be a DataArray with a 'modality' dimension (or a Dataset with "
+            "one variable per modality)"
+        )
     names = [str(m) for m in contributions["modality"].values]
     if len(names) != 3:
         raise ValueError(f"contributions have modalities {names}; an RGB map needs exactly three")
     mesh = mesh or contributions.attrs.get("mesh")
     if "time" in contributions.dims:
-        contributions = np.sqrt((contributions ** 2).mean("time"))
-    maps = [brain_maps(contributions.sel(modality=m), subject=subject, mesh=mesh)
-            for m in contributions["modality"].values]
+        contributions = np.sqrt((contributions**2).mean("time"))
+    maps = [
+        brain_maps(contributions.sel(modality=m), subject=subject, mesh=mesh) for m in contributions["modality"].values
+    ]
     return np.abs(np.stack([m.values[0] for m in maps], axis=1)), names, maps[0].mesh
 
 
@@ -229,28 +296,47 @@ class _Plan:
         ax.set_axis_off()
         for column, text in enumerate(self.titles):
             if text:
-                ax.text((column + 0.5) * self.cell_w, self.title_h / 2, text, ha="center", va="center",
-                        fontsize=fonts.points(fonts.title_px))
+                ax.text(
+                    (column + 0.5) * self.cell_w,
+                    self.title_h / 2,
+                    text,
+                    ha="center",
+                    va="center",
+                    fontsize=fonts.points(fonts.title_px),
+                )
         for row, images in enumerate(panels):
             top = self.title_h + row * (self.strip_h + self.picture_h) + self.strip_h
             for column, image in enumerate(images):
                 width = self.picture_w * image.shape[1] / self.render_size[0]
                 left = column * self.cell_w + (self.cell_w - width) / 2
-                ax.imshow(image, extent=(left, left + width, top + self.picture_h, top),
-                          interpolation="antialiased")
+                ax.imshow(image, extent=(left, left + width, top + self.picture_h, top), interpolation="antialiased")
                 if column == 0:  # tags above the middle of each hemisphere: never side by side
                     shares = len(sides[row])
                     for index, hemi in enumerate(sides[row]):
-                        ax.text(left + (index + 0.5) * width / shares, top - self.strip_h / 2, hemi[0].upper(),
-                                ha="center", va="center", fontsize=fonts.points(fonts.tag_px),
-                                fontweight="bold", color="0.35")
+                        ax.text(
+                            left + (index + 0.5) * width / shares,
+                            top - self.strip_h / 2,
+                            hemi[0].upper(),
+                            ha="center",
+                            va="center",
+                            fontsize=fonts.points(fonts.tag_px),
+                            fontweight="bold",
+                            color="0.35",
+                        )
             if self.rows > 1:
-                ax.text(-0.3 * fonts.label_px, top + self.picture_h / 2, self.views[row], rotation=90,
-                        ha="right", va="center", fontsize=fonts.points(fonts.label_px), clip_on=False)
+                ax.text(
+                    -0.3 * fonts.label_px,
+                    top + self.picture_h / 2,
+                    self.views[row],
+                    rotation=90,
+                    ha="right",
+                    va="center",
+                    fontsize=fonts.points(fonts.label_px),
+                    clip_on=False,
+                )
 
 
-def _brain_axes(plan: _Plan, axes, *, figsize, dpi: float, title: str | None, right: float = 0.0,
-                bottom: float = 0.0):
+def _brain_axes(plan: _Plan, axes, *, figsize, dpi: float, title: str | None, right: float = 0.0, bottom: float = 0.0):
     """The Axes the pictures go in, and ``plan`` fitted to it: ``axes`` as given (its title set), or the one
     Axes of a new figure of ``figsize`` inches, with ``right`` shown pixels kept for a colorbar and ``bottom``
     for a legend. A new figure without ``figsize`` is as wide as the pictures at their default size, at most
@@ -297,8 +383,9 @@ def _colorbar_below(ax, scale: ColorScale):
     box = ax.get_position()
     width, height = (size * figure.dpi for size in figure.get_size_inches())
     bar_width = min(0.4 * box.width, 320 / width)
-    cax = figure.add_axes((box.x0 + (box.width - bar_width) / 2, (COLORBAR_BELOW_PX - 18) / height, bar_width,
-                           10 / height))
+    cax = figure.add_axes(
+        (box.x0 + (box.width - bar_width) / 2, (COLORBAR_BELOW_PX - 18) / height, bar_width, 10 / height)
+    )
     return figure.colorbar(scale.mappable(), cax=cax, orientation="horizontal")
 
 

@@ -31,26 +31,56 @@ import urllib.request
 import numpy as np
 
 from ..region_names import describe
-from .scene import (VIEWS, BrainScene, ColorScale, brain_maps, draw_outlines, figure_array, png_bytes,
-                    region_borders, region_labels, rgb_colors, side_by_side)
+from .scene import (
+    VIEWS,
+    BrainScene,
+    ColorScale,
+    brain_maps,
+    draw_outlines,
+    figure_array,
+    png_bytes,
+    region_borders,
+    region_labels,
+    rgb_colors,
+    side_by_side,
+)
 from .static import RGB_NAMES, modality_channels
 
 BACKENDS = ("auto", "static", "trame")
-PRESETS = {"left lateral": ("lateral", ("left",)), "left medial": ("medial", ("left",)),
-           "right lateral": ("lateral", ("right",)), "right medial": ("medial", ("right",)),
-           **{v: (v, None) for v in VIEWS if v not in ("lateral", "medial")}}
+PRESETS = {
+    "left lateral": ("lateral", ("left",)),
+    "left medial": ("medial", ("left",)),
+    "right lateral": ("lateral", ("right",)),
+    "right medial": ("medial", ("right",)),
+    **{v: (v, None) for v in VIEWS if v not in ("lateral", "medial")},
+}
 CMAPS = ("RdBu_r", "coolwarm", "seismic", "YlOrRd", "hot", "inferno", "viridis")
 HIGHLIGHT = (0, 200, 60)  # outline of the picked region
 VIEWER_CLASS = "tribev2-viewer"
 # drawn by the live widgets only: hides the PNG snapshot output just before them (see the module doc)
-_HIDE_SNAPSHOT = (f"<style>.jp-OutputArea-child:has(+ .jp-OutputArea-child .{VIEWER_CLASS}), "
-                  f".output_area:has(+ .output_area .{VIEWER_CLASS}) {{display: none;}}</style>")
+_HIDE_SNAPSHOT = (
+    f"<style>.jp-OutputArea-child:has(+ .jp-OutputArea-child .{VIEWER_CLASS}), "
+    f".output_area:has(+ .output_area .{VIEWER_CLASS}) {{display: none;}}</style>"
+)
 
 
-def brain(ds, *, truth=None, atlas=None, correlation=None, contributions=None, subject=None,
-          view: str | None = None, hemi: str = "both", surface: str = "half-inflated", cmap=None,
-          percentile: float | None = 99.0, threshold: float | None = None, backend: str = "auto",
-          size: tuple[int, int] = (640, 440)) -> BrainViewer:
+def brain(
+    ds,
+    *,
+    truth=None,
+    atlas=None,
+    correlation=None,
+    contributions=None,
+    subject=None,
+    view: str | None = None,
+    hemi: str = "both",
+    surface: str = "half-inflated",
+    cmap=None,
+    percentile: float | None = 99.0,
+    threshold: float | None = None,
+    backend: str = "auto",
+    size: tuple[int, int] = (640, 440),
+) -> BrainViewer:
     """An interactive cortex for a prediction Dataset (see the module doc and :class:`BrainViewer`).
 
     ``truth``: measured BOLD on the same mesh, anything :func:`tribev2.io.load_ground_truth` reads (a
@@ -66,23 +96,53 @@ def brain(ds, *, truth=None, atlas=None, correlation=None, contributions=None, s
     off-screen) or ``"auto"`` (trame inside a Jupyter server session when trame is installed, else static).
     ``size``: ``(width, height)`` of the cortex in pixels.
     """
-    return BrainViewer(ds, truth=truth, atlas=atlas, correlation=correlation, contributions=contributions,
-                       subject=subject, view=view, hemi=hemi, surface=surface, cmap=cmap, percentile=percentile,
-                       threshold=threshold, backend=backend, size=size)
+    return BrainViewer(
+        ds,
+        truth=truth,
+        atlas=atlas,
+        correlation=correlation,
+        contributions=contributions,
+        subject=subject,
+        view=view,
+        hemi=hemi,
+        surface=surface,
+        cmap=cmap,
+        percentile=percentile,
+        threshold=threshold,
+        backend=backend,
+        size=size,
+    )
 
 
 class BrainViewer:
     """State and widgets of :func:`brain`. ``widget`` is the ipywidgets box; the viewer displays as it."""
 
-    def __init__(self, ds, *, truth=None, atlas=None, correlation=None, contributions=None, subject=None,
-                 view=None, hemi="both", surface="half-inflated", cmap=None, percentile=99.0,
-                 threshold=None, backend="auto", size=(640, 440)):
+    def __init__(
+        self,
+        ds,
+        *,
+        truth=None,
+        atlas=None,
+        correlation=None,
+        contributions=None,
+        subject=None,
+        view=None,
+        hemi="both",
+        surface="half-inflated",
+        cmap=None,
+        percentile=99.0,
+        threshold=None,
+        backend="auto",
+        size=(640, 440),
+    ):
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r}: expected one of {', '.join(map(repr, BACKENDS))}")
         self.prediction = brain_maps(ds, subject=subject)
         if self.prediction.times[0] is None:
-            raise ValueError("brain() follows a prediction over time and the data has no 'time' dimension; draw a "
-                             "single map with viz.plot_surface, or give it to brain() as correlation=")
+            raise ValueError(
+                "brain() follows a prediction over time and the data has no 'time' dimension; draw a "
+                "single map with viz.plot_surface, or give it to brain() as correlation="
+            )
         self.mesh = self.prediction.mesh
         self.offset_s = float(ds["time"].attrs.get("hemodynamic_offset_s", 0.0)) if "time" in ds.coords else 0.0
         self.truth = _truth_maps(truth, self.mesh) if truth is not None else None
@@ -103,8 +163,11 @@ class BrainViewer:
         cmap = getattr(cmap, "name", cmap)  # the colormap menu holds names
         view = view or ("right lateral" if hemi == "right" else "left lateral")
         self.state = {"time": 0, "view": view, "overlay": "prediction", "outlines": False, "region": None}
-        self.scales = {name: ColorScale.for_values(values, cmap=cmap, percentile=percentile, threshold=threshold)
-                       for name, values in self.overlays.items() if name != "contributions"}
+        self.scales = {
+            name: ColorScale.for_values(values, cmap=cmap, percentile=percentile, threshold=threshold)
+            for name, values in self.overlays.items()
+            if name != "contributions"
+        }
         self._check_preset(view)
         self._borders = region_borders(self.labels, self.scene.faces) if self.labels is not None else None
         self._build_widgets()
@@ -133,12 +196,18 @@ class BrainViewer:
         self.state["overlay"] = name
         self._sync(self._overlay, value=name)
         self._sync_scale_widgets()
-        self._legend.value = "" if name != "contributions" else " ".join(
-            f'<b style="color:{colour}">{modality}</b>' for modality, colour in zip(self.modalities, RGB_NAMES))
+        self._legend.value = (
+            ""
+            if name != "contributions"
+            else " ".join(
+                f'<b style="color:{colour}">{modality}</b>' for modality, colour in zip(self.modalities, RGB_NAMES)
+            )
+        )
         self.refresh()
 
-    def set_colors(self, *, cmap=None, vmin: float | None = None, vmax: float | None = None,
-                   threshold: float | None = None) -> None:
+    def set_colors(
+        self, *, cmap=None, vmin: float | None = None, vmax: float | None = None, threshold: float | None = None
+    ) -> None:
         """Change the colormap, limits or threshold of the current overlay."""
         name = self.state["overlay"]
         if name == "contributions":
@@ -162,8 +231,11 @@ class BrainViewer:
     def select_region(self, name: str | None) -> None:
         """Outline region ``name`` and plot its mean time course (``None`` clears the selection)."""
         if name is not None and (self.labels is None or name not in self.region_names[1:]):
-            known = "no atlas" if self.labels is None else f"{len(self.region_names) - 1} regions, e.g. " + \
-                ", ".join(self.region_names[1:6])
+            known = (
+                "no atlas"
+                if self.labels is None
+                else f"{len(self.region_names) - 1} regions, e.g. " + ", ".join(self.region_names[1:6])
+            )
             raise ValueError(f"region {name!r} is not in the atlas ({known})")
         self.state["region"] = name
         self._sync(self._region, value=name)
@@ -186,14 +258,14 @@ class BrainViewer:
         if name == "contributions":
             colours = rgb_colors(values, self.scene.background, percentile=self.percentile or 99.0)
         else:
-            colours = self.scales[name].colors(values[min(self.state["time"], len(values) - 1)],
-                                               self.scene.background)
+            colours = self.scales[name].colors(values[min(self.state["time"], len(values) - 1)], self.scene.background)
         if self.state["outlines"]:
             colours = draw_outlines(colours, self._borders)
         if self.state["region"] is not None:
             inside = self.labels == self.region_names.index(self.state["region"])
-            colours = draw_outlines(colours, region_borders(inside.astype(np.int8), self.scene.faces), HIGHLIGHT,
-                                    opacity=1.0)
+            colours = draw_outlines(
+                colours, region_borders(inside.astype(np.int8), self.scene.faces), HIGHLIGHT, opacity=1.0
+            )
         return colours
 
     def image(self) -> np.ndarray:
@@ -217,8 +289,10 @@ class BrainViewer:
         courses = {"prediction": (self.prediction, self.offset_s)}
         if self.truth is not None:
             courses["truth"] = (self.truth, 0.0)
-        return {key: (np.asarray(maps.times, dtype=float) + shift, np.nanmean(maps.values[:, inside], axis=1))
-                for key, (maps, shift) in courses.items()}
+        return {
+            key: (np.asarray(maps.times, dtype=float) + shift, np.nanmean(maps.values[:, inside], axis=1))
+            for key, (maps, shift) in courses.items()
+        }
 
     def refresh(self) -> None:
         """Re-draw the cortex and the time-course panel from the current state."""
@@ -250,50 +324,76 @@ class BrainViewer:
 
         last = len(self.prediction.times) - 1
         self._quiet = False  # True while code (not the user) moves a widget
-        self._time = w.IntSlider(0, min=0, max=last, description="time", readout=False, continuous_update=False,
-                                 layout=w.Layout(width="320px"))
+        self._time = w.IntSlider(
+            0,
+            min=0,
+            max=last,
+            description="time",
+            readout=False,
+            continuous_update=False,
+            layout=w.Layout(width="320px"),
+        )
         play = w.Play(0, min=0, max=last, interval=600, description="play")
         w.jslink((play, "value"), (self._time, "value"))
         self._time_label = w.Label()
         self._view = w.Dropdown(options=list(PRESETS), value=self.state["view"], description="view")
         self._overlay = w.Dropdown(options=list(self.overlays), value="prediction", description="overlay")
         self._legend = w.HTML()  # the RGB key of the contributions overlay
-        self._cmap = w.Dropdown(options=sorted(set(CMAPS) | {str(s.cmap) for s in self.scales.values()}),
-                                description="colormap")
+        self._cmap = w.Dropdown(
+            options=sorted(set(CMAPS) | {str(s.cmap) for s in self.scales.values()}), description="colormap"
+        )
         # the slider's own read-out is cut to a few characters: the limits are written out beside it
         self._limits = w.FloatRangeSlider(description="limits", continuous_update=False, readout=False)
         self._limits_label = w.Label(layout=w.Layout(min_width="150px"))
         self._threshold = w.FloatSlider(description="threshold", continuous_update=False, readout_format=".3g")
         self._outlines = w.Checkbox(False, description="region outlines", disabled=self.labels is None)
         names = [] if self.labels is None else sorted(self.region_names[1:], key=str.lower)
-        self._region = w.Dropdown(options=[("(none)", None)] + [(describe(n, self.atlas_name), n) for n in names],
-                                  description="region", disabled=self.labels is None,
-                                  layout=w.Layout(width="420px"))
+        self._region = w.Dropdown(
+            options=[("(none)", None)] + [(describe(n, self.atlas_name), n) for n in names],
+            description="region",
+            disabled=self.labels is None,
+            layout=w.Layout(width="420px"),
+        )
         self._title = w.HTML(layout=w.Layout(width="420px"))
         self._plot = w.Image(format="png", layout=w.Layout(width="420px"))
         width, height = self.scene.size
         size = w.Layout(width=f"{width}px", height=f"{height}px", flex="0 0 auto")
         if self.backend == "trame":
-            self._cortex = self.scene.plotter.show(jupyter_backend="server", return_viewer=True,
-                                                   jupyter_kwargs={"add_menu": False, "handler": _trame_widget})
+            self._cortex = self.scene.plotter.show(
+                jupyter_backend="server",
+                return_viewer=True,
+                jupyter_kwargs={"add_menu": False, "handler": _trame_widget},
+            )
             self._cortex.layout = size
-            self.scene.plotter.enable_point_picking(callback=self.pick, left_clicking=True, show_message=False,
-                                                    show_point=False, use_picker=False)
+            self.scene.plotter.enable_point_picking(
+                callback=self.pick, left_clicking=True, show_message=False, show_point=False, use_picker=False
+            )
         else:
             self._cortex = w.Image(format="png", layout=size)
         self._sync_scale_widgets()
-        for widget, action in ((self._time, self._show_time_index), (self._view, self.set_view),
-                               (self._overlay, self.set_overlay), (self._outlines, self.show_outlines),
-                               (self._region, self.select_region), (self._cmap, lambda v: self.set_colors(cmap=v)),
-                               (self._limits, lambda v: self.set_colors(vmin=v[0], vmax=v[1])),
-                               (self._threshold, lambda v: self.set_colors(threshold=v))):
+        for widget, action in (
+            (self._time, self._show_time_index),
+            (self._view, self.set_view),
+            (self._overlay, self.set_overlay),
+            (self._outlines, self.show_outlines),
+            (self._region, self.select_region),
+            (self._cmap, lambda v: self.set_colors(cmap=v)),
+            (self._limits, lambda v: self.set_colors(vmin=v[0], vmax=v[1])),
+            (self._threshold, lambda v: self.set_colors(threshold=v)),
+        ):
             widget.observe(lambda change, action=action: self._quiet or action(change["new"]), "value")
-        controls = w.VBox([w.HBox([play, self._time, self._time_label]),
-                           w.HBox([self._view, self._overlay, self._legend]),
-                           w.HBox([self._cmap, self._limits, self._limits_label]),
-                           w.HBox([self._threshold, self._outlines]), self._region])
-        self.widget = w.VBox([w.HTML(_HIDE_SNAPSHOT), w.HBox([self._cortex, w.VBox([self._title, self._plot])]),
-                              controls])
+        controls = w.VBox(
+            [
+                w.HBox([play, self._time, self._time_label]),
+                w.HBox([self._view, self._overlay, self._legend]),
+                w.HBox([self._cmap, self._limits, self._limits_label]),
+                w.HBox([self._threshold, self._outlines]),
+                self._region,
+            ]
+        )
+        self.widget = w.VBox(
+            [w.HTML(_HIDE_SNAPSHOT), w.HBox([self._cortex, w.VBox([self._title, self._plot])]), controls]
+        )
         self.widget.add_class(VIEWER_CLASS)
 
     def _sync(self, widget, **traits) -> None:
@@ -325,8 +425,9 @@ class BrainViewer:
             raise ValueError(f"view={preset!r}: expected one of {', '.join(map(repr, PRESETS))}")
         _, hemis = PRESETS[preset]
         if hemis and self.scene.hemi != "both" and hemis != (self.scene.hemi,):
-            raise ValueError(f"view={preset!r} shows the {hemis[0]} hemisphere; this viewer has hemi="
-                             f"{self.scene.hemi!r}")
+            raise ValueError(
+                f"view={preset!r} shows the {hemis[0]} hemisphere; this viewer has hemi={self.scene.hemi!r}"
+            )
         return preset
 
     def _timecourse_figure(self):
@@ -339,8 +440,16 @@ class BrainViewer:
         region = self.state["region"]
         t_now = self.prediction.times[self.state["time"]]
         if region is None:
-            ax.text(0.5, 0.5, "pick a region (list below or click\non the cortex) to see its time course",
-                    ha="center", va="center", transform=ax.transAxes, fontsize=9, color="0.4")
+            ax.text(
+                0.5,
+                0.5,
+                "pick a region (list below or click\non the cortex) to see its time course",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                fontsize=9,
+                color="0.4",
+            )
             ax.set_axis_off()
             return figure
         for key, (times, values) in self.region_timecourse(region).items():
@@ -358,8 +467,17 @@ class BrainViewer:
         if name == "contributions":
             ax.set_axis_off()
             for i, (modality, colour) in enumerate(zip(self.modalities, RGB_NAMES)):
-                ax.text((i + 0.5) / 3, 0.5, modality, color=colour, fontsize=8, fontweight="bold", ha="center",
-                        va="center", transform=ax.transAxes)
+                ax.text(
+                    (i + 0.5) / 3,
+                    0.5,
+                    modality,
+                    color=colour,
+                    fontsize=8,
+                    fontweight="bold",
+                    ha="center",
+                    va="center",
+                    transform=ax.transAxes,
+                )
             return
         scale = self.scales[name]
         bar = ax.figure.colorbar(scale.mappable(), cax=ax, orientation="horizontal")
@@ -378,9 +496,11 @@ class BrainViewer:
 
     def snapshot_bundle(self) -> dict:
         """The snapshot output: the cortex and the time-course panel as one PNG."""
-        return {"image/png": png_bytes(self.snapshot()),
-                "text/plain": f"<BrainViewer snapshot: {self.state['overlay']} at t = "
-                              f"{self.prediction.times[self.state['time']]:g} s>"}
+        return {
+            "image/png": png_bytes(self.snapshot()),
+            "text/plain": f"<BrainViewer snapshot: {self.state['overlay']} at t = "
+            f"{self.prediction.times[self.state['time']]:g} s>",
+        }
 
     def widget_bundle(self) -> dict:
         """The widgets' output, with a line for front ends that cannot draw them (the snapshot is above)."""
