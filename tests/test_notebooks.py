@@ -45,7 +45,7 @@ MASKS = [  # (pattern, replacement), applied in order before numbers are compare
     (re.compile(r"\b[0-9a-f]{16,64}\b"), "<hash>"),
     (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)?"), "<timestamp>"),
     (re.compile(r"(?<![\w.])(/[\w.+~-]+)+/?"), "<path>"),
-    (re.compile(r"\b\d+(\.\d+)?\s?(ms|it/s|s/it)\b"), "<duration>"),
+    (re.compile(r"\b\d+(\.\d+)?\s?(ms|it/s|s/it)\b|\b\d+\.\d+\s?s\b"), "<duration>"),  # timings, not "t = 5 s"
     (re.compile(r"\b\d+(\.\d+)?\s?(B|kB|KB|MB|MiB|GB|GiB)\b"), "<size>"),
 ]
 NUMBER = re.compile(r"[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?")
@@ -259,3 +259,16 @@ def test_text_to_speech_skips_with_a_note_without_espeak(kernel_env, tmp_path, m
     outputs = notebook.cells[speech].outputs
     assert [output.get("name") for output in outputs] == ["stdout"]
     assert outputs[0]["text"].startswith("skipped: espeak-ng is not installed") and outputs[0]["text"].count("\n") == 1
+
+
+def test_readme_images_exist_are_small_and_show_a_brain():
+    """The README's pictures (taken from the executed notebooks) are in the repository, small, and show a cortex."""
+    from PIL import Image
+
+    names = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (REPO / "README.md").read_text(encoding="utf-8"))
+    assert len(names) >= 2, "the README shows no pictures"
+    for name in names:
+        path = REPO / name
+        assert path.is_file() and path.suffix in (".png", ".jpg", ".jpeg"), f"README image {name} is missing"
+        assert path.stat().st_size <= 200_000, f"{name}: {path.stat().st_size / 1e3:.0f} kB"
+        assert shows_a_brain(np.asarray(Image.open(path).convert("RGB"))), f"{name}: no cortex in it"
