@@ -42,6 +42,7 @@ UNSET = ("TRIBEV2_WEIGHTS", "TRIBEV2_EXTRACTORS", "TRIBEV2_WHISPER_MODEL", "TRIB
 SIGNIFICANT = 2  # digits kept when numbers are compared
 MASKS = [  # (pattern, replacement), applied in order before numbers are compared
     (re.compile(r"\b0x[0-9a-fA-F]{6,}\b"), "<address>"),
+    (re.compile(r"https?://[\w.-]+:\d+"), "<server>"),  # a local server's random port (Dask's dashboard)
     (re.compile(r"\b[0-9a-f]{16,64}\b"), "<hash>"),
     (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)?"), "<timestamp>"),
     (re.compile(r"(?<![\w.])(/[\w.+~-]+)+/?"), "<path>"),
