@@ -277,6 +277,7 @@ import sys
 from tribev2 import predict_many
 from distributed import Client
 address, store, model, cache, asr, *stimuli = sys.argv[1:]
+stimuli = dict(item.split("=", 1) for item in stimuli)  # the names the test uses
 with Client(address) as client:
     predict_many(stimuli, store=store, client=client, model=model, extractors="demo", atlas=None, device="cpu",
                  cache_dir=cache, asr_model=asr, windows_per_task=1, progress=False)
@@ -295,7 +296,7 @@ def test_a_killed_client_rerun_computes_only_the_missing_stimuli(client, setup, 
             setup["model"],
             str(setup["cache_dir"]),
             setup["asr_model"],
-            *stimuli.values(),
+            *(f"{name}={path}" for name, path in stimuli.items()),
         ]
     )
     watcher = wait_for_first_result(store, run.kill)
