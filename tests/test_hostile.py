@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import torch
 import xarray as xr
+from geometry import SMALL
 
 import tribev2
 from tribev2 import cli
@@ -31,16 +32,6 @@ from tribev2.model import TribeModel
 from tribev2.model.pretrained import CheckpointError
 
 VIDEO = str(resources.files("tribev2.data").joinpath("demo_stimulus.mp4"))
-SMALL = dict(
-    feature_dims={"text": (2, 8), "audio": (2, 6), "video": (2, 4)},
-    n_outputs=2 * 642,
-    n_output_timesteps=10,
-    hidden=96,
-    depth=1,
-    heads=2,
-    low_rank_head=16,
-    max_seq_len=64,
-)
 MEDIA_S = 5.0  # the test WAV's length
 NOWHERE_MODEL = "/nonexistent/tribev2-weights"  # were it loaded first, the error would be about it
 

@@ -7,22 +7,12 @@ import pytest
 import torch
 import xarray as xr
 import yaml
+from geometry import SMALL
 
 import tribev2
 from tribev2.demo import demo_model, release_experiment_config, synthetic_features
 from tribev2.model import BrainConfig, TribeModel
 from tribev2.model.demo import _seeded_model
-
-SMALL = dict(
-    feature_dims={"text": (2, 8), "audio": (2, 6), "video": (2, 4)},
-    n_outputs=2 * 642,
-    n_output_timesteps=10,
-    hidden=96,
-    depth=1,
-    heads=2,
-    low_rank_head=16,
-    max_seq_len=64,
-)
 
 
 @pytest.fixture(scope="module")

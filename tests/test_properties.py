@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from geometry import SMALL
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,16 +19,6 @@ from tribev2.demo import demo_model, synthetic_features
 from tribev2.events import events_from
 
 MEDIA_S = 5.0
-SMALL = dict(
-    feature_dims={"text": (2, 8), "audio": (2, 6), "video": (2, 4)},
-    n_outputs=2 * 642,
-    n_output_timesteps=10,
-    hidden=96,
-    depth=1,
-    heads=2,
-    low_rank_head=16,
-    max_seq_len=64,
-)
 WORD = st.text(alphabet=st.characters(categories=("Ll", "Lu", "Nd")), min_size=1, max_size=8)
 
 
