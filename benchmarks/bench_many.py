@@ -12,7 +12,10 @@ Variants, in one run, on one machine:
   loaded model and extractors, torch on 1 thread (as a 1-thread Dask worker) — the baseline;
 * ``in-process``: ``predict_many(stimuli, store=...)`` with ``client=None`` (torch on 1 thread);
 * ``1 worker`` / ``2 workers``: ``predict_many`` on a ``LocalCluster`` of 1 or 2 processes, 1 thread each,
-  started and warmed up (models loaded) before the clock starts.
+  started and warmed up (models loaded) before the clock starts;
+* ``1 worker, Dask's allocator``: the 1-worker cluster with glibc's thresholds as Dask's nanny leaves them
+  (``MALLOC_MMAP_THRESHOLD_=131072`` beside Dask's ``MALLOC_TRIM_THRESHOLD_``, which turns off
+  :func:`tribev2.many.keep_large_buffers_on_the_heap`): what that tuning buys, in the same run.
 
 Overhead = (wall time of a variant - the loop's) / the loop's. The variants run ``--repeats`` times,
 interleaved, and the fastest of each counts (the build machine is shared).
@@ -76,6 +79,7 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats; the fastest of each counts")
     args = parser.parse_args(argv)
 
+    import dask
     import torch
     from distributed import Client, LocalCluster
 
@@ -122,11 +126,17 @@ def main(argv=None) -> None:
 
     with contextlib.ExitStack() as stack:
         clients = {}
-        for n_workers in (1, 2):
-            cluster = stack.enter_context(
-                LocalCluster(n_workers=n_workers, processes=True, threads_per_worker=1, dashboard_address=":0")
-            )
-            clients[n_workers] = stack.enter_context(Client(cluster))
+        dask_allocator = {"distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": 131072}
+        for label, n_workers, config in (
+            ("1 worker", 1, {}),
+            ("2 workers", 2, {}),
+            ("1 worker, Dask's allocator", 1, dask_allocator),
+        ):
+            with dask.config.set(config):
+                cluster = stack.enter_context(
+                    LocalCluster(n_workers=n_workers, processes=True, threads_per_worker=1, dashboard_address=":0")
+                )
+            clients[label] = stack.enter_context(Client(cluster))
         # warm-up (not timed): models loaded everywhere, the extractors' and the Zarr writer's first calls
         for client in (None, *clients.values()):
             warm = write_stimuli(work / "warm", 2, 110.0, seed=next(seeds))
@@ -135,9 +145,9 @@ def main(argv=None) -> None:
             "loop of predict (baseline)": loop,
             "predict_many, in-process": lambda s, store: predict_many(s, store=store, progress=False, **options),
         }
-        for n_workers, client in clients.items():
-            variants[f"predict_many, LocalCluster {n_workers} worker{'s' * (n_workers > 1)} x 1 thread"] = (
-                lambda s, store, client=client: predict_many(s, store=store, client=client, progress=False, **options)
+        for label, client in clients.items():
+            variants[f"predict_many, LocalCluster {label} x 1 thread"] = lambda s, store, client=client: predict_many(
+                s, store=store, client=client, progress=False, **options
             )
         for _ in range(args.repeats):  # interleaved, so that other work on the machine hits every variant
             for name, run in variants.items():

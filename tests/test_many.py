@@ -334,3 +334,41 @@ def test_a_worker_killed_mid_run_loses_nothing(client, setup, stimuli, reference
     assert killed and killed[0] not in client.scheduler_info()["workers"], "a worker was killed mid-run"
     assert ds.attrs["failed"] == {} and sorted(ds.attrs["computed"]) == sorted(stimuli)
     assert_same(store, references, stimuli)  # (the nanny restarts the killed worker meanwhile)
+
+
+ALLOCATOR_PROBE = """
+import ctypes, resource
+from tribev2.many import keep_large_buffers_on_the_heap
+tuned = keep_large_buffers_on_the_heap()
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(50):  # a window's buffer: 1 MiB, written, freed
+    buffer = libc.malloc(2**20)
+    libc.memset(buffer, 1, 2**20)
+    libc.free(buffer)
+print(tuned, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator (Linux)")
+@pytest.mark.parametrize(
+    ("environment", "tuned"),
+    [
+        ({}, False),
+        ({"MALLOC_TRIM_THRESHOLD_": "65536"}, True),
+        ({"MALLOC_TRIM_THRESHOLD_": "65536", "MALLOC_MMAP_THRESHOLD_": "131072"}, False),
+    ],
+    ids=["plain", "dask-worker", "chosen-by-the-user"],
+)
+def test_a_dask_worker_keeps_window_buffers_on_the_heap(environment, tuned):
+    """Under a Dask worker's environment each freed 1-MiB buffer would go back to the system and be
+    zero-filled again (a page fault per 4 KiB page, 256 per buffer); tuned, it is reused."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | environment
+    out = subprocess.run([sys.executable, "-c", ALLOCATOR_PROBE], env=env, capture_output=True, text=True, check=True)
+    said, faults = out.stdout.split()
+    assert said == str(tuned)
+    reused = int(faults) < 50 * 256 / 4
+    assert reused == (tuned or not environment), f"{faults} page faults for 50 buffers of 1 MiB ({environment})"

@@ -21,17 +21,20 @@ that are not in the store (failed ones are tried again).
 On a ``distributed.Client`` the model travels as its *source* (a folder, hub id or ``"demo"``), never as a
 pickled module: each worker process loads the model and extractors once (:func:`_predictor`, a per-process cache
 keyed by the sources) and keeps them. With ``dask-cuda``'s ``LocalCUDACluster`` each worker sees one GPU, so
-``device="auto"`` pins it. Each stimulus is three kinds of task: its events (speech recognition included), its
-windows in ranges of ``windows_per_task`` (:func:`tribev2.predict.predict_window_range`; the ranges of one
-long film spread over the workers) and the write, which stitches the ranges as :func:`tribev2.predict` does
-(:meth:`~tribev2.predict.Windows.stitch`). A task whose worker dies is run again by the scheduler, at most
-``distributed.scheduler.allowed-failures`` times (default 3); then, like a bad file, the stimulus is recorded
-as failed and the others go on. The store must be a folder every worker can write (a shared file system).
+``device="auto"`` pins it; each worker also undoes the allocator setting Dask starts it with, which costs 10-15 %
+of a CPU worker's time (:func:`keep_large_buffers_on_the_heap`). Each stimulus is three kinds of task: its
+events (speech recognition included), its windows in ranges of ``windows_per_task``
+(:func:`tribev2.predict.predict_window_range`; the ranges of one long film spread over the workers) and the
+write, which stitches the ranges as :func:`tribev2.predict` does (:meth:`~tribev2.predict.Windows.stitch`). A task
+whose worker dies is run again by the scheduler, at most ``distributed.scheduler.allowed-failures`` times (default
+3); then, like a bad file, the stimulus is recorded as failed and the others go on. The store must be a folder
+every worker can write (a shared file system).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import glob
 import json
 import os
@@ -365,12 +368,50 @@ def _predictor(settings: Settings) -> tuple[TribeModel, list]:
         return _LOADED[key]
 
 
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt() parameter numbers
+MMAP_THRESHOLD_CEILING = 32 * 2**20  # where glibc's own dynamic mmap threshold stops rising (64-bit)
+
+
+def keep_large_buffers_on_the_heap() -> bool:
+    """Undo a slowdown that Dask workers start with; True where it did.
+
+    Dask's nanny starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536`` (so that freed memory goes back to the
+    system). That freezes glibc's thresholds: every buffer over 128 KiB (a window's activations, its
+    20,484-vertex output) becomes a fresh ``mmap``, and any 64 KiB freed at the top of the heap goes back at
+    once, so each window's buffers are zero-filled page by page again — 10-15 % of a CPU worker's time
+    (``benchmarks/README.md``). This sets the thresholds a plain process reaches by itself once it has freed
+    one large buffer (mmap above 32 MiB, trim above twice that): memory still goes back to the system beyond
+    64 MiB. Nothing changes where ``MALLOC_TRIM_THRESHOLD_`` is not set, where the environment chose
+    ``MALLOC_MMAP_THRESHOLD_`` itself, or where the C library is not glibc. Each worker calls it once, before
+    its first task; the client process never does (a nanny writes the workers' variables into its parent's
+    environment too, where they describe nothing: that allocator started without them)."""
+    import ctypes
+    import platform
+
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(None)
+    return (
+        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_CEILING) == 1
+        and libc.mallopt(M_TRIM_THRESHOLD, 2 * MMAP_THRESHOLD_CEILING) == 1
+    )
+
+
+@functools.cache
+def _tune_this_worker() -> bool:
+    return keep_large_buffers_on_the_heap()
+
+
 def _load(settings: Settings) -> None:
+    _tune_this_worker()
     model, _ = _predictor(settings)
     model.subject_rows(settings.subjects)
 
 
 def _on_worker(task, settings: Settings, *args):
+    _tune_this_worker()
     model, extractors = _predictor(settings)
     return task(model, extractors, settings, *args)
 
