@@ -214,3 +214,49 @@ def test_numpy_window_bounds_and_bad_layer_counts():
     for bad in (0, -3, 2.5):
         with pytest.raises(ValueError, match="cache_n_layers must be a positive integer"):
             TextExtractor(text.source, device="cpu", cache_n_layers=bad)
+
+
+def test_fast_arithmetic_rounds_no_stored_weight(tmp_path):
+    """precision="fast" is bfloat16 arithmetic. A checkpoint that stores float32 weights keeps them in float32
+    under torch.autocast (rounding them to bfloat16 would make another model); one that stores bfloat16 loads
+    as it is; an expert's ``weights=`` decides otherwise. The cache keeps the variants apart."""
+    import json
+    import shutil
+    from importlib.resources import files
+
+    import torch
+
+    from tribev2.demo import demo_extractors
+    from tribev2.devices import weights_dtype
+    from tribev2.features import TextExtractor
+
+    assert weights_dtype(torch.float32, torch.bfloat16) == torch.float32  # exact: float32 whatever is stored
+    assert weights_dtype(torch.bfloat16, torch.bfloat16) == torch.bfloat16
+    assert weights_dtype(torch.bfloat16, torch.float32) == weights_dtype(torch.bfloat16, None) == torch.float32
+    assert weights_dtype(torch.bfloat16, torch.float32, "bfloat16") == torch.bfloat16
+
+    def audio(precision: str):
+        return demo_extractors(
+            device="cpu", progress=False, cache=False, per_modality={"audio": {"precision": precision}}
+        )["audio"]
+
+    exact, fast = audio("exact"), audio("fast")
+    assert (fast.dtype, fast.weights_dtype) == (torch.bfloat16, torch.float32)  # the demo stores float32
+    assert {p.dtype for p in fast.model.parameters()} == {torch.float32}
+    clip = str(files("tribev2.data") / "demo_stimulus.mp4")
+    events = pd.DataFrame([{"type": "Audio", "start": 0.0, "duration": 8.0, "offset": 0.0, "filepath": clip}])
+    a, b = exact.extract(events, 0.0, 8.0), fast.extract(events, 0.0, 8.0)
+    assert np.abs(a - b).max() > 1e-4, "the arithmetic ran in bfloat16"
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.999
+    assert fast.fingerprint()["weights"] == "torch.float32" and "weights" not in exact.fingerprint()
+    assert "weights=torch.float32" in repr(fast)
+
+    stored = tmp_path / "text-bf16"  # the demo's text model, its config saying bfloat16 (as Llama-3.2-3B's does)
+    shutil.copytree(demo_extractors()["text"].source, stored)
+    config = json.loads((stored / "config.json").read_text())
+    (stored / "config.json").write_text(json.dumps(config | {"dtype": "bfloat16"}))
+    text = TextExtractor(stored, device="cpu", precision="fast", progress=False, cache=False)
+    assert text.weights_dtype == torch.bfloat16 and {p.dtype for p in text.model.parameters()} == {torch.bfloat16}
+    assert "weights" not in text.fingerprint()
+    chosen = TextExtractor(stored, device="cpu", precision="fast", weights="float32", progress=False, cache=False)
+    assert chosen.weights_dtype == torch.float32

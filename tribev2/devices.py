@@ -82,3 +82,24 @@ def precision_dtype(
 def precision_name(dtype: torch.dtype) -> str:
     """``"exact"`` for float32, ``"fast"`` for bfloat16, else the dtype's name (an expert's choice)."""
     return next((name for name, d in PRECISIONS.items() if d == dtype), str(dtype).removeprefix("torch."))
+
+
+def stored_dtype(config) -> torch.dtype | None:
+    """The dtype a Hugging Face checkpoint stores its weights in, as its config says (None where it does not)."""
+    stored = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    if isinstance(stored, str):
+        return DTYPES.get(stored)
+    return stored if isinstance(stored, torch.dtype) else None
+
+
+def weights_dtype(
+    compute: torch.dtype, stored: torch.dtype | None, chosen: str | torch.dtype | None = None
+) -> torch.dtype:
+    """The dtype to hold a model's weights in when it computes in ``compute``: ``chosen`` where an expert gives
+    it; ``compute`` where the checkpoint stores its weights in it already (nothing is rounded: Llama-3.2-3B in
+    bfloat16); float32 otherwise, the lower precision then applying to the arithmetic only (``torch.autocast``).
+    Rounding float32-stored weights to bfloat16 makes another model: on a random full-size w2v-BERT 2.0 the
+    features' correlation with float32 fell to 0.988, against 0.999 under autocast (``benchmarks/README.md``)."""
+    if chosen is not None:
+        return as_dtype(chosen)
+    return compute if compute == torch.float32 or stored == compute else torch.float32

@@ -81,8 +81,10 @@ class AudioExtractor(EventExtractor):
 
     def hidden_states(self, input_features: torch.Tensor) -> torch.Tensor:
         """``(B, n_states, width, frames)`` float32: every hidden state of the model."""
-        with torch.inference_mode():
-            output = self.model(input_features=input_features.to(self.device, self.dtype), output_hidden_states=True)
+        with torch.inference_mode(), self.arithmetic():
+            output = self.model(
+                input_features=input_features.to(self.device, self.weights_dtype), output_hidden_states=True
+            )
         return torch.stack(output.hidden_states, dim=1).transpose(2, 3).float()
 
     def to_rate(self, states: torch.Tensor, n: int) -> torch.Tensor:

@@ -15,6 +15,7 @@ is averaged ("group_mean"): fractions (0.5, 0.75, 1.0) give two groups. The time
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import os
@@ -27,7 +28,7 @@ import pandas as pd
 import torch
 
 from ..cache import file_sha256
-from ..devices import precision_dtype, resolve_device
+from ..devices import precision_dtype, resolve_device, stored_dtype, weights_dtype
 from ..progress import bar, note, progress_bars
 from .cache import FEATURES_VERSION, cache_file, write_cached
 from .grid import COLUMNS_READ, check_window, event_rows, n_samples, overlapping, place_on_event_grid
@@ -85,6 +86,7 @@ class Extractor:
         device: str = "auto",
         precision: str = "auto",
         dtype: str | torch.dtype | None = None,
+        weights: str | torch.dtype | None = None,
         batch_size: int = 4,
         layers: Sequence[float] = (0.5, 0.75, 1.0),
         cache_n_layers: int | None = 20,
@@ -93,9 +95,12 @@ class Extractor:
         cache_dir: str | os.PathLike | None = None,
         progress: bool | None = None,
     ):
-        """``precision``: ``"exact"`` (float32, the reference's numbers), ``"fast"`` (bfloat16) or ``"auto"`` (fast on
-        CUDA, exact elsewhere); ``dtype`` for experts (see :func:`tribev2.devices.precision_dtype`). ``cache``: keep
-        features under ``cache_dir`` (the cache root; default ``$TRIBEV2_CACHE``)."""
+        """``precision``: ``"exact"`` (float32, the reference's numbers), ``"fast"`` (bfloat16 arithmetic) or
+        ``"auto"`` (fast on CUDA, exact elsewhere); ``dtype`` for experts (see
+        :func:`tribev2.devices.precision_dtype`). The weights stay as the checkpoint stores them where that is the
+        arithmetic's dtype, else float32 under ``torch.autocast`` (:func:`tribev2.devices.weights_dtype`;
+        ``weights`` chooses for experts). ``cache``: keep features under ``cache_dir`` (the cache root; default
+        ``$TRIBEV2_CACHE``)."""
         from transformers import AutoConfig
 
         if not (isinstance(batch_size, int) and batch_size > 0):
@@ -116,6 +121,7 @@ class Extractor:
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.progress = progress
         self.config = load_pretrained(AutoConfig, self.source, revision, f"{self.modality} model config")
+        self.weights_dtype = weights_dtype(self.dtype, stored_dtype(self.config), weights)
         n_states = self.config.num_hidden_layers + 1  # the embedding output comes first
         self.layer_indices = cached_layer_indices(n_states, cache_n_layers if self.subselects_layers else None)
         self.groups = layer_groups(len(self.layer_indices), self.layers)
@@ -132,7 +138,8 @@ class Extractor:
 
     @property
     def model(self) -> torch.nn.Module:
-        """The network, loaded on first use in ``dtype`` on ``device``, in eval mode."""
+        """The network, loaded on first use with its weights in ``weights_dtype`` on ``device``, in eval mode;
+        run it inside :meth:`arithmetic`."""
         if self._model is None:
             note(f"loading the {self.modality} model")
             with progress_bars(self.progress):
@@ -141,12 +148,21 @@ class Extractor:
             self._model = model
         return self._model
 
+    def arithmetic(self):
+        """The context to run the model in: ``torch.autocast`` to ``dtype`` where the weights are held in another
+        dtype (float32 weights, bfloat16 arithmetic), else nothing to change."""
+        if self.weights_dtype == self.dtype:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
     def _load_model(self) -> torch.nn.Module:
         from transformers import AutoModel
 
         # An explicit dtype pins the reference's float32: transformers 5 would otherwise load the weights'
         # own dtype (bfloat16 for Llama-3.2-3B), where transformers 4 defaulted to float32.
-        return load_pretrained(AutoModel, self.source, self.revision, f"{self.modality} model", dtype=self.dtype)
+        return load_pretrained(
+            AutoModel, self.source, self.revision, f"{self.modality} model", dtype=self.weights_dtype
+        )
 
     def group_mean(self, stack: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
         """``(n_kept, ...)`` -> ``(n_groups, ...)``: each group of the kept hidden states averaged."""
@@ -161,6 +177,7 @@ class Extractor:
             "extractor": type(self).__name__,
             "model": self._identity,
             "dtype": str(self.dtype),
+            **({} if self.weights_dtype == self.dtype else {"weights": str(self.weights_dtype)}),
             "layers": self.layers,
             "layer_indices": self.layer_indices,
             "frequency": self.frequency,
@@ -189,7 +206,8 @@ class Extractor:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self.source!r}, device={str(self.device)!r}, dtype={self.dtype}, "
-            f"groups={self.n_groups}, width={self.width})"
+            + ("" if self.weights_dtype == self.dtype else f"weights={self.weights_dtype}, ")
+            + f"groups={self.n_groups}, width={self.width})"
         )
 
 

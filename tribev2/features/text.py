@@ -137,7 +137,7 @@ class TextExtractor(Extractor):
         for b, seq in enumerate(sequences):
             input_ids[b, : len(seq)] = torch.from_numpy(seq)
             mask[b, : len(seq)] = 1
-        with torch.inference_mode():
+        with torch.inference_mode(), self.arithmetic():
             output = self.model(
                 input_ids=input_ids.to(self.device),
                 attention_mask=mask.to(self.device),

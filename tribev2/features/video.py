@@ -198,8 +198,8 @@ class VideoExtractor(EventExtractor):
                 layer.forward = torch.compile(layer.forward, dynamic=False)
             self._compiled = True
         try:
-            with torch.inference_mode():
-                self.model(pixel_values_videos=pixel_values.to(self.device, self.dtype), skip_predictor=True)
+            with torch.inference_mode(), self.arithmetic():
+                self.model(pixel_values_videos=pixel_values.to(self.device, self.weights_dtype), skip_predictor=True)
         finally:
             for hook in hooks:
                 hook.remove()
