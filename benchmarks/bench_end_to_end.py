@@ -26,7 +26,7 @@ Speech recognition is not part of this script (faster-whisper and CTranslate2 ar
 travel as wheels of their own). Usage::
 
     python benchmarks/bench_end_to_end.py --device cuda --json out.json              # every stage
-    python benchmarks/bench_end_to_end.py --device cpu --models demo --seconds 12    # smoke test
+    python benchmarks/bench_end_to_end.py --device cpu --models demo --seconds 12 --fast-bins 8 --exact-bins 4 --no-compile  # smoke
 """
 
 from __future__ import annotations
@@ -161,15 +161,15 @@ _weights: dict = {}
 
 
 def variant(extractor, dtype, **options):
-    """Another extractor over the same weights (cast once per dtype), with other options."""
-    import torch
-
-    key = (id(extractor), dtype)
-    if key not in _weights:
-        _weights[key] = extractor.model if dtype == torch.float32 else copy.deepcopy(extractor.model).to(dtype)
+    """Another extractor over the same float32 weights, with other options: the weights shared where the variant
+    holds them in float32 (autocast), cast once where it holds them in its own dtype (a checkpoint stored so)."""
     other = type(extractor)(
         extractor.source, device=str(extractor.device), dtype=dtype, cache=False, progress=False, **options
     )
+    key = (id(extractor), other.weights_dtype)
+    if key not in _weights:
+        held = extractor.model
+        _weights[key] = held if other.weights_dtype == held.dtype else copy.deepcopy(held).to(other.weights_dtype)
     other._model = _weights[key]
     return other
 
@@ -251,6 +251,12 @@ def speed(args, film: Path, words, base: dict, rows: list) -> None:
         ("fast: batches of 4, CPU resize", bf16, dict(pixels="cpu", batch_size=4), args.fast_bins),
         ("fast: batches of 4, GPU resize", bf16, dict(pixels="device", batch_size=4), args.fast_bins),
         ("fast: batches of 8, GPU resize", bf16, dict(pixels="device", batch_size=8), args.fast_bins),
+        (  # the previous fast: float32-stored weights rounded to bfloat16 (no autocast)
+            "fast: batches of 8, GPU resize, bfloat16 weights",
+            bf16,
+            dict(pixels="device", batch_size=8, weights=bf16),
+            args.fast_bins,
+        ),
     ]
     if args.compile:
         variants.append(
@@ -285,8 +291,12 @@ def speed(args, film: Path, words, base: dict, rows: list) -> None:
         row("text", name, dtype, t, t / n, HOUR_S * WORDS_PER_S, units=f"{n} words")
 
     # audio: the whole slice
-    for name, dtype in [("exact", f32), ("fast", bf16)]:
-        extractor = variant(base["audio"], dtype)
+    for name, dtype, options in [
+        ("exact", f32, {}),
+        ("fast", bf16, {}),
+        ("fast, bfloat16 weights", bf16, {"weights": bf16}),
+    ]:
+        extractor = variant(base["audio"], dtype, **options)
         extractor.event_features(str(film), 0.0, min(seconds, 10.0))  # warm-up
         t, _ = timed(lambda: extractor.event_features(str(film), 0.0, seconds), device)
         row("audio", name, dtype, t, t, HOUR_S / seconds, units=f"{seconds:g} s")
@@ -355,6 +365,14 @@ def fidelity(args, film: Path, words, base: dict, rows: list, out: dict) -> None
             torch.bfloat16,
             {"text": {"mode": "windowed"}, "audio": {}, "video": {"pixels": "device", "batch_size": 8}},
         ),
+        "fast, bfloat16 weights": (  # the previous fast: every weight rounded to bfloat16, no autocast
+            torch.bfloat16,
+            {
+                "text": {"weights": torch.bfloat16},
+                "audio": {"weights": torch.bfloat16},
+                "video": {"pixels": "device", "batch_size": 8, "weights": torch.bfloat16},
+            },
+        ),
     }
     predictions, text_features = {}, {}
     for name, (dtype, options) in runs.items():
@@ -398,7 +416,7 @@ def fidelity(args, film: Path, words, base: dict, rows: list, out: dict) -> None
         )
         print(f"  predict {name}: {t:.1f} s ({stage_s})", file=sys.stderr, flush=True)
     exact = predictions["exact"]
-    for name in ("fast", "fast + windowed text"):
+    for name in ("fast", "fast + windowed text", "fast, bfloat16 weights"):
         r = per_vertex_r(predictions[name], exact)
         out.setdefault("fidelity", {})[name] = {
             "median_vertex_r": float(np.median(r)),

@@ -61,6 +61,7 @@ def full_configs() -> dict:
             max_position_embeddings=131072,
             rms_norm_eps=1e-5,
             tie_word_embeddings=True,
+            dtype="bfloat16",  # as meta-llama/Llama-3.2-3B stores its weights
             rope_parameters={
                 "rope_type": "llama3",
                 "rope_theta": 500000.0,
@@ -87,11 +88,14 @@ def full_configs() -> dict:
 def full_extractor(modality: str, folder: Path, device: str, dtype, depth: int | None = None):
     """An extractor of the full-size architecture: the config (and the demo's tokenizer, whose tokens are
     whole words, or filterbank settings) saved in ``folder``, the model built directly on ``device`` with
-    random weights. ``depth`` overrides the layer count (a smoke test of this script, not the release cost)."""
+    random weights, each a number the release's checkpoint could hold (Llama-3.2-3B stores bfloat16; the
+    others float32), held in the dtype :func:`tribev2.devices.weights_dtype` picks for ``dtype``. ``depth``
+    overrides the layer count (a smoke test of this script, not the release cost)."""
     import torch
     from transformers import AutoModel
 
     from tribev2.demo import demo_extractors
+    from tribev2.devices import stored_dtype
     from tribev2.features import Extractor
 
     config = full_configs()[modality]
@@ -108,7 +112,11 @@ def full_extractor(modality: str, folder: Path, device: str, dtype, depth: int |
                 (target / extra.name).write_bytes(extra.read_bytes())
     extractor = Extractor.registry[modality](target, device=device, dtype=dtype, cache=False, progress=False)
     with torch.device(device):
-        model = AutoModel.from_config(config, dtype=dtype)
+        model = AutoModel.from_config(config, dtype=extractor.weights_dtype)
+    stored = stored_dtype(config)
+    if stored is not None and stored != extractor.weights_dtype:  # random weights that the release could store
+        for parameter in model.parameters():
+            parameter.data = parameter.data.to(stored).to(extractor.weights_dtype)
     extractor._model = model.eval().requires_grad_(False)
     return extractor
 
