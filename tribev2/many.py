@@ -100,6 +100,19 @@ class Job:
     stimulus: str
 
 
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One call's work, as both runners (here, on a client) take it: the stimuli left to do, the settings, the
+    store, model windows per task, whether to show progress, and where each stimulus's outcome is recorded."""
+
+    jobs: list[Job]
+    settings: Settings
+    store: Path
+    per_task: int
+    progress: bool
+    on_result: Callable[[str, str | None], None]
+
+
 # -- the public entry points --------------------------------------------------------------------------------------
 def predict_many(
     stimuli: str | os.PathLike | Iterable[str | os.PathLike] | Mapping[str, str | os.PathLike],
@@ -160,11 +173,11 @@ def predict_many(
         predictor[0].subject_rows(settings.subjects)
     root = _open_root(store, record)
     failed = dict(root.attrs.get(FAILED_ATTR, {}))
-    on_result = _recorder(root, failed)
+    run = Run(todo, settings, store, windows_per_task, progress, _recorder(root, failed))
     if client is None:
-        _run_here(todo, predictor, settings, store, windows_per_task, progress, on_result)
+        _run_here(run, predictor)
     else:
-        _run_on_client(client, todo, settings, store, windows_per_task, progress, on_result)
+        _run_on_client(run, client)
         client.cancel(loading)
     seconds = time.perf_counter() - started
     stored = set(stored_stimuli(store))
@@ -315,26 +328,19 @@ def _ranges(n_windows: int, per_task: int) -> list[tuple[int, int]]:
 
 
 # -- in this process ----------------------------------------------------------------------------------------------
-def _run_here(
-    jobs: list[Job],
-    predictor,
-    settings: Settings,
-    store: Path,
-    per_task: int,
-    progress: bool,
-    on_result: Callable[[str, str | None], None],
-) -> None:
+def _run_here(run: Run, predictor) -> None:
     from tqdm.auto import tqdm
 
+    settings, on_result = run.settings, run.on_result
     model, extractors = predictor or (None, None)
-    for job in tqdm(jobs, desc="stimuli", disable=not progress or not jobs):
+    for job in tqdm(run.jobs, desc="stimuli", disable=not run.progress or not run.jobs):
         try:
             events, duration, n_windows = _events_task(model, extractors, settings, job.stimulus)
             parts = [
                 _range_task(model, extractors, settings, events, duration, first, stop)
-                for first, stop in _ranges(n_windows, per_task)
+                for first, stop in _ranges(n_windows, run.per_task)
             ]
-            _write_task(model, extractors, settings, store, job, events, duration, *parts)
+            _write_task(model, extractors, settings, run.store, job, events, duration, *parts)
         except Exception as err:  # noqa: BLE001  (recorded; the others go on; KeyboardInterrupt stops the run)
             on_result(job.name, _error_text(err))
         else:
@@ -416,19 +422,13 @@ def _on_worker(task, settings: Settings, *args):
     return task(model, extractors, settings, *args)
 
 
-def _run_on_client(
-    client,
-    jobs: list[Job],
-    settings: Settings,
-    store: Path,
-    per_task: int,
-    progress: bool,
-    on_result: Callable[[str, str | None], None],
-) -> None:
+def _run_on_client(run: Run, client) -> None:
     from distributed import as_completed
     from tqdm.auto import tqdm
 
-    if progress and jobs:
+    jobs, settings, on_result = run.jobs, run.settings, run.on_result
+
+    if run.progress and jobs:
         print(
             f"predict_many: {len(jobs)} stimuli on {len(client.scheduler_info()['workers'])} Dask workers; "
             f"dashboard: {client.dashboard_link}"
@@ -439,7 +439,7 @@ def _run_on_client(
         future = client.submit(_on_worker, _events_task, settings, job.stimulus, key=_key("events", job), priority=0)
         roles[future.key] = ("events", job)
         pending.add(future)
-    with tqdm(total=len(jobs), desc="stimuli", disable=not progress or not jobs) as bar:
+    with tqdm(total=len(jobs), desc="stimuli", disable=not run.progress or not jobs) as bar:
         for future in pending:
             role, job = roles.pop(future.key)
             if future.status != "finished":
@@ -459,13 +459,13 @@ def _run_on_client(
                         key=_key(f"windows-{first}-{stop}", job),
                         priority=1,
                     )
-                    for first, stop in _ranges(n_windows, per_task)
+                    for first, stop in _ranges(n_windows, run.per_task)
                 ]
                 write = client.submit(
                     _on_worker,
                     _write_task,
                     settings,
-                    store,
+                    run.store,
                     job,
                     events,
                     duration,
