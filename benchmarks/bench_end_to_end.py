@@ -26,7 +26,8 @@ Speech recognition is not part of this script (faster-whisper and CTranslate2 ar
 travel as wheels of their own). Usage::
 
     python benchmarks/bench_end_to_end.py --device cuda --json out.json              # every stage
-    python benchmarks/bench_end_to_end.py --device cpu --models demo --seconds 12 --fast-bins 8 --exact-bins 4 --no-compile  # smoke
+    python benchmarks/bench_end_to_end.py --device cpu --models demo --seconds 12 \
+        --fast-bins 8 --exact-bins 4 --no-compile                                    # smoke test
 """
 
 from __future__ import annotations
