@@ -670,8 +670,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "--precision",
         choices=("auto", "exact", "fast"),
         default="auto",
-        help="exact: float32 everywhere (the reference's numbers); fast: bfloat16 extractors and "
-        "brain model (several times faster on GPUs); auto (default): fast on CUDA, else exact",
+        help="exact: float32 everywhere (the reference's numbers); fast: bfloat16 arithmetic in the extractors "
+        "and brain model (several times faster on GPUs); auto (default): fast on CUDA, else exact",
     )
     parser.add_argument(
         "--text-mode",

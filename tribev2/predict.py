@@ -227,7 +227,8 @@ def predict(
     (``demo``: :func:`tribev2.demo.demo_extractors`), else those ``config.yaml`` names. ``modalities`` keeps
     only some of them (the others count as missing). ``cache_dir``: the cache root for this call (default
     ``$TRIBEV2_CACHE``). ``precision``: ``"exact"`` (float32 everywhere: the reference's numbers), ``"fast"``
-    (bfloat16 extractors and brain model: several times faster on GPUs, predictions r ≈ 0.99+ to exact) or
+    (bfloat16 arithmetic in the extractors and the brain model, no stored weight rounded: several times faster
+    on GPUs; its deviation is in the README's "Precision and speed") or
     ``"auto"`` (fast on CUDA, exact elsewhere); it applies to what is loaded here and is recorded in
     ``ds.attrs["precision"]``. ``text_mode="windowed"`` (opt-in) reads words past the 1,024-word context cap in
     shared passes over runs of 128 words instead of one pass per word (see :mod:`tribev2.features.text`; None:
