@@ -31,10 +31,12 @@ def write_mp4(
     audio: np.ndarray | None = None,
     sample_rate: int = 22050,
     fps: int = FPS,
+    crf: int = 28,
 ) -> Path:
     """Encode ``frame(t) -> (H, W, 3) uint8`` at ``fps`` (H.264) and ``audio`` (mono float in [-1, 1], AAC; cut
     to ``duration_s``, never padded, so a track may end before the video) into an MP4. ``frame=None`` writes
-    audio only (in an MP4 container); ``audio=None`` writes a silent-film MP4."""
+    audio only (in an MP4 container); ``audio=None`` writes a silent-film MP4. ``crf=0``: lossless, so that the
+    decoded pixels are the same on every run (the encoder's bytes may differ from run to run)."""
     import av
 
     path = Path(path)
@@ -42,13 +44,15 @@ def write_mp4(
         video = None
         if frame is not None:
             first = frame(0.0)
-            video = container.add_stream("libx264", rate=fps, options={"crf": "28"})
+            video = container.add_stream("libx264", rate=fps, options={"crf": str(crf)})
             video.height, video.width = first.shape[:2]
             video.pix_fmt = "yuv420p"
+            video.codec_context.thread_count = 1  # one thread: the same bytes on every run (textbook runs are cached)
         sound = container.add_stream("aac", rate=sample_rate, layout="mono") if audio is not None else None
         if video is not None:
             for k in range(round(duration_s * fps)):
                 picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame(k / fps)), format="rgb24")
+                picture = picture.reformat(format="yuv420p", threads=1)
                 container.mux(video.encode(picture))
             container.mux(video.encode(None))
         if sound is not None:

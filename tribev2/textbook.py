@@ -49,7 +49,7 @@ from .surface import mesh_for_vertices
 TEXTBOOK_LABEL = "synthetic textbook organisation, not TRIBE v2's learned responses"
 TEXTBOOK_SUBJECT = "textbook"
 TEXTBOOK_SEED = 2028
-TEXTBOOK_VERSION = 1  # bump when the recipe changes: the cached model is rebuilt
+TEXTBOOK_VERSION = 2  # bump when the recipe changes: the cached model is rebuilt (2: lossless runs video)
 # A small encoder (the demo extractors' widths in, the release's mesh and head out): built and fitted in seconds.
 GEOMETRY = {"hidden": 192, "depth": 2, "heads": 4, "low_rank_head": 256}
 TEXTBOOK_AREAS = {
@@ -176,7 +176,7 @@ def textbook_runs(folder: Path) -> list[pd.DataFrame]:
 
     rng = np.random.default_rng(TEXTBOOK_SEED)
     fps, rate = 10, 16000
-    video = write_mp4(folder / "shapes.mp4", lambda t: demo_frame(t, BLOCK_S), BLOCK_S, fps=fps)
+    video = write_mp4(folder / "shapes.mp4", lambda t: demo_frame(t, BLOCK_S), BLOCK_S, fps=fps, crf=0)
     audio = folder / "bursts.wav"
     import soundfile
 
