@@ -7,6 +7,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 import pytest
+from geometry import WITH_DEMO_EXTRACTORS
 
 from tribev2 import events_table, open_dataset
 from tribev2.cli import EXIT_BAD_INPUT, EXIT_UNAVAILABLE, build_parser, main
@@ -24,13 +25,7 @@ def small_demo_model():
     dims = feature_dims(demo_extractors(device="cpu", progress=False))
     return demo_model(
         feature_dims=dims,
-        n_outputs=1284,
-        hidden=96,
-        depth=2,
-        heads=2,
-        low_rank_head=16,
-        n_output_timesteps=4,
-        max_seq_len=16,
+        **WITH_DEMO_EXTRACTORS,
         device="cpu",
     ).source
 

@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+from geometry import FOR_PLOTS
 from PIL import Image
 
 import tribev2
@@ -21,12 +22,7 @@ def saved(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TRIBEV2_CACHE", str(tmp_path_factory.getbasetemp() / "tribev2-cache"))
         model = demo_model(
-            n_outputs=2 * 642,
-            hidden=96,
-            depth=1,
-            heads=2,
-            low_rank_head=16,
-            feature_dims={"text": (2, 8), "audio": (2, 8), "video": (2, 8)},
+            **FOR_PLOTS,
         )
         ds = tribev2.predict_features(synthetic_features(model, 12), model=model, atlas="Desikan-Killiany")
     return tribev2.save_dataset(ds, folder / "clip.nc")

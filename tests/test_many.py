@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from geometry import WITH_DEMO_EXTRACTORS
 
 from tribev2 import open_dataset, open_many, predict_many
 from tribev2.cli import EXIT_BAD_INPUT, main
@@ -44,13 +45,7 @@ def setup(tmp_path_factory):
     dims = feature_dims(demo_extractors(device="cpu", progress=False, cache_dir=cache))
     model = demo_model(
         feature_dims=dims,
-        n_outputs=1284,
-        hidden=96,
-        depth=2,
-        heads=2,
-        low_rank_head=16,
-        n_output_timesteps=4,
-        max_seq_len=16,
+        **WITH_DEMO_EXTRACTORS,
         device="cpu",
         cache_dir=cache,
     ).source

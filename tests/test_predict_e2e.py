@@ -17,6 +17,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 import pytest
+from geometry import WITH_DEMO_EXTRACTORS
 from safetensors.numpy import load_file
 
 from tribev2 import events_table, load_model, open_dataset, predict_features, save_dataset
@@ -83,13 +84,7 @@ def demo_setup():
     extractors = demo_extractors(device="cpu", progress=False)
     model = demo_model(
         feature_dims=feature_dims(extractors),
-        n_outputs=1284,
-        hidden=96,
-        depth=2,
-        heads=2,
-        low_rank_head=16,
-        n_output_timesteps=4,
-        max_seq_len=16,
+        **WITH_DEMO_EXTRACTORS,
         device="cpu",
     )
     return model, extractors, str(whisper)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
+from geometry import FOR_PLOTS
 
 import tribev2
 from tribev2.demo import demo_model, synthetic_features
@@ -20,12 +21,7 @@ def demo(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TRIBEV2_CACHE", str(tmp_path_factory.getbasetemp() / "tribev2-cache"))
         model = demo_model(
-            n_outputs=2 * 642,
-            hidden=96,
-            depth=1,
-            heads=2,
-            low_rank_head=16,
-            feature_dims={"text": (2, 8), "audio": (2, 8), "video": (2, 8)},
+            **FOR_PLOTS,
         )
         features = synthetic_features(model, 12)
         ds = tribev2.predict_features(features, model=model, atlas="Desikan-Killiany")

@@ -6,6 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from geometry import FOR_PLOTS
 
 import tribev2
 from tribev2.demo import demo_model, synthetic_features
@@ -18,12 +19,7 @@ def demo_prediction(duration_s: float, cache_root):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TRIBEV2_CACHE", str(cache_root))
         model = demo_model(
-            n_outputs=2 * 642,
-            hidden=96,
-            depth=1,
-            heads=2,
-            low_rank_head=16,
-            feature_dims={"text": (2, 8), "audio": (2, 8), "video": (2, 8)},
+            **FOR_PLOTS,
         )
     return tribev2.predict_features(synthetic_features(model, duration_s), model=model, atlas=None)
 
