@@ -51,24 +51,7 @@ def _predict(args: argparse.Namespace) -> int:
     for target, what in ((output, "--output"), (args.events, "--events")):  # before the slow steps
         if target:
             check_writable(target, what)
-    ds = predict(
-        args.stimulus,
-        model=args.model,
-        extractors=_extractors(args),
-        modalities=args.modalities,
-        transcript=args.transcript,
-        language=args.language,
-        asr_model=args.asr_model,
-        subjects=_subjects(args.subjects),
-        hop_s=args.hop,
-        atlas=None if args.atlas.lower() == "none" else args.atlas,
-        cache_dir=args.cache_dir,
-        device=args.device,
-        progress=not args.quiet,
-        batch_size=args.batch_size,
-        precision=args.precision,
-        text_mode=args.text_mode,
-    )
+    ds = predict(args.stimulus, transcript=args.transcript, **_model_kwargs(args))
     save_dataset(ds, output)
     if args.events:
         ds.tribe.events().to_csv(args.events, sep="\t", index=False)
@@ -85,23 +68,7 @@ def _predict_many(args: argparse.Namespace) -> int:
     from .many import local_cluster, predict_many
 
     stimuli = args.stimuli[0] if len(args.stimuli) == 1 else args.stimuli
-    options = {
-        "model": args.model,
-        "extractors": _extractors(args),
-        "modalities": args.modalities,
-        "language": args.language,
-        "asr_model": args.asr_model,
-        "subjects": _subjects(args.subjects),
-        "atlas": None if args.atlas.lower() == "none" else args.atlas,
-        "cache_dir": args.cache_dir,
-        "hop_s": args.hop,
-        "device": args.device,
-        "batch_size": args.batch_size,
-        "windows_per_task": args.windows_per_task,
-        "progress": not args.quiet,
-        "precision": args.precision,
-        "text_mode": args.text_mode,
-    }
+    options = {**_model_kwargs(args), "windows_per_task": args.windows_per_task}
     if args.scheduler or args.local_workers:
         from distributed import Client
 
@@ -113,6 +80,26 @@ def _predict_many(args: argparse.Namespace) -> int:
     for name, error in ds.attrs["failed"].items():
         print(f"tribev2 predict-many: {name} failed: {error}", file=sys.stderr)
     return EXIT_BAD_INPUT if ds.attrs["failed"] else 0
+
+
+def _model_kwargs(args: argparse.Namespace) -> dict:
+    """The options of ``_add_model_options`` as keywords of ``predict`` and ``predict_many``."""
+    return {
+        "model": args.model,
+        "extractors": _extractors(args),
+        "modalities": args.modalities,
+        "language": args.language,
+        "asr_model": args.asr_model,
+        "subjects": _subjects(args.subjects),
+        "hop_s": args.hop,
+        "atlas": None if args.atlas.lower() == "none" else args.atlas,
+        "cache_dir": args.cache_dir,
+        "device": args.device,
+        "progress": not args.quiet,
+        "batch_size": args.batch_size,
+        "precision": args.precision,
+        "text_mode": args.text_mode,
+    }
 
 
 def _extractors(args: argparse.Namespace) -> dict | None:
@@ -177,8 +164,7 @@ def _plot(args: argparse.Namespace) -> int:
             raise ValueError(f"--roi: {err.args[0]}") from None
     else:
         times = [float(t) for t in args.time.split(",")] if args.time else None
-        options = {k: v for k, v in _map_options(args).items() if k != "size"}
-        figure = plot_data(ds, time=times, variable=variable, dpi=args.dpi, **size, **options)
+        figure = plot_data(ds, time=times, variable=variable, dpi=args.dpi, **size, **_map_options(args))
     figure.savefig(output, dpi=args.dpi)
     _say(args, f"wrote {output}")
     return 0
