@@ -56,6 +56,12 @@ def real_number(value, name: str, *, positive: bool = False, minimum: float | No
     return float(value)
 
 
+def count_of_windows(value, name: str) -> None:
+    """A ``ValueError`` naming ``name`` unless ``value`` is a whole number (not a bool), at least 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name}={value!r}: expected a whole number of windows, at least 1")
+
+
 _NETWORK_MODULES = ("httpx", "httpcore", "requests", "urllib3", "ssl", "socket", "h11", "h2", "huggingface_hub")
 
 

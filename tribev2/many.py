@@ -51,6 +51,7 @@ import xarray as xr
 
 from .atlas import DEFAULT_ATLAS
 from .cache import atomic_path, cache_root
+from .checks import count_of_windows
 from .dataset import EVENT_DIM, OVERLAP_DIM, from_storage, to_storage
 from .events import events_from
 from .events.asr import whisper_model_name
@@ -145,7 +146,7 @@ def predict_many(
     started = time.perf_counter()
     jobs = stimulus_jobs(stimuli)
     settings = _settings(model, extractors, cache_dir, predict_kwargs, local=client is None)
-    _check_windows_per_task(windows_per_task)
+    count_of_windows(windows_per_task, "windows_per_task")
     store = Path(store)
     record = settings.record()
     if isinstance(model, TribeModel):
@@ -644,11 +645,6 @@ def _settings(model, extractors, cache_dir, options: dict, *, local: bool) -> Se
         text_mode=options.get("text_mode"),
         keep_text=options.get("keep_text", True),
     )
-
-
-def _check_windows_per_task(value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"windows_per_task={value!r}: expected a whole number of windows, at least 1")
 
 
 def _paths(stimuli) -> list[str]:

@@ -28,7 +28,7 @@ import xarray as xr
 
 from .atlas import DEFAULT_ATLAS, Atlas, check_atlas
 from .cache import file_sha256
-from .checks import MAX_STIMULUS_S, real_number
+from .checks import MAX_STIMULUS_S, count_of_windows, real_number
 from .dataset import attach_events, build_dataset
 from .devices import resolve_device
 from .events import events_from
@@ -133,7 +133,7 @@ def predict_features(
     """
     config = model.config
     per_window = not isinstance(features, Mapping)
-    _check_batch_size(batch_size)
+    count_of_windows(batch_size, "batch_size")
     if per_window:
         if not isinstance(features, Sequence) or isinstance(features, str):
             raise TypeError(
@@ -227,8 +227,8 @@ def predict(
     (``demo``: :func:`tribev2.demo.demo_extractors`), else those ``config.yaml`` names. ``modalities`` keeps
     only some of them (the others count as missing). ``cache_dir``: the cache root for this call (default
     ``$TRIBEV2_CACHE``). ``precision``: ``"exact"`` (float32 everywhere: the reference's numbers), ``"fast"``
-    (bfloat16 arithmetic in the extractors and the brain model, no stored weight rounded: several times faster
-    on GPUs; its deviation is in the README's "Precision and speed") or
+    (bfloat16 arithmetic in the extractors and the brain model; an extractor's float32-stored weights stay
+    float32: several times faster on GPUs; its deviation is in the README's "Precision and speed") or
     ``"auto"`` (fast on CUDA, exact elsewhere); it applies to what is loaded here and is recorded in
     ``ds.attrs["precision"]``. ``text_mode="windowed"`` (opt-in) reads words past the 1,024-word context cap in
     shared passes over runs of 128 words instead of one pass per word (see :mod:`tribev2.features.text`; None:
@@ -238,7 +238,7 @@ def predict(
     ``event_<column>`` along ``event`` (``ds.tribe.events()`` gives the table back), ``tr_events (time,
     overlap)``, the indices of the events overlapping each TR (``-1`` pads), and ``words (time)``.
     """
-    _check_batch_size(batch_size)
+    count_of_windows(batch_size, "batch_size")
     _check_request(
         stimulus,
         transcript=transcript,
@@ -480,11 +480,6 @@ def _check_request(stimulus, *, transcript, modalities, atlas, hop_s, language, 
         real_number(hop_s, "hop_s", positive=True)
     language_code(language)
     resolve_device(device)
-
-
-def _check_batch_size(batch_size) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r}: expected a whole number of windows, at least 1")
 
 
 def _describe(stimulus) -> str:
