@@ -148,12 +148,15 @@ class Extractor:
             self._model = model
         return self._model
 
+    @property
+    def autocasts(self) -> bool:
+        """Whether the weights are held in another dtype than the arithmetic's (float32 weights, bfloat16 sums)."""
+        return self.weights_dtype != self.dtype
+
     def arithmetic(self):
-        """The context to run the model in: ``torch.autocast`` to ``dtype`` where the weights are held in another
-        dtype (float32 weights, bfloat16 arithmetic), else nothing to change."""
-        if self.weights_dtype == self.dtype:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
+        """The context to run the model in: ``torch.autocast`` to ``dtype`` where :attr:`autocasts`, else nothing
+        to change."""
+        return torch.autocast(self.device.type, dtype=self.dtype) if self.autocasts else contextlib.nullcontext()
 
     def _load_model(self) -> torch.nn.Module:
         from transformers import AutoModel
@@ -177,7 +180,7 @@ class Extractor:
             "extractor": type(self).__name__,
             "model": self._identity,
             "dtype": str(self.dtype),
-            **({} if self.weights_dtype == self.dtype else {"weights": str(self.weights_dtype)}),
+            **({"weights": str(self.weights_dtype)} if self.autocasts else {}),
             "layers": self.layers,
             "layer_indices": self.layer_indices,
             "frequency": self.frequency,
@@ -206,7 +209,7 @@ class Extractor:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self.source!r}, device={str(self.device)!r}, dtype={self.dtype}, "
-            + ("" if self.weights_dtype == self.dtype else f"weights={self.weights_dtype}, ")
+            + (f"weights={self.weights_dtype}, " if self.autocasts else "")
             + f"groups={self.n_groups}, width={self.width})"
         )
 
