@@ -282,8 +282,8 @@ def _load_strict(
             )
         if not found.is_floating_point():
             raise CheckpointError(f"{weights}: key '{key}' has dtype {found.dtype}; expected floating point")
-        bad = int((~torch.isfinite(found)).sum())
-        if bad:
+        if not bool(torch.isfinite(found).all()):
+            bad = int((~torch.isfinite(found)).sum())
             raise CheckpointError(
                 f"{weights}: key '{key}' holds {bad} NaN or infinite value(s) of {found.numel()}; "
                 f"the checkpoint is damaged (predictions would be NaN)"

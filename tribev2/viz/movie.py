@@ -51,12 +51,13 @@ def brain_frames(
         paint = outline_painter(scene, outlines)
         sides = [scene.hemi_order(view) for view in views]
         tags = strip = None
+        gap = _view_gap(size)
         for index, values in enumerate(maps.values):
             scene.paint(paint(scale.colors(values, scene.background)))
             images = [scene.image(view) for view in views]
             if tags is None:
-                tags = _tag_strip(images, sides, gap=_view_gap(size))
-            image = np.concatenate([tags, _with_gaps(images, _view_gap(size))], axis=0)
+                tags = _tag_strip(images, sides, gap=gap)
+            image = np.concatenate([tags, _with_gaps(images, gap)], axis=0)
             if legend:
                 strip = strip if strip is not None else _colorbar_strip(scale, image.shape[1], maps, size[1])
                 image = np.concatenate([image, _stamp(strip, maps.label(index))], axis=0)
