@@ -105,12 +105,7 @@ def events_from(
         )
     audio_rows = [row for row in media if row["type"] == "Audio"]
     if transcript is not None:
-        words = check_timeline(
-            _transcript_words(transcript),
-            source=_name(transcript),
-            what="word",
-            media_duration=max(row["duration"] for row in media),
-        )
+        words = _transcript_words(transcript, media_duration=max(row["duration"] for row in media))
         if words.empty:
             warnings.warn(
                 f"{_name(transcript)} has no timed words: the events of {path} have no words, so text "
@@ -175,13 +170,14 @@ def _text_words(text: str, audio: Path, path: Path, **recognition) -> pd.DataFra
     return words
 
 
-def _transcript_words(transcript) -> pd.DataFrame:
-    """The words of a transcript file or table, each at or after 0 s and ending after it starts."""
+def _transcript_words(transcript, media_duration: float | None = None) -> pd.DataFrame:
+    """The words of a transcript file or table, each at or after 0 s, ending after it starts and, with
+    ``media_duration``, not after the media's end (:func:`check_timeline`)."""
     if isinstance(transcript, pd.DataFrame):
         words = words_from_table(transcript, source="transcript table")
     else:
         words = read_transcript(transcript)
-    return check_timeline(words, source=_name(transcript), what="word")
+    return check_timeline(words, source=_name(transcript), what="word", media_duration=media_duration)
 
 
 def _with_words(
