@@ -110,7 +110,7 @@ def fit_subject(
     """
     started = time.perf_counter()
     _check_arguments(model, runs, bold, name, alphas, space, transcripts)
-    model.subject_rows(compare_with)  # a bad row name fails now
+    compared_row = model.subject_rows(compare_with)[0]  # a bad row name fails now
     truths = [_load_bold(b, i, model, tr_s, start_s) for i, b in enumerate(bold)]
     needs_events = any(not isinstance(r, Mapping) for r in runs)
     used_extractors = (
@@ -136,14 +136,14 @@ def fit_subject(
     groups = np.repeat(np.arange(len(plans)), [len(d) for d in designs])
     coefs, intercept, chosen, held_out_r = _ridge_cv(X, Y, groups, np.asarray(alphas, dtype=np.float64))
     weights = _head_weights(model, coefs, space)  # (R, V)
-    baseline_r = _baseline_r(model, designs, [m for _, _, m in plans], space, compare_with)
+    baseline_r = _baseline_r(model, designs, [m for _, _, m in plans], space, compared_row)
 
     n_trs = tuple(len(d) for d in designs)
     seconds = time.perf_counter() - started
     record = _provenance(model, runs, n_trs, space, alphas, chosen, held_out_r, note)
     fitted = with_subject_row(model, name, weights, intercept, default=default, record=record)
     mesh = mesh_for_vertices(model.config.n_outputs)
-    compared = model.subject_names(model.subject_rows(compare_with))[0]
+    compared = model.subject_names([compared_row])[0]
     report = FitReport(
         name=name,
         held_out_r=_vertex_map(held_out_r, mesh, "held-out Pearson r (leave-one-run-out)"),
@@ -339,10 +339,9 @@ def _head_weights(model: TribeModel, coefs: np.ndarray, space: str) -> np.ndarra
 
 
 def _baseline_r(
-    model: TribeModel, designs: list[np.ndarray], measured: list[np.ndarray], space: str, compare_with
+    model: TribeModel, designs: list[np.ndarray], measured: list[np.ndarray], space: str, row: int
 ) -> np.ndarray:
-    """Pearson r per vertex of the row ``compare_with`` (default: the default subject), mean over the runs."""
-    row = model.subject_rows(compare_with)[0]
+    """Pearson r per vertex of subject row ``row``, mean over the runs."""
     weights = model.predictor.weights[row].detach().double().cpu().numpy()  # (R, V)
     bias = model.predictor.bias[row].detach().double().cpu().numpy()
     if space == "encoder" and model.low_rank_head is not None:
