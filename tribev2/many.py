@@ -264,8 +264,8 @@ def stimulus_jobs(stimuli) -> list[Job]:
 
 
 # -- the three tasks of a stimulus (run here or on a worker) -----------------------------------------------------
-def _events_task(model: TribeModel, extractors, settings: Settings, stimulus: str) -> tuple[pd.DataFrame, float, int]:
-    """The stimulus's events, its duration and its number of model windows."""
+def _events_task(model: TribeModel, extractors, settings: Settings, stimulus: str) -> tuple[pd.DataFrame, Windows]:
+    """The stimulus's events and its model windows."""
     events = events_from(
         stimulus,
         language=settings.language,
@@ -274,20 +274,19 @@ def _events_task(model: TribeModel, extractors, settings: Settings, stimulus: st
         device=settings.device,
         cache_dir=settings.cache_dir,
     )
-    extractors_used(events, extractors, stimulus)
-    duration = timeline_stop(events)
-    return events, duration, Windows.plan(duration, model.config, settings.hop_s).n_windows
+    extractors_used(events, extractors, stimulus)  # a stimulus no extractor reads fails here, before its windows
+    return events, Windows.plan(timeline_stop(events), model.config, settings.hop_s)
 
 
 def _range_task(
-    model: TribeModel, extractors, settings: Settings, events: pd.DataFrame, duration: float, first: int, stop: int
+    model: TribeModel, extractors, settings: Settings, events: pd.DataFrame, windows: Windows, first: int, stop: int
 ) -> np.ndarray:
     """Windows ``first`` to ``stop`` of a stimulus: ``(n, T_out, V, S)``."""
     return predict_window_range(
         events,
         model=model,
         extractors=extractors_used(events, extractors),
-        windows=Windows.plan(duration, model.config, settings.hop_s),
+        windows=windows,
         rows=model.subject_rows(settings.subjects),
         first=first,
         stop=stop,
@@ -302,11 +301,10 @@ def _write_task(
     store: Path,
     job: Job,
     events: pd.DataFrame,
-    duration: float,
+    windows: Windows,
     *parts: np.ndarray,
 ) -> str:
     """Stitch the ranges as :func:`tribev2.predict` does and write the stimulus's group atomically."""
-    windows = Windows.plan(duration, model.config, settings.hop_s)
     ds = stimulus_dataset(
         windows.stitch(np.concatenate(parts)),
         events,
@@ -336,12 +334,12 @@ def _run_here(run: Run, predictor) -> None:
     model, extractors = predictor or (None, None)
     for job in tqdm(run.jobs, desc="stimuli", disable=not run.progress or not run.jobs):
         try:
-            events, duration, n_windows = _events_task(model, extractors, settings, job.stimulus)
+            events, windows = _events_task(model, extractors, settings, job.stimulus)
             parts = [
-                _range_task(model, extractors, settings, events, duration, first, stop)
-                for first, stop in _ranges(n_windows, run.per_task)
+                _range_task(model, extractors, settings, events, windows, first, stop)
+                for first, stop in _ranges(windows.n_windows, run.per_task)
             ]
-            _write_task(model, extractors, settings, run.store, job, events, duration, *parts)
+            _write_task(model, extractors, settings, run.store, job, events, windows, *parts)
         except Exception as err:  # noqa: BLE001  (recorded; the others go on; KeyboardInterrupt stops the run)
             on_result(job.name, _error_text(err))
         else:
@@ -447,20 +445,20 @@ def _run_on_client(run: Run, client) -> None:
                 on_result(job.name, _future_error(future))
                 bar.update()
             elif role == "events":
-                events, duration, n_windows = future.result()
+                events, windows = future.result()
                 parts = [
                     client.submit(
                         _on_worker,
                         _range_task,
                         settings,
                         events,
-                        duration,
+                        windows,
                         first,
                         stop,
                         key=_key(f"windows-{first}-{stop}", job),
                         priority=1,
                     )
-                    for first, stop in _ranges(n_windows, run.per_task)
+                    for first, stop in _ranges(windows.n_windows, run.per_task)
                 ]
                 write = client.submit(
                     _on_worker,
@@ -469,7 +467,7 @@ def _run_on_client(run: Run, client) -> None:
                     run.store,
                     job,
                     events,
-                    duration,
+                    windows,
                     *parts,
                     key=_key("write", job),
                     priority=2,
