@@ -89,7 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(argv[0] if argv else "outputs/demo/predictions.nc")
     weights = configured_weights()
     label = f"weights: {weights}" if weights else TEXTBOOK_DEMO_LABEL
-    demo = None if weights else setup()
+    if weights:
+        model, extractors, atlas = weights, None, DEMO_ATLAS
+    else:
+        demo = setup()
+        model, extractors, atlas = demo.model, demo.extractors, demo.atlas
     stimulus = resources.files("tribev2.data").joinpath(DEMO_STIMULUS)
     whisper = os.environ.get(WHISPER_MODEL_VARIABLE) or packaged_tiny_whisper()
     print(f"tribev2 demo: {label}")
@@ -98,10 +102,6 @@ def main(argv: list[str] | None = None) -> int:
         f"{whisper or 'large-v3 (downloaded on first use)'}; extractors: "
         f"{'from the checkpoint config' if weights else 'demo (tiny, untrained)'}"
     )
-    if weights:
-        model, extractors, atlas = weights, None, DEMO_ATLAS
-    else:
-        model, extractors, atlas = demo.model, demo.extractors, demo.atlas
     ds = predict(str(stimulus), model=model, extractors=extractors, asr_model=whisper, atlas=atlas, progress=False)
     ds.attrs["note"] = label
     save_dataset(ds, out)
