@@ -57,6 +57,16 @@ def test_round_trip_keeps_the_roi_index(labelled, tmp_path, suffix):
     xr.testing.assert_identical(back.tribe.by_roi(), labelled.tribe.by_roi())
 
 
+def test_a_path_without_the_suffix_names_its_format(labelled, tmp_path):
+    """A group inside a predict_many store has no suffix: ``format=`` says what to write."""
+    path = tribev2.save_dataset(labelled, tmp_path / "group", format="zarr")
+    xr.testing.assert_identical(tribev2.open_dataset(path), labelled)
+    with pytest.raises(ValueError, match=r"group2: expected a .nc \(NetCDF\) or .zarr"):
+        tribev2.save_dataset(labelled, tmp_path / "group2")
+    with pytest.raises(ValueError, match="format='hdf': expected 'netcdf' or 'zarr'"):
+        tribev2.save_dataset(labelled, tmp_path / "group3", format="hdf")
+
+
 def test_gifti_round_trip(labelled, tmp_path):
     left, right = io.save_gifti(labelled.prediction.isel(time=slice(0, 4)), tmp_path / "pred")
     assert left.name == "pred_hemi-L.func.gii" and right.name == "pred_hemi-R.func.gii"

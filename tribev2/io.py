@@ -32,9 +32,10 @@ __all__ = [
 NETCDF_ENGINE = "h5netcdf"  # NetCDF-4 with variable-length strings, pure wheels
 
 
-def save_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+def save_dataset(ds: xr.Dataset, path: str | os.PathLike, *, format: str | None = None) -> Path:
     """Write ``ds`` to NetCDF (``.nc``) or Zarr (``.zarr``), atomically: an interrupted or failed write leaves
-    any earlier file at ``path`` as it was, and nothing else. Each data variable gets its checksum (see
+    any earlier file at ``path`` as it was, and nothing else. ``format`` (``"netcdf"`` or ``"zarr"``) names the
+    format where the path's suffix does not (a group inside a store). Each data variable gets its checksum (see
     :mod:`tribev2.dataset`). A full disk, a read-only folder or a missing permission is a
     :class:`tribev2.checks.WriteError` naming ``path``.
 
@@ -43,12 +44,17 @@ def save_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     if not isinstance(ds, xr.Dataset):
         raise TypeError(f"save_dataset: expected an xarray.Dataset, got {type(ds).__name__}")
     path = Path(path)
-    if path.suffix not in (".nc", ".zarr"):
-        raise ValueError(f"{path}: expected a .nc (NetCDF) or .zarr (Zarr) path")
+    kind = format or {".nc": "netcdf", ".zarr": "zarr"}.get(path.suffix)
+    if kind not in ("netcdf", "zarr"):
+        raise ValueError(
+            f"{path}: expected a .nc (NetCDF) or .zarr (Zarr) path"
+            if format is None
+            else f"format={format!r}: expected 'netcdf' or 'zarr'"
+        )
     flat = to_storage(ds)
     check_writable(path, "Dataset", needed_bytes=flat.nbytes)
     with atomic_path(path, "Dataset") as tmp:
-        if path.suffix == ".zarr":
+        if kind == "zarr":
             flat.to_zarr(tmp, mode="w", consolidated=False)
         else:
             tmp.write_bytes(flat.to_netcdf(engine=NETCDF_ENGINE))

@@ -50,12 +50,13 @@ import pandas as pd
 import xarray as xr
 
 from .atlas import DEFAULT_ATLAS
-from .cache import atomic_path, cache_root
+from .cache import cache_root
 from .checks import count_of_windows
-from .dataset import EVENT_DIM, OVERLAP_DIM, from_storage, to_storage
+from .dataset import EVENT_DIM, OVERLAP_DIM, from_storage
 from .events import events_from
 from .events.asr import whisper_model_name
 from .events.table import timeline_stop
+from .io import save_dataset
 from .model import TribeModel
 from .predict import Windows, extractors_used, predict_window_range, resolve_predictor, stimulus_dataset
 from .sources import DEMO, EXTRACTORS_VARIABLE, is_demo, weights_source
@@ -317,8 +318,7 @@ def _write_task(
         atlas=settings.atlas,
         cache_dir=settings.cache_dir,
     )
-    with atomic_path(store / job.name) as tmp:
-        to_storage(ds).to_zarr(tmp, mode="w", consolidated=False)
+    save_dataset(ds, store / job.name, format="zarr")
     return job.name
 
 
