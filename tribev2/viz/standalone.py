@@ -254,10 +254,11 @@ class BrainView:
         return payload
 
     def _regions(self, shown: np.ndarray) -> dict:
-        labels = np.asarray(self.labels)[shown]
+        every = np.asarray(self.labels)
+        labels = every[shown]
         present = np.unique(labels[labels > 0])
         courses = np.asarray(self.course_values, dtype=np.float64)
-        means = [np.nanmean(courses[:, np.asarray(self.labels) == code], axis=1) for code in present]
+        means = [np.nanmean(courses[:, every == code], axis=1) for code in present]
         names = [""] * len(self.region_names)
         for code in present:
             names[code] = describe(self.region_names[code], self.atlas)
