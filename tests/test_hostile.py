@@ -1363,13 +1363,20 @@ for value, ok in (
 
 
 # -- the network: any exception class of the hub client is one clear message ---------------------------------------
-def _hub_raising(error: BaseException):
+def _hub_raising(error: BaseException, *, serving: tuple[str, ...] = ()):
+    """``load_model`` from a hub whose downloads raise ``error``, but for the files named in ``serving``."""
+
     def run(c):
         import huggingface_hub
 
         original = huggingface_hub.hf_hub_download
 
-        def broken(*args, **kwargs):
+        def broken(repo_id, filename, **kwargs):
+            if filename in serving:
+                path = c.tmp / "hub" / filename
+                path.parent.mkdir(exist_ok=True)
+                path.write_text("{}")
+                return str(path)
             raise error
 
         huggingface_hub.hf_hub_download = broken
@@ -1402,6 +1409,12 @@ for label, network_error in _httpx_errors() + [
         FileNotFoundError,
         r"someone/some-model: the Hugging Face Hub cannot be reached",
     )
+case(
+    "hub-drops-after-the-config",
+    _hub_raising(__import__("httpx").ReadTimeout("timed out"), serving=("config.yaml",)),
+    FileNotFoundError,
+    r"someone/some-model: the Hugging Face Hub cannot be reached \(ReadTimeout: timed out\) and best.ckpt is not",
+)
 case("hub-bug-is-not-disguised", _hub_raising(KeyError("a bug")), KeyError, "a bug")
 
 

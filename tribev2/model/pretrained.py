@@ -180,7 +180,17 @@ def _files_from_hub(repo_id: str, *, revision=None, cache_dir=None) -> dict:
     )
 
     def fetch(name: str) -> Path:
-        return Path(hf_hub_download(repo_id, name, revision=revision, cache_dir=cache_dir))
+        try:
+            return Path(hf_hub_download(repo_id, name, revision=revision, cache_dir=cache_dir))
+        except (EntryNotFoundError, GatedRepoError, RepositoryNotFoundError):
+            raise  # the hub answered, or the file is not cached offline: the caller says what that means
+        except Exception as err:  # the network stack's own classes (httpx, ssl, proxies) are not all OSErrors
+            if not is_network_error(err):
+                raise
+            raise FileNotFoundError(
+                f"{repo_id}: the Hugging Face Hub cannot be reached ({type(err).__name__}: {err}) "
+                f"and {name} is not cached; check the network, or pass a local folder"
+            ) from err
 
     try:
         config = fetch(CONFIG_FILE)
@@ -195,13 +205,6 @@ def _files_from_hub(repo_id: str, *, revision=None, cache_dir=None) -> dict:
         raise FileNotFoundError(
             f"{repo_id}: the repo is gated or does not exist for this account. Request access on its Hugging Face "
             f"page, log in with `hf auth login` (or set HF_TOKEN), or pass a local folder."
-        ) from err
-    except Exception as err:  # the network stack's own classes (httpx, ssl, proxies) are not all OSErrors
-        if not is_network_error(err):
-            raise
-        raise FileNotFoundError(
-            f"{repo_id}: the Hugging Face Hub cannot be reached ({type(err).__name__}: {err}) "
-            f"and {CONFIG_FILE} is not cached; check the network, or pass a local folder"
         ) from err
     files = {"config": config, "revision": _snapshot_revision(config)}
     try:
