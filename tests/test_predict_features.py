@@ -74,6 +74,7 @@ def test_schema(model):
     assert ds.attrs["mesh"] == "fsaverage3" and ds.attrs["modalities"] == "text"
     assert ds.attrs["stimulus_path"] == "clip.mp4" and ds.attrs["stimulus_duration_s"] == 10.0
     assert ds.attrs["weights_sha256"] == model.weights_sha256
+    assert ds.attrs["precision"] == "exact"  # a float32 model, features given
     assert all(isinstance(v, (str, int, float)) for v in ds.attrs.values())
 
 

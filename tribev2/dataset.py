@@ -39,7 +39,6 @@ import xarray as xr
 
 from ._version import __version__
 from .atlas import DEFAULT_ATLAS, Atlas, attach_atlas_or_warn
-from .devices import precision_name
 from .events.table import EVENT_COLUMNS, NUMERIC_COLUMNS
 from .model import TribeModel
 from .regions import RegionIndex
@@ -70,6 +69,7 @@ def build_dataset(
     subject_names: Sequence[str],
     modalities: Sequence[str],
     duration_s: float,
+    precision: str,
     window: np.ndarray | None = None,
     hop_s: float | None = None,
     stimulus: Mapping[str, object] | None = None,
@@ -77,7 +77,7 @@ def build_dataset(
     cache_dir: str | os.PathLike | None = None,
 ) -> xr.Dataset:
     """Wrap a ``(time, vertex, subject)`` array in the schema (with ``roi`` from ``atlas`` when it is available,
-    else a warning; ``cache_dir`` is where atlases are cached)."""
+    else a warning; ``cache_dir`` is where atlases are cached). ``precision``: what the run computed in."""
     config = model.config
     n_time, n_vertices, _ = prediction.shape
     mesh = mesh_for_vertices(n_vertices)
@@ -120,7 +120,7 @@ def build_dataset(
         "window_s": config.window_s,
         "hop_s": config.window_s if hop_s is None else float(hop_s),
         "atlas": "",
-        "precision": precision_name(next(model.parameters()).dtype),  # predict() adds the extractors' dtypes
+        "precision": precision,
     }
     fitted = {name: config.subject_provenance[name] for name in subject_names if name in config.subject_provenance}
     if fitted:  # the fitted rows' records (fitted from what, when), one JSON string: flat and NetCDF-safe

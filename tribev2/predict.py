@@ -181,6 +181,7 @@ def predict_features(
         subject_names=model.subject_names(rows),
         modalities=modalities,
         duration_s=float(duration_s),
+        precision=run_precision(model, []),
         window=window,
         hop_s=windows.hop_s,
         stimulus=stimulus,
@@ -361,6 +362,7 @@ def stimulus_dataset(
         subject_names=model.subject_names(rows),
         modalities=[e.modality for e in used],
         duration_s=windows.duration_s,
+        precision=run_precision(model, used),
         window=window,
         hop_s=windows.hop_s,
         stimulus=info,
@@ -368,7 +370,6 @@ def stimulus_dataset(
         cache_dir=cache_dir,
     )
     ds.attrs["language"] = language
-    ds.attrs["precision"] = run_precision(model, used)
     ds.attrs["text_mode"] = next((e.mode for e in used if e.modality == "text"), "")
     ds.attrs["extractors"] = ",".join(f"{e.modality}={e.source}" for e in extractors)
     return attach_events(ds, events)
