@@ -218,3 +218,17 @@ def test_a_run_names_its_precision_and_refuses_parts_loaded_otherwise(small):
         resolve(model, extractors, device="cpu", precision="exact")
     with pytest.raises(ValueError, match="text_mode='windowed', but the text extractor given"):
         resolve(model, extractors, device="cpu", text_mode="windowed")
+
+
+def test_extractor_sources_read_the_environment_only_when_nothing_is_given(monkeypatch):
+    from tribev2.sources import extractor_sources
+
+    monkeypatch.delenv("TRIBEV2_EXTRACTORS", raising=False)
+    assert extractor_sources(None) is None
+    assert extractor_sources(" Demo ") == "demo"
+    assert extractor_sources({"text": Path("/models/llama")}) == {"text": "/models/llama"}
+    monkeypatch.setenv("TRIBEV2_EXTRACTORS", "demo")
+    assert extractor_sources(None) == "demo"
+    assert extractor_sources({"audio": "someone/w2v"}) == {"audio": "someone/w2v"}  # given sources win
+    loaded = torch.nn.Identity()  # loaded extractors, in a sequence or a mapping, come back as a list
+    assert extractor_sources((loaded,)) == [loaded] and extractor_sources({"text": loaded}) == [loaded]

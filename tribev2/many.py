@@ -59,7 +59,7 @@ from .events.table import timeline_stop
 from .io import save_dataset
 from .model import TribeModel
 from .predict import Windows, extractors_used, predict_window_range, resolve_predictor, stimulus_dataset
-from .sources import DEMO, EXTRACTORS_VARIABLE, is_demo, weights_source
+from .sources import extractor_sources, weights_source
 
 SETTINGS_ATTR = "tribev2_many"  # the root group's record of the run's settings
 FAILED_ATTR = "failed"  # the root group's {stimulus name: error}
@@ -611,10 +611,9 @@ def _settings(model, extractors, cache_dir, options: dict, *, local: bool) -> Se
         )
     # the environment is read here, once (weights, extractors, Whisper model): the workers' may differ
     model = weights_source(model)
-    if extractors is None and is_demo(os.environ.get(EXTRACTORS_VARIABLE, "")):
-        extractors = DEMO
-    if isinstance(extractors, Mapping) and all(isinstance(v, (str, os.PathLike)) for v in extractors.values()):
-        extractors = tuple(sorted((str(m), str(v)) for m, v in extractors.items()))
+    extractors = extractor_sources(extractors)
+    if isinstance(extractors, dict):
+        extractors = tuple(sorted(extractors.items()))
     elif not (extractors is None or isinstance(extractors, str)):
         if not local:
             raise TypeError(

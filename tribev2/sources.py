@@ -36,6 +36,19 @@ def is_demo(source) -> bool:
     return isinstance(source, str) and source.strip().lower() == DEMO
 
 
+def extractor_sources(extractors=None):
+    """The ``extractors`` argument as sources where it names them: ``"demo"`` (given, or ``$TRIBEV2_EXTRACTORS=demo``
+    when nothing is given), ``{modality: source}`` (a mapping of folders or hub ids), None (the brain model's own
+    extractors); loaded extractors (a sequence or a mapping of them) are returned as a list."""
+    if isinstance(extractors, Mapping):
+        if all(isinstance(v, (str, os.PathLike)) for v in extractors.values()):
+            return {str(m): str(v) for m, v in extractors.items()}
+        return list(extractors.values())
+    if is_demo(extractors) or extractors is None and is_demo(os.environ.get(EXTRACTORS_VARIABLE, "")):
+        return DEMO
+    return extractors if extractors is None or isinstance(extractors, str) else list(extractors)
+
+
 def resolve(
     model=None,
     extractors=None,
@@ -58,11 +71,10 @@ def resolve(
     if text_mode is not None and text_mode not in TEXT_MODES:
         raise ValueError(f"text_mode must be one of {TEXT_MODES}, got {text_mode!r}")
     weights = weights_source(model)
-    sources = None
-    if isinstance(extractors, Mapping) and all(isinstance(v, (str, os.PathLike)) for v in extractors.values()):
-        sources, extractors = {m: str(v) for m, v in extractors.items()}, None
-    demo_wanted = is_demo(extractors) or is_demo(os.environ.get(EXTRACTORS_VARIABLE, ""))
-    if is_demo(extractors):
+    extractors = extractor_sources(extractors)
+    sources = extractors if isinstance(extractors, dict) else None
+    demo_wanted = is_demo(extractors)
+    if sources is not None or demo_wanted:
         extractors = None
     options = dict(
         device=device,
@@ -87,7 +99,7 @@ def resolve(
             raise ModelUnavailableError(f"brain model: {err}") from None
     if extractors is None:
         extractors = extractors_from_config(weights.experiment_config, sources=sources, **options)
-    extractors = list(extractors.values()) if isinstance(extractors, Mapping) else list(extractors)
+    extractors = list(extractors.values()) if isinstance(extractors, Mapping) else extractors
     off_mode = [e.source for e in extractors if text_mode and getattr(e, "mode", text_mode) != text_mode]
     if off_mode:
         raise ValueError(
