@@ -123,8 +123,15 @@ def test_missing_espeak_says_what_to_do(tmp_path, monkeypatch):
     assert not list(cache_root().joinpath("tts").rglob(".*"))  # no half-written entry
 
 
-def test_other_speech_engines_plug_in(tiny_whisper, tmp_path):
-    """A text-to-speech engine is any function writing a WAV; its output is cached like espeak-ng's."""
+def test_other_speech_engines_plug_in(tiny_whisper, tmp_path, monkeypatch):
+    """A text-to-speech engine is any function writing a WAV; its output is cached like espeak-ng's. Speech in
+    which nothing is recognised is recognised once, and warned about."""
+    from tribev2.events import pipeline
+
+    recognitions = []
+    monkeypatch.setattr(
+        pipeline, "transcribe", lambda audio, **kw: recognitions.append(audio) or transcribe(audio, **kw)
+    )
     calls = []
 
     def hum(text: str, wav_path, language: str) -> None:  # an "engine" that hums instead of speaking
@@ -140,6 +147,7 @@ def test_other_speech_engines_plug_in(tiny_whisper, tmp_path):
     assert audio["duration"] == 2.0 and audio["frequency"] == 16000 and "/tts/" in audio["filepath"]
     assert str(synthesize("Nothing to hear.", engine=hum, name="note")) == audio["filepath"]
     assert calls == [("Nothing to hear.", "english")]  # the second time it came from the cache
+    assert recognitions == [audio["filepath"]]
     with pytest.raises(ValueError, match="unknown text-to-speech engine 'festival'"):
         synthesize("hello", engine="festival")
 

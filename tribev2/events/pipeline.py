@@ -84,18 +84,8 @@ def events_from(
             raise ValueError(f"stimulus {path}: the text file is empty; write the text to read aloud in it")
         audio = probe(synthesize(text, language=language, engine=tts, name=cache_stem(path), cache_dir=cache_dir))
         media = [media_row("Audio", audio.path, duration=audio.duration, frequency=audio.sample_rate)]
-        if keep_text and transcript is None:
-            transcript = _text_words(
-                text,
-                audio.path,
-                path,
-                language=language,
-                model=asr_model,
-                device=device,
-                progress=progress,
-                cache_dir=cache_dir,
-            )
     elif suffix in VIDEO_SUFFIXES or suffix in AUDIO_SUFFIXES:
+        text = None
         media = _media_rows(probe(path), suffix in VIDEO_SUFFIXES, cache_dir)
     else:
         raise ValueError(
@@ -127,6 +117,8 @@ def events_from(
                 f"will be empty. If it has speech, pass transcript= (or another asr_model=).",
                 stacklevel=2,
             )
+        elif text is not None and keep_text:
+            words = _text_words(text, words, path)
     else:
         words = pd.DataFrame()
     return _with_words(media, words, language)
@@ -153,12 +145,8 @@ def _media_rows(info, is_video: bool, cache_dir) -> list[dict]:
     return rows
 
 
-def _text_words(text: str, audio: Path, path: Path, **recognition) -> pd.DataFrame | None:
-    """The words of ``text`` timed by the recognition of ``audio`` (it read aloud); None when nothing was
-    recognised (the caller then warns as for any silent audio)."""
-    recognised = transcribe(audio, **recognition)
-    if recognised.empty:
-        return None
+def _text_words(text: str, recognised: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """The words of ``text`` (the file ``path``) timed by the ``recognised`` words of it read aloud."""
     words, matched = align_to_text(recognised, text)
     if matched < POOR_ALIGNMENT:
         warnings.warn(
@@ -167,7 +155,7 @@ def _text_words(text: str, audio: Path, path: Path, **recognition) -> pd.DataFra
             f"was recognised",
             stacklevel=3,
         )
-    return words
+    return words_from_table(words, source=str(path))  # the normalisation of any words table (quotes, empty words)
 
 
 def _transcript_words(transcript, media_duration: float | None = None) -> pd.DataFrame:
