@@ -5,6 +5,8 @@ float32 copy predicts; saved Datasets detect any changed byte of their data."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -83,11 +85,15 @@ def test_any_transcript_raises_the_documented_error_or_stays_inside_the_media(se
     root, wav, _ = setup
     table = pd.DataFrame([(w, s * scale, d * scale) for w, s, d in rows], columns=["text", "start", "duration"])
     try:
-        events = events_from(wav, transcript=table, cache_dir=root / "cache")
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
+            events = events_from(wav, transcript=table, cache_dir=root / "cache")
     except ValueError as err:
         assert str(err).startswith("the transcript table"), err
         return
     words = events[events["type"] == "Word"]
+    no_words = [str(w.message) for w in warned if str(w.message).startswith("the transcript table has no timed words")]
+    assert len(no_words) == int(words.empty), no_words  # words dropped (no text left): said, once
     assert (words["start"] >= 0).all() and (words["duration"] >= 0).all()
     assert (words["start"] + words["duration"] <= MEDIA_S + 1.0).all()
 
