@@ -83,7 +83,7 @@ def test_bad_input_exit_code_and_nothing_written(saved, tmp_path, capsys):
     junk = tmp_path / "junk.nc"
     junk.write_text("not a dataset")
     assert main(["report", str(junk), "-o", str(tmp_path / "junk.html")]) == EXIT_BAD_INPUT
-    assert "junk.nc: not a NetCDF or Zarr Dataset" in capsys.readouterr().err
+    assert "junk.nc: cannot be read as a NetCDF file written by tribev2.save_dataset" in capsys.readouterr().err
     assert main(["plot", str(saved), "--roi", "nowhere"]) == EXIT_BAD_INPUT
     with pytest.raises(SystemExit) as exit_:
         main(["plot", str(saved), "--views", "side"])

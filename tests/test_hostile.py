@@ -1171,6 +1171,16 @@ cli_case("cli-convert-missing", "convert", "{tmp}/none", "{tmp}/out", code=2, ma
 cli_case(
     "cli-convert-into-a-file", "convert", "{ckpt}", "{wav}/sub", code=4, match=r"speech\.wav/sub: a file is in the way"
 )
+for command, name in (("report", "r.html"), ("movie", "m.mp4"), ("plot", "p.png")):  # checked before the results
+    cli_case(
+        f"cli-{command}-into-a-file",
+        command,
+        "{tmp}/results.nc",
+        "-o",
+        f"{{wav}}/sub/{name}",
+        code=4,
+        match=r"cannot write the --output .*speech\.wav/sub/" + re.escape(name) + ": a part of the path is a file",
+    )
 cli_case("cli-convert-converted", "convert", "{model}", "{tmp}/out", code=2, match="already in the converted form")
 
 

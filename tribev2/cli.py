@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from .atlas import DEFAULT_ATLAS
+from .checks import check_writable
 
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
@@ -37,7 +38,6 @@ _EPILOG = (
 def _predict(args: argparse.Namespace) -> int:
     from . import predict, save_dataset
     from .atlas import check_atlas
-    from .checks import check_writable
 
     output = Path(args.output or Path(args.stimulus).with_suffix(".nc").name)
     if output.suffix not in (".nc", ".zarr"):
@@ -176,23 +176,15 @@ def _output(args: argparse.Namespace, default_suffix: str, suffixes: tuple[str, 
     output = Path(args.output or Path(args.results).with_suffix(default_suffix).name)
     if output.suffix.lower() not in suffixes:
         raise ValueError(f"--output {output}: expected a file name ending in {' or '.join(suffixes)}")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    return output
+    return check_writable(output, "--output")
 
 
 def _open_results(path: str):
-    """A Dataset saved by ``tribev2 predict`` / ``tribev2.save_dataset`` (NetCDF or Zarr), or a clear error."""
+    """A Dataset saved by ``tribev2 predict`` / ``tribev2.save_dataset`` (NetCDF or Zarr) holding cortical data,
+    or a clear error (:func:`tribev2.open_dataset` names the file it cannot read)."""
     from .io import open_dataset
 
-    try:
-        ds = open_dataset(path)
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, KeyError) as err:
-        raise ValueError(
-            f"{path}: not a NetCDF or Zarr Dataset that tribev2 can read ({type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''})"
-        ) from None
+    ds = open_dataset(path)
     if not any("vertex" in var.dims for var in ds.data_vars.values()) and "roi" not in ds.dims:
         raise ValueError(
             f"{path}: holds no cortical data (no variable with a 'vertex' or 'roi' dimension; "
@@ -274,7 +266,6 @@ def _add_map_options(command: argparse.ArgumentParser, *, picture_size: bool) ->
 
 # -- convert ---------------------------------------------------------------------------------------------------
 def _convert(args: argparse.Namespace) -> int:
-    from .checks import check_writable
     from .model import convert
 
     check_writable(args.output, "output folder")  # before the checkpoint is read
