@@ -164,13 +164,18 @@ _weights: dict = {}
 def variant(extractor, dtype, **options):
     """Another extractor over the same float32 weights, with other options: the weights shared where the variant
     holds them in float32 (autocast), cast once where it holds them in its own dtype (a checkpoint stored so)."""
+    from tribev2.features.video import compile_layers
+
     other = type(extractor)(
         extractor.source, device=str(extractor.device), dtype=dtype, cache=False, progress=False, **options
     )
-    key = (id(extractor), other.weights_dtype)
+    key = (id(extractor), other.weights_dtype, getattr(other, "compile", False))
     if key not in _weights:
         held = extractor.model
-        _weights[key] = held if other.weights_dtype == held.dtype else copy.deepcopy(held).to(other.weights_dtype)
+        model = held if other.weights_dtype == held.dtype else copy.deepcopy(held).to(other.weights_dtype)
+        if getattr(other, "compile", False):  # compiled layers on a copy of their own: the others stay eager
+            model = compile_layers(copy.deepcopy(held) if model is held else model)
+        _weights[key] = model
     other._model = _weights[key]
     return other
 

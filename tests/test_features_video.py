@@ -111,6 +111,22 @@ def test_final_norm_changes_only_the_last_state(demo_video, tmp_path):
     assert normed.fingerprint() != demo_video.fingerprint()
 
 
+@pytest.mark.slow
+def test_compiled_layers_give_the_eager_states(demo_video, tmp_path):
+    """``compile=True``: every encoder layer compiled once, when the model loads (about 25 s on a CPU), then the
+    same states as the eager model, to float32 rounding."""
+    import inspect
+
+    from tribev2.features import VideoExtractor
+
+    stimulus = _demo_clip(tmp_path)
+    compiled = VideoExtractor(demo_video.source, device="cpu", compile=True, progress=False)
+    assert not any(inspect.ismethod(layer.forward) for layer in compiled.model.encoder.layer)
+    assert all(inspect.ismethod(layer.forward) for layer in demo_video.model.encoder.layer)
+    eager = demo_video.event_state_means(stimulus, 0.0, 2.0)
+    np.testing.assert_allclose(compiled.event_state_means(stimulus, 0.0, 2.0), eager, rtol=1e-5, atol=1e-5)
+
+
 def _demo_clip(tmp_path) -> str:
     """A 2-s, 8-fps clip of moving noise."""
     import av

@@ -80,7 +80,6 @@ class VideoExtractor(EventExtractor):
             pixels = "device" if self.device.type == "cuda" and self.dtype != torch.float32 else "cpu"
         self.pixels = pixels
         self.compile = bool(compile)
-        self._compiled = False
         self.clip_duration = float(clip_duration)
         self.final_norm = final_norm
         self.frames_per_clip = int(self.config.frames_per_clip)
@@ -96,6 +95,10 @@ class VideoExtractor(EventExtractor):
         self.shortest_edge = int((processor.get("size") or {}).get("shortest_edge") or int(self.crop_size * 256 / 224))
         self.mean = tuple(processor.get("image_mean") or IMAGENET_MEAN)
         self.std = tuple(processor.get("image_std") or IMAGENET_STD)
+
+    def _load_model(self) -> torch.nn.Module:
+        model = super()._load_model()
+        return compile_layers(model) if self.compile else model
 
     def _processor_config(self) -> dict:
         from transformers.utils import cached_file
@@ -193,10 +196,6 @@ class VideoExtractor(EventExtractor):
                     lambda module, args, out: means.__setitem__(-1, out.mean(1, dtype=torch.float32))
                 )
             )
-        if self.compile and not self._compiled:
-            for layer in encoder.layer:  # the same code in each layer: compiled once, reused (static shapes)
-                layer.forward = torch.compile(layer.forward, dynamic=False)
-            self._compiled = True
         try:
             with torch.inference_mode(), self.arithmetic():
                 self.model(pixel_values_videos=pixel_values.to(self.device, self.weights_dtype), skip_predictor=True)
@@ -321,3 +320,11 @@ def _prefetched(items: Iterator, depth: int) -> Iterator:
             yield item
     finally:
         stop.set()
+
+
+def compile_layers(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` (a V-JEPA2) with each encoder layer's forward ``torch.compile``-d for static shapes, which fuses
+    its element-wise work; the layers share one code, compiled on the first batch and reused."""
+    for layer in model.encoder.layer:
+        layer.forward = torch.compile(layer.forward, dynamic=False)
+    return model
