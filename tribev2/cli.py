@@ -223,10 +223,15 @@ def _say(args: argparse.Namespace, text: str) -> None:
         print(text)
 
 
+def _comma_list(value: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
 def _views(value: str) -> list[str]:
     from .viz import VIEWS
 
-    views = [v.strip() for v in value.split(",") if v.strip()]
+    views = _comma_list(value)
     unknown = [v for v in views if v not in VIEWS]
     if not views or unknown:
         raise argparse.ArgumentTypeError(f"expected comma-separated views among {', '.join(VIEWS)}, got {value!r}")
@@ -566,7 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--time", help="comma-separated times in seconds (default: three spread over the recording)")
     plot.add_argument(
         "--roi",
-        type=lambda s: [r.strip() for r in s.split(",") if r.strip()],
+        type=_comma_list,
         help="comma-separated region names or patterns: plot their time courses instead of maps",
     )
     plot.add_argument(
@@ -621,7 +626,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video-model", help="video feature model (folder or hub id)")
     parser.add_argument(
         "--modalities",
-        type=lambda s: [m.strip() for m in s.split(",") if m.strip()],
+        type=_comma_list,
         help="comma-separated subset of text,audio,video to use (the others count as missing)",
     )
     parser.add_argument(

@@ -296,26 +296,16 @@ def resolve_predictor(
     modalities: str | Sequence[str] | None = None,
     *,
     hop_s: float | None = None,
-    device: str = "auto",
     progress: bool = True,
-    cache_dir: str | os.PathLike | None = None,
-    precision: str = "auto",
-    text_mode: str | None = None,
+    **sources,
 ) -> tuple[TribeModel, list[Extractor]]:
-    """:func:`tribev2.sources.resolve`, then the extractors of ``modalities`` only, checked against the model
-    (and ``hop_s`` checked): what :func:`predict` runs, before any slow step."""
+    """:func:`tribev2.sources.resolve` (``sources``: its ``device``, ``cache_dir``, ``precision``, ``text_mode``),
+    then the extractors of ``modalities`` only, checked against the model (and ``hop_s`` checked): what
+    :func:`predict` runs, before any slow step."""
     if isinstance(modalities, str):
         modalities = [modalities]
     with progress_bars(progress):  # downloads and loading bars
-        model, extractors = resolve(
-            model,
-            extractors,
-            device=device,
-            progress=progress,
-            cache_dir=cache_dir,
-            precision=precision,
-            text_mode=text_mode,
-        )
+        model, extractors = resolve(model, extractors, progress=progress, **sources)
     if modalities is not None:
         unknown = sorted(set(modalities) - {e.modality for e in extractors})
         if unknown:

@@ -64,24 +64,9 @@ _HIDE_SNAPSHOT = (
 )
 
 
-def brain(
-    ds,
-    *,
-    truth=None,
-    atlas=None,
-    correlation=None,
-    contributions=None,
-    subject=None,
-    view: str | None = None,
-    hemi: str = "both",
-    surface: str = "half-inflated",
-    cmap=None,
-    percentile: float | None = 99.0,
-    threshold: float | None = None,
-    backend: str = "auto",
-    size: tuple[int, int] = (640, 440),
-) -> BrainViewer:
-    """An interactive cortex for a prediction Dataset (see the module doc and :class:`BrainViewer`).
+class BrainViewer:
+    """An interactive cortex for a prediction Dataset (see the module doc), made by ``tribev2.viz.brain(ds)``;
+    ``widget`` is its ipywidgets box, and the viewer displays as it.
 
     ``truth``: measured BOLD on the same mesh, anything :func:`tribev2.io.load_ground_truth` reads (a
     DataArray ``(time, vertex)`` with acquisition times, a file...), drawn beside the prediction in region
@@ -96,26 +81,6 @@ def brain(
     off-screen) or ``"auto"`` (trame inside a Jupyter server session when trame is installed, else static).
     ``size``: ``(width, height)`` of the cortex in pixels.
     """
-    return BrainViewer(
-        ds,
-        truth=truth,
-        atlas=atlas,
-        correlation=correlation,
-        contributions=contributions,
-        subject=subject,
-        view=view,
-        hemi=hemi,
-        surface=surface,
-        cmap=cmap,
-        percentile=percentile,
-        threshold=threshold,
-        backend=backend,
-        size=size,
-    )
-
-
-class BrainViewer:
-    """State and widgets of :func:`brain`. ``widget`` is the ipywidgets box; the viewer displays as it."""
 
     def __init__(
         self,
@@ -126,14 +91,14 @@ class BrainViewer:
         correlation=None,
         contributions=None,
         subject=None,
-        view=None,
-        hemi="both",
-        surface="half-inflated",
+        view: str | None = None,
+        hemi: str = "both",
+        surface: str = "half-inflated",
         cmap=None,
-        percentile=99.0,
-        threshold=None,
-        backend="auto",
-        size=(640, 440),
+        percentile: float | None = 99.0,
+        threshold: float | None = None,
+        backend: str = "auto",
+        size: tuple[int, int] = (640, 440),
     ):
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r}: expected one of {', '.join(map(repr, BACKENDS))}")
@@ -589,3 +554,6 @@ def _jupyter_server() -> dict | None:
         if server.get("pid") == os.getppid():
             return server
     return None
+
+
+brain = BrainViewer  # tribev2.viz.brain(ds): the name the tutorials use
