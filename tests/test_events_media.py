@@ -154,8 +154,11 @@ def test_events_table_files_keep_words_that_look_missing(tmp_path):
 def test_unreadable_events_tables_and_untyped_rows_name_the_problem(tmp_path):
     (tmp_path / "latin.tsv").write_bytes(b"type\tstart\tduration\ttext\nWord\t0\t1\tcaf\xe9\n")
     (tmp_path / "broken.parquet").write_bytes(b"not parquet")
-    for name in ("latin.tsv", "broken.parquet"):
-        with pytest.raises(ValueError, match=rf"events table .*{name}: cannot be read"):
+    for name, problem in (
+        ("latin.tsv", r"not UTF-8 text \(byte 0xe9 at offset 37"),
+        ("broken.parquet", "cannot be read"),
+    ):
+        with pytest.raises(ValueError, match=rf"events table .*{name}: {problem}"):
             events_from(tmp_path / name)
     with pytest.raises(ValueError, match=r"events table: 1 row\(s\) have no type"):
         events_from(pd.DataFrame({"type": ["Word", None], "start": [0.0, 1.0], "duration": 0.5, "text": "a"}))

@@ -206,6 +206,10 @@ def test_text_read_aloud_keeps_the_users_words(espeak, tiny_whisper, tmp_path):
     fox = recognised[recognised["key"] == "fox"]
     if len(fox):
         assert words[words["text"] == "fox"]["start"].iloc[0] == pytest.approx(fox["start"].iloc[0])
+    windows = tmp_path / "fox-utf16.txt"  # the same text as a Windows editor may save it: UTF-16 with its mark
+    windows.write_text(text, encoding="utf-16")
+    again = events_from(windows, asr_model=tiny_whisper)
+    assert again[again["type"] == "Word"].sort_values("start", kind="stable")["text"].tolist() == text.split()
 
 
 def test_text_that_recognition_cannot_follow_warns(tiny_whisper, tmp_path):

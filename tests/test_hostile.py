@@ -111,7 +111,7 @@ def vtt(cues) -> str:
     return "WEBVTT\n\n" + srt(cues).replace(",", ".")
 
 
-def with_wav(transcript_name: str, content: str):
+def with_wav(transcript_name: str, content: str | bytes):
     """events_from(the 5-s WAV, transcript=<file written from content>)."""
     return lambda c: events_from(c.wav, transcript=c.file(transcript_name, content), cache_dir=c.tmp / "cache")
 
@@ -452,6 +452,98 @@ case(
     lambda c: events_from(c.wav, transcript=words(("hi", 0.2, 0.3)), language="klingon"),
     ValueError,
     "language='klingon' is not supported",
+)
+
+
+# -- encodings and sample values: text in any Unicode form with its byte-order mark, anything else refused; audio
+# samples that are not numbers refused before recognition (they would make every feature NaN)
+HELLO_SRT = srt([(0.5, 1.5, "hello there")])
+for label, encoded in (
+    ("utf8-bom", "\ufeff" + HELLO_SRT),
+    ("utf16", HELLO_SRT.encode("utf-16")),
+    ("utf16-be", b"\xfe\xff" + HELLO_SRT.encode("utf-16-be")),
+    ("utf32", HELLO_SRT.encode("utf-32")),
+):
+    case(
+        f"transcript-srt-{label}",
+        with_wav(f"{label}.srt", encoded),
+        check=lambda ev, c: word_rows(ev)["text"].tolist() == ["hello", "there"],
+    )
+case(
+    "transcript-json-utf8-bom",
+    with_wav("bom.json", "\ufeff" + whisperx([("hi", 0.5, 0.8)])),
+    check=lambda ev, c: word_rows(ev)["text"].tolist() == ["hi"],
+)
+case(
+    "transcript-tsv-utf16",
+    with_wav("u16.tsv", "text\tstart\tduration\ncafé\t0.5\t0.3\n".encode("utf-16")),
+    check=lambda ev, c: word_rows(ev)["text"].tolist() == ["café"],
+)
+case(
+    "transcript-csv-latin1",
+    with_wav("latin.csv", "text,start,duration\ncafé,0.5,0.3\n".encode("latin-1")),
+    ValueError,
+    r"transcript .*latin\.csv: not UTF-8 text \(byte 0xe9 at offset 23",
+)
+case(
+    "media-text-latin1",
+    lambda c: events_from(c.file("latin.txt", "Café crème".encode("latin-1"))),
+    ValueError,
+    r"stimulus .*latin\.txt: not UTF-8 text \(byte 0xe9 at offset 3.*save it as UTF-8",
+)
+case(
+    "media-text-binary",
+    lambda c: events_from(c.file("blob.txt", bytes(range(256)) * 4)),
+    ValueError,
+    r"blob\.txt: not UTF-8 text \(byte 0x80",
+)
+case(
+    "media-text-nul", lambda c: events_from(c.file("nul.txt", "a\x00b")), ValueError, r"nul\.txt: holds NUL characters"
+)
+case(
+    "events-tsv-utf16",
+    lambda c: events_from(
+        c.file("events.tsv", f"type\tstart\tduration\tfilepath\nAudio\t0\t{MEDIA_S}\t{c.wav}\n".encode("utf-16"))
+    ),
+    check=lambda ev, c: ev["type"].tolist() == ["Audio"],
+)
+
+
+def write_float_wav(c, name: str, bad=None, subtype: str = "FLOAT") -> Path:
+    """A 3-s float WAV of a tone, ``bad`` (NaN, infinity) from 1 s on."""
+    import soundfile
+
+    t = np.arange(3 * 16000) / 16000
+    tone = 0.3 * np.sin(2 * np.pi * 220 * t)
+    soundfile.write(c.tmp / name, tone if bad is None else np.where(t >= 1.0, bad, tone), 16000, subtype=subtype)
+    return c.tmp / name
+
+
+def float_wav(name: str, bad=None, subtype: str = "FLOAT"):
+    """``events_from`` of :func:`write_float_wav`'s file, with a transcript."""
+    return lambda c: events_from(
+        write_float_wav(c, name, bad, subtype), transcript=words(("hi", 0.2, 0.3)), cache_dir=c.tmp / "cache"
+    )
+
+
+for label, bad in (("nan", np.nan), ("inf", np.inf), ("minus-inf", -np.inf)):
+    case(
+        f"media-wav-{label}-samples",
+        float_wav(f"{label}.wav", bad),
+        MediaError,
+        rf"{label}\.wav: holds audio samples that are not numbers \(NaN or infinity\), the first at 1\.000 s",
+    )
+case("media-wav-nan-in-doubles", float_wav("d.wav", np.nan, "DOUBLE"), MediaError, r"d\.wav: holds audio samples")
+case(
+    "media-wav-float-finite",
+    float_wav("fine.wav"),
+    check=lambda ev, c: "Audio" in set(ev["type"]) and len(word_rows(ev)) == 1,
+)
+case(  # read_audio refuses them too, in the span it reads (features of a WAV given without events_from)
+    "read-audio-nan-span",
+    lambda c: tribev2.media.read_audio(write_float_wav(c, "span.wav", np.nan), offset=1.5, duration=1.0),
+    MediaError,
+    r"span\.wav: holds audio samples that are not numbers .* the first at 1\.500 s",
 )
 
 

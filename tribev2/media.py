@@ -1,10 +1,11 @@
 """Decode and probe media files: PyAV for containers (video frames, audio tracks), soundfile for WAV/FLAC/MP3/OGG.
 
-Three functions, no state:
+Functions, no state:
 
 * :func:`probe` tells what a file holds (duration, video stream, audio stream) or raises a clear error;
 * :func:`read_audio` returns a waveform ``(samples, channels)`` from an audio file or a container's audio track,
-  optionally resampled and re-channelled by FFmpeg's resampler (what the ``ffmpeg`` command line does);
+  optionally resampled and re-channelled by FFmpeg's resampler (what the ``ffmpeg`` command line does), and
+  refuses samples that are not numbers; :func:`check_finite_audio` looks for them in a whole file first;
 * :func:`iter_frames` streams RGB frames with their index, where frame ``k`` is shown at ``k / fps`` (the
   constant-rate convention of moviepy, which the reference used), upright as players show them (the stream's
   display rotation applied, as the ``ffmpeg`` command line under moviepy does); :func:`frame_index` maps times
@@ -26,6 +27,7 @@ import numpy as np
 
 # soundfile reads these directly (libsndfile); anything else goes through PyAV (FFmpeg).
 SOUNDFILE_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif")
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")  # the sample formats that can hold NaN or infinity
 
 
 class MediaError(ValueError):
@@ -106,6 +108,39 @@ def probe(path: str | os.PathLike) -> MediaInfo:
     return MediaInfo(path=path, duration=duration, **fields)
 
 
+def check_finite_audio(path: str | os.PathLike, block_s: float = 60.0) -> None:
+    """A :class:`MediaError` when an audio file of floating-point samples (a WAV, AIFF... read by soundfile) holds
+    a NaN or an infinity, which would make its features NaN; read ``block_s`` seconds at a time. Files of
+    integer or compressed samples cannot hold them and are not read."""
+    import soundfile
+
+    path = _existing(path)
+    if path.suffix.lower() not in SOUNDFILE_SUFFIXES:
+        return
+    try:
+        info = soundfile.info(str(path))
+        if info.subtype not in FLOAT_SUBTYPES:
+            return
+        block = max(1, round(block_s * info.samplerate))
+        for index, samples in enumerate(soundfile.blocks(str(path), blocksize=block, dtype="float64", always_2d=True)):
+            _refuse_non_finite(path, samples, info.samplerate, first=index * block)
+    except (soundfile.LibsndfileError, RuntimeError) as err:
+        raise MediaError(f"{path}: cannot be read as audio ({err})") from err
+
+
+def _refuse_non_finite(path: Path, wav: np.ndarray, rate: int, first: int = 0) -> np.ndarray:
+    """``wav`` ``(samples, channels)`` (its first sample at index ``first`` of the file), or a :class:`MediaError`
+    naming the time of the first sample that is NaN or infinite."""
+    bad = ~np.isfinite(wav).all(axis=1)
+    if bad.any():
+        at = (first + int(np.argmax(bad))) / rate
+        raise MediaError(
+            f"{path}: holds audio samples that are not numbers (NaN or infinity), the first at {at:.3f} s; "
+            f"repair or re-export the audio"
+        )
+    return wav
+
+
 def _frame_rate(stream, path: Path) -> float:
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     if not rate:
@@ -138,10 +173,12 @@ def read_audio(
     if duration is not None and not (math.isfinite(duration) and duration > 0):
         raise ValueError(f"{path}: duration must be a positive number of seconds, got {duration!r}")
     if path.suffix.lower() in SOUNDFILE_SUFFIXES and sample_rate is None and channels is None:
-        return _read_soundfile(path, offset, duration, dtype)
-    wav, rate = _decode_audio(path, sample_rate, channels, dtype)
-    first = _first_sample(path, offset, rate, len(wav))
-    return wav[first : None if duration is None else first + round(duration * rate)], rate
+        wav, rate, first = _read_soundfile(path, offset, duration, dtype)
+    else:
+        wav, rate = _decode_audio(path, sample_rate, channels, dtype)
+        first = _first_sample(path, offset, rate, len(wav))
+        wav = wav[first : None if duration is None else first + round(duration * rate)]
+    return _refuse_non_finite(path, wav, rate, first), rate
 
 
 def _first_sample(path: Path, offset: float, rate: int, total: int) -> int:
@@ -151,8 +188,9 @@ def _first_sample(path: Path, offset: float, rate: int, total: int) -> int:
     return first
 
 
-def _read_soundfile(path: Path, offset: float, duration: float | None, dtype: str) -> tuple[np.ndarray, int]:
-    """Only the span is read (a 60-s chunk of a 2-hour soundtrack reads 60 s, not the whole file)."""
+def _read_soundfile(path: Path, offset: float, duration: float | None, dtype: str) -> tuple[np.ndarray, int, int]:
+    """``(samples, rate, index of the first)``: only the span is read (a 60-s chunk of a 2-hour soundtrack reads
+    60 s, not the whole file)."""
     import soundfile
 
     try:
@@ -160,11 +198,11 @@ def _read_soundfile(path: Path, offset: float, duration: float | None, dtype: st
             rate = int(file.samplerate)
             if file.frames == 0:
                 raise MediaError(f"{path}: the audio file holds no samples")
-            file.seek(_first_sample(path, offset, rate, file.frames))
+            first = file.seek(_first_sample(path, offset, rate, file.frames))
             wav = file.read(-1 if duration is None else round(duration * rate), dtype=dtype, always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError) as err:
         raise MediaError(f"{path}: cannot be read as audio ({err})") from err
-    return wav, rate
+    return wav, rate, first
 
 
 def _decode_audio(path: Path, sample_rate: int | None, channels: int | None, dtype: str) -> tuple[np.ndarray, int]:

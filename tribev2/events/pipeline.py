@@ -12,20 +12,21 @@ The steps follow the reference's demo pipeline, with its long-input timing bug f
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
 
 import pandas as pd
 
-from ..media import MediaError, probe
+from ..media import MediaError, check_finite_audio, probe
 from .alignment import POOR_ALIGNMENT, align_to_text
 from .asr import transcribe
 from .chunks import chunk_media
 from .language import add_text_events, language_code
 from .media import AUDIO_SUFFIXES, TEXT_SUFFIXES, VIDEO_SUFFIXES, cache_stem, soundtrack
 from .table import EVENT_COLUMNS, NUMERIC_COLUMNS, check_events, check_timeline, make_table, media_row
-from .transcripts import TRANSCRIPT_SUFFIXES, read_transcript, words_from_table
+from .transcripts import TRANSCRIPT_SUFFIXES, read_text_file, read_transcript, words_from_table
 from .tts import SpeechEngine, synthesize
 
 EVENTS_SUFFIXES = (".parquet",)  # plus .tsv/.csv files with a 'type' column
@@ -48,7 +49,8 @@ def events_from(
     ``stimulus``: a video (.mp4 .avi .mkv .mov .webm .m4v), an audio file (.wav .mp3 .flac .ogg .m4a .aac
     .opus), a text file (.txt: read aloud with ``tts``, then transcribed, as the reference does), a transcript
     (.json .tsv .csv .srt .vtt: words only), an events table (DataFrame, .parquet, or .tsv/.csv with a
-    ``type`` column), or None with ``transcript=``.
+    ``type`` column), or None with ``transcript=``. Text files are UTF-8, or UTF-16/32 with a byte-order mark
+    (:func:`tribev2.events.transcripts.read_text_file`); a float WAV with NaN or infinite samples is refused.
     ``transcript``: words with timings for the stimulus' speech (a file, see
     :func:`tribev2.events.read_transcript`, or a words DataFrame); skips speech recognition.
     ``language``: the speech's language (English by default, as the reference); ``asr_model``: the Whisper
@@ -79,7 +81,7 @@ def events_from(
         _refuse_transcript(transcript, f"the transcript {path}")
         return _with_words([], _transcript_words(path), language, source=f"transcript {path}")
     if suffix in TEXT_SUFFIXES:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = read_text_file(path, "stimulus")
         if not text.strip():
             raise ValueError(f"stimulus {path}: the text file is empty; write the text to read aloud in it")
         audio = probe(synthesize(text, language=language, engine=tts, name=cache_stem(path), cache_dir=cache_dir))
@@ -87,6 +89,7 @@ def events_from(
     elif suffix in VIDEO_SUFFIXES or suffix in AUDIO_SUFFIXES:
         text = None
         media = _media_rows(probe(path), suffix in VIDEO_SUFFIXES, cache_dir)
+        check_finite_audio(path)  # NaN samples would make every feature NaN: refused before recognition
     else:
         raise ValueError(
             f"stimulus {path}: unsupported file type {suffix or '(no suffix)'!r}; expected a video "
@@ -206,24 +209,28 @@ def _name(transcript) -> str:
 
 
 def _has_type_column(path: Path) -> bool:
-    with open(path, encoding="utf-8", errors="replace") as f:
-        header = f.readline()
+    try:
+        header = read_text_file(path, "stimulus").partition("\n")[0]
+    except ValueError:  # undecodable: the reader of its kind (events table or transcript) says so
+        header = path.read_bytes().partition(b"\n")[0].decode("utf-8", errors="replace")
     return "type" in [c.strip().strip('"').lower() for c in header.replace("\t", ",").split(",")]
 
 
 def _read_table(path: Path) -> pd.DataFrame:
+    parquet = path.suffix.lower() == ".parquet"
+    text = None if parquet else read_text_file(path, "events table")
     try:
-        if path.suffix.lower() == ".parquet":
+        if parquet:
             return pd.read_parquet(path)
         # only empty cells are missing: words such as "None", "NA" or "null" stay words, and text columns stay
         # text ("0" or "1999" is a word, not a number)
         text_columns = {c: str for c in EVENT_COLUMNS if c not in NUMERIC_COLUMNS}
         return pd.read_csv(
-            path,
+            io.StringIO(text),
             sep="\t" if path.suffix.lower() == ".tsv" else ",",
             keep_default_na=False,
             na_values=[""],
             dtype=text_columns,
         )
-    except (ValueError, OSError) as err:  # pyarrow's and pandas' parse errors, undecodable text
+    except (ValueError, OSError) as err:  # pyarrow's and pandas' parse errors
         raise ValueError(f"events table {path}: cannot be read ({type(err).__name__}: {err})") from None

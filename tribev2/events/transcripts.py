@@ -21,7 +21,9 @@ Formats (:func:`read_transcript` picks by suffix and content):
 
 from __future__ import annotations
 
+import codecs
 import html
+import io
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -35,6 +37,34 @@ WORD_COLUMNS = ("text", "start", "duration", "sequence_id")
 TRANSCRIPT_SUFFIXES = (".json", ".tsv", ".csv", ".srt", ".vtt")
 
 
+_BYTE_ORDER_MARKS = (  # UTF-32's marks begin with UTF-16's, so they are tried first
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def read_text_file(path: str | Path, what: str = "text file") -> str:
+    """The text of ``path``: UTF-8, or UTF-8/16/32 with a byte-order mark (as some Windows editors save it);
+    else a ``ValueError`` naming ``what``, the file and the first byte that does not decode (another encoding,
+    such as Latin-1, or not a text file at all)."""
+    path = Path(path)
+    data = path.read_bytes()
+    encoding = next((name for mark, name in _BYTE_ORDER_MARKS if data.startswith(mark)), "utf-8")
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{what} {path}: not {encoding.removesuffix('-sig').upper()} text (byte 0x{err.object[err.start]:02x} "
+            f"at offset {err.start}: another encoding, or not a text file); save it as UTF-8"
+        ) from None
+    if "\x00" in text:
+        raise ValueError(f"{what} {path}: holds NUL characters, so it is not a text file")
+    return text
+
+
 def read_transcript(path: str | Path) -> pd.DataFrame:
     """Read a transcript file (see the module docs for the formats) into a words table."""
     path = Path(path)
@@ -45,18 +75,19 @@ def read_transcript(path: str | Path) -> pd.DataFrame:
         raise ValueError(
             f"transcript {path}: unsupported format {suffix!r}; expected one of {', '.join(TRANSCRIPT_SUFFIXES)}"
         )
+    text = read_text_file(path, "transcript")
     try:
         if suffix == ".json":
-            return _words_from_json(json.loads(path.read_text(encoding="utf-8")), path)
+            return _words_from_json(json.loads(text), path)
         if suffix in (".tsv", ".csv"):
             # every cell as written: a word such as "007", "1999" or "NaN" stays that text (numbers are parsed
             # per cell below), and an empty text cell is an empty word, dropped
             return words_from_table(
-                pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False),
+                pd.read_csv(io.StringIO(text), sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False),
                 source=f"transcript {path}",
             )
-        return _words_from_cues(_read_cues(path.read_text(encoding="utf-8-sig")), path)
-    except (UnicodeDecodeError, json.JSONDecodeError, pd.errors.ParserError) as err:
+        return _words_from_cues(_read_cues(text), path)
+    except (json.JSONDecodeError, pd.errors.ParserError) as err:
         raise ValueError(f"transcript {path}: cannot be parsed as {suffix[1:].upper()} ({err})") from None
 
 
