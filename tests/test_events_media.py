@@ -89,10 +89,14 @@ def test_video_without_audio_warns_and_keeps_the_video(tmp_path):
     assert events["type"].tolist() == ["Video"]
 
 
-def test_audio_only_mp4_is_not_a_video(tmp_path):
+def test_audio_only_mp4_warns_and_keeps_the_sound(tmp_path):
     path = write_mp4(tmp_path / "voice.mp4", None, 2.0, audio=tone(2.0))
-    with pytest.raises(MediaError, match="voice.mp4: has no video stream"):
-        events_from(path)
+    words = pd.DataFrame({"text": ["hi"], "start": [0.5], "duration": [0.2]})
+    with pytest.warns(UserWarning, match="voice.mp4 has no video stream: only its sound will be used"):
+        events = events_from(path, transcript=words)
+    assert sorted(events["type"]) == ["Audio", "Sentence", "Text", "Word"]  # no Video row
+    audio = events[events["type"] == "Audio"].iloc[0]
+    assert audio["duration"] == 2.0 and sf.info(audio["filepath"]).duration >= 2.0  # its soundtrack, as for a .m4a
 
 
 @pytest.mark.parametrize("name, content", [("garbage.mp4", b"this is not a video" * 100), ("noise.wav", b"RIFF1234")])

@@ -129,9 +129,14 @@ def events_from(
 
 def _media_rows(info, is_video: bool, cache_dir) -> list[dict]:
     rows = []
+    if is_video and not info.has_video and info.has_audio:  # a podcast saved as .mp4, say: heard, not seen
+        warnings.warn(
+            f"{info.path} has no video stream: only its sound will be used (audio features and words)", stacklevel=3
+        )
+        is_video = False
     if is_video:
         if not info.has_video:
-            raise MediaError(f"{info.path}: has no video stream; pass it as audio (e.g. rename it .m4a)")
+            raise MediaError(f"{info.path}: has neither a video nor an audio stream")
         rows.append(media_row("Video", info.path, duration=info.duration, frequency=info.fps))
         if not info.has_audio:
             warnings.warn(
