@@ -26,7 +26,7 @@ from tribev2 import cli
 from tribev2.checks import MAX_STIMULUS_S, WriteError, real_number
 from tribev2.dataset import CorruptDatasetError
 from tribev2.demo import demo_model, synthetic_features
-from tribev2.events import events_from
+from tribev2.events import ModelUnavailableError, events_from
 from tribev2.media import MediaError
 from tribev2.model import TribeModel
 from tribev2.model.pretrained import CheckpointError
@@ -1082,6 +1082,58 @@ case("predict-modalities-numbers", early(modalities=[1, 2]), ValueError, r"modal
 case("predict-bad-device", early(device="cuda:7"), ValueError, "device='cuda:7'")
 case("predict-dtype-as-device", early(device="bfloat16"), ValueError, "device='bfloat16' is a dtype")
 case("predict-bad-language", early(language="elvish"), ValueError, "language='elvish'")
+case(
+    "predict-unknown-asr-model", early(asr_model="large-v9"), ValueError, r"asr_model='large-v9': not a faster-whisper"
+)
+case(
+    "predict-asr-folder-missing",
+    early(asr_model="/no/such/whisper"),
+    ModelUnavailableError,
+    r"Whisper model folder /no/such/whisper: no such folder",
+)
+case(
+    "predict-asr-folder-not-a-model",
+    lambda c: early(asr_model=str(c.tmp))(c),
+    ModelUnavailableError,
+    r"Whisper model folder .* has no model\.bin",
+)
+case(  # no recognition with a transcript given: the model name is not looked at (the models' error comes first)
+    "predict-asr-model-unused",
+    early(asr_model="large-v9", transcript=words(("hi", 0.2, 0.3))),
+    Exception,
+    "nonexistent/tribev2-weights",
+)
+
+
+def in_home(run):
+    """``run(c)`` with ``$HOME`` set to the case's folder, so that ``~/name`` names a file there."""
+
+    def wrapped(c):
+        import os
+
+        old = os.environ.get("HOME")
+        os.environ["HOME"] = str(c.tmp)
+        try:
+            return run(c)
+        finally:
+            os.environ["HOME"] = old
+
+    return wrapped
+
+
+def from_home(c):
+    c.file("home.wav", c.wav.read_bytes())
+    c.file("words.srt", srt([(0.5, 1.0, "hi")]))
+    return events_from("~/home.wav", transcript="~/words.srt", cache_dir=c.tmp / "cache")
+
+
+case(
+    "events-tilde-paths",
+    in_home(from_home),
+    check=lambda ev, c: (
+        word_rows(ev)["text"].tolist() == ["hi"] and not ev["filepath"].dropna().str.contains("~").any()
+    ),
+)
 case("predict-bad-hop", early(hop_s=float("nan")), ValueError, "hop_s=nan")
 case("predict-bad-batch", early(batch_size=-1), ValueError, "batch_size=-1")
 case("predict-stimulus-wrong-type", early(stimulus=3.5), TypeError, "stimulus=3.5")

@@ -65,6 +65,12 @@ def count_of_windows(value, name: str) -> None:
 _NETWORK_MODULES = ("httpx", "httpcore", "requests", "urllib3", "ssl", "socket", "h11", "h2", "huggingface_hub")
 
 
+def user_path(value):
+    """A file path as the user typed it (``str`` or path-like) as a :class:`~pathlib.Path` with ``~`` expanded, as
+    a shell would; anything else (a DataFrame, None) as it is."""
+    return Path(value).expanduser() if isinstance(value, (str, os.PathLike)) else value
+
+
 def is_network_error(err: BaseException) -> bool:
     """An exception raised by the network stack under the hub client (``httpx.ConnectError``, ``ssl.SSLError``,
     a proxy error...), whatever its class: many are not ``OSError``s."""

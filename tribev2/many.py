@@ -51,7 +51,7 @@ import xarray as xr
 
 from .atlas import DEFAULT_ATLAS
 from .cache import cache_root
-from .checks import count_of_windows
+from .checks import count_of_windows, user_path
 from .dataset import EVENT_DIM, OVERLAP_DIM, from_storage
 from .events import events_from
 from .events.asr import whisper_model_name
@@ -647,7 +647,7 @@ def _settings(model, extractors, cache_dir, options: dict, *, local: bool) -> Se
 def _paths(stimuli) -> list[str]:
     """Files from a glob pattern, a list file (one path per line, relative to it; ``#`` comments) or a list."""
     if isinstance(stimuli, (str, os.PathLike)):
-        spec = str(stimuli)
+        spec = str(user_path(stimuli))
         if Path(spec).suffix in LIST_SUFFIXES and Path(spec).is_file():
             lines = [line.strip() for line in Path(spec).read_text().splitlines()]
             return [str(Path(spec).parent / line) for line in lines if line and not line.startswith("#")]
@@ -657,7 +657,7 @@ def _paths(stimuli) -> list[str]:
                 raise FileNotFoundError(f"{spec}: no file matches this pattern")
             return found
         return [spec]
-    return [str(p) for p in stimuli]
+    return [str(user_path(p)) for p in stimuli]
 
 
 def _error_text(err: BaseException) -> str:

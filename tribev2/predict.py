@@ -28,10 +28,10 @@ import xarray as xr
 
 from .atlas import DEFAULT_ATLAS, Atlas, check_atlas
 from .cache import file_sha256
-from .checks import MAX_STIMULUS_S, count_of_windows, real_number
+from .checks import MAX_STIMULUS_S, count_of_windows, real_number, user_path
 from .dataset import attach_events, build_dataset
 from .devices import resolve_device
-from .events import events_from
+from .events import check_recognition, events_from
 from .events.language import language_code
 from .events.table import TIME_TOLERANCE_S, timeline_stop
 from .features import Extractor, check_compatible, extract_features
@@ -240,9 +240,11 @@ def predict(
     overlap)``, the indices of the events overlapping each TR (``-1`` pads), and ``words (time)``.
     """
     count_of_windows(batch_size, "batch_size")
+    stimulus, transcript = user_path(stimulus), user_path(transcript)
     _check_request(
         stimulus,
         transcript=transcript,
+        asr_model=asr_model,
         modalities=modalities,
         atlas=atlas,
         hop_s=hop_s,
@@ -457,13 +459,14 @@ def _check_padding(duration_s: float, covered_s: float, window_s: float) -> None
     warnings.warn(message, stacklevel=3)
 
 
-def _check_request(stimulus, *, transcript, modalities, atlas, hop_s, language, device) -> None:
+def _check_request(stimulus, *, transcript, asr_model, modalities, atlas, hop_s, language, device) -> None:
     """What :func:`predict` can check before loading a model or touching the network."""
     for name, value in (("stimulus", stimulus), ("transcript", transcript)):
         if isinstance(value, (str, os.PathLike)) and not Path(value).is_file():
             raise FileNotFoundError(f"{name} {value}: no such file")
         if value is not None and not isinstance(value, (str, os.PathLike, pd.DataFrame)):
             raise TypeError(f"{name}={value!r}: expected a file path or a pandas.DataFrame")
+    check_recognition(stimulus, transcript, asr_model)
     if modalities is not None and (not modalities or not all(isinstance(m, str) for m in modalities)):
         raise ValueError(f"modalities={modalities!r}: expected None (all) or names among text, audio, video")
     check_atlas(atlas)

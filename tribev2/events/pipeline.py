@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..checks import user_path
 from ..media import MediaError, check_finite_audio, probe
 from .alignment import POOR_ALIGNMENT, align_to_text
-from .asr import transcribe
+from .asr import check_whisper_model, transcribe
 from .chunks import chunk_media
 from .language import add_text_events, language_code
 from .media import AUDIO_SUFFIXES, TEXT_SUFFIXES, VIDEO_SUFFIXES, cache_stem, soundtrack
@@ -30,6 +31,7 @@ from .transcripts import TRANSCRIPT_SUFFIXES, read_text_file, read_transcript, w
 from .tts import SpeechEngine, synthesize
 
 EVENTS_SUFFIXES = (".parquet",)  # plus .tsv/.csv files with a 'type' column
+RECOGNISED_SUFFIXES = VIDEO_SUFFIXES + AUDIO_SUFFIXES + TEXT_SUFFIXES  # their words come from speech recognition
 
 
 def events_from(
@@ -70,9 +72,10 @@ def events_from(
         if transcript is None:
             raise ValueError("give a stimulus file, an events table, or transcript=")
         return _with_words([], _transcript_words(transcript), language, source=_name(transcript))
-    path = Path(stimulus)
+    path = user_path(stimulus)
     if not path.is_file():
         raise FileNotFoundError(f"stimulus {path}: no such file")
+    check_recognition(path, transcript, asr_model)
     suffix = path.suffix.lower()
     if suffix in EVENTS_SUFFIXES or (suffix in (".tsv", ".csv") and _has_type_column(path)):
         _refuse_transcript(transcript, f"the events table {path}")
@@ -125,6 +128,14 @@ def events_from(
     else:
         words = pd.DataFrame()
     return _with_words(media, words, language)
+
+
+def check_recognition(stimulus, transcript=None, asr_model: str | os.PathLike | None = None) -> None:
+    """Before any slow work: where the words of ``stimulus`` will be recognised (a media or text file given with
+    no transcript), that ``asr_model`` names a Whisper model that can be loaded (:func:`check_whisper_model`)."""
+    path = user_path(stimulus)
+    if transcript is None and isinstance(path, Path) and path.suffix.lower() in RECOGNISED_SUFFIXES:
+        check_whisper_model(asr_model)
 
 
 def _media_rows(info, is_video: bool, cache_dir) -> list[dict]:

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..checks import user_path
+
 WORD_COLUMNS = ("text", "start", "duration", "sequence_id")
 TRANSCRIPT_SUFFIXES = (".json", ".tsv", ".csv", ".srt", ".vtt")
 
@@ -67,7 +69,7 @@ def read_text_file(path: str | Path, what: str = "text file") -> str:
 
 def read_transcript(path: str | Path) -> pd.DataFrame:
     """Read a transcript file (see the module docs for the formats) into a words table."""
-    path = Path(path)
+    path = user_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"transcript {path}: no such file")
     suffix = path.suffix.lower()
