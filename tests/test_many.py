@@ -22,7 +22,7 @@ from geometry import WITH_DEMO_EXTRACTORS
 from tribev2 import open_dataset, open_many, predict_many
 from tribev2.cli import EXIT_BAD_INPUT, main
 from tribev2.events import packaged_tiny_whisper
-from tribev2.many import stored_stimuli
+from tribev2.many import stimulus_jobs, stored_stimuli
 from tribev2.predict import predict, resolve_predictor
 
 distributed = pytest.importorskip("distributed", reason="dask[distributed] (tribev2[many]) is not installed")
@@ -164,6 +164,25 @@ def test_in_process_equals_predict_records_failures_and_resumes(setup, stimuli, 
     fixed = predict_many(chosen | {"corrupt": stimuli["words0"]}, store=store, progress=False, **setup)
     assert fixed.attrs["computed"] == ["corrupt"] and fixed.attrs["failed"] == {}
     assert open_many(store).attrs["failed"] == {}
+
+
+def test_file_names_become_portable_group_names(tmp_path):
+    """Stems with spaces, accents or brackets are stored under a plain name; names chosen by the caller are kept
+    as given, or refused when a store cannot hold them; two files that would share a name are an error."""
+    files = [tmp_path / name for name in ("Clip 01 (été).mp4", "interview.mp4", ".hidden take.wav")]
+    for path in files:
+        path.write_bytes(b"")
+    assert [(job.name, Path(job.stimulus).name) for job in stimulus_jobs(files)] == [
+        ("Clip_01_ete_", "Clip 01 (été).mp4"),
+        ("interview", "interview.mp4"),
+        ("hidden_take", ".hidden take.wav"),
+    ]
+    assert stimulus_jobs({"run-1": files[0]})[0].name == "run-1"
+    with pytest.raises(ValueError, match=r"stimulus name 'run 1' .*pass \{name: path\}"):
+        stimulus_jobs({"run 1": files[0]})
+    (tmp_path / "Clip 01 [été].mp4").write_bytes(b"")
+    with pytest.raises(ValueError, match="would both be stored as 'Clip_01_ete_'"):
+        stimulus_jobs(str(tmp_path / "Clip*.mp4"))
 
 
 def test_bad_arguments_fail_before_any_work(setup, stimuli, tmp_path):

@@ -41,6 +41,7 @@ import os
 import re
 import threading
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -64,6 +65,7 @@ from .sources import extractor_sources, weights_source
 SETTINGS_ATTR = "tribev2_many"  # the root group's record of the run's settings
 FAILED_ATTR = "failed"  # the root group's {stimulus name: error}
 LIST_SUFFIXES = (".txt", ".lst", ".list")
+GROUP_NAME = r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*"  # a store group: portable on every file system and object store
 GIVEN = "given"  # Settings' mark for a model or extractors passed loaded (in this process only)
 
 
@@ -242,13 +244,13 @@ def stimulus_jobs(stimuli) -> list[Job]:
         pairs = [(str(name), str(path)) for name, path in stimuli.items()]
     else:
         paths = _paths(stimuli)
-        pairs = [(Path(p).stem, p) for p in paths]
+        pairs = [(_group_name(Path(p).stem), p) for p in paths]
     if not pairs:
         raise ValueError(f"stimuli: {stimuli!r} names no file")
     names: dict[str, str] = {}
     jobs = []
     for name, path in pairs:
-        if not re.fullmatch(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*", name):
+        if not re.fullmatch(GROUP_NAME, name):
             raise ValueError(
                 f"stimulus name {name!r} ({path}): a store group name takes letters, digits and "
                 f"'_.-' and does not start with '.'; pass {{name: path}} to choose names"
@@ -262,6 +264,13 @@ def stimulus_jobs(stimuli) -> list[Job]:
         names[name] = path
         jobs.append(Job(name, path))
     return jobs
+
+
+def _group_name(stem: str) -> str:
+    """A file's stem as a store group name: accents dropped, each run of other characters than ASCII letters,
+    digits and ``_.-`` made one ``_`` (``"Clip 01 (été)"`` -> ``"Clip_01_ete_"``), no leading ``.``."""
+    plain = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    return re.sub(r"[^A-Za-z0-9_.\-]+", "_", plain).lstrip(".") or "_"
 
 
 # -- the three tasks of a stimulus (run here or on a worker) -----------------------------------------------------
