@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -80,6 +83,10 @@ def test_bad_input_exit_code_and_nothing_written(saved, tmp_path, capsys):
     assert "missing.nc: no such file" in capsys.readouterr().err
     assert main(["movie", str(saved), "-o", str(tmp_path / "clip.gif")]) == EXIT_BAD_INPUT
     assert "ending in .mp4" in capsys.readouterr().err
+    for fps in ("inf", "0.0001", "1000"):  # checked before any frame is drawn (inf crashed in the encoder)
+        assert main(["movie", str(saved), "-o", str(tmp_path / "m.mp4"), "--fps", fps]) == EXIT_BAD_INPUT
+        assert f"fps={float(fps)!r}" in capsys.readouterr().err
+    assert not (tmp_path / "m.mp4").exists()
     junk = tmp_path / "junk.nc"
     junk.write_text("not a dataset")
     assert main(["report", str(junk), "-o", str(tmp_path / "junk.html")]) == EXIT_BAD_INPUT
@@ -89,3 +96,12 @@ def test_bad_input_exit_code_and_nothing_written(saved, tmp_path, capsys):
         main(["plot", str(saved), "--views", "side"])
     assert exit_.value.code == EXIT_BAD_INPUT
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.nc"]
+
+
+def test_pictures_on_a_machine_without_display_print_no_vtk_warning(saved, tmp_path):
+    """Without DISPLAY, VTK falls back from X11 to EGL and says so on stderr; that expected fallback is not shown."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "VTK_DEFAULT_OPENGL_WINDOW")}
+    command = [sys.executable, "-m", "tribev2.cli", "plot", str(saved), "-o", str(tmp_path / "p.png"), "--time", "0"]
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "p.png").is_file() and run.stderr == "", run.stderr

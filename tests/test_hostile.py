@@ -1325,6 +1325,31 @@ for command, name in (("report", "r.html"), ("movie", "m.mp4"), ("plot", "p.png"
         code=4,
         match=r"cannot write the --output .*speech\.wav/sub/" + re.escape(name) + ": a part of the path is a file",
     )
+for option, value, expected in (
+    ("--time", "1,abc", r"argument --time: expected comma-separated times in seconds .* got '1,abc'"),
+    ("--time", "nan", r"argument --time: .* got 'nan'"),
+    ("--dpi", "100000", r"argument --dpi: expected a whole number of at least 1 and at most 600"),
+    ("--width", "100000", r"argument --width: .* at most 10000"),
+):
+    cli_case(f"cli-plot-{option[2:]}-{value}", "plot", "{tmp}/results.nc", option, value, code=2, match=expected)
+cli_case(
+    "cli-movie-size-99999x300",
+    "movie",
+    "{tmp}/results.nc",
+    "--size",
+    "99999x300",
+    code=2,
+    match=r"argument --size: expected from 16x16 to 4096x4096 pixels",
+)
+cli_case(
+    "cli-plot-width-alone",
+    "plot",
+    "{tmp}/results.nc",
+    "--width",
+    "800",
+    code=2,
+    match="--width and --height: give both",
+)
 cli_case("cli-convert-converted", "convert", "{model}", "{tmp}/out", code=2, match="already in the converted form")
 
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import math
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .atlas import DEFAULT_ATLAS
@@ -116,14 +118,32 @@ def _subjects(value: str | None):
         raise ValueError(f"--subjects {value!r}: expected 'average', 'all' or comma-separated row numbers") from None
 
 
-def _positive_int(value: str) -> int:
-    if not value.strip().isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+def _positive_int(value: str, maximum: int | None = None) -> int:
+    if not value.strip().isdigit() or int(value) < 1 or (maximum is not None and int(value) > maximum):
+        upto = "" if maximum is None else f" and at most {maximum}"
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1{upto}, got {value!r}")
     return int(value)
+
+
+def _up_to(maximum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from 1 to ``maximum``."""
+    return lambda value: _positive_int(value, maximum)
+
+
+def _seconds(value: str) -> list[float]:
+    """``"0, 10.5,20"`` -> ``[0.0, 10.5, 20.0]``."""
+    try:
+        times = [float(part) for part in _comma_list(value)]
+    except ValueError:
+        times = []
+    if not times or not all(math.isfinite(t) for t in times):
+        raise argparse.ArgumentTypeError(f"expected comma-separated times in seconds (e.g. 0,10,20), got {value!r}")
+    return times
 
 
 # -- report, movie, plot: saved results -------------------------------------------------------------------------
 FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
+MAX_DPI, MAX_FIGURE_PX, MAX_PICTURE_PX = 600, 10_000, 4096  # beyond: gigabytes of pixels, not a sharper figure
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -140,8 +160,6 @@ def _movie(args: argparse.Namespace) -> int:
     from .viz import save_movie
 
     output = _output(args, ".mp4", (".mp4",))
-    if not args.fps > 0:
-        raise ValueError(f"--fps {args.fps}: expected a positive number of frames per second")
     ds = _open_results(args.results)
     path = save_movie(ds, output, fps=args.fps, progress=not args.quiet, **_map_options(args))
     _say(args, f"wrote {path}: {ds.sizes.get('time', 1)} frames at {args.fps:g} per second")
@@ -151,10 +169,12 @@ def _movie(args: argparse.Namespace) -> int:
 def _plot(args: argparse.Namespace) -> int:
     from .viz import plot_data, plot_timecourse
 
+    if (args.width is None) != (args.height is None):
+        raise ValueError("--width and --height: give both (the figure's size in pixels) or neither")
     output = _output(args, ".png", FIGURE_SUFFIXES)
     ds = _open_results(args.results)
     variable = args.variable or _plotted_variable(ds)
-    size = {"figsize": (args.width / args.dpi, args.height / args.dpi)} if args.width and args.height else {}
+    size = {"figsize": (args.width / args.dpi, args.height / args.dpi)} if args.width else {}
     if args.roi:
         try:
             figure = plot_timecourse(
@@ -163,8 +183,7 @@ def _plot(args: argparse.Namespace) -> int:
         except KeyError as err:  # a name or pattern that matches no region
             raise ValueError(f"--roi: {err.args[0]}") from None
     else:
-        times = [float(t) for t in args.time.split(",")] if args.time else None
-        figure = plot_data(ds, time=times, variable=variable, dpi=args.dpi, **size, **_map_options(args))
+        figure = plot_data(ds, time=args.time, variable=variable, dpi=args.dpi, **size, **_map_options(args))
     figure.savefig(output, dpi=args.dpi)
     _say(args, f"wrote {output}")
     return 0
@@ -243,8 +262,10 @@ def _picture_size(value: str) -> tuple[int, int]:
         width, height = (int(part) for part in value.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels (e.g. 480x360), got {value!r}") from None
-    if width < 16 or height < 16:
-        raise argparse.ArgumentTypeError(f"expected at least 16x16 pixels, got {value!r}")
+    if not (16 <= width <= MAX_PICTURE_PX and 16 <= height <= MAX_PICTURE_PX):
+        raise argparse.ArgumentTypeError(
+            f"expected from 16x16 to {MAX_PICTURE_PX}x{MAX_PICTURE_PX} pixels, got {value!r}"
+        )
     return width, height
 
 
@@ -568,7 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_map_options(plot, picture_size=False)
     plot.add_argument("-o", "--output", help="the figure file: .png (default: <results>.png), .jpg, .pdf or .svg")
-    plot.add_argument("--time", help="comma-separated times in seconds (default: three spread over the recording)")
+    plot.add_argument(
+        "--time", type=_seconds, help="comma-separated times in seconds (default: three spread over the recording)"
+    )
     plot.add_argument(
         "--roi",
         type=_comma_list,
@@ -579,9 +602,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the Dataset variable to draw (default: prediction, an evaluation's "
         "pearson_r, or the only variable with a vertex dimension)",
     )
-    plot.add_argument("--width", type=_positive_int, help="figure width in pixels (with --height)")
-    plot.add_argument("--height", type=_positive_int, help="figure height in pixels (with --width)")
-    plot.add_argument("--dpi", type=_positive_int, default=100, help="pixels per inch of the file (default: 100)")
+    plot.add_argument("--width", type=_up_to(MAX_FIGURE_PX), help="figure width in pixels (with --height)")
+    plot.add_argument("--height", type=_up_to(MAX_FIGURE_PX), help="figure height in pixels (with --width)")
+    plot.add_argument("--dpi", type=_up_to(MAX_DPI), default=100, help="pixels per inch of the file (default: 100)")
     plot.set_defaults(run=_plot)
 
     convert = sub.add_parser(

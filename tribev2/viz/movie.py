@@ -13,8 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from ..cache import atomic_path
+from ..checks import real_number
 from ..progress import bar
 from .scene import BrainScene, ColorScale, brain_maps, figure_array, outline_painter, side_by_side
+
+FPS_RANGE = (0.01, 240.0)  # a frame a TR: from one TR per 100 s of movie to 240 per second
 
 
 def brain_frames(
@@ -90,8 +93,8 @@ def save_movie(
     path = Path(path)
     if path.suffix.lower() != ".mp4":
         raise ValueError(f"{path}: expected a file name ending in .mp4")
-    if not fps > 0:
-        raise ValueError(f"fps={fps!r}: expected a positive number of frames per second")
+    if not (real_number(fps, "fps", positive=True) and FPS_RANGE[0] <= fps <= FPS_RANGE[1]):
+        raise ValueError(f"fps={fps!r}: expected frames per second from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}")
     with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
         stream = None
         total = np.size(frame_options["time"]) if "time" in frame_options else getattr(data, "sizes", {}).get("time")

@@ -13,9 +13,12 @@ Everything the figures, the movie, the HTML report and the viewer draw goes thro
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
-from collections.abc import Sequence
+import os
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -388,7 +391,8 @@ class BrainScene:
         self.hemis = HEMIS if hemi == "both" else (hemi,)
         self.n_per_hemi = FSAVERAGE_SIZES[self.mesh]
         if plotter is None:
-            plotter = pv.Plotter(off_screen=True, window_size=self.size)
+            with _quiet_display_fallback():
+                plotter = pv.Plotter(off_screen=True, window_size=self.size)
             if not smooth_edges:
                 plotter.render_window.SetMultiSamples(0)  # before the first render creates the GL context
         self.plotter = plotter
@@ -543,3 +547,20 @@ def png_bytes(image) -> bytes:
 
         FigureCanvasAgg(image).print_png(buffer)
     return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def _quiet_display_fallback() -> Iterator[None]:
+    """VTK's warning that it falls back from X11 to EGL (or OSMesa) held back where Linux has no display at all:
+    the expected path to off-screen pictures, not a fault (a render window made elsewhere still warns)."""
+    if not sys.platform.startswith("linux") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        yield
+        return
+    from vtkmodules.vtkCommonCore import vtkLogger
+
+    before = vtkLogger.GetCurrentVerbosityCutoff()
+    vtkLogger.SetStderrVerbosity(vtkLogger.VERBOSITY_ERROR)
+    try:
+        yield
+    finally:
+        vtkLogger.SetStderrVerbosity(before)
