@@ -198,6 +198,14 @@ def test_bad_arguments_fail_before_any_work(setup, stimuli, tmp_path):
         predict_many([stimuli["words0"]], store=store, transcript=stimuli["words0"], **setup)
     with pytest.raises(FileNotFoundError, match="no file matches"):
         predict_many(str(tmp_path / "*.mkv"), store=store, **setup)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    with pytest.raises(ValueError, match="store .*notes: a folder of other files, not a predict_many store"):
+        predict_many([stimuli["words0"]], store=tmp_path / "notes", **setup)
+    assert [p.name for p in (tmp_path / "notes").iterdir()] == ["todo.txt"]  # nothing written among them
+    (tmp_path / "a-file.zarr").write_text("")
+    with pytest.raises(ValueError, match="store .*a-file.zarr: is a file"):
+        predict_many([stimuli["words0"]], store=tmp_path / "a-file.zarr", **setup)
     with pytest.raises(ValueError, match="windows_per_task=0"):
         predict_many([stimuli["words0"]], store=store, windows_per_task=0, **setup)
     with pytest.raises(ValueError, match="subject 99 is not available"):

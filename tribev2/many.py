@@ -52,7 +52,7 @@ import xarray as xr
 
 from .atlas import DEFAULT_ATLAS
 from .cache import cache_root
-from .checks import count_of_windows, user_path
+from .checks import check_writable, count_of_windows, user_path
 from .dataset import EVENT_DIM, OVERLAP_DIM, from_storage
 from .events import events_from
 from .events.asr import whisper_model_name
@@ -150,7 +150,7 @@ def predict_many(
     jobs = stimulus_jobs(stimuli)
     settings = _settings(model, extractors, cache_dir, predict_kwargs, local=client is None)
     count_of_windows(windows_per_task, "windows_per_task")
-    store = Path(store)
+    store = _checked_store(user_path(store))
     record = settings.record()
     if isinstance(model, TribeModel):
         record["model"] = str(model.source)
@@ -230,11 +230,7 @@ def stored_stimuli(store: str | os.PathLike) -> list[str]:
     store = Path(store)
     if not store.is_dir():
         return []
-    return sorted(
-        p.name
-        for p in store.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and ((p / "zarr.json").is_file() or (p / ".zgroup").is_file())
-    )
+    return sorted(p.name for p in store.iterdir() if p.is_dir() and not p.name.startswith(".") and _is_group(p))
 
 
 def stimulus_jobs(stimuli) -> list[Job]:
@@ -537,6 +533,25 @@ def local_cluster(n_workers: int, **options):
 
 
 # -- the store's root --------------------------------------------------------------------------------------------
+def _checked_store(store: Path) -> Path:
+    """``store``, where a run can write: a store of earlier runs, or a new or empty folder that can be made there
+    (not a file, nor a folder of other files, which the run would fill with its groups)."""
+    if store.is_file():
+        raise ValueError(f"store {store}: is a file; a predict_many store is a folder (e.g. out.zarr)")
+    if store.is_dir() and any(store.iterdir()) and not _is_group(store):
+        raise ValueError(
+            f"store {store}: a folder of other files, not a predict_many store; name a new folder (e.g. "
+            f"{store / 'predictions.zarr'})"
+        )
+    check_writable(store, "store")  # a file written and removed beside it; the store itself is made later
+    return store
+
+
+def _is_group(folder: Path) -> bool:
+    """Whether ``folder`` holds a Zarr group (v3's ``zarr.json`` or v2's ``.zgroup``)."""
+    return (folder / "zarr.json").is_file() or (folder / ".zgroup").is_file()
+
+
 def _open_root(store: Path, record: dict | None = None):
     """The store's root group; with ``record``, created if missing and checked against the settings it holds."""
     import zarr
