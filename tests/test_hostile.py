@@ -1009,6 +1009,36 @@ case(
     r"bold\.nii\.gz: no such file",
 )
 case(
+    "load-ground-truth-infinite",
+    lambda c: tribev2.evaluate(saved(c)[0], np.where(np.arange(12)[:, None] == 3, np.inf, np.ones((12, 1284)))),
+    ValueError,
+    r"ground truth holds 1,284 infinite value\(s\), the first at volume 3, vertex 0",
+)
+case(
+    "load-ground-truth-complex",
+    lambda c: tribev2.evaluate(saved(c)[0], np.ones((12, 1284)) * (1 + 1j)),
+    ValueError,
+    r"ground truth has dtype complex128; expected real numbers",
+)
+
+
+def _evaluate_with_missing(c):
+    """Ground truth with one vertex missing (NaN) at one volume: that vertex's r is NaN, with a warning."""
+    ds = saved(c)[0]
+    truth = np.random.default_rng(0).standard_normal((ds.sizes["time"] + 5, 1284))
+    truth[7, 11] = np.nan
+    with pytest.warns(RuntimeWarning, match="Pearson r is undefined at 1 of 1,284 .* not finite"):
+        return tribev2.evaluate(ds, truth)
+
+
+case(
+    "evaluate-ground-truth-with-nan",
+    _evaluate_with_missing,
+    check=lambda ev, c: (
+        np.isnan(ev.pearson_r.values[11]).all() and np.isfinite(np.delete(ev.pearson_r.values, 11)).all()
+    ),
+)
+case(
     "evaluate-not-a-dataset",
     lambda c: tribev2.evaluate("pred.nc", np.zeros((12, 1284))),
     (TypeError, ValueError),

@@ -314,11 +314,13 @@ def _aligned_truth(times: np.ndarray, truth: xr.DataArray) -> tuple[np.ndarray, 
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson r along axis 0, broadcasting the rest; NaN (with one warning) where a series is constant."""
-    a = a - a.mean(axis=0)
-    b = b - b.mean(axis=0)
-    denominator = np.sqrt((a**2).sum(axis=0) * (b**2).sum(axis=0))
-    numerator = (a * b).sum(axis=0)
+    """Pearson r along axis 0, broadcasting the rest; NaN (with one warning) where a series is constant or not
+    finite (infinite values give NaN sums here, numpy's own warnings held back)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        a = a - a.mean(axis=0)
+        b = b - b.mean(axis=0)
+        denominator = np.sqrt((a**2).sum(axis=0) * (b**2).sum(axis=0))
+        numerator = (a * b).sum(axis=0)
     undefined = ~(denominator > 0)
     if undefined.any():
         warnings.warn(

@@ -205,8 +205,15 @@ def load_ground_truth(
             f"ground truth has shape {values.shape}; expected (time, vertex) with vertex = "
             f"{2 * FSAVERAGE_SIZES[check_mesh(mesh)]:,} for {mesh} (left hemisphere first)"
         )
-    if not np.issubdtype(values.dtype, np.number):
-        raise ValueError(f"ground truth has dtype {values.dtype}; expected numbers")
+    if not np.issubdtype(values.dtype, np.number) or np.iscomplexobj(values):
+        raise ValueError(f"ground truth has dtype {values.dtype}; expected real numbers")
+    infinite = np.isinf(values)
+    if infinite.any():  # NaN marks missing data (its vertices get a NaN r, with a warning); infinity, a broken file
+        row, vertex = np.argwhere(infinite)[0]
+        raise ValueError(
+            f"ground truth holds {int(infinite.sum()):,} infinite value(s), the first at volume {row}, vertex "
+            f"{vertex}; NaN marks missing data, infinity cannot be compared"
+        )
     if times is None:
         step = float(tr_s if tr_s is not None else file_tr or 1.0)
         if not step > 0:
