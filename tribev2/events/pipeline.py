@@ -91,8 +91,9 @@ def events_from(
         media = [media_row("Audio", audio.path, duration=audio.duration, frequency=audio.sample_rate)]
     elif suffix in VIDEO_SUFFIXES or suffix in AUDIO_SUFFIXES:
         text = None
-        media = _media_rows(probe(path), suffix in VIDEO_SUFFIXES, cache_dir)
-        check_finite_audio(path)  # NaN samples would make every feature NaN: refused before recognition
+        info = probe(path)
+        check_finite_audio(path)  # NaN samples would make every feature NaN: refused before any decoding
+        media = _media_rows(info, suffix in VIDEO_SUFFIXES, cache_dir)
     else:
         raise ValueError(
             f"stimulus {path}: unsupported file type {suffix or '(no suffix)'!r}; expected a video "
