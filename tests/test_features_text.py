@@ -133,7 +133,8 @@ def test_windowed_mode_shares_passes_past_the_context_cap():
     from tribev2.features.text import windowed_contexts
 
     rng = np.random.default_rng(0)
-    vocabulary = ["ball", "red", "the", "girl", "runs", "into", "garden", "and", "sees", "a", "dog", "sky"]
+    vocabulary = ["ball", "red.", "the", "girl,", "runs", "into", "garden", "and", "sees", "a", "dog's", "sky", "naïve"]
+    vocabulary += ["東京", "12345", "—", '"quoted"']
     texts = [vocabulary[i] for i in rng.integers(0, len(vocabulary), 1100)]
     chars = np.cumsum([0] + [len(t) + 1 for t in texts[:-1]]).tolist()
     running = " ".join(texts)
@@ -149,8 +150,14 @@ def test_windowed_mode_shares_passes_past_the_context_cap():
         device="cpu", progress=False, cache=False, per_modality={"text": {"mode": "windowed", "stride": stride}}
     )["text"]
     reference = TextExtractor(extractor.source, device="cpu", progress=False, cache=False)
-    ids = extractor.token_ids(windowed, texts)[0]
+    ids, n_word = extractor.token_ids(windowed, texts)
     assert len(extractor._chains(ids)) <= 1 + (1100 - MAX_CONTEXT_WORDS) // stride + 2
+    shared_ids, shared_n = extractor.windowed_token_ids(exact, texts)  # one tokenization per run: the same tokens
+    assert all(np.array_equal(a, b) for a, b in zip(shared_ids, ids)) and np.array_equal(shared_n, n_word)
+    two_texts = exact[:40] + exact[:40]  # a run whose words are not all beginnings of its last context: tokenized alone
+    alone_ids, alone_n = extractor.token_ids(windowed_contexts(two_texts, stride), texts[:40] * 2)
+    shared_ids, shared_n = extractor.windowed_token_ids(two_texts, texts[:40] * 2)
+    assert all(np.array_equal(a, b) for a, b in zip(shared_ids, alone_ids)) and np.array_equal(shared_n, alone_n)
     assert len(reference._chains(reference.token_ids(exact, texts)[0])) == 1 + 1100 - (MAX_CONTEXT_WORDS + 1)
     fast, slow = extractor.word_features(exact, texts), reference.word_features(exact, texts)
     np.testing.assert_allclose(fast[:MAX_CONTEXT_WORDS], slow[:MAX_CONTEXT_WORDS], atol=1e-6, rtol=0)  # passes' lengths

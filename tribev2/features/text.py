@@ -83,9 +83,41 @@ class TextExtractor(Extractor):
         n_word = np.array([max(1, len(x) - len(p)) for x, p in zip(ids, prefix_ids)])
         return ids, n_word
 
+    def windowed_token_ids(self, contexts: list[str], texts: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
+        """:meth:`token_ids` of the windowed contexts (:func:`windowed_contexts`), with one tokenization per run:
+        a word whose context begins the run's last context takes that context's tokens up to its own end, and
+        its word tokens are those after its prefix's end (the token offsets say where). Where the run's text has
+        no token boundary at those ends, or the context is not a beginning of it, the word is tokenized alone,
+        as :meth:`token_ids` does. Identical ids wherever words end at token boundaries (a space or punctuation
+        follows them), at a 128th of the tokenizing."""
+        contexts = windowed_contexts(contexts, self.stride)
+        ids: list[np.ndarray | None] = [None] * len(contexts)
+        n_word = np.zeros(len(contexts), dtype=np.int64)
+        for first in range(0, len(contexts), self.stride):
+            last = min(first + self.stride, len(contexts)) - 1
+            run = self.tokenizer(contexts[last], add_special_tokens=False, return_offsets_mapping=True)
+            run_ids = np.asarray(run["input_ids"], dtype=np.int64)
+            ends = np.array([end for _, end in run["offset_mapping"]], dtype=np.int64)
+            for w in range(first, last + 1):
+                context = contexts[w]
+                stop = int(np.searchsorted(ends, len(context), side="right"))  # tokens ending by the context's end
+                if not contexts[last].startswith(context) or stop == 0 or ends[stop - 1] != len(context):
+                    continue
+                before = int(np.searchsorted(ends, len(context[: -len(texts[w])].rstrip()), side="right"))
+                ids[w], n_word[w] = run_ids[:stop][-self.tokenizer.model_max_length :], max(1, stop - before)
+        alone = [w for w, x in enumerate(ids) if x is None]
+        if alone:
+            alone_ids, alone_n = self.token_ids([contexts[w] for w in alone], [texts[w] for w in alone])
+            for w, x, n in zip(alone, alone_ids, alone_n):
+                ids[w], n_word[w] = x, n
+        return ids, n_word
+
     def hidden_state_means(self, contexts: list[str], texts: list[str]) -> np.ndarray:
         """``(W, n_states, width)``: every hidden state, averaged over each word's own tokens."""
-        ids, n_word = self.token_ids(contexts, texts)
+        return self.state_means(*self.token_ids(contexts, texts))
+
+    def state_means(self, ids: list[np.ndarray], n_word: np.ndarray) -> np.ndarray:
+        """:meth:`hidden_state_means` of words given as their contexts' token ids and their own token counts."""
         chains = self._chains(ids) if self.causal else [[w] for w in range(len(ids))]
         out = np.zeros((len(ids), self.config.num_hidden_layers + 1, self.width), dtype=np.float32)
         chains.sort(key=lambda chain: len(ids[chain[-1]]))  # similar lengths share a batch: little padding
@@ -106,9 +138,8 @@ class TextExtractor(Extractor):
 
     def word_features(self, contexts: list[str], texts: list[str]) -> np.ndarray:
         """``(W, n_groups, width)``: the kept hidden states of each word, averaged into layer groups."""
-        if self.mode == "windowed":
-            contexts = windowed_contexts(contexts, self.stride)
-        means = self.hidden_state_means(contexts, texts)[:, self.layer_indices]  # (W, n_kept, D)
+        tokens = self.windowed_token_ids if self.mode == "windowed" else self.token_ids
+        means = self.state_means(*tokens(contexts, texts))[:, self.layer_indices]  # (W, n_kept, D)
         return self.group_mean(means.transpose(1, 0, 2)).transpose(1, 0, 2)
 
     @staticmethod
