@@ -7,7 +7,8 @@ Workloads:
   and the memory the contexts take (each holds up to 1,025 words, as the reference's).
 * ``soundtrack``: ``--video`` (default: the committed demo stimulus) -> its audio track as a WAV (PyAV).
 * ``asr``: ``--audio`` (default: espeak-ng reading a generated text of ``--speech-seconds``) -> words with
-  faster-whisper ``--asr-model`` on ``--device``; reports the real-time factor (audio seconds per second).
+  faster-whisper ``--asr-model`` on ``--device``, decoded in order and in batches (``--asr-batch-sizes``);
+  reports the real-time factor (audio seconds per second) of each.
 
 Every run uses a fresh cache. Usage::
 
@@ -120,7 +121,9 @@ def bench_soundtrack(video: Path) -> dict:
     }
 
 
-def bench_asr(audio: Path | None, speech_seconds: float, model: str | None, device: str) -> dict:
+def bench_asr(
+    audio: Path | None, speech_seconds: float, model: str | None, device: str, batch_sizes: list[int]
+) -> dict:
     import soundfile
 
     from tribev2.events import packaged_tiny_whisper, synthesize, transcribe
@@ -132,17 +135,17 @@ def bench_asr(audio: Path | None, speech_seconds: float, model: str | None, devi
     model = model or str(packaged_tiny_whisper() or whisper_model_name())
     info = soundfile.info(str(audio))
     _whisper(whisper_model_name(model), *whisper_device(device), None)  # load outside the timing
-    began = time.perf_counter()
-    words = transcribe(audio, model=model, device=device)
-    seconds = time.perf_counter() - began
-    return {
-        "audio_seconds": round(info.duration, 1),
-        "model": model,
-        "device": device,
-        "words": len(words),
-        "seconds": round(seconds, 2),
-        "realtime_factor": round(info.duration / seconds, 1),
-    }
+    out = {"audio_seconds": round(info.duration, 1), "model": model, "device": device}
+    for batch in batch_sizes:  # each in a fresh cache entry (the batch size is part of the key)
+        began = time.perf_counter()
+        words = transcribe(audio, model=model, device=device, batch_size=batch)
+        seconds = time.perf_counter() - began
+        out[f"batch_size={batch}"] = {
+            "words": len(words),
+            "seconds": round(seconds, 2),
+            "realtime_factor": round(info.duration / seconds, 1),
+        }
+    return out
 
 
 def main() -> int:
@@ -153,6 +156,11 @@ def main() -> int:
     parser.add_argument("--speech-seconds", type=float, default=60.0, help="length of the generated speech")
     parser.add_argument("--asr-model", help="faster-whisper model (default: the packaged tiny.en)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (speech recognition)")
+    parser.add_argument(
+        "--asr-batch-sizes",
+        default="1,16",
+        help="speech chunks decoded at once, compared in one run (1: in order; default: 1,16)",
+    )
     parser.add_argument("--skip", default="", help="comma-separated workloads to skip: text,soundtrack,asr")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
@@ -166,7 +174,8 @@ def main() -> int:
         video = args.video or Path(str(resources.files("tribev2.data").joinpath("demo_stimulus.mp4")))
         results["soundtrack"] = bench_soundtrack(video)
     if "asr" not in skip:
-        results["asr"] = bench_asr(args.audio, args.speech_seconds, args.asr_model, args.device)
+        batches = [int(b) for b in args.asr_batch_sizes.split(",")]
+        results["asr"] = bench_asr(args.audio, args.speech_seconds, args.asr_model, args.device, batches)
     print(json.dumps(results, indent=1))
     return 0
 

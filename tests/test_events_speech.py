@@ -62,6 +62,14 @@ def test_recognised_word_onsets_are_within_a_third_of_a_second(espeak, tiny_whis
     # cached: the same words come back without running the model again
     assert list(cache_root().joinpath("transcripts").glob("gaps-*.tsv"))
     assert transcribe(path, model=tiny_whisper).equals(words)
+    # decoded in order instead of in batches (the default, as whisperX batches in the reference): as good
+    in_order = transcribe(path, model=tiny_whisper, batch_size=1)
+    heard = [normalise(w) for w in in_order["text"]]
+    errors = [abs(start - truth[WORDS.index(w)]) for w, start in zip(heard, in_order["start"]) if w in WORDS]
+    assert len(errors) >= 0.8 * len(WORDS) and np.median(errors) <= 0.3, heard
+    assert len(list(cache_root().joinpath("transcripts").glob("gaps-*.tsv"))) == 2
+    with pytest.raises(ValueError, match="batch_size=0: expected a whole number"):
+        transcribe(path, model=tiny_whisper, batch_size=0)
 
 
 def test_text_file_is_read_aloud_then_transcribed(espeak, tiny_whisper, tmp_path):

@@ -4,7 +4,9 @@ The reference runs whisperX ``large-v3`` in English. Here the model is, in order
 ``TRIBEV2_WHISPER_MODEL`` environment variable, else ``large-v3`` (downloaded once by faster-whisper into the
 Hugging Face cache). A model is a faster-whisper size name (``large-v3``, ``medium.en``, ``tiny.en``, ...), a
 Hugging Face repo id of a CTranslate2 conversion, or a local folder holding ``model.bin``. Recognition uses
-word timestamps and the Silero voice-activity filter (so silence gives no words rather than invented ones).
+word timestamps and the Silero voice-activity filter (so silence gives no words rather than invented ones); the
+speech chunks the filter finds are decoded in batches of 16 (faster-whisper's batched pipeline, as the
+reference's whisperX batches them; ``batch_size=1`` of :func:`transcribe` decodes in order).
 
 Whisper tends to start a word that follows a pause where the previous word ended. As whisperX's forced
 alignment would, each word's start is moved to the start of the speech region (Silero VAD, 100-ms pauses)
@@ -36,6 +38,7 @@ from .transcripts import read_transcript, words_from_segments
 DEFAULT_WHISPER_MODEL = "large-v3"
 WHISPER_MODEL_VARIABLE = "TRIBEV2_WHISPER_MODEL"
 WHISPER_RATE = 16000
+BATCH_SIZE = 16  # speech chunks decoded at once (the reference's whisperX batch size)
 ONSET_VAD = {"min_silence_duration_ms": 100, "speech_pad_ms": 30}  # speech regions used to refine word starts
 
 
@@ -88,15 +91,24 @@ def transcribe(
     model: str | os.PathLike | None = None,
     device: str = "auto",
     compute_type: str | None = None,
+    batch_size: int = BATCH_SIZE,
     progress: bool = False,
     cache_dir: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Words with timings (file time) recognised in ``audio``: a words table (``text``, ``start``,
-    ``duration``, ``sequence_id`` = Whisper segment), cached under ``cache_dir`` (the cache root)."""
+    ``duration``, ``sequence_id`` = Whisper segment), cached under ``cache_dir`` (the cache root).
+
+    ``batch_size``: above 1 (default 16), faster-whisper's batched pipeline decodes that many speech chunks (cut
+    where the voice-activity filter finds pauses) at once, as whisperX does in the reference (batches of 16):
+    twice as fast as in order on a 2-core CPU (``benchmarks/bench_events.py``), more on a GPU; 1 decodes the
+    audio in order, each 30-s window conditioned on the last. Transcripts of the two are cached apart."""
     audio = Path(audio)
     name = whisper_model_name(model)
     code = language_code(language)
-    key = hashlib.sha256(json.dumps([file_sha256(audio, cache_dir), name, code, ONSET_VAD]).encode()).hexdigest()[:24]
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r}: expected a whole number of speech chunks, at least 1")
+    parts = [file_sha256(audio, cache_dir), name, code, ONSET_VAD] + ([batch_size] if batch_size > 1 else [])
+    key = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
     cached = cache_folder("transcripts", cache_dir) / f"{cache_stem(audio)}-{key}.tsv"
     if cached.is_file():
         return read_transcript(cached)
@@ -109,10 +121,15 @@ def transcribe(
         raise ValueError(
             f"Whisper model {name!r} is English-only; language={language!r} needs a multilingual model (e.g. large-v3)"
         )
-    from faster_whisper import decode_audio
+    from faster_whisper import BatchedInferencePipeline, decode_audio
 
     samples = decode_audio(str(audio), sampling_rate=WHISPER_RATE)
-    segments, info = whisper.transcribe(samples, language=code, word_timestamps=True, vad_filter=True)
+    if batch_size > 1:
+        segments, info = BatchedInferencePipeline(whisper).transcribe(
+            samples, language=code, word_timestamps=True, batch_size=batch_size
+        )
+    else:
+        segments, info = whisper.transcribe(samples, language=code, word_timestamps=True, vad_filter=True)
     words = words_from_segments(_with_progress(segments, info.duration, audio.name) if progress else segments)
     words = snap_onsets(words, speech_regions(samples))
     with atomic_path(cached) as tmp:
