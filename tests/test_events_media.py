@@ -174,3 +174,28 @@ def test_long_non_ascii_names_fit_the_cache(tmp_path):
     events = events_from(path, transcript=pd.DataFrame({"text": ["hi"], "start": [0.2], "duration": [0.3]}))
     wav = Path(events.loc[events["type"] == "Audio", "filepath"].item())
     assert wav.is_file() and wav.name.startswith("映" * 32) and len(wav.name.encode()) <= 100
+
+
+def test_a_second_audio_track_is_named_in_a_warning(tmp_path):
+    """A film with two soundtracks (two languages, say): the first is heard, and the warning says so."""
+    import av
+
+    path = tmp_path / "two_languages.m4a"
+    with av.open(str(path), "w") as container:
+        streams = [container.add_stream("aac", rate=16000) for _ in range(2)]
+        for stream in streams:
+            stream.layout = "mono"
+        for stream in streams:
+            wave = tone(1.0, rate=16000)
+            for first in range(0, len(wave), 1024):
+                frame = av.AudioFrame.from_ndarray(wave[None, first : first + 1024], format="flt", layout="mono")
+                frame.sample_rate = 16000
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode(None):
+                container.mux(packet)
+    assert probe(path).audio_streams == 2
+    words = pd.DataFrame({"text": ["hi"], "start": [0.2], "duration": [0.2]})
+    with pytest.warns(UserWarning, match="two_languages.m4a has 2 audio tracks: the first is used"):
+        events = events_from(path, transcript=words)
+    assert "Audio" in set(events["type"])

@@ -46,6 +46,7 @@ class MediaInfo:
     height: int | None = None
     sample_rate: int | None = None  # of the first audio stream
     channels: int | None = None
+    audio_streams: int = 0  # how many the file holds (the first is the one read)
 
     @property
     def has_video(self) -> bool:
@@ -83,7 +84,11 @@ def probe(path: str | os.PathLike) -> MediaInfo:
         except (soundfile.LibsndfileError, RuntimeError) as err:
             raise MediaError(f"{path}: cannot be read as audio ({err})") from err
         return MediaInfo(
-            path=path, duration=info.frames / info.samplerate, sample_rate=info.samplerate, channels=info.channels
+            path=path,
+            duration=info.frames / info.samplerate,
+            sample_rate=info.samplerate,
+            channels=info.channels,
+            audio_streams=1,
         )
     with _open_container(path) as container:
         video = container.streams.video[0] if container.streams.video else None
@@ -104,7 +109,11 @@ def probe(path: str | os.PathLike) -> MediaInfo:
                 height=video.codec_context.height,
             )
         if audio is not None:
-            fields.update(sample_rate=audio.codec_context.sample_rate, channels=audio.codec_context.channels)
+            fields.update(
+                sample_rate=audio.codec_context.sample_rate,
+                channels=audio.codec_context.channels,
+                audio_streams=len(container.streams.audio),
+            )
     return MediaInfo(path=path, duration=duration, **fields)
 
 

@@ -156,6 +156,12 @@ def _media_rows(info, is_video: bool, cache_dir) -> list[dict]:
                 stacklevel=3,
             )
             return rows
+    if info.audio_streams > 1:  # a film with several languages, say: one is heard
+        warnings.warn(
+            f"{info.path} has {info.audio_streams} audio tracks: the first is used (extract another to a .wav "
+            f"to use it)",
+            stacklevel=3,
+        )
     if info.has_audio:
         wav = soundtrack(info, cache_dir)
         rate = probe(wav).sample_rate
