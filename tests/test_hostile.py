@@ -1088,6 +1088,32 @@ case(
     "atlas-empty-name", lambda c: tribev2.predict(c.wav, model=NOWHERE_MODEL, atlas=""), ValueError, "unknown atlas ''"
 )
 case("atlas-alias", lambda c: tribev2.atlas.check_atlas("glasser"), check=lambda a, c: a == "glasser")
+
+
+def with_regions(c):
+    return tribev2.predict_features(feats(c), model=c.model, atlas="Desikan-Killiany")
+
+
+for label, roi in (("number", 3), ("numbers-in-a-list", ["lingual", 2])):
+    case(
+        f"roi-select-{label}",
+        lambda c, roi=roi: with_regions(c).tribe.sel(roi=roi),
+        TypeError,
+        r"roi=.*: expected a region name, a shell-style pattern \(V\*\), or a list of them",
+    )
+case("roi-select-unknown", lambda c: with_regions(c).tribe.sel(roi="nowhere"), KeyError, "'nowhere' matches no region")
+case(
+    "roi-select-pattern",
+    lambda c: with_regions(c).tribe.sel(roi="lat*"),
+    check=lambda ds, c: set(np.unique(ds["roi"].values)) == {"lateraloccipital", "lateralorbitofrontal"},
+)
+for label, time in (("empty", []), ("nan", float("nan"))):
+    case(
+        f"plot-time-{label}",
+        lambda c, time=time: tribev2.viz.plot_surface(prediction(c), time=time),
+        ValueError,
+        r"time=.*: expected one or more finite times in seconds",
+    )
 case(
     "atlas-none",
     lambda c: tribev2.predict_features(feats(c), model=c.model, atlas=None),

@@ -163,6 +163,8 @@ def _nearest_times(data, time):
     """The data's time points nearest to ``time`` (seconds), refusing times more than half a step away."""
     available = np.asarray(data["time"].values, dtype=np.float64)
     wanted = np.atleast_1d(np.asarray(time, dtype=np.float64))
+    if wanted.size == 0 or not np.isfinite(wanted).all():
+        raise ValueError(f"time={time!r}: expected one or more finite times in seconds (None: every time point)")
     step = float(np.median(np.diff(available))) if available.size > 1 else 1.0
     index = np.abs(available[None, :] - wanted[:, None]).argmin(axis=1)
     far = np.abs(available[index] - wanted) > step / 2 + 1e-9
