@@ -820,6 +820,29 @@ case(
     CheckpointError,
     r"best\.ckpt: expected a Lightning checkpoint",
 )
+
+
+def _config_text(c, text: str):
+    folder = damaged_copy(c, lambda w: None)
+    (folder / "config.yaml").write_text(text)
+    return folder
+
+
+case(
+    "checkpoint-config-not-yaml",
+    lambda c: tribev2.load_model(_config_text(c, "a: [unclosed\n  b: : :")),
+    ValueError,
+    r"config\.yaml: not valid YAML \(line 2, column 4\)",
+)
+case("checkpoint-empty-source", lambda c: tribev2.load_model(""), ValueError, "model source is empty")
+
+
+def _revision_of_a_folder(c):
+    with pytest.warns(UserWarning, match="revision='v2' names a hub revision; the folder .* is used as it is"):
+        return tribev2.load_model(c.model_folder, revision="v2")
+
+
+case("checkpoint-folder-with-revision", _revision_of_a_folder, check=lambda m, c: isinstance(m, TribeModel))
 case(
     "checkpoint-missing-folder",
     lambda c: tribev2.load_model(c.tmp / "nothing-here"),

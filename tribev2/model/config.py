@@ -44,8 +44,13 @@ _LenientLoader.add_multi_constructor("tag:yaml.org,2002:python/", _construct_pyt
 
 def read_yaml(path: str | Path) -> dict:
     """Read an experiment ``config.yaml`` (safe loading, Python tags tolerated)."""
-    with open(path, encoding="utf-8") as f:
-        data = yaml.load(f, Loader=_LenientLoader)  # noqa: S506 - a SafeLoader subclass
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.load(f, Loader=_LenientLoader)  # noqa: S506 - a SafeLoader subclass
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        where = getattr(err, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{at}: {getattr(err, 'problem', None) or err}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a YAML mapping at the top level, found {type(data).__name__}")
     return data

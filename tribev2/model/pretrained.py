@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import sys
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -133,8 +134,14 @@ class Pretrained:
 
 # -- locating files --------------------------------------------------------------------------------------------
 def locate_files(source, *, revision=None, cache_dir=None) -> dict:
+    if not str(source).strip():
+        raise ValueError("model source is empty: pass a folder, a Hugging Face repo id or 'demo'")
     path = Path(source).expanduser()
     if path.is_dir():
+        if revision is not None:
+            warnings.warn(
+                f"revision={revision!r} names a hub revision; the folder {path} is used as it is", stacklevel=4
+            )
         return _files_in_folder(path)
     if path.exists() or str(source).startswith((".", "/", "~")) or str(source).count("/") != 1:
         raise FileNotFoundError(
