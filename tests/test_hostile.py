@@ -1130,6 +1130,19 @@ case(
     lambda c: with_regions(c).tribe.sel(roi="lat*"),
     check=lambda ds, c: set(np.unique(ds["roi"].values)) == {"lateraloccipital", "lateralorbitofrontal"},
 )
+for label, size in (("huge", (100_000, 100_000)), ("zero", (0, 0)), ("one-number", 480)):
+    case(  # a huge picture aborted the process inside VTK (std::bad_alloc)
+        f"picture-size-{label}",
+        lambda c, size=size: tribev2.viz.render(prediction(c), time=0, size=size),
+        ValueError,
+        r"size=.*: expected \(width, height\) in pixels, each from 16 to 4096",
+    )
+case(
+    "viewer-size-huge",
+    lambda c: tribev2.viz.brain(prediction(c), size=(100_000, 100_000), backend="static"),
+    ValueError,
+    r"size=\(100000, 100000\): expected \(width, height\)",
+)
 for label, time in (("empty", []), ("nan", float("nan"))):
     case(
         f"plot-time-{label}",
@@ -1418,7 +1431,7 @@ cli_case(
     "--size",
     "99999x300",
     code=2,
-    match=r"argument --size: expected from 16x16 to 4096x4096 pixels",
+    match=r"argument --size: expected WIDTHxHEIGHT in pixels, from 16x16 to 4096x4096",
 )
 cli_case(
     "cli-plot-width-alone",

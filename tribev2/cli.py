@@ -143,7 +143,7 @@ def _seconds(value: str) -> list[float]:
 
 # -- report, movie, plot: saved results -------------------------------------------------------------------------
 FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
-MAX_DPI, MAX_FIGURE_PX, MAX_PICTURE_PX = 600, 10_000, 4096  # beyond: gigabytes of pixels, not a sharper figure
+MAX_DPI, MAX_FIGURE_PX = 600, 10_000  # beyond: gigabytes of pixels, not a sharper figure
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -258,15 +258,15 @@ def _views(value: str) -> list[str]:
 
 
 def _picture_size(value: str) -> tuple[int, int]:
+    from .viz.scene import MAX_PICTURE_PX, picture_size
+
     try:
-        width, height = (int(part) for part in value.lower().split("x"))
+        return picture_size(value.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels (e.g. 480x360), got {value!r}") from None
-    if not (16 <= width <= MAX_PICTURE_PX and 16 <= height <= MAX_PICTURE_PX):
         raise argparse.ArgumentTypeError(
-            f"expected from 16x16 to {MAX_PICTURE_PX}x{MAX_PICTURE_PX} pixels, got {value!r}"
-        )
-    return width, height
+            f"expected WIDTHxHEIGHT in pixels, from 16x16 to {MAX_PICTURE_PX}x{MAX_PICTURE_PX} (e.g. 480x360), "
+            f"got {value!r}"
+        ) from None
 
 
 def _add_map_options(command: argparse.ArgumentParser, *, picture_size: bool) -> None:

@@ -159,6 +159,24 @@ def _pick_subject(data, subject):
     return data["subject"].values[names.index(str(subject))]
 
 
+MAX_PICTURE_PX = 4096  # a side of one hemisphere's picture: beyond, gigabytes of pixels (VTK aborts the process)
+
+
+def picture_size(size) -> tuple[int, int]:
+    """``size`` as ``(width, height)`` in whole pixels, each side from 16 to :data:`MAX_PICTURE_PX`, else a
+    ``ValueError`` naming it."""
+    try:
+        width, height = (int(side) for side in size)
+    except (TypeError, ValueError):
+        width = height = 0
+    if not (16 <= width <= MAX_PICTURE_PX and 16 <= height <= MAX_PICTURE_PX):
+        raise ValueError(
+            f"size={size!r}: expected (width, height) in pixels, each from 16 to {MAX_PICTURE_PX} (one hemisphere's "
+            f"picture)"
+        )
+    return width, height
+
+
 def _nearest_times(data, time):
     """The data's time points nearest to ``time`` (seconds), refusing times more than half a step away."""
     available = np.asarray(data["time"].values, dtype=np.float64)
@@ -389,7 +407,7 @@ class BrainScene:
         if hemi not in DISPLAY_HEMIS:
             raise ValueError(f"hemi={hemi!r}: expected one of {', '.join(map(repr, DISPLAY_HEMIS))}")
         self.mesh, self.surface, self.hemi = check_mesh(mesh), surface, hemi
-        self.size = (int(size[0]), int(size[1]))
+        self.size = picture_size(size)
         self.hemis = HEMIS if hemi == "both" else (hemi,)
         self.n_per_hemi = FSAVERAGE_SIZES[self.mesh]
         if plotter is None:
