@@ -1137,6 +1137,13 @@ for label, size in (("huge", (100_000, 100_000)), ("zero", (0, 0)), ("one-number
         ValueError,
         r"size=.*: expected \(width, height\) in pixels, each from 16 to 4096",
     )
+for label, options in (("frame-width-huge", {"frame_width": 10**6}), ("jpeg-quality-0", {"jpeg_quality": 0})):
+    case(
+        f"report-{label}",
+        lambda c, options=options: tribev2.viz.save_report(prediction(c), c.tmp / "r.html", **options),
+        ValueError,
+        r"(frame_width=1000000|jpeg_quality=0): expected a whole number from",
+    )
 case(
     "viewer-size-huge",
     lambda c: tribev2.viz.brain(prediction(c), size=(100_000, 100_000), backend="static"),

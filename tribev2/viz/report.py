@@ -24,7 +24,7 @@ import numpy as np
 from ..cache import atomic_path
 from ..progress import bar
 from .movie import brain_frames
-from .scene import _pick_subject
+from .scene import MAX_PICTURE_PX, _pick_subject
 
 
 def save_report(
@@ -54,6 +54,12 @@ def save_report(
     path = Path(path)
     if path.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"{path}: expected a file name ending in .html")
+    for name, value, low, high in (
+        ("frame_width", frame_width, 16, MAX_PICTURE_PX),
+        ("jpeg_quality", jpeg_quality, 1, 100),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+            raise ValueError(f"{name}={value!r}: expected a whole number from {low} to {high}")
     if events is not None:
         ds = attach_events(ds, events)
     if "time" not in ds.dims:
