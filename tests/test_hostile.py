@@ -1144,6 +1144,23 @@ for label, options in (("frame-width-huge", {"frame_width": 10**6}), ("jpeg-qual
         ValueError,
         r"(frame_width=1000000|jpeg_quality=0): expected a whole number from",
     )
+for label, options, expected in (
+    ("dpi-zero", {"dpi": 0}, r"dpi=0: expected a positive number"),
+    ("figsize-zero", {"figsize": (0, 0)}, r"figsize=\(0, 0\): expected \(width, height\) in inches"),
+    ("figsize-huge", {"figsize": (1000, 1000)}, r"figsize=\(1000, 1000\) at dpi=100 makes 100000x100000 pixels"),
+):
+    case(
+        f"plot-{label}",
+        lambda c, options=options: tribev2.viz.plot_surface(prediction(c), time=0, **options),
+        ValueError,
+        expected,
+    )
+case(
+    "movie-quality-1000",
+    lambda c: tribev2.viz.save_movie(prediction(c), c.tmp / "m.mp4", quality=1000),
+    ValueError,
+    r"quality=1000: expected x264's CRF, a whole number from 0 \(lossless\) to 51",
+)
 case(
     "viewer-size-huge",
     lambda c: tribev2.viz.brain(prediction(c), size=(100_000, 100_000), backend="static"),

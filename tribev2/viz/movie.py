@@ -95,6 +95,8 @@ def save_movie(
         raise ValueError(f"{path}: expected a file name ending in .mp4")
     if not (real_number(fps, "fps", positive=True) and FPS_RANGE[0] <= fps <= FPS_RANGE[1]):
         raise ValueError(f"fps={fps!r}: expected frames per second from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}")
+    if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 0 <= quality <= 51:
+        raise ValueError(f"quality={quality!r}: expected x264's CRF, a whole number from 0 (lossless) to 51")
     with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
         stream = None
         total = np.size(frame_options["time"]) if "time" in frame_options else getattr(data, "sizes", {}).get("time")

@@ -19,11 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..checks import real_number
 from .scene import SPLIT_VIEWS, BrainScene, ColorScale, brain_maps, outline_painter, png_bytes, rgb_colors
 
 RGB_NAMES = ("red", "green", "blue")  # colours of the three modality channels, in the data's modality order
 NOTEBOOK_WIDTH_PX = 900  # default figure width: a JupyterLab cell shows it unscaled
 MIN_WIDTH_PX = 320  # room for a colorbar's caption under a single small picture
+MAX_FIGURE_PX = 10_000  # a side of a new figure (figsize x dpi): beyond, gigabytes of pixels
 PICTURE_WIDTH_PX = 300  # default shown width of one hemisphere's picture (narrower when the figure is full)
 PICTURE_ASPECT = 4 / 3  # width / height of one hemisphere's picture
 COLORBAR_BELOW_PX = 60  # room under a one-row figure for its horizontal colorbar and caption
@@ -336,11 +338,30 @@ class _Plan:
                 )
 
 
+def _check_figure_size(figsize, dpi) -> None:
+    """``dpi`` a positive number and ``figsize`` None or ``(width, height)`` inches making from ``MIN_WIDTH_PX``
+    to :data:`MAX_FIGURE_PX` pixels a side, else a ``ValueError`` naming them."""
+    real_number(dpi, "dpi", positive=True)
+    if figsize is None:
+        return
+    try:
+        width, height = (real_number(side, "figsize", positive=True) for side in figsize)
+    except (TypeError, ValueError):
+        raise ValueError(f"figsize={figsize!r}: expected (width, height) in inches") from None
+    pixels = (round(width * dpi), round(height * dpi))
+    if not (MIN_WIDTH_PX <= pixels[0] <= MAX_FIGURE_PX and 100 <= pixels[1] <= MAX_FIGURE_PX):
+        raise ValueError(
+            f"figsize={figsize!r} at dpi={dpi!r} makes {pixels[0]}x{pixels[1]} pixels; expected from "
+            f"{MIN_WIDTH_PX}x100 to {MAX_FIGURE_PX}x{MAX_FIGURE_PX}"
+        )
+
+
 def _brain_axes(plan: _Plan, axes, *, figsize, dpi: float, title: str | None, right: float = 0.0, bottom: float = 0.0):
     """The Axes the pictures go in, and ``plan`` fitted to it: ``axes`` as given (its title set), or the one
     Axes of a new figure of ``figsize`` inches, with ``right`` shown pixels kept for a colorbar and ``bottom``
     for a legend. A new figure without ``figsize`` is as wide as the pictures at their default size, at most
     ``NOTEBOOK_WIDTH_PX``, and as tall as they need."""
+    _check_figure_size(figsize, dpi)
     if axes is not None:
         if title:
             axes.set_title(title, fontsize=plan.fonts.points(plan.fonts.title_px + 2))
