@@ -1162,6 +1162,29 @@ case(
     r"quality=1000: expected x264's CRF, a whole number from 0 \(lossless\) to 51",
 )
 case(
+    "save-gifti-named-gii",
+    lambda c: tribev2.io.save_gifti(prediction(c).prediction.isel(subject=0, time=0), c.tmp / "map.func.gii"),
+    check=lambda paths, c: [p.name for p in paths] == ["map_hemi-L.func.gii", "map_hemi-R.func.gii"],
+)
+case(
+    "save-gifti-under-a-file",
+    lambda c: tribev2.io.save_gifti(prediction(c).prediction.isel(subject=0, time=0), c.wav / "map"),
+    WriteError,
+    r"cannot write the GIFTI file .*speech\.wav/map: a file is in the way",
+)
+case(
+    "save-nifti-bad-suffix",
+    lambda c: tribev2.io.save_nifti(prediction(c).prediction.isel(subject=0, time=0), c.tmp / "map.mgz"),
+    ValueError,
+    r"map\.mgz: expected a file name ending in \.nii or \.nii\.gz",
+)
+case(
+    "resample-an-array",
+    lambda c: tribev2.io.resample(np.zeros((3, 1284)), "fsaverage4"),
+    TypeError,
+    r"resample: expected a DataArray or Dataset with a 'vertex' dimension, got ndarray",
+)
+case(
     "viewer-size-huge",
     lambda c: tribev2.viz.brain(prediction(c), size=(100_000, 100_000), backend="static"),
     ValueError,

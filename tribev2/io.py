@@ -92,14 +92,15 @@ def open_dataset(path: str | os.PathLike, *, verify: bool = True) -> xr.Dataset:
 def save_gifti(data, path: str | os.PathLike) -> tuple[Path, Path]:
     """Write a surface map (``(vertex,)`` or ``(time, vertex)``; a DataArray with at most one subject, or an
     array) as one GIFTI functional file per hemisphere: ``<path>_hemi-L.func.gii`` and
-    ``<path>_hemi-R.func.gii`` (one data array per time point, TR in the ``TimeStep`` metadata, ms)."""
+    ``<path>_hemi-R.func.gii`` (one data array per time point, TR in the ``TimeStep`` metadata, ms); a ``path``
+    ending in ``.gii`` or ``.func.gii`` names the pair without it. Each file is written atomically."""
     import nibabel as nib
 
     values, tr_s, _ = time_by_vertex(data)
     mesh_for_vertices(values.shape[1])  # both hemispheres of a whole mesh, or a clear error
     half = values.shape[1] // 2
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = check_writable(path, "GIFTI file")
+    stem = path.name.removesuffix(".gii").removesuffix(".func")
     written = []
     for hemi, part in zip(HEMIS, (values[:, :half], values[:, half:])):
         meta = {
@@ -117,8 +118,9 @@ def save_gifti(data, path: str | os.PathLike) -> tuple[Path, Path]:
                 for row in part
             ],
         )
-        target = path.with_name(f"{path.name}_hemi-{hemi[0].upper()}.func.gii")
-        nib.save(image, target)
+        target = path.with_name(f"{stem}_hemi-{hemi[0].upper()}.func.gii")
+        with atomic_path(target, "GIFTI file") as tmp:
+            nib.save(image, tmp)
         written.append(target)
     return tuple(written)
 
@@ -159,12 +161,17 @@ def load_gifti(paths: Sequence[str | os.PathLike]) -> tuple[np.ndarray, float | 
 
 
 def save_nifti(data, path: str | os.PathLike, **options) -> Path:
-    """:func:`surface_to_volume` written to ``path`` (``.nii`` or ``.nii.gz``)."""
+    """:func:`surface_to_volume` written to ``path`` (``.nii`` or ``.nii.gz``), atomically; the path is checked
+    before the projection runs."""
     import nibabel as nib
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(surface_to_volume(data, **options), path)
+    if not path.name.endswith((".nii", ".nii.gz")):
+        raise ValueError(f"{path}: expected a file name ending in .nii or .nii.gz")
+    check_writable(path, "NIfTI file")
+    volume = surface_to_volume(data, **options)
+    with atomic_path(path, "NIfTI file") as tmp:
+        nib.save(volume, tmp)
     return path
 
 

@@ -119,6 +119,11 @@ def resample(data, mesh: str, *, method: str = "nearest", k: int = 5):
 
     if method not in ("nearest", "idw"):
         raise ValueError(f"method={method!r}: expected 'nearest' or 'idw'")
+    if not isinstance(data, (xr.DataArray, xr.Dataset)) or "vertex" not in data.dims:
+        raise TypeError(
+            f"resample: expected a DataArray or Dataset with a 'vertex' dimension, got {type(data).__name__} (wrap an "
+            f"array as xr.DataArray(values, dims=('time', 'vertex')))"
+        )
     source_mesh, mesh = mesh_for_vertices(data.sizes["vertex"]), check_mesh(mesh)
     n_source, n_target = FSAVERAGE_SIZES[source_mesh], FSAVERAGE_SIZES[mesh]
     neighbours = 1 if method == "nearest" else min(k, n_source)
