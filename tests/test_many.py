@@ -394,3 +394,18 @@ def test_a_dask_worker_keeps_window_buffers_on_the_heap(environment, tuned):
     assert said == str(tuned)
     reused = int(faults) < 50 * 256 / 4
     assert reused == (tuned or not environment), f"{faults} page faults for 50 buffers of 1 MiB ({environment})"
+
+
+def test_cli_names_an_unreachable_scheduler(stimuli, tmp_path, capsys):
+    """No scheduler at the address: exit 3 with what to do, not a connection traceback (exit 1)."""
+    import dask
+
+    from tribev2.cli import EXIT_UNAVAILABLE
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        code = main(["predict-many", stimuli["words0"], "--store", str(tmp_path / "s.zarr"), "--model", "demo",
+                     "--scheduler", "tcp://127.0.0.1:9"])  # fmt: skip
+    assert code == EXIT_UNAVAILABLE
+    err = capsys.readouterr().err
+    assert "--scheduler tcp://127.0.0.1:9: the Dask scheduler cannot be reached" in err and "Traceback" not in err
+    assert not (tmp_path / "s.zarr").exists()

@@ -67,21 +67,37 @@ def _predict(args: argparse.Namespace) -> int:
 
 # -- predict-many ----------------------------------------------------------------------------------------------
 def _predict_many(args: argparse.Namespace) -> int:
-    from .many import local_cluster, predict_many
+    from .many import local_cluster, predict_many, stimulus_jobs
 
     stimuli = args.stimuli[0] if len(args.stimuli) == 1 else args.stimuli
+    stimulus_jobs(stimuli)  # missing files and clashing names, before any cluster is reached
     options = {**_model_kwargs(args), "windows_per_task": args.windows_per_task}
     if args.scheduler or args.local_workers:
-        from distributed import Client
-
         where = local_cluster(args.local_workers) if args.local_workers else contextlib.nullcontext(args.scheduler)
-        with where as cluster, Client(cluster) as client:
+        with where as cluster, _client(cluster) as client:
             ds = predict_many(stimuli, store=args.store, client=client, **options)
     else:
         ds = predict_many(stimuli, store=args.store, **options)
     for name, error in ds.attrs["failed"].items():
         print(f"tribev2 predict-many: {name} failed: {error}", file=sys.stderr)
     return EXIT_BAD_INPUT if ds.attrs["failed"] else 0
+
+
+class SchedulerUnavailableError(ConnectionError):
+    """A Dask scheduler that cannot be reached."""
+
+
+def _client(cluster):
+    """A ``distributed.Client`` of ``cluster`` (a local cluster, or a scheduler's address)."""
+    from distributed import Client
+
+    try:
+        return Client(cluster)
+    except OSError as err:  # distributed's connection timeout and refusals
+        raise SchedulerUnavailableError(
+            f"--scheduler {cluster}: the Dask scheduler cannot be reached ({err}); is it running (`dask scheduler`) "
+            f"at that address? Or start a cluster here with --local-workers N"
+        ) from None
 
 
 def _model_kwargs(args: argparse.Namespace) -> dict:
@@ -710,7 +726,7 @@ def main(argv: list[str] | None = None) -> int:
     except WriteError as err:
         print(f"tribev2 {args.command}: error: {err}", file=sys.stderr)
         return EXIT_CANNOT_WRITE
-    except (ModelUnavailableError, ExtractorLoadError) as err:
+    except (ModelUnavailableError, ExtractorLoadError, SchedulerUnavailableError) as err:
         print(f"tribev2 {args.command}: error: {err}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, ValueError) as err:
