@@ -31,7 +31,8 @@ EXIT_CANNOT_WRITE = 4
 EXIT_INTERRUPTED = 130
 _EPILOG = (
     "exit codes: 0 success; 1 unexpected error (a bug); 2 bad input (missing, unreadable or unsupported "
-    "file, bad option); 3 a model or program is not available (offline, gated, not installed); 4 a file "
+    "file, bad option); 3 a model, program or Dask scheduler is not available (offline, gated, not installed, "
+    "not running); 4 a file "
     "cannot be written (disk full, read-only, no permission); 130 interrupted."
 )
 
