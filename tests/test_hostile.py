@@ -1178,6 +1178,27 @@ case(
     ValueError,
     r"map\.mgz: expected a file name ending in \.nii or \.nii\.gz",
 )
+
+
+def _extract(c, **window):
+    from tribev2.demo import demo_extractors
+
+    events = events_from(None, transcript=words(("a", 0.5, 0.3)))
+    return tribev2.extract_features(events, extractors=demo_extractors(device="cpu", progress=False), **window)
+
+
+case(  # one window of features is allocated whole: 1e9 s asked for 477 GiB
+    "extract-features-huge-window",
+    lambda c: _extract(c, start=0.0, duration=1e9),
+    ValueError,
+    r"duration=1000000000\.0 s is more than the 21,600 s \(6 h\)",
+)
+case(
+    "extract-features-untyped-table",
+    lambda c: tribev2.extract_features(pd.DataFrame({"a": [1]}), extractors=[], start=0.0, duration=2.0),
+    ValueError,
+    r"events must be a pandas DataFrame with a 'type' column \(got \['a'\]",
+)
 case(
     "resample-an-array",
     lambda c: tribev2.io.resample(np.zeros((3, 1284)), "fsaverage4"),

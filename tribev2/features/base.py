@@ -336,6 +336,10 @@ def extract_features(
     """
     check_window(start, duration)
     if not isinstance(events, pd.DataFrame) or "type" not in events.columns:
-        raise ValueError(f"events must be a pandas DataFrame with a 'type' column (columns {list(COLUMNS_READ)})")
+        found = list(events.columns) if isinstance(events, pd.DataFrame) else type(events).__name__
+        raise ValueError(
+            f"events must be a pandas DataFrame with a 'type' column (got {found}; the columns read are "
+            f"{list(COLUMNS_READ)})"
+        )
     present = set(events["type"].unique())
     return {e.modality: e.extract(events, start, duration) for e in _as_list(extractors) if e.event_type in present}

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..checks import MAX_STIMULUS_S
+
 COLUMNS_READ = ("type", "start", "duration", "offset", "filepath", "text", "context")  # what extractors read
 
 
@@ -94,3 +96,8 @@ def check_window(start: float, duration: float) -> None:
         raise ValueError(f"start must be a finite number of seconds, got {start!r}")
     if not (isinstance(duration, numbers.Real) and math.isfinite(duration) and duration > 0):
         raise ValueError(f"duration must be a positive number of seconds, got {duration!r}")
+    if duration > MAX_STIMULUS_S:  # one window of features is allocated whole
+        raise ValueError(
+            f"duration={duration!r} s is more than the {MAX_STIMULUS_S:,.0f} s (6 h) that one prediction takes "
+            f"(seconds, not ms?)"
+        )
