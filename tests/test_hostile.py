@@ -1205,6 +1205,12 @@ case(
     TypeError,
     r"resample: expected a DataArray or Dataset with a 'vertex' dimension, got ndarray",
 )
+case(  # it showed the last TR without a word
+    "viewer-time-outside",
+    lambda c: tribev2.viz.brain(prediction(c), backend="static").set_time(999),
+    ValueError,
+    r"time=\[999\.0\] s is outside the data's time points",
+)
 case(
     "viewer-size-huge",
     lambda c: tribev2.viz.brain(prediction(c), size=(100_000, 100_000), backend="static"),

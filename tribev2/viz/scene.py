@@ -180,6 +180,14 @@ def picture_size(size) -> tuple[int, int]:
 def _nearest_times(data, time):
     """The data's time points nearest to ``time`` (seconds), refusing times more than half a step away."""
     available = np.asarray(data["time"].values, dtype=np.float64)
+    chosen = available[nearest_time_indices(available, time)]
+    return chosen if np.ndim(time) else chosen[0]
+
+
+def nearest_time_indices(available, time) -> np.ndarray:
+    """Indices of the ``available`` time points (seconds) nearest to ``time`` (one or several), or a
+    ``ValueError`` for a time more than half a step away from all of them."""
+    available = np.asarray(available, dtype=np.float64)
     wanted = np.atleast_1d(np.asarray(time, dtype=np.float64))
     if wanted.size == 0 or not np.isfinite(wanted).all():
         raise ValueError(f"time={time!r}: expected one or more finite times in seconds (None: every time point)")
@@ -191,8 +199,7 @@ def _nearest_times(data, time):
             f"time={wanted[far].tolist()} s is outside the data's time points "
             f"({available[0]:g}..{available[-1]:g} s every {step:g} s)"
         )
-    chosen = available[index]
-    return chosen if np.ndim(time) else chosen[0]
+    return index
 
 
 def region_labels(ds, atlas, mesh: str) -> tuple[np.ndarray | None, tuple[str, ...], str | None]:

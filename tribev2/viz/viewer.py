@@ -38,6 +38,7 @@ from .scene import (
     brain_maps,
     draw_outlines,
     figure_array,
+    nearest_time_indices,
     picture_size,
     png_bytes,
     region_borders,
@@ -141,8 +142,8 @@ class BrainViewer:
 
     # -- state changes (the widgets call these) -----------------------------------------------------------------
     def set_time(self, time_s: float) -> None:
-        """Show the time point nearest to ``time_s`` seconds."""
-        self._show_time_index(int(np.abs(np.asarray(self.prediction.times) - time_s).argmin()))
+        """Show the time point nearest to ``time_s`` seconds (one more than half a TR outside is an error)."""
+        self._show_time_index(int(nearest_time_indices(self.prediction.times, time_s)[0]))
 
     def _show_time_index(self, index: int) -> None:
         self.state["time"] = index
