@@ -1382,6 +1382,23 @@ cli_case(
     code=4,
     match=r"--events .*e\.tsv",
 )
+for label, events, expected in (  # each would have overwritten a file: the user's input, or the predictions
+    ("same-as-output", "{tmp}/o.nc", r"--events .*o\.nc: expected a \.tsv path"),
+    ("is-the-stimulus", "{tmp}/words.tsv", r"--events .*words\.tsv is the stimulus: it would be overwritten"),
+):
+    cli_case(
+        f"cli-events-{label}",
+        "predict",
+        "{tmp}/words.tsv",
+        "-o",
+        "{tmp}/o.nc",
+        "--events",
+        events,
+        "--model",
+        NOWHERE_MODEL,
+        code=2,
+        match=expected,
+    )
 cli_case(
     "cli-missing-transcript",
     "predict",
@@ -1523,10 +1540,13 @@ cli_case("cli-convert-converted", "convert", "{model}", "{tmp}/out", code=2, mat
 def test_cli_case(ctx, capsys, id, args, code, match):
     if id == "cli-model-nan":
         damaged_copy(ctx, poison("predictor", float("nan"))).rename(ctx.tmp / "nan-model")
+    words = ctx.file("words.tsv", "text\tstart\tduration\nhi\t0.2\t0.3\n")
+    before = words.read_bytes()
     cli_run(*args, expect_code=code)(ctx)
     captured = capsys.readouterr()
     assert re.search(match, captured.err), captured.err
     assert "Traceback" not in captured.err
+    assert words.read_bytes() == before  # no input is ever written over
 
 
 # -- the environment (injected faults; real ones: test_environment_faults.py) ----------------------------------------

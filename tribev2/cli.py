@@ -51,19 +51,33 @@ def _predict(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--transcript {args.transcript}: no such file")
     if args.atlas.lower() != "none":
         check_atlas(args.atlas)
+    if args.events:
+        _check_events_path(Path(args.events), output=output, inputs=(args.stimulus, args.transcript))
     for target, what in ((output, "--output"), (args.events, "--events")):  # before the slow steps
         if target:
             check_writable(target, what)
     ds = predict(args.stimulus, transcript=args.transcript, **_model_kwargs(args))
     save_dataset(ds, output)
     if args.events:
-        ds.tribe.events().to_csv(args.events, sep="\t", index=False)
+        from .cache import atomic_path
+
+        with atomic_path(args.events, "events table") as tmp:
+            ds.tribe.events().to_csv(tmp, sep="\t", index=False)
     if not args.quiet:
         print(
             f"wrote {output}: prediction {dict(ds.prediction.sizes)} on {ds.attrs['mesh']}, "
             f"{ds.sizes['event']} events, modalities {ds.attrs['modalities']}"
         )
     return 0
+
+
+def _check_events_path(events: Path, *, output: Path, inputs) -> None:
+    """``--events``: a ``.tsv`` that is neither the output nor one of the ``inputs`` (it would overwrite them)."""
+    if events.suffix.lower() != ".tsv":
+        raise ValueError(f"--events {events}: expected a .tsv path (the events table is tab-separated)")
+    for other, what in ((output, "--output"), *zip(inputs, ("the stimulus", "--transcript"))):
+        if other and events.resolve() == Path(other).resolve():
+            raise ValueError(f"--events {events} is {what}: it would be overwritten; name another file")
 
 
 # -- predict-many ----------------------------------------------------------------------------------------------
