@@ -1018,6 +1018,41 @@ case(
     (WriteError, NotADirectoryError, FileExistsError),
     r"plain",
 )
+
+
+def _save_over(c, name: str, make):
+    """``save_dataset`` onto ``name`` after ``make(path)`` put something there; that something must survive."""
+    target = c.tmp / name
+    make(target)
+    try:
+        return tribev2.save_dataset(prediction(c), target)
+    finally:
+        assert target.exists() and (target.is_file() or any(target.iterdir()))
+
+
+def _folder_with_a_file(path):
+    path.mkdir()
+    (path / "mine.txt").write_text("keep me")
+
+
+case(  # the folder was replaced: the user's files in it were lost
+    "save-zarr-onto-a-folder-of-files",
+    lambda c: _save_over(c, "mine.zarr", _folder_with_a_file),
+    ValueError,
+    r"mine\.zarr: a folder of other files, not a Zarr store; saving would replace them",
+)
+case(
+    "save-netcdf-onto-a-folder",
+    lambda c: _save_over(c, "dir.nc", _folder_with_a_file),
+    ValueError,
+    r"dir\.nc: a folder is there; a NetCDF Dataset is one file",
+)
+case(
+    "save-zarr-onto-a-file",
+    lambda c: _save_over(c, "file.zarr", lambda p: p.write_text("keep me")),
+    ValueError,
+    r"file\.zarr: a file is there; a Zarr Dataset is a folder",
+)
 case("save-old-file-kept-on-failure", lambda c: _failed_overwrite(c), check=lambda pair, c: pair[0] == pair[1])
 case(
     "load-ground-truth-wrong-vertices",

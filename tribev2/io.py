@@ -51,6 +51,7 @@ def save_dataset(ds: xr.Dataset, path: str | os.PathLike, *, format: str | None 
             if format is None
             else f"format={format!r}: expected 'netcdf' or 'zarr'"
         )
+    _check_replaceable(path, kind)
     flat = to_storage(ds)
     check_writable(path, "Dataset", needed_bytes=flat.nbytes)
     with atomic_path(path, "Dataset") as tmp:
@@ -59,6 +60,22 @@ def save_dataset(ds: xr.Dataset, path: str | os.PathLike, *, format: str | None 
         else:
             tmp.write_bytes(flat.to_netcdf(engine=NETCDF_ENGINE))
     return path
+
+
+def _check_replaceable(path: Path, kind: str) -> None:
+    """What is at ``path`` may be replaced by a ``kind`` Dataset: nothing, or a file or store of that kind (a
+    folder of other files, or a file where a store goes, would be lost)."""
+    if kind == "netcdf" and path.is_dir():
+        raise ValueError(f"{path}: a folder is there; a NetCDF Dataset is one file (name another path)")
+    if kind == "zarr" and path.is_file():
+        raise ValueError(f"{path}: a file is there; a Zarr Dataset is a folder (name another path)")
+    if kind == "zarr" and path.is_dir() and any(path.iterdir()) and not is_zarr_group(path):
+        raise ValueError(f"{path}: a folder of other files, not a Zarr store; saving would replace them")
+
+
+def is_zarr_group(folder: Path) -> bool:
+    """Whether ``folder`` holds a Zarr group (v3's ``zarr.json`` or v2's ``.zgroup``)."""
+    return (folder / "zarr.json").is_file() or (folder / ".zgroup").is_file()
 
 
 def open_dataset(path: str | os.PathLike, *, verify: bool = True) -> xr.Dataset:

@@ -57,7 +57,7 @@ from .dataset import EVENT_DIM, OVERLAP_DIM, from_storage
 from .events import events_from
 from .events.asr import whisper_model_name
 from .events.table import timeline_stop
-from .io import save_dataset
+from .io import is_zarr_group, save_dataset
 from .model import TribeModel
 from .predict import Windows, extractors_used, predict_window_range, resolve_predictor, stimulus_dataset
 from .sources import extractor_sources, weights_source
@@ -230,7 +230,7 @@ def stored_stimuli(store: str | os.PathLike) -> list[str]:
     store = Path(store)
     if not store.is_dir():
         return []
-    return sorted(p.name for p in store.iterdir() if p.is_dir() and not p.name.startswith(".") and _is_group(p))
+    return sorted(p.name for p in store.iterdir() if p.is_dir() and not p.name.startswith(".") and is_zarr_group(p))
 
 
 def stimulus_jobs(stimuli) -> list[Job]:
@@ -538,18 +538,13 @@ def _checked_store(store: Path) -> Path:
     (not a file, nor a folder of other files, which the run would fill with its groups)."""
     if store.is_file():
         raise ValueError(f"store {store}: is a file; a predict_many store is a folder (e.g. out.zarr)")
-    if store.is_dir() and any(store.iterdir()) and not _is_group(store):
+    if store.is_dir() and any(store.iterdir()) and not is_zarr_group(store):
         raise ValueError(
             f"store {store}: a folder of other files, not a predict_many store; name a new folder (e.g. "
             f"{store / 'predictions.zarr'})"
         )
     check_writable(store, "store")  # a file written and removed beside it; the store itself is made later
     return store
-
-
-def _is_group(folder: Path) -> bool:
-    """Whether ``folder`` holds a Zarr group (v3's ``zarr.json`` or v2's ``.zgroup``)."""
-    return (folder / "zarr.json").is_file() or (folder / ".zgroup").is_file()
 
 
 def _open_root(store: Path, record: dict | None = None):
