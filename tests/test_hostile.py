@@ -1053,6 +1053,36 @@ case(
     ValueError,
     r"file\.zarr: a file is there; a Zarr Dataset is a folder",
 )
+
+
+def _model_into(c, make):
+    target = c.tmp / "outputs"
+    make(target)
+    try:
+        return c.model.save_pretrained(target)
+    finally:
+        assert (target / "mine.txt").read_text() == "keep me" if target.is_dir() else target.read_text() == "keep me"
+
+
+case(  # the folder was replaced as a whole: every other file in it was lost
+    "save-pretrained-into-a-folder-of-files",
+    lambda c: _model_into(c, _folder_with_a_file),
+    ValueError,
+    r"outputs: holds 'mine\.txt': saving replaces the folder as a whole",
+)
+case(
+    "save-pretrained-onto-a-file",
+    lambda c: _model_into(c, lambda p: p.write_text("keep me")),
+    ValueError,
+    r"outputs: is a file; a model is saved as a folder",
+)
+case(
+    "save-pretrained-over-a-saved-model",
+    lambda c: c.model.save_pretrained(c.model.save_pretrained(c.tmp / "again")),
+    check=lambda folder, c: (
+        sorted(p.name for p in folder.iterdir()) == ["build_args.json", "config.yaml", "model.safetensors"]
+    ),
+)
 case("save-old-file-kept-on-failure", lambda c: _failed_overwrite(c), check=lambda pair, c: pair[0] == pair[1])
 case(
     "load-ground-truth-wrong-vertices",

@@ -34,6 +34,7 @@ CONFIG_FILE = "config.yaml"
 CHECKPOINT_FILE = "best.ckpt"
 SAFETENSORS_FILE = "model.safetensors"
 BUILD_ARGS_FILE = "build_args.json"
+MODEL_FILES = (CONFIG_FILE, CHECKPOINT_FILE, SAFETENSORS_FILE, BUILD_ARGS_FILE)  # what a model folder holds
 DEFAULT_SOURCE = "facebook/tribev2"
 WEIGHTS_LICENSE = (
     "The released TRIBE v2 weights are licensed CC BY-NC 4.0 (non-commercial use only); "
@@ -121,6 +122,14 @@ class Pretrained:
         from safetensors.torch import save_file
 
         folder = Path(folder)
+        others = sorted(p.name for p in folder.iterdir() if p.name not in MODEL_FILES) if folder.is_dir() else []
+        if folder.is_file():
+            raise ValueError(f"{folder}: is a file; a model is saved as a folder (name a new one)")
+        if others:
+            raise ValueError(
+                f"{folder}: holds {_short_list(others)}: saving replaces the folder as a whole, so name a new or "
+                f"empty folder (or one written by save_pretrained)"
+            )
         experiment = copy.deepcopy(self.experiment_config) if self.experiment_config else self.config.to_experiment()
         with atomic_path(folder) as tmp:
             tmp.mkdir()
