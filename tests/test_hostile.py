@@ -1083,6 +1083,23 @@ case(
         sorted(p.name for p in folder.iterdir()) == ["build_args.json", "config.yaml", "model.safetensors"]
     ),
 )
+
+
+def _report_onto_a_folder(c):
+    target = c.tmp / "report.html"
+    _folder_with_a_file(target)
+    try:
+        return tribev2.viz.save_report(prediction(c), target)
+    finally:
+        assert (target / "mine.txt").read_text() == "keep me"
+
+
+case(  # any file written atomically onto a folder replaced the folder, and all it held
+    "report-onto-a-folder",
+    _report_onto_a_folder,
+    WriteError,
+    r"cannot write the file .*report\.html: a folder is in the way of the file",
+)
 case("save-old-file-kept-on-failure", lambda c: _failed_overwrite(c), check=lambda pair, c: pair[0] == pair[1])
 case(
     "load-ground-truth-wrong-vertices",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import os
@@ -48,6 +49,8 @@ def atomic_path(target: str | os.PathLike, what: str = "file", *, cache: bool = 
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)) / target.name
         try:
             yield tmp
+            if tmp.is_file() and target.is_dir():  # never a folder (and all it holds) replaced by a file
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
             if tmp.exists():
                 if target.is_dir():  # a folder cannot be replaced in one step: move the old one aside first
                     os.replace(target, tmp.parent / f"{target.name}.old")

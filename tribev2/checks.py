@@ -30,6 +30,7 @@ _CAUSES = {
     errno.EPERM: "permission denied",
     errno.ENOTDIR: "a part of the path is a file, not a folder",
     errno.EEXIST: "a file is in the way of the folder",
+    errno.EISDIR: "a folder is in the way of the file",
 }
 
 
