@@ -37,7 +37,8 @@ def save_dataset(ds: xr.Dataset, path: str | os.PathLike, *, format: str | None 
     any earlier file at ``path`` as it was, and nothing else. ``format`` (``"netcdf"`` or ``"zarr"``) names the
     format where the path's suffix does not (a group inside a store). Each data variable gets its checksum (see
     :mod:`tribev2.dataset`). A full disk, a read-only folder or a missing permission is a
-    :class:`tribev2.checks.WriteError` naming ``path``.
+    :class:`tribev2.checks.WriteError` naming ``path``. What ``path`` holds must be a Dataset's file or store
+    (or nothing): a folder of other files is a ``ValueError``, never replaced.
 
     NetCDF is serialised in memory first and then written with plain file writes: HDF5 writing straight to a
     full disk can crash the process (a segmentation fault when the half-written file is closed)."""

@@ -118,7 +118,8 @@ class Pretrained:
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write ``model.safetensors`` + ``build_args.json`` + ``config.yaml`` into ``folder`` (replaced
-        atomically), which :meth:`from_pretrained` loads to identical weights and subject names."""
+        atomically), which :meth:`from_pretrained` loads to identical weights and subject names. The folder must
+        be new, empty or a saved model: one holding other files is a ``ValueError`` (they would be lost)."""
         from safetensors.torch import save_file
 
         folder = Path(folder)
