@@ -16,6 +16,7 @@ import torch
 import xarray as xr
 
 from .atlas import DEFAULT_ATLAS, Atlas, load_atlas
+from .checks import is_whole_number
 from .events import events_from
 from .events.table import timeline_stop
 from .model import TribeModel, check_features
@@ -69,7 +70,7 @@ def attribute(
     """
     if method not in METHODS:
         raise ValueError(f"method={method!r}: expected one of {METHODS}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+    if not is_whole_number(steps):
         raise ValueError(f"steps={steps!r}: expected a positive whole number of integration steps")
     config = model.config
     rows = model.subject_rows(subject)

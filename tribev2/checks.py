@@ -57,9 +57,14 @@ def real_number(value, name: str, *, positive: bool = False, minimum: float | No
     return float(value)
 
 
+def is_whole_number(value, low: int = 1, high: float = math.inf) -> bool:
+    """Whether ``value`` is an integer (Python or NumPy, not a bool) from ``low`` to ``high``."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and low <= value <= high
+
+
 def count_of_windows(value, name: str) -> None:
     """A ``ValueError`` naming ``name`` unless ``value`` is a whole number (not a bool), at least 1."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+    if not is_whole_number(value):
         raise ValueError(f"{name}={value!r}: expected a whole number of windows, at least 1")
 
 

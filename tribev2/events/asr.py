@@ -30,6 +30,7 @@ import pandas as pd
 
 from ..cache import atomic_path, file_sha256
 from ..cache import cache_dir as cache_folder
+from ..checks import is_whole_number
 from ..progress import bar, progress_bars
 from .language import language_code
 from .media import cache_stem
@@ -105,7 +106,7 @@ def transcribe(
     audio = Path(audio)
     name = whisper_model_name(model)
     code = language_code(language)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if not is_whole_number(batch_size):
         raise ValueError(f"batch_size={batch_size!r}: expected a whole number of speech chunks, at least 1")
     parts = [file_sha256(audio, cache_dir), name, code, ONSET_VAD] + ([batch_size] if batch_size > 1 else [])
     key = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]

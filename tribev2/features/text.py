@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..checks import is_whole_number
 from .base import Extractor
 from .cache import cached_array
 from .grid import check_window, event_rows, n_samples, overlapping, place_words
@@ -53,7 +54,7 @@ class TextExtractor(Extractor):
         super().__init__(source, **options)
         if mode not in TEXT_MODES:
             raise ValueError(f"mode must be one of {TEXT_MODES}, got {mode!r}")
-        if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        if not is_whole_number(stride):
             raise ValueError(f"stride must be a whole number of words, at least 1, got {stride!r}")
         self.mode = mode
         self.stride = stride

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..cache import atomic_path
-from ..checks import real_number
+from ..checks import is_whole_number, real_number
 from ..progress import bar
 from .scene import BrainScene, ColorScale, brain_maps, figure_array, outline_painter, side_by_side
 
@@ -95,7 +95,7 @@ def save_movie(
         raise ValueError(f"{path}: expected a file name ending in .mp4")
     if not (real_number(fps, "fps", positive=True) and FPS_RANGE[0] <= fps <= FPS_RANGE[1]):
         raise ValueError(f"fps={fps!r}: expected frames per second from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}")
-    if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 0 <= quality <= 51:
+    if not is_whole_number(quality, 0, 51):
         raise ValueError(f"quality={quality!r}: expected x264's CRF, a whole number from 0 (lossless) to 51")
     with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
         stream = None

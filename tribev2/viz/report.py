@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..cache import atomic_path
+from ..checks import is_whole_number
 from ..progress import bar
 from .movie import brain_frames
 from .scene import MAX_PICTURE_PX, _pick_subject
@@ -58,7 +59,7 @@ def save_report(
         ("frame_width", frame_width, 16, MAX_PICTURE_PX),
         ("jpeg_quality", jpeg_quality, 1, 100),
     ):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        if not is_whole_number(value, low, high):
             raise ValueError(f"{name}={value!r}: expected a whole number from {low} to {high}")
     if events is not None:
         ds = attach_events(ds, events)
