@@ -19,7 +19,6 @@ import importlib
 import math
 import shutil
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from .atlas import DEFAULT_ATLAS
@@ -156,9 +155,11 @@ def _positive_int(value: str, maximum: int | None = None) -> int:
     return int(value)
 
 
-def _up_to(maximum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number from 1 to ``maximum``."""
-    return lambda value: _positive_int(value, maximum)
+def _figure_px(value: str) -> int:
+    """An argparse type: a figure side in pixels, up to :data:`tribev2.viz.static.MAX_FIGURE_PX`."""
+    from .viz.static import MAX_FIGURE_PX
+
+    return _positive_int(value, MAX_FIGURE_PX)
 
 
 def _seconds(value: str) -> list[float]:
@@ -174,7 +175,7 @@ def _seconds(value: str) -> list[float]:
 
 # -- report, movie, plot: saved results -------------------------------------------------------------------------
 FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
-MAX_DPI, MAX_FIGURE_PX = 600, 10_000  # beyond: gigabytes of pixels, not a sharper figure
+MAX_DPI = 600  # beyond: gigabytes of pixels, not a sharper figure
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -633,9 +634,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the Dataset variable to draw (default: prediction, an evaluation's "
         "pearson_r, or the only variable with a vertex dimension)",
     )
-    plot.add_argument("--width", type=_up_to(MAX_FIGURE_PX), help="figure width in pixels (with --height)")
-    plot.add_argument("--height", type=_up_to(MAX_FIGURE_PX), help="figure height in pixels (with --width)")
-    plot.add_argument("--dpi", type=_up_to(MAX_DPI), default=100, help="pixels per inch of the file (default: 100)")
+    plot.add_argument("--width", type=_figure_px, help="figure width in pixels (with --height)")
+    plot.add_argument("--height", type=_figure_px, help="figure height in pixels (with --width)")
+    plot.add_argument(
+        "--dpi",
+        type=lambda value: _positive_int(value, MAX_DPI),
+        default=100,
+        help="pixels per inch of the file (default: 100)",
+    )
     plot.set_defaults(run=_plot)
 
     convert = sub.add_parser(

@@ -93,12 +93,11 @@ def region_name(raw: str) -> str:
 
 def match_names(names: Sequence[str], patterns: str | Iterable[str], *, what: str) -> list[str]:
     """The ``names`` matching any of the shell-style ``patterns`` (case-sensitive), in ``names`` order."""
-    given = patterns
-    patterns = [patterns] if isinstance(patterns, str) else list(patterns) if isinstance(patterns, Iterable) else None
-    if patterns is None or not all(isinstance(p, str) for p in patterns):
-        raise TypeError(f"roi={given!r}: expected a region name, a shell-style pattern (V*), or a list of them")
+    listed = list(patterns) if isinstance(patterns, Iterable) and not isinstance(patterns, str) else [patterns]
+    if not all(isinstance(p, str) for p in listed):
+        raise TypeError(f"roi={patterns!r}: expected a region name, a shell-style pattern (V*), or a list of them")
     chosen = set()
-    for pattern in patterns:
+    for pattern in listed:
         found = fnmatch.filter(names, pattern)
         if not found:
             lower = {n.lower(): n for n in names}

@@ -114,7 +114,8 @@ class BrainViewer:
         self.offset_s = float(ds["time"].attrs.get("hemodynamic_offset_s", 0.0)) if "time" in ds.coords else 0.0
         self.truth = _truth_maps(truth, self.mesh) if truth is not None else None
         self.backend = _choose_backend(backend)
-        plotter = _notebook_plotter(picture_size(size)) if self.backend == "trame" else None
+        size = picture_size(size)  # checked before a notebook plotter is made for it
+        plotter = _notebook_plotter(size) if self.backend == "trame" else None
         self.scene = BrainScene(self.mesh, surface=surface, hemi=hemi, size=size, plotter=plotter)
         self.labels, self.region_names, self.atlas_name = region_labels(ds, atlas, self.mesh)
         self.overlays = {"prediction": self.prediction.values}
