@@ -15,22 +15,14 @@ import scipy.spatial.distance
 import scipy.stats
 import torch
 import xarray as xr
+from geometry import SMALL
 
 import tribev2
 from tribev2 import atlas as atlas_module
 from tribev2.atlas import NO_REGION, AtlasUnavailableWarning, RegionIndex
 from tribev2.demo import demo_model, synthetic_features
 
-FS5 = dict(
-    feature_dims={"text": (2, 8), "audio": (2, 6), "video": (2, 4)},
-    n_outputs=2 * 10242,
-    n_output_timesteps=10,
-    hidden=96,
-    depth=1,
-    heads=2,
-    low_rank_head=8,
-    max_seq_len=64,
-)
+FS5 = {**SMALL, "n_outputs": 2 * 10242, "low_rank_head": 8}  # the small geometry on fsaverage5
 HCP = ("lh.HCPMMP1.fsaverage5.annot", "rh.HCPMMP1.fsaverage5.annot")
 
 

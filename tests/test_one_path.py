@@ -25,17 +25,7 @@ def model():
 
 
 def small_config(**changes) -> BrainConfig:
-    base = dict(
-        feature_dims={"text": (2, 8)},
-        n_outputs=2 * 642,
-        n_output_timesteps=10,
-        hidden=64,
-        depth=1,
-        heads=2,
-        low_rank_head=16,
-        max_seq_len=64,
-    )
-    return BrainConfig(**{**base, **changes})
+    return BrainConfig(**{**SMALL, "feature_dims": {"text": (2, 8)}, "hidden": 64, **changes})
 
 
 # -- forward ------------------------------------------------------------------------------------------------------
