@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_model import _machine  # noqa: E402
 
@@ -91,6 +93,7 @@ def main() -> None:
     parser.add_argument("--size", choices=tuple(ARCHITECTURES), default="large-v3")
     parser.add_argument("--audio", type=Path, help="speech to recognise (default: 60 s of espeak-ng)")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the generated speech")
+    parser.add_argument("--repeat", type=int, default=1, help="the speech played this many times in a row")
     parser.add_argument("--batch-sizes", default="8,16", help="batched variants, beside the in-order one")
     parser.add_argument("--tokens-per-second", type=float, default=3.5, help="decoded per second of speech")
     parser.add_argument("--json", help="write the rows here")
@@ -103,7 +106,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = random_whisper(args.size, Path(tmp), "float16" if cuda else "int8")
         model = WhisperModel(str(folder), device="cuda" if cuda else "cpu", compute_type="float16" if cuda else "int8")
-        samples = decode_audio(str(speech(args.audio, args.seconds)), sampling_rate=16000)
+        samples = np.tile(decode_audio(str(speech(args.audio, args.seconds)), sampling_rate=16000), args.repeat)
         duration = len(samples) / 16000
         # greedy, no fallback: random weights fail every quality check, and faster-whisper would decode each
         # window again at five temperatures (real weights rarely do)

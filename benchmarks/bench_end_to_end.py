@@ -33,6 +33,7 @@ travel as wheels of their own). Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import os
@@ -161,21 +162,28 @@ def extractors(models: str, device: str, folder: Path) -> dict:
 _weights: dict = {}
 
 
-def variant(extractor, dtype, **options):
+def variant(extractor, dtype, *, rotary_tables: bool | None = None, **options):
     """Another extractor over the same float32 weights, with other options: the weights shared where the variant
-    holds them in float32 (autocast), cast once where it holds them in its own dtype (a checkpoint stored so)."""
+    holds them in float32 (autocast), cast once where it holds them in its own dtype (a checkpoint stored so).
+    A video variant below float32 rotates from float32 tables (``tribev2.features.vjepa2``) as the extractor
+    does, or with transformers' own code where ``rotary_tables=False``; each such model is a copy of its own."""
     from tribev2.features.video import compile_layers
+    from tribev2.features.vjepa2 import precompute_rotary
 
     other = type(extractor)(
         extractor.source, device=str(extractor.device), dtype=dtype, cache=False, progress=False, **options
     )
-    key = (id(extractor), other.weights_dtype, getattr(other, "compile", False))
+    tables = getattr(other, "float32_rotary", False) if rotary_tables is None else rotary_tables
+    compiled = getattr(other, "compile", False)
+    key = (id(extractor), other.weights_dtype, tables, compiled)
     if key not in _weights:
         held = extractor.model
         model = held if other.weights_dtype == held.dtype else copy.deepcopy(held).to(other.weights_dtype)
-        if getattr(other, "compile", False):  # compiled layers on a copy of their own: the others stay eager
-            model = compile_layers(copy.deepcopy(held) if model is held else model)
-        _weights[key] = model
+        if (tables or compiled) and model is held:  # the others keep transformers' eager code
+            model = copy.deepcopy(held)
+        if tables:
+            precompute_rotary(model)
+        _weights[key] = compile_layers(model) if compiled else model
     other._model = _weights[key]
     return other
 
@@ -231,13 +239,13 @@ def speed(args, film: Path, words, base: dict, rows: list) -> None:
 
     row = _row(rows)
 
-    # video: clips from the middle of the slice
+    # video: clips from the middle of the slice; the float32 variants run on the first of the bfloat16 ones' clips
     video = base["video"]
     n_bins = int(round(2 * seconds))
-    middle = n_bins // 2
+    first_bin = n_bins // 2 - args.fast_bins // 2
 
     def clips(extractor, n, *, decode_only=False):
-        bins = list(range(middle - n // 2, middle - n // 2 + n))
+        bins = list(range(first_bin, first_bin + n))
         if decode_only:
             requests = extractor.frame_requests(str(film), 0.0, seconds)[bins]
             return lambda: sum(int(c.shape[0]) for c in extractor._clips(str(film), requests))
@@ -251,33 +259,44 @@ def speed(args, film: Path, words, base: dict, rows: list) -> None:
         clips(extractor, 4, decode_only=True)()  # warm-up
         t, _ = timed(clips(extractor, n, decode_only=True), device)
         row("video", name, extractor.dtype, t, t / n, per_hour, units=f"{n} clips")
+    gpu8 = dict(pixels="device", batch_size=8)
     variants = [
         ("reference scheme: 1 clip per pass, CPU resize", f32, dict(pixels="cpu", batch_size=1), args.exact_bins),
         ("exact: batches of 4, CPU resize", f32, dict(pixels="cpu", batch_size=4), args.exact_bins),
         ("fast: batches of 4, CPU resize", bf16, dict(pixels="cpu", batch_size=4), args.fast_bins),
-        ("fast: batches of 4, GPU resize", bf16, dict(pixels="device", batch_size=4), args.fast_bins),
-        ("fast: batches of 8, GPU resize", bf16, dict(pixels="device", batch_size=8), args.fast_bins),
-        (  # the previous fast: float32-stored weights rounded to bfloat16 (no autocast)
-            "fast: batches of 8, GPU resize, bfloat16 weights",
-            bf16,
-            dict(pixels="device", batch_size=8, weights=bf16),
-            args.fast_bins,
-        ),
+        ("fast: batches of 8, transformers' rotary (before)", bf16, dict(gpu8, rotary_tables=False), args.fast_bins),
+        ("fast: batches of 8, float32 rotary tables", bf16, gpu8, args.fast_bins),
+        ("fast: batches of 16, float32 rotary tables", bf16, dict(gpu8, batch_size=16), args.fast_bins),
+        ("fast: batches of 8, rotary tables, bfloat16 weights", bf16, dict(gpu8, weights=bf16), args.fast_bins),
     ]
     if args.compile:
-        variants.append(
+        variants += [
+            ("fast: batches of 8, rotary tables, compiled layers", bf16, dict(gpu8, compile=True), args.fast_bins),
             (
-                "fast: batches of 8, GPU resize, compiled layers",
+                "fast: batches of 8, rotary tables, compiled layers, bfloat16 weights",
                 bf16,
-                dict(pixels="device", batch_size=8, compile=True),
+                dict(gpu8, compile=True, weights=bf16),
                 args.fast_bins,
-            )
-        )
+            ),
+        ]
+    exact_states = None
     for name, dtype, options, n in variants:
         extractor = variant(video, dtype, **options)
         t0, _ = timed(clips(extractor, options["batch_size"]), device)  # warm-up (and compilation)
-        t, _ = timed(clips(extractor, n), device)
-        row("video", name, dtype, t, t / n, per_hour, units=f"{n} clips", warmup_s=t0)
+        t, states = timed(clips(extractor, n), device)
+        extra = {}
+        if dtype == f32:
+            exact_states = states
+        elif exact_states is not None:  # the bins' token-averaged states against float32's
+            extra["states_r_vs_exact"] = state_r(states[: len(exact_states)], exact_states)
+        row("video", name, dtype, t, t / n, per_hour, units=f"{n} clips", warmup_s=t0, **extra)
+        if args.profile and name.startswith("fast: batches of 8") and "bfloat16 weights" not in name:
+            try:
+                print(kernel_profile(clips(extractor, 8), name), file=sys.stderr, flush=True)
+            except Exception as err:  # the profile is a diagnosis: its failure must not end the benchmark
+                print(f"  no profile for {name}: {err!r}", file=sys.stderr)
+    if device.startswith("cuda"):
+        attention_backends(rows, video.model.config, device)
 
     # text past the cap
     text = base["text"]
@@ -306,6 +325,78 @@ def speed(args, film: Path, words, base: dict, rows: list) -> None:
         extractor.event_features(str(film), 0.0, min(seconds, 10.0))  # warm-up
         t, _ = timed(lambda: extractor.event_features(str(film), 0.0, seconds), device)
         row("audio", name, dtype, t, t, HOUR_S / seconds, units=f"{seconds:g} s")
+
+
+def state_r(states, exact) -> float:
+    """The mean over hidden states of the correlation of ``(bins, width)`` states with float32's, each channel
+    centred over the bins (the features' variation over time, not their offsets)."""
+    a, b = states.float().numpy(), exact.float().numpy()  # (bins, states, width)
+    a, b = a - a.mean(0), b - b.mean(0)
+    r = (a * b).sum((0, 2)) / np.sqrt((a * a).sum((0, 2)) * (b * b).sum((0, 2)))
+    return float(r.mean())
+
+
+def kernel_profile(run, name: str, top: int = 12) -> str:
+    """The GPU kernels of one ``run()``: the ``top`` by time, and the shares of matmuls, attention and the rest."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        run()
+        torch.cuda.synchronize()
+    kernels = [e for e in prof.key_averages() if e.device_time_total > 0]
+    total = sum(e.self_device_time_total for e in kernels)
+
+    def kind(name: str) -> str:
+        lowered = name.lower()
+        if any(k in lowered for k in ("flash", "fmha", "attn", "attention", "cudnn_generated")):
+            return "attention"
+        if any(k in lowered for k in ("gemm", "xmma", "nvjet", "cutlass", "matmul", "conv")):
+            return "matmul / conv"
+        return "element-wise and the rest"
+
+    shares: dict = {}
+    for e in kernels:
+        shares[kind(e.key)] = shares.get(kind(e.key), 0.0) + e.self_device_time_total
+    lines = [f"kernels of one batch of 8 clips, {name}: {total / 1e3:.1f} ms in all"]
+    lines += [f"  {k}: {v / total:.0%}" for k, v in sorted(shares.items(), key=lambda kv: -kv[1])]
+    for e in sorted(kernels, key=lambda e: -e.self_device_time_total)[:top]:
+        lines.append(f"  {e.self_device_time_total / 1e3:8.2f} ms  x{e.count:<5d} {e.key[:110]}")
+    return "\n".join(lines)
+
+
+def attention_backends(rows: list, config, device: str) -> None:
+    """V-JEPA2's attention alone (a batch of 8 clips, bfloat16) on each SDPA kernel, scaled to one film hour."""
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    row = _row(rows)
+    tokens = (config.frames_per_clip // config.tubelet_size) * (config.crop_size // config.patch_size) ** 2
+    heads = config.num_attention_heads
+    head_dim = config.hidden_size // heads
+    q, k, v = (torch.randn(8, heads, tokens, head_dim, device=device, dtype=torch.bfloat16) for _ in range(3))
+    flops = 4 * 8 * heads * tokens**2 * head_dim
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    for backend in (None, SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION):
+        name = "default choice" if backend is None else backend.name
+        try:
+            with sdpa_kernel(backend) if backend is not None else contextlib.nullcontext():
+                sdpa(q, k, v)  # warm-up
+                t, _ = timed(lambda: [sdpa(q, k, v) for _ in range(10)], device)
+        except RuntimeError as err:
+            print(f"  attention {name}: not available ({str(err).splitlines()[0][:100]})", file=sys.stderr)
+            continue
+        per_clip = t / 10 / 8 * config.num_hidden_layers  # every layer of one clip
+        row(
+            "attention alone",
+            name,
+            torch.bfloat16,
+            t,
+            per_clip,
+            HOUR_S * 2,
+            units="10 x 8 clips, 1 layer",
+            tflops=flops * 10 / t / 1e12,
+        )
 
 
 def brain_speed(args, base: dict, rows: list) -> None:
@@ -358,7 +449,6 @@ def brain_speed(args, base: dict, rows: list) -> None:
 def fidelity(args, film: Path, words, base: dict, rows: list, out: dict) -> None:
     import torch
 
-    import tribev2
     from tribev2.features import feature_dims
 
     device, seconds = args.device, args.seconds
@@ -370,6 +460,10 @@ def fidelity(args, film: Path, words, base: dict, rows: list, out: dict) -> None
         "fast + windowed text": (
             torch.bfloat16,
             {"text": {"mode": "windowed"}, "audio": {}, "video": {"pixels": "device", "batch_size": 8}},
+        ),
+        "fast, transformers' rotary": (  # before the float32 rotary tables
+            torch.bfloat16,
+            {"text": {}, "audio": {}, "video": {"pixels": "device", "batch_size": 8, "rotary_tables": False}},
         ),
         "fast, bfloat16 weights": (  # the previous fast: every weight rounded to bfloat16, no autocast
             torch.bfloat16,
@@ -383,27 +477,7 @@ def fidelity(args, film: Path, words, base: dict, rows: list, out: dict) -> None
     predictions, text_features = {}, {}
     for name, (dtype, options) in runs.items():
         chosen = {m: variant(base[m], dtype, **options[m]) for m in ("text", "audio", "video")}
-        for extractor in chosen.values():  # as predict runs: an event's features are computed once, then cut
-            extractor.cache, extractor.cache_dir = True, Path(args.workdir) / "cache" / f"{name}-{time.time()}"
-        stage_s = {}
-        for modality, extractor in chosen.items():
-
-            def wrap(extract, modality=modality):
-                def run(*a, **k):
-                    t, value = timed(lambda: extract(*a, **k), device)
-                    stage_s[modality] = stage_s.get(modality, 0.0) + t
-                    return value
-
-                return run
-
-            extractor.extract = wrap(extractor.extract)
-        model = brain(dims, device, dtype, Path(args.workdir) / "cache")
-        t, ds = timed(
-            lambda: tribev2.predict(
-                events, model=model, extractors=list(chosen.values()), atlas=None, device=device, progress=False
-            ),
-            device,
-        )
+        t, stage_s, ds = timed_predict(events, chosen, brain(dims, device, dtype, Path(args.workdir) / "cache"), args)
         predictions[name] = ds.prediction.values[..., 0]  # (time, vertex)
         first = words.iloc[:128]  # the text features' correlation, on fewer words (float32 costs 0.13 s a word)
         text_features[name] = chosen["text"].word_features(first["context"].tolist(), first["text"].tolist())
@@ -422,7 +496,7 @@ def fidelity(args, film: Path, words, base: dict, rows: list, out: dict) -> None
         )
         print(f"  predict {name}: {t:.1f} s ({stage_s})", file=sys.stderr, flush=True)
     exact = predictions["exact"]
-    for name in ("fast", "fast + windowed text", "fast, bfloat16 weights"):
+    for name in ("fast", "fast + windowed text", "fast, transformers' rotary", "fast, bfloat16 weights"):
         r = per_vertex_r(predictions[name], exact)
         out.setdefault("fidelity", {})[name] = {
             "median_vertex_r": float(np.median(r)),
@@ -440,6 +514,108 @@ def fidelity(args, film: Path, words, base: dict, rows: list, out: dict) -> None
         "median_vertex_r": float(np.median(per_vertex_r(predictions["fast + windowed text"], predictions["fast"]))),
     }
     print(json.dumps(out["fidelity"], indent=1), file=sys.stderr, flush=True)
+
+
+def timed_predict(events, chosen: dict, model, args):
+    """``tribev2.predict`` over ``events`` with the ``chosen`` extractors (the features cache on, as predict
+    runs, in a folder of its own): (seconds, seconds per modality's extraction, the Dataset)."""
+    import tribev2
+
+    stage_s: dict = {}
+    for modality, extractor in chosen.items():
+        extractor.cache, extractor.cache_dir = True, Path(args.workdir) / "cache" / f"{modality}-{time.time()}"
+
+        def wrap(extract, modality=modality):
+            def run(*a, **k):
+                t, value = timed(lambda: extract(*a, **k), args.device)
+                stage_s[modality] = stage_s.get(modality, 0.0) + t
+                return value
+
+            return run
+
+        extractor.extract = wrap(extractor.extract)
+    t, ds = timed(
+        lambda: tribev2.predict(
+            events, model=model, extractors=list(chosen.values()), atlas=None, device=args.device, progress=False
+        ),
+        args.device,
+    )
+    return t, stage_s, ds
+
+
+def extend_film(film: Path, repeats: int) -> Path:
+    """``film`` played ``repeats`` times in one file, its packets copied (no re-encoding: the same bit rate and
+    decoding cost), each stream's timestamps moved on by the length of the copies before."""
+    import av
+
+    path = film.with_name(f"{film.stem}-x{repeats}.mp4")
+    if path.is_file():
+        return path
+    tmp = path.with_suffix(".tmp.mp4")
+    with av.open(str(film)) as src, av.open(str(tmp), "w") as dst:
+        kept = [stream for stream in src.streams if stream.type in ("video", "audio")]
+        out = {stream.index: dst.add_stream_from_template(stream) for stream in kept}
+        span: dict = {}  # per stream: (first pts, length), in its time base
+        for stream in kept:
+            packets = [p for p in src.demux(stream) if p.pts is not None]
+            first = min(p.pts for p in packets)
+            span[stream.index] = (first, max(p.pts + (p.duration or 0) for p in packets) - first)
+            src.seek(0)
+        last_dts: dict = {}
+        for copy_index in range(repeats):
+            src.seek(0)
+            for packet in src.demux(*kept):
+                if packet.dts is None:  # the demuxer's flush packet
+                    continue
+                index = packet.stream.index
+                shift = copy_index * span[index][1]
+                packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
+                if packet.dts <= last_dts.get(index, -(2**62)):
+                    continue
+                last_dts[index] = packet.dts
+                packet.stream = out[index]
+                dst.mux(packet)
+    tmp.rename(path)
+    return path
+
+
+def film_run(args, film: Path, tokenizer, base: dict, rows: list, out: dict) -> None:
+    """One real fast run of ``tribev2.predict`` on a ``--film-seconds`` film (the slice repeated), timed per
+    stage, beside the speed stage's extrapolation for the same variants where it ran."""
+    import torch
+
+    from tribev2.features import feature_dims
+
+    seconds = args.film_seconds
+    repeats = int(np.ceil(seconds / args.seconds))
+    t, long = timed(lambda: extend_film(film, repeats), "cpu")
+    print(f"film of {seconds:g} s: {long} ({long.stat().st_size / 2**20:.0f} MiB, made in {t:.0f} s)", file=sys.stderr)
+    words = transcript(tokenizer, seconds)
+    events = events_table(long, words, seconds)
+    video_options = dict(pixels="device", batch_size=8, compile=args.film_compile)
+    chosen = {
+        "text": variant(base["text"], torch.bfloat16, mode="windowed"),
+        "audio": variant(base["audio"], torch.bfloat16),
+        "video": variant(base["video"], torch.bfloat16, **video_options),
+    }
+    model = brain(feature_dims(base), args.device, torch.bfloat16, Path(args.workdir) / "cache")
+    t, stage_s, ds = timed_predict(events, chosen, model, args)
+    name = f"fast, windowed text{', compiled video layers' if args.film_compile else ''}"
+    rows.append(
+        {
+            "stage": f"predict ({seconds / 60:g}-min film)",
+            "variant": name,
+            "dtype": "bfloat16",
+            "measured_s": t,
+            "stage_s": stage_s,
+            "per_unit_s": t,
+            "units": f"{seconds:g} s",
+            "hour_s": t * HOUR_S / seconds,
+            "time_points": int(ds.sizes["time"]),
+        }
+    )
+    print(f"  predict, {seconds:g}-s film, {name}: {t:.1f} s ({stage_s})", file=sys.stderr, flush=True)
+    out["film"] = {"seconds": seconds, "variant": name, "measured_s": t, "stage_s": stage_s}
 
 
 def per_vertex_r(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -460,6 +636,9 @@ def main() -> None:
     parser.add_argument("--exact-words", type=int, default=16, help="words for the float32 per-word text variants")
     parser.add_argument("--fast-words", type=int, default=64, help="words for the bfloat16 per-word text variants")
     parser.add_argument("--no-compile", dest="compile", action="store_false", help="skip the torch.compile rows")
+    parser.add_argument("--profile", action="store_true", help="print the GPU kernels of the fast video variants")
+    parser.add_argument("--film-seconds", type=float, default=900.0, help="length of the film stage's film")
+    parser.add_argument("--film-compile", action="store_true", help="the film stage compiles the video layers")
     parser.add_argument("--workdir", default=str(Path(os.environ.get("TMPDIR", "/tmp")) / "tribev2-bench-e2e"))
     parser.add_argument("--json", help="write the results here as JSON")
     args = parser.parse_args()
@@ -490,6 +669,8 @@ def main() -> None:
             fidelity(args, film, words, base, rows, out)
         if "brain" in args.stages:
             brain_speed(args, base, rows)
+        if "film" in args.stages:
+            film_run(args, film, base["text"].tokenizer, base, rows, out)
     finally:
         out["rows"] = rows
         if args.json:

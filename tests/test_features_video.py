@@ -127,6 +127,66 @@ def test_compiled_layers_give_the_eager_states(demo_video, tmp_path):
     np.testing.assert_allclose(compiled.event_state_means(stimulus, 0.0, 2.0), eager, rtol=1e-5, atol=1e-5)
 
 
+def _tiny_vjepa2():
+    """A random V-JEPA2 with the release's head width (88: three rotated slices of 28 and 4 channels left) and
+    its 32 frames of tubelets, on a 2 x 2 grid: rotary angles up to 31 radians."""
+    from transformers import VJEPA2Config, VJEPA2Model
+
+    torch.manual_seed(0)
+    config = VJEPA2Config(
+        hidden_size=176,
+        num_attention_heads=2,
+        num_hidden_layers=2,
+        crop_size=32,
+        patch_size=16,
+        frames_per_clip=64,
+        tubelet_size=2,
+        mlp_ratio=2.0,
+        pred_hidden_size=32,
+        pred_num_hidden_layers=1,
+        pred_num_attention_heads=2,
+    )
+    return VJEPA2Model(config).eval(), torch.randn(2, 64, 3, 32, 32)
+
+
+def _states(model, pixels, dtype=None):
+    with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        return model(pixel_values_videos=pixels, skip_predictor=True, output_hidden_states=True).hidden_states
+
+
+def test_precomputed_rotary_gives_transformers_states():
+    """The rotary tables built once reproduce transformers' attention bit for bit in float32, and in bfloat16
+    (autocast, as ``precision="fast"`` runs V-JEPA2) stay as close to float32 as transformers' own code."""
+    import copy
+
+    from tribev2.features.vjepa2 import precompute_rotary
+
+    model, pixels = _tiny_vjepa2()
+    tabled = precompute_rotary(copy.deepcopy(model))
+    exact = _states(model, pixels)
+    for ours, theirs in zip(_states(tabled, pixels), exact, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+
+    def error(states):
+        return max(float((a.float() - b).norm() / b.norm()) for a, b in zip(states, exact, strict=True))
+
+    theirs, ours = error(_states(model, pixels, torch.bfloat16)), error(_states(tabled, pixels, torch.bfloat16))
+    assert 0 < ours <= 1.05 * theirs < 0.02, (ours, theirs)
+
+
+def test_rotary_tables_only_below_float32(demo_video):
+    """Float32 keeps transformers' code (the exact path unchanged); bfloat16 rotates from the tables, and its
+    cache entries are told apart."""
+    from tribev2.features import VideoExtractor
+
+    fast = VideoExtractor(demo_video.source, device="cpu", dtype=torch.bfloat16, progress=False)
+    assert fast.float32_rotary and not demo_video.float32_rotary
+    assert fast.fingerprint()["rotary"] == "float32 tables" and "rotary" not in demo_video.fingerprint()
+    layers = fast.model.encoder.layer
+    assert all(layer.attention.rotary_tables is layers[0].attention.rotary_tables for layer in layers)
+    assert not hasattr(demo_video.model.encoder.layer[0].attention, "rotary_tables")
+
+
 def _demo_clip(tmp_path) -> str:
     """A 2-s, 8-fps clip of moving noise."""
     import av

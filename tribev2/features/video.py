@@ -39,6 +39,7 @@ import torch
 
 from ..media import frame_index, iter_frames, probe, rgb
 from .base import EventExtractor
+from .vjepa2 import precompute_rotary
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -96,8 +97,17 @@ class VideoExtractor(EventExtractor):
         self.mean = tuple(processor.get("image_mean") or IMAGENET_MEAN)
         self.std = tuple(processor.get("image_std") or IMAGENET_STD)
 
+    @property
+    def float32_rotary(self) -> bool:
+        """Whether the encoder rotates from float32 tables built once (:mod:`.vjepa2`): below float32 (transformers'
+        code rounds the rotary angles to the activations' dtype and rebuilds them in every layer); float32 runs
+        transformers' own code, whose states these tables reproduce to the bit."""
+        return self.dtype != torch.float32
+
     def _load_model(self) -> torch.nn.Module:
         model = super()._load_model()
+        if self.float32_rotary:
+            precompute_rotary(model)
         return compile_layers(model) if self.compile else model
 
     def _processor_config(self) -> dict:
@@ -131,6 +141,7 @@ class VideoExtractor(EventExtractor):
             "upright": True,
             "clip_duration": self.clip_duration,
             "final_norm": self.final_norm,
+            **({"rotary": "float32 tables"} if self.float32_rotary else {}),
             "frames": self.frames_per_clip,
             "crop": self.crop_size,
             **resize,

@@ -1,0 +1,96 @@
+"""V-JEPA2's encoder attention with its rotary embedding computed once per clip shape, in float32.
+
+transformers' ``VJEPA2RopeAttention`` rebuilds the rotary angles in every layer for queries and keys alike, in
+the activations' dtype, from some forty small element-wise kernels over 28-wide slices of every head. In
+bfloat16 the angles themselves are rounded (position x frequency up to 31 radians, off by up to 0.06 radian).
+:func:`precompute_rotary` swaps each encoder attention's ``forward`` for one that reads two ``(tokens, head_dim)``
+float32 tables, built once per token count and device and shared by every layer, and rotates with three
+element-wise operations (one fused kernel when compiled). In float32 it computes the same products and sums as
+transformers' code, so the states are the same to the last bit; under bfloat16 autocast they stay as close to
+float32 as transformers' code keeps them (``tests/test_features_video.py``).
+
+The rotation it reproduces (the released V-JEPA2's, quirks included): a head of ``D`` channels is cut into
+three slices of ``2 * (D // 3 // 2)`` channels rotated by the token's frame, row and column index (the last
+``D - 3 * slice`` channels are left as they are); within a slice of ``s`` channels, channel ``j`` uses the
+frequency ``1 / 10000 ** ((j mod s/2) / (s/2))`` and is paired with its neighbour ``j ^ 1``.
+"""
+
+from __future__ import annotations
+
+import types
+
+import torch
+
+
+def rotary_tables(n_tokens: int, head_dim: int, grid: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(cos, signed_sin)``, each ``(n_tokens, head_dim)`` float32: the rotation of token ``t`` at channel ``j``
+    is ``x[j] * cos[t, j] + x[j ^ 1] * signed_sin[t, j]`` (the sign of the pair's partner folded into the sine)."""
+    ids = torch.arange(n_tokens, device=device)
+    per_frame = grid * grid
+    frame = ids // per_frame
+    row = (ids - per_frame * frame) // grid
+    column = ids - per_frame * frame - grid * row
+    width = 2 * ((head_dim // 3) // 2)
+    cos, sin = [], []
+    for position in (frame, row, column):
+        omega = torch.arange(width // 2, dtype=torch.float32, device=device)
+        omega /= width / 2.0
+        omega = 1.0 / 10000**omega  # (width/2,), as transformers computes it
+        angle = position.unsqueeze(-1) * omega  # (tokens, width/2)
+        cos.append(angle.cos().repeat(1, 2))  # channel j uses frequency j mod width/2
+        sin.append(angle.sin().repeat(1, 2))
+    rest = head_dim - 3 * width  # channels left unrotated: cos 1, sin 0
+    cos.append(torch.ones(n_tokens, rest, device=device))
+    sin.append(torch.zeros(n_tokens, rest, device=device))
+    cos, sin = torch.cat(cos, dim=1), torch.cat(sin, dim=1)
+    sign = torch.tensor([-1.0, 1.0], device=device).repeat(head_dim // 2)  # even channels take -x[j + 1]
+    return cos, sin * sign
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """``x`` ``(B, heads, tokens, head_dim)`` rotated by the tables, returned in ``x``'s dtype."""
+    partner = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # channel j holds x[j ^ 1]
+    return (x * cos + partner * signed_sin).to(x.dtype)
+
+
+class _Tables:
+    """The rotary tables of one model, by token count and device (every layer shares them)."""
+
+    def __init__(self, head_dim: int, grid: int):
+        self.head_dim, self.grid = head_dim, grid
+        self.built: dict = {}
+
+    def __call__(self, n_tokens: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (n_tokens, str(device))
+        if key not in self.built:
+            self.built[key] = rotary_tables(n_tokens, self.head_dim, self.grid, device)
+        return self.built[key]
+
+
+def _attention_forward(self, hidden_states: torch.Tensor, position_mask: torch.Tensor | None = None):
+    """``VJEPA2RopeAttention.forward`` over precomputed tables (masked tokens, used by the predictor only, go
+    through transformers' own code)."""
+    if position_mask is not None:
+        return type(self).forward(self, hidden_states, position_mask)
+    batch, n_tokens, _ = hidden_states.shape  # (B, N, width)
+    shape = (batch, n_tokens, self.num_attention_heads, self.attention_head_size)
+    query = self.query(hidden_states).view(shape).transpose(1, 2)  # (B, heads, N, head_dim)
+    key = self.key(hidden_states).view(shape).transpose(1, 2)
+    value = self.value(hidden_states).view(shape).transpose(1, 2)
+    cos, sin = self.rotary_tables(n_tokens, hidden_states.device)
+    key, query = rotate(key, cos, sin), rotate(query, cos, sin)
+    context = torch.nn.functional.scaled_dot_product_attention(query, key, value, scale=self.scaling)
+    context = context.transpose(1, 2).reshape(batch, n_tokens, self.all_head_size)  # (B, N, width)
+    return self.proj(context), None
+
+
+def precompute_rotary(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` (a ``VJEPA2Model``) with every encoder attention rotating from shared float32 tables."""
+    config = model.config
+    first = model.encoder.layer[0].attention
+    tables = _Tables(first.attention_head_size, config.crop_size // config.patch_size)
+    for layer in model.encoder.layer:
+        attention = layer.attention
+        attention.rotary_tables = tables
+        attention.forward = types.MethodType(_attention_forward, attention)
+    return model
