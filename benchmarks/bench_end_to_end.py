@@ -167,6 +167,7 @@ def variant(extractor, dtype, *, rotary_tables: bool | None = None, **options):
     holds them in float32 (autocast), cast once where it holds them in its own dtype (a checkpoint stored so).
     A video variant below float32 rotates from float32 tables (``tribev2.features.vjepa2``) as the extractor
     does, or with transformers' own code where ``rotary_tables=False``; each such model is a copy of its own."""
+    from tribev2.features.base import cast_matmul_weights
     from tribev2.features.video import compile_layers
     from tribev2.features.vjepa2 import precompute_rotary
 
@@ -175,12 +176,14 @@ def variant(extractor, dtype, *, rotary_tables: bool | None = None, **options):
     )
     tables = getattr(other, "float32_rotary", False) if rotary_tables is None else rotary_tables
     compiled = getattr(other, "compile", False)
-    key = (id(extractor), other.weights_dtype, tables, compiled)
+    key = (id(extractor), other.dtype, other.weights_dtype, tables, compiled)
     if key not in _weights:
         held = extractor.model
         model = held if other.weights_dtype == held.dtype else copy.deepcopy(held).to(other.weights_dtype)
-        if (tables or compiled) and model is held:  # the others keep transformers' eager code
+        if (tables or compiled or other.autocasts) and model is held:  # the others keep the float32 eager model
             model = copy.deepcopy(held)
+        if other.autocasts:  # as the extractor holds them
+            cast_matmul_weights(model, other.dtype)
         if tables:
             precompute_rotary(model)
         _weights[key] = compile_layers(model) if compiled else model
@@ -234,10 +237,15 @@ def _row(rows: list):
 def speed(args, film: Path, words, base: dict, rows: list) -> None:
     import torch
 
+    from tribev2.features.video import conversion_workers
+
     device, bf16, f32 = args.device, torch.bfloat16, torch.float32
     seconds = args.seconds
 
     row = _row(rows)
+
+    def wants(part: str) -> bool:
+        return "speed" in args.stages.split(",") or part in args.stages.split(",")
 
     # video: clips from the middle of the slice; the float32 variants run on the first of the bfloat16 ones' clips
     video = base["video"]
@@ -256,31 +264,27 @@ def speed(args, film: Path, words, base: dict, rows: list) -> None:
         ("decode + CPU resize alone", variant(video, f32, pixels="cpu"), args.fast_bins),
         ("decode + GPU resize alone", variant(video, bf16, pixels="device"), args.fast_bins),
     ]:
+        if not wants("decode"):
+            break
         clips(extractor, 4, decode_only=True)()  # warm-up
         t, _ = timed(clips(extractor, n, decode_only=True), device)
-        row("video", name, extractor.dtype, t, t / n, per_hour, units=f"{n} clips")
-    gpu8 = dict(pixels="device", batch_size=8)
+        row("video", name, extractor.dtype, t, t / n, per_hour, units=f"{n} clips", workers=conversion_workers())
+    cpu8, gpu8 = dict(pixels="cpu", batch_size=8), dict(pixels="device", batch_size=8)
     variants = [
         ("reference scheme: 1 clip per pass, CPU resize", f32, dict(pixels="cpu", batch_size=1), args.exact_bins),
         ("exact: batches of 4, CPU resize", f32, dict(pixels="cpu", batch_size=4), args.exact_bins),
-        ("fast: batches of 4, CPU resize", bf16, dict(pixels="cpu", batch_size=4), args.fast_bins),
-        ("fast: batches of 8, transformers' rotary (before)", bf16, dict(gpu8, rotary_tables=False), args.fast_bins),
-        ("fast: batches of 8, float32 rotary tables", bf16, gpu8, args.fast_bins),
-        ("fast: batches of 16, float32 rotary tables", bf16, dict(gpu8, batch_size=16), args.fast_bins),
-        ("fast: batches of 8, rotary tables, bfloat16 weights", bf16, dict(gpu8, weights=bf16), args.fast_bins),
+        ("fast: batches of 8, GPU resize, transformers' rotary", bf16, dict(gpu8, rotary_tables=False), args.fast_bins),
+        ("fast: batches of 8, CPU resize", bf16, cpu8, args.fast_bins),
+        ("fast: batches of 8, GPU resize", bf16, gpu8, args.fast_bins),
+        ("fast: batches of 8, GPU resize, every weight bfloat16", bf16, dict(gpu8, weights=bf16), args.fast_bins),
     ]
     if args.compile:
         variants += [
-            ("fast: batches of 8, rotary tables, compiled layers", bf16, dict(gpu8, compile=True), args.fast_bins),
-            (
-                "fast: batches of 8, rotary tables, compiled layers, bfloat16 weights",
-                bf16,
-                dict(gpu8, compile=True, weights=bf16),
-                args.fast_bins,
-            ),
+            ("fast: batches of 8, CPU resize, compiled layers", bf16, dict(cpu8, compile=True), args.fast_bins),
+            ("fast: batches of 8, GPU resize, compiled layers", bf16, dict(gpu8, compile=True), args.fast_bins),
         ]
     exact_states = None
-    for name, dtype, options, n in variants:
+    for name, dtype, options, n in variants if wants("video") else []:
         extractor = variant(video, dtype, **options)
         t0, _ = timed(clips(extractor, options["batch_size"]), device)  # warm-up (and compilation)
         t, states = timed(clips(extractor, n), device)
@@ -290,18 +294,18 @@ def speed(args, film: Path, words, base: dict, rows: list) -> None:
         elif exact_states is not None:  # the bins' token-averaged states against float32's
             extra["states_r_vs_exact"] = state_r(states[: len(exact_states)], exact_states)
         row("video", name, dtype, t, t / n, per_hour, units=f"{n} clips", warmup_s=t0, **extra)
-        if args.profile and name.startswith("fast: batches of 8") and "bfloat16 weights" not in name:
+        if args.profile and dtype == bf16 and "CPU resize" not in name:
             try:
                 print(kernel_profile(clips(extractor, 8), name), file=sys.stderr, flush=True)
             except Exception as err:  # the profile is a diagnosis: its failure must not end the benchmark
                 print(f"  no profile for {name}: {err!r}", file=sys.stderr)
-    if device.startswith("cuda"):
+    if device.startswith("cuda") and wants("video"):
         attention_backends(rows, video.model.config, device)
 
     # text past the cap
     text = base["text"]
     texts, contexts = words["text"].tolist(), words["context"].tolist()
-    for name, dtype, options, n in [
+    text_variants = [
         ("reference scheme: 1 word per pass", f32, dict(batch_size=1), args.exact_words),
         ("exact: batches of 8", f32, dict(batch_size=8), args.exact_words),
         ("exact: batches of 8", bf16, dict(batch_size=8), args.fast_words),
@@ -309,22 +313,23 @@ def speed(args, film: Path, words, base: dict, rows: list) -> None:
         ("exact: batches of 32", bf16, dict(batch_size=32), args.fast_words),
         ("windowed (stride 128)", bf16, dict(mode="windowed", batch_size=8), len(texts)),
         ("windowed (stride 128)", f32, dict(mode="windowed", batch_size=8), len(texts)),
-    ]:
+    ]
+    for name, dtype, options, n in text_variants if wants("text") else []:
         extractor = variant(text, dtype, **options)
         extractor.word_features(contexts[:2], texts[:2])  # warm-up
         t, _ = timed(lambda: extractor.word_features(contexts[:n], texts[:n]), device)
         row("text", name, dtype, t, t / n, HOUR_S * WORDS_PER_S, units=f"{n} words")
 
     # audio: the whole slice
-    for name, dtype, options in [
-        ("exact", f32, {}),
-        ("fast", bf16, {}),
-        ("fast, bfloat16 weights", bf16, {"weights": bf16}),
-    ]:
+    audio_variants = [("exact", f32, {}), ("fast", bf16, {}), ("fast, every weight bfloat16", bf16, {"weights": bf16})]
+    exact_features = None
+    for name, dtype, options in audio_variants if wants("audio") else []:
         extractor = variant(base["audio"], dtype, **options)
         extractor.event_features(str(film), 0.0, min(seconds, 10.0))  # warm-up
-        t, _ = timed(lambda: extractor.event_features(str(film), 0.0, seconds), device)
-        row("audio", name, dtype, t, t, HOUR_S / seconds, units=f"{seconds:g} s")
+        t, features = timed(lambda: extractor.event_features(str(film), 0.0, seconds), device)  # (groups, dim, time)
+        exact_features = features if exact_features is None else exact_features
+        r = state_r(*(torch.from_numpy(f).permute(2, 0, 1) for f in (features, exact_features)))
+        row("audio", name, dtype, t, t, HOUR_S / seconds, units=f"{seconds:g} s", features_r_vs_exact=r)
 
 
 def state_r(states, exact) -> float:
@@ -461,18 +466,6 @@ def fidelity(args, film: Path, words, base: dict, rows: list, out: dict) -> None
             torch.bfloat16,
             {"text": {"mode": "windowed"}, "audio": {}, "video": {"pixels": "device", "batch_size": 8}},
         ),
-        "fast, transformers' rotary": (  # before the float32 rotary tables
-            torch.bfloat16,
-            {"text": {}, "audio": {}, "video": {"pixels": "device", "batch_size": 8, "rotary_tables": False}},
-        ),
-        "fast, bfloat16 weights": (  # the previous fast: every weight rounded to bfloat16, no autocast
-            torch.bfloat16,
-            {
-                "text": {"weights": torch.bfloat16},
-                "audio": {"weights": torch.bfloat16},
-                "video": {"pixels": "device", "batch_size": 8, "weights": torch.bfloat16},
-            },
-        ),
     }
     predictions, text_features = {}, {}
     for name, (dtype, options) in runs.items():
@@ -496,7 +489,7 @@ def fidelity(args, film: Path, words, base: dict, rows: list, out: dict) -> None
         )
         print(f"  predict {name}: {t:.1f} s ({stage_s})", file=sys.stderr, flush=True)
     exact = predictions["exact"]
-    for name in ("fast", "fast + windowed text", "fast, transformers' rotary", "fast, bfloat16 weights"):
+    for name in ("fast", "fast + windowed text"):
         r = per_vertex_r(predictions[name], exact)
         out.setdefault("fidelity", {})[name] = {
             "median_vertex_r": float(np.median(r)),
@@ -663,13 +656,13 @@ def main() -> None:
     }
     rows: list = []
     try:
-        if "speed" in args.stages:
+        if set(args.stages.split(",")) & {"speed", "decode", "video", "text", "audio"}:
             speed(args, film, words, base, rows)
-        if "fidelity" in args.stages:
+        if "fidelity" in args.stages.split(","):
             fidelity(args, film, words, base, rows, out)
-        if "brain" in args.stages:
+        if "brain" in args.stages.split(","):
             brain_speed(args, base, rows)
-        if "film" in args.stages:
+        if "film" in args.stages.split(","):
             film_run(args, film, base["text"].tokenizer, base, rows, out)
     finally:
         out["rows"] = rows

@@ -145,12 +145,16 @@ class Extractor:
             with progress_bars(self.progress):
                 model = self._load_model()
             model.to(self.device).eval().requires_grad_(False)
+            if self.autocasts:
+                cast_matmul_weights(model, self.dtype)
             self._model = model
         return self._model
 
     @property
     def autocasts(self) -> bool:
-        """Whether the weights are held in another dtype than the arithmetic's (float32 weights, bfloat16 sums)."""
+        """Whether the weights are held in another dtype than the arithmetic's (float32 weights, bfloat16 sums):
+        then the model runs under ``torch.autocast``, its linear and convolution layers held rounded once to the
+        arithmetic's dtype (:func:`cast_matmul_weights`)."""
         return self.weights_dtype != self.dtype
 
     def arithmetic(self):
@@ -343,3 +347,17 @@ def extract_features(
         )
     present = set(events["type"].unique())
     return {e.modality: e.extract(events, start, duration) for e in _as_list(extractors) if e.event_type in present}
+
+
+MATMUL_LAYERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+
+
+def cast_matmul_weights(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """``model`` with its linear and convolution layers (weights and biases) in ``dtype``, the rest (norms,
+    embeddings) as they are. Under ``torch.autocast`` to ``dtype`` this computes exactly what float32 weights
+    would, autocast rounding those layers' weights to ``dtype`` at every call (the demo extractors' features are
+    the same to the bit, ``tests/test_features_base.py``); rounded once, the casts and their memory are saved."""
+    for module in model.modules():
+        if isinstance(module, MATMUL_LAYERS):
+            module.to(dtype)
+    return model

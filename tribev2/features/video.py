@@ -25,9 +25,12 @@ parity fixtures were made with); ``final_norm=True`` applies the LayerNorm to it
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
 import json
 import math
+import os
 import queue
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -282,18 +285,42 @@ class VideoExtractor(EventExtractor):
 
 def _frames_at(filepath: str, needed: np.ndarray, prepare) -> Iterator[tuple[int, torch.Tensor]]:
     """``(index, prepare(RGB frame))`` for each needed index that the file holds, in order. An index that falls
-    in a gap of the stream (variable frame rate) gets the frame shown at that time: the last one before it."""
+    in a gap of the stream (variable frame rate) gets the frame shown at that time: the last one before it.
+    The colour conversion and ``prepare`` (both release the GIL) run on :func:`conversion_workers` threads while
+    this one decodes, a few frames ahead."""
+    workers = conversion_workers()
+    with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="tribev2-frames") as pool:
+        pending: collections.deque = collections.deque()
+        frame_in_hand, converted = None, None
+        for index, frame in _needed_frames(filepath, needed):
+            if frame is not frame_in_hand:  # a frame serving several indices is converted once
+                frame_in_hand, converted = frame, pool.submit(lambda f=frame: prepare(rgb(f)))
+            pending.append((index, converted))
+            while len(pending) > 2 * workers:
+                done_index, future = pending.popleft()
+                yield done_index, future.result()
+        while pending:
+            done_index, future = pending.popleft()
+            yield done_index, future.result()
+
+
+def _needed_frames(filepath: str, needed: np.ndarray) -> Iterator[tuple[int, Any]]:
+    """``(index, av.VideoFrame)`` for each needed index that the file holds, in order (see :func:`_frames_at`)."""
     position, previous = 0, None
     for index, frame in iter_frames(filepath, first=int(needed[0]), last=int(needed[-1]), as_array=False):
-        prepared = None
         while position < len(needed) and needed[position] <= index:
             if needed[position] == index:
-                prepared = prepared if prepared is not None else prepare(rgb(frame))
-                yield int(needed[position]), prepared
+                yield int(needed[position]), frame
             elif previous is not None:
-                yield int(needed[position]), prepare(rgb(previous))
+                yield int(needed[position]), previous
             position += 1
         previous = frame
+
+
+def conversion_workers() -> int:
+    """Threads that convert and resize decoded frames: half the machine's cores, at most 8 (one on a 2-core
+    machine, where the model needs the other)."""
+    return max(1, min(8, (os.cpu_count() or 2) // 2))
 
 
 def _prefetched(items: Iterator, depth: int) -> Iterator:
