@@ -9,7 +9,7 @@
 # cuBLAS is installed (torch cu130), setup points that name at libcublas.so.13, whose entry points CTranslate2 calls
 # (cublasCreate_v2, cublasSetStream_v2, cublasGemmEx, cublasGemmStridedBatchedEx, cublasSgemm_v2, ...) keep their
 # signatures. The speech-recognition rows measured this way say so.
-set -e
+# sourced: no `set -e`, which would stay on in the caller's shell
 case "$1" in
 pack)
     mkdir -p .devcarry
@@ -30,7 +30,9 @@ pack)
 setup)
     mkdir -p /tmp/site
     for archive in .devcarry/*.tar.xz; do tar xJf "$archive" -C /tmp/site; done
-    export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+    # the package itself, installed: its data/ folder is tribev2.data only once installed
+    python3 -m pip install -q --no-deps --no-build-isolation --no-index --target /tmp/site --upgrade . >/dev/null
+    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
     cublas=$(python3 -c 'import glob, sys; print(next(iter(sorted(p for d in sys.path for p in glob.glob(d + "/nvidia/**/libcublas.so.1[3-9]", recursive=True))), ""))')
     if [ -n "$cublas" ] && ! python3 -c 'import ctypes; ctypes.CDLL("libcublas.so.12")' 2>/dev/null; then
         mkdir -p /tmp/cublas12 && ln -sf "$cublas" /tmp/cublas12/libcublas.so.12
