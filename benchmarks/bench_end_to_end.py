@@ -271,7 +271,11 @@ def speed(args, film: Path, words, base: dict, rows: list) -> None:
         row("video", name, extractor.dtype, t, t / n, per_hour, units=f"{n} clips", workers=conversion_workers())
     cpu8, gpu8 = dict(pixels="cpu", batch_size=8), dict(pixels="device", batch_size=8)
     variants = [
-        ("reference scheme: 1 clip per pass, CPU resize", f32, dict(pixels="cpu", batch_size=1), args.exact_bins),
+        *(
+            [("reference scheme: 1 clip per pass, CPU resize", f32, dict(pixels="cpu", batch_size=1), args.exact_bins)]
+            if args.reference_rows
+            else []
+        ),
         ("exact: batches of 4, CPU resize", f32, dict(pixels="cpu", batch_size=4), args.exact_bins),
         ("fast: batches of 8, GPU resize, transformers' rotary", bf16, dict(gpu8, rotary_tables=False), args.fast_bins),
         ("fast: batches of 8, CPU resize", bf16, cpu8, args.fast_bins),
@@ -280,7 +284,6 @@ def speed(args, film: Path, words, base: dict, rows: list) -> None:
     ]
     if args.compile:
         variants += [
-            ("fast: batches of 8, CPU resize, compiled layers", bf16, dict(cpu8, compile=True), args.fast_bins),
             ("fast: batches of 8, GPU resize, compiled layers", bf16, dict(gpu8, compile=True), args.fast_bins),
         ]
     exact_states = None
@@ -509,6 +512,33 @@ def fidelity(args, film: Path, words, base: dict, rows: list, out: dict) -> None
     print(json.dumps(out["fidelity"], indent=1), file=sys.stderr, flush=True)
 
 
+def text_fidelity(args, words, base: dict, out: dict) -> None:
+    """Text features past the cap, bfloat16 against float32 on ``--exact-words`` words: as cuBLAS runs by
+    default (reduced-precision reductions allowed in bfloat16 matrix products) and with full-precision ones."""
+    import torch
+
+    n = args.exact_words
+    contexts, texts = words["context"].tolist()[:n], words["text"].tolist()[:n]
+    exact = variant(base["text"], torch.float32, batch_size=8).word_features(contexts, texts)  # (W, groups, D)
+    matmul = torch.backends.cuda.matmul
+    default = matmul.allow_bf16_reduced_precision_reduction
+    results = {}
+    try:
+        for name, reduced in [("bfloat16", default), ("bfloat16, full-precision reductions", False)]:
+            matmul.allow_bf16_reduced_precision_reduction = reduced
+            fast = variant(base["text"], torch.bfloat16, batch_size=8).word_features(contexts, texts)
+            a, b = fast - fast.mean(0), exact - exact.mean(0)
+            results[name] = {
+                "r": float(np.corrcoef(fast.ravel(), exact.ravel())[0, 1]),
+                "r_centred_over_words": float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum())),
+                "relative_error": float(np.linalg.norm(fast - exact) / np.linalg.norm(exact)),
+            }
+    finally:
+        matmul.allow_bf16_reduced_precision_reduction = default
+    out["text_fidelity"] = {"words": n, **results}
+    print(json.dumps(out["text_fidelity"], indent=1), file=sys.stderr, flush=True)
+
+
 def timed_predict(events, chosen: dict, model, args):
     """``tribev2.predict`` over ``events`` with the ``chosen`` extractors (the features cache on, as predict
     runs, in a folder of its own): (seconds, seconds per modality's extraction, the Dataset)."""
@@ -630,6 +660,7 @@ def main() -> None:
     parser.add_argument("--fast-words", type=int, default=64, help="words for the bfloat16 per-word text variants")
     parser.add_argument("--no-compile", dest="compile", action="store_false", help="skip the torch.compile rows")
     parser.add_argument("--profile", action="store_true", help="print the GPU kernels of the fast video variants")
+    parser.add_argument("--no-reference-rows", dest="reference_rows", action="store_false", help="skip them")
     parser.add_argument("--film-seconds", type=float, default=900.0, help="length of the film stage's film")
     parser.add_argument("--film-compile", action="store_true", help="the film stage compiles the video layers")
     parser.add_argument("--workdir", default=str(Path(os.environ.get("TMPDIR", "/tmp")) / "tribev2-bench-e2e"))
@@ -660,6 +691,8 @@ def main() -> None:
             speed(args, film, words, base, rows)
         if "fidelity" in args.stages.split(","):
             fidelity(args, film, words, base, rows, out)
+        if "textfidelity" in args.stages.split(","):
+            text_fidelity(args, words, base, out)
         if "brain" in args.stages.split(","):
             brain_speed(args, base, rows)
         if "film" in args.stages.split(","):
