@@ -39,7 +39,7 @@ ARCHITECTURES = {  # transformers WhisperConfig fields
 }
 
 
-def random_whisper(size: str, folder: Path, quantization: str) -> Path:
+def random_whisper(size: str, folder: Path, quantization: str, tokenizer: Path | None = None) -> Path:
     """A CTranslate2 Whisper of ``size``'s architecture with seeded random weights, in ``folder``."""
     import torch
     from ctranslate2.converters import TransformersConverter
@@ -66,8 +66,7 @@ def random_whisper(size: str, folder: Path, quantization: str) -> Path:
     torch.manual_seed(0)
     hf = folder / "transformers"
     WhisperForConditionalGeneration(config).eval().save_pretrained(hf)
-    tokenizer = Path(packaged_tiny_whisper()) / "tokenizer.json"
-    shutil.copy(tokenizer, hf / "tokenizer.json")
+    shutil.copy(tokenizer or Path(packaged_tiny_whisper()) / "tokenizer.json", hf / "tokenizer.json")
     (hf / "preprocessor_config.json").write_text(json.dumps({"feature_size": shape["mels"]}))
     out = folder / "ctranslate2"
     TransformersConverter(str(hf), copy_files=["tokenizer.json", "preprocessor_config.json"]).convert(
@@ -94,6 +93,7 @@ def main() -> None:
     parser.add_argument("--audio", type=Path, help="speech to recognise (default: 60 s of espeak-ng)")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the generated speech")
     parser.add_argument("--repeat", type=int, default=1, help="the speech played this many times in a row")
+    parser.add_argument("--tokenizer", type=Path, help="Whisper's English tokenizer.json (default: tiny.en's)")
     parser.add_argument("--batch-sizes", default="8,16", help="batched variants, beside the in-order one")
     parser.add_argument("--tokens-per-second", type=float, default=3.5, help="decoded per second of speech")
     parser.add_argument("--json", help="write the rows here")
@@ -104,7 +104,7 @@ def main() -> None:
     cuda = args.device.startswith("cuda")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        folder = random_whisper(args.size, Path(tmp), "float16" if cuda else "int8")
+        folder = random_whisper(args.size, Path(tmp), "float16" if cuda else "int8", args.tokenizer)
         model = WhisperModel(str(folder), device="cuda" if cuda else "cpu", compute_type="float16" if cuda else "int8")
         samples = np.tile(decode_audio(str(speech(args.audio, args.seconds)), sampling_rate=16000), args.repeat)
         duration = len(samples) / 16000

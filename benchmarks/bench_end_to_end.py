@@ -138,13 +138,14 @@ def transcript(tokenizer, seconds: float) -> pd.DataFrame:  # noqa: F821
 
 
 def events_table(film: Path, words, seconds: float):
+    from tribev2.events.chunks import chunk_media
     from tribev2.events.table import make_table
 
     media = [
         {"type": kind, "start": 0.0, "duration": float(seconds), "offset": 0.0, "filepath": str(film)}
         for kind in ("Video", "Audio")
     ]
-    return make_table(media + words.to_dict("records"))
+    return chunk_media(make_table(media + words.to_dict("records")))  # 60-s chunks, as events_from cuts media
 
 
 # -- models --------------------------------------------------------------------------------------------------------

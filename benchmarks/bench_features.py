@@ -117,7 +117,7 @@ def full_extractor(modality: str, folder: Path, device: str, dtype, depth: int |
     if stored is not None and stored != extractor.weights_dtype:  # random weights that the release could store
         for parameter in model.parameters():
             parameter.data = parameter.data.to(stored).to(extractor.weights_dtype)
-    extractor._model = model.eval().requires_grad_(False)
+    extractor._model = extractor.adapt(model).eval().requires_grad_(False)  # as _load_model adapts a loaded one
     return extractor
 
 

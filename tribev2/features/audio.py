@@ -53,8 +53,7 @@ class AudioExtractor(EventExtractor):
             )
         return self._feature_extractor
 
-    def _load_model(self) -> torch.nn.Module:
-        model = super()._load_model()
+    def adapt(self, model: torch.nn.Module) -> torch.nn.Module:
         use_banded_relative_key_attention(model)
         return model
 

@@ -167,9 +167,14 @@ class Extractor:
 
         # An explicit dtype pins the reference's float32: transformers 5 would otherwise load the weights'
         # own dtype (bfloat16 for Llama-3.2-3B), where transformers 4 defaulted to float32.
-        return load_pretrained(
-            AutoModel, self.source, self.revision, f"{self.modality} model", dtype=self.weights_dtype
+        return self.adapt(
+            load_pretrained(AutoModel, self.source, self.revision, f"{self.modality} model", dtype=self.weights_dtype)
         )
+
+    def adapt(self, model: torch.nn.Module) -> torch.nn.Module:
+        """``model``, just built or loaded, made to run as this extractor runs it (its own attention code,
+        compilation); as it is here."""
+        return model
 
     def group_mean(self, stack: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
         """``(n_kept, ...)`` -> ``(n_groups, ...)``: each group of the kept hidden states averaged."""

@@ -107,8 +107,7 @@ class VideoExtractor(EventExtractor):
         transformers' own code, whose states these tables reproduce to the bit."""
         return self.dtype != torch.float32
 
-    def _load_model(self) -> torch.nn.Module:
-        model = super()._load_model()
+    def adapt(self, model: torch.nn.Module) -> torch.nn.Module:
         if self.float32_rotary:
             precompute_rotary(model)
         return compile_layers(model) if self.compile else model
