@@ -148,7 +148,9 @@ def main() -> None:
             )
     print(f"{_machine(args.device)}, Whisper {args.size} architecture, random weights")
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": _machine(args.device), "args": vars(args), "rows": rows}))
+        Path(args.json).write_text(
+            json.dumps({"machine": _machine(args.device), "args": vars(args), "rows": rows}, default=str)
+        )
 
 
 if __name__ == "__main__":

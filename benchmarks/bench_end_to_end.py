@@ -8,24 +8,31 @@ configs with random weights, as ``bench_features.py`` builds them (V-JEPA2 ViT-g
 Llama-3.2-3B) plus the brain model in the release geometry (seeded random weights); ``demo`` the tiny ones (a
 CPU smoke test of this script). The exact and fast variants of an extractor share one set of weights.
 
-Stages (``--stages``):
+Media rows are cut into 60-s chunks, as ``events_from`` cuts them. Stages (``--stages``, comma-separated):
 
+* ``speed`` = ``decode,video,text,audio``: per-stage throughput, each extrapolated to one hour of film (7,200
+  clips, 9,000 words, 30 slices of audio). ``decode``: decoding, colour conversion and resize alone (CPU or GPU
+  resize); ``video``: exact (float32, batches of 4; with ``--reference-rows``, the reference's scheme of one clip
+  per pass) and fast variants (transformers' rotary against the float32 rotary tables, CPU or GPU resize, every
+  weight bfloat16, compiled layers), each with its states' correlation to float32's, the GPU kernels of the
+  fast ones with ``--profile``, and V-JEPA2's attention alone on each SDPA kernel; ``text`` past the cap (the
+  reference's scheme of one word per pass; exact float32 and bfloat16 at several batch sizes; windowed);
+  ``audio`` (exact, fast, every weight bfloat16; features' correlation to exact);
+* ``textfidelity``: bfloat16 text features against float32's, with and without cuBLAS's reduced-precision
+  reductions;
+* ``fidelity``: ``tribev2.predict`` over the whole slice (the features cache on, as predict runs) in exact, fast
+  and fast + windowed text, timed per stage; the median over vertices of the per-vertex correlation (over
+  time) of fast against exact predictions, and the text features' correlation;
 * ``brain``: the brain model over one hour of windows (float32, bfloat16, and bfloat16 in one CUDA-graphed batch);
-* ``speed``: per-stage throughput, each extrapolated to one hour of film (7,200 clips, 9,000 words, 30 slices of
-  audio):
-  video (decoding alone; the reference's scheme: float32, one clip per pass, CPU resize; exact: float32, batches
-  of 4; fast: bfloat16 with the resize on the CPU or on the GPU, batches of 4 or 8, with and without
-  ``torch.compile``), text past the cap (the reference's scheme: float32, one word per pass; exact float32
-  and bfloat16 at several batch sizes; windowed), audio (exact, fast);
-* ``fidelity``: ``tribev2.predict`` over the whole slice (events table -> features -> brain model; the features
-  cache on, as predict runs, so that an event is computed once for all its windows) in exact, fast and fast +
-  windowed text, timed per stage; the median over vertices of the per-vertex correlation (over
-  time) of fast against exact predictions, and the text features' correlation windowed against exact.
+* ``film``: one real fast run of ``tribev2.predict`` (windowed text; ``--film-compile`` compiles the video layers)
+  on a ``--film-seconds`` film, the slice's packets repeated, timed per stage, to check the extrapolation.
 
-Speech recognition is not part of this script (faster-whisper and CTranslate2 are not on the device; they would
-travel as wheels of their own). Usage::
+Speech recognition is ``bench_asr.py``'s. On the lent GPU (no package index) ``benchmarks/device.sh`` carries
+PyAV, julius, CTranslate2 and faster-whisper. Usage::
 
-    python benchmarks/bench_end_to_end.py --device cuda --json out.json              # every stage
+    python benchmarks/bench_end_to_end.py --device cuda --stages speed,brain --profile --json out.json
+    python benchmarks/bench_end_to_end.py --device cuda --stages fidelity
+    python benchmarks/bench_end_to_end.py --device cuda --stages film --film-seconds 900
     python benchmarks/bench_end_to_end.py --device cpu --models demo --seconds 12 \
         --fast-bins 8 --exact-bins 4 --no-compile                                    # smoke test
 """
