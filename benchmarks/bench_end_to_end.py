@@ -245,8 +245,6 @@ def _row(rows: list):
 def speed(args, film: Path, words, base: dict, rows: list) -> None:
     import torch
 
-    from tribev2.features.video import conversion_workers
-
     device, bf16, f32 = args.device, torch.bfloat16, torch.float32
     seconds = args.seconds
 
@@ -276,7 +274,8 @@ def speed(args, film: Path, words, base: dict, rows: list) -> None:
             break
         clips(extractor, 4, decode_only=True)()  # warm-up
         t, _ = timed(clips(extractor, n, decode_only=True), device)
-        row("video", name, extractor.dtype, t, t / n, per_hour, units=f"{n} clips", workers=conversion_workers())
+        workers = extractor.conversion_workers
+        row("video", name, extractor.dtype, t, t / n, per_hour, units=f"{n} clips", workers=workers)
     cpu8, gpu8 = dict(pixels="cpu", batch_size=8), dict(pixels="device", batch_size=8)
     variants = [
         *(

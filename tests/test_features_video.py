@@ -187,6 +187,25 @@ def test_rotary_tables_only_below_float32(demo_video):
     assert not hasattr(demo_video.model.encoder.layer[0].attention, "rotary_tables")
 
 
+def test_frames_converted_on_threads_come_in_order(demo_video, tmp_path):
+    """Several conversion threads (the GPU resize's) give the frames, in order, that one thread gives (the CPU
+    resize keeps one: it is multi-threaded itself)."""
+    from tribev2.features import VideoExtractor
+    from tribev2.features.video import _frames_at
+
+    stimulus = _demo_clip(tmp_path)
+    needed = np.unique(demo_video.frame_requests(stimulus, 0.0, 2.0))
+    one = list(_frames_at(stimulus, needed, demo_video.resize_crop, 1))
+    four = list(_frames_at(stimulus, needed, demo_video.resize_crop, 4))
+    assert [i for i, _ in four] == [i for i, _ in one] == needed.tolist()[: len(one)]  # those the file holds
+    assert len(one) >= 4
+    for (_, a), (_, b) in zip(one, four, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert demo_video.conversion_workers == 1
+    on_device = VideoExtractor(demo_video.source, device="cpu", pixels="device", progress=False)
+    assert on_device.conversion_workers >= 1
+
+
 def _demo_clip(tmp_path) -> str:
     """A 2-s, 8-fps clip of moving noise."""
     import av

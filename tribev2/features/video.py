@@ -152,6 +152,11 @@ class VideoExtractor(EventExtractor):
             "std": self.std,
         }
 
+    @property
+    def conversion_workers(self) -> int:
+        """Threads converting decoded frames (:func:`conversion_workers` with the GPU resize, else one)."""
+        return conversion_workers() if self.pixels == "device" else 1
+
     # -- timing ------------------------------------------------------------------------------------------------
     def request_times(self, clip_duration: float, n_bins: int) -> np.ndarray:
         """``(n_bins, frames_per_clip)`` times (s, from the clip start) at which each bin asks for a frame."""
@@ -260,7 +265,7 @@ class VideoExtractor(EventExtractor):
         needed = np.unique(requests)
         # the smallest index that bin k or any later bin asks for: older frames are dropped after bin k - 1
         keep_from = np.minimum.accumulate(requests.min(1)[::-1])[::-1]
-        frames = _frames_at(filepath, needed, self.resize_crop)
+        frames = _frames_at(filepath, needed, self.resize_crop, self.conversion_workers)
         have: dict[int, torch.Tensor] = {}
         last = None  # the last decoded frame, for bins wholly past the end
         done = False
@@ -283,12 +288,11 @@ class VideoExtractor(EventExtractor):
                 have = {i: f for i, f in have.items() if i >= keep_from[k + 1]}
 
 
-def _frames_at(filepath: str, needed: np.ndarray, prepare) -> Iterator[tuple[int, torch.Tensor]]:
+def _frames_at(filepath: str, needed: np.ndarray, prepare, workers: int) -> Iterator[tuple[int, torch.Tensor]]:
     """``(index, prepare(RGB frame))`` for each needed index that the file holds, in order. An index that falls
     in a gap of the stream (variable frame rate) gets the frame shown at that time: the last one before it.
-    The colour conversion and ``prepare`` (both release the GIL) run on :func:`conversion_workers` threads while
-    this one decodes, a few frames ahead."""
-    workers = conversion_workers()
+    The colour conversion and ``prepare`` (both release the GIL) run on ``workers`` threads while this one
+    decodes, a few frames ahead."""
     with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="tribev2-frames") as pool:
         pending: collections.deque = collections.deque()
         frame_in_hand, converted = None, None
@@ -318,8 +322,9 @@ def _needed_frames(filepath: str, needed: np.ndarray) -> Iterator[tuple[int, Any
 
 
 def conversion_workers() -> int:
-    """Threads that convert and resize decoded frames: half the machine's cores, at most 8 (one on a 2-core
-    machine, where the model needs the other)."""
+    """Threads that convert decoded frames to RGB and hand them to the GPU resize: half the machine's cores, at
+    most 8. On an H100 machine (16 cores) 8 threads took decoding with the GPU resize from 74 to 13 ms a clip of
+    720p; the CPU resize, itself multi-threaded, went from 53 to 62 ms, so it keeps one (``benchmarks/README.md``)."""
     return max(1, min(8, (os.cpu_count() or 2) // 2))
 
 
