@@ -156,15 +156,16 @@ def events_table(film: Path, words, seconds: float):
 
 
 # -- models --------------------------------------------------------------------------------------------------------
-def extractors(models: str, device: str, folder: Path) -> dict:
-    """``{modality: float32 extractor}``; :func:`variant` derives others sharing the weights."""
+def extractors(models: str, device: str, folder: Path, modalities: list[str]) -> dict:
+    """``{modality: float32 extractor}`` for ``modalities``; :func:`variant` derives others sharing the weights."""
     import torch
 
     if models == "demo":
         from tribev2.demo import demo_extractors
 
-        return demo_extractors(device=device, dtype=torch.float32, cache=False, progress=False)
-    return {m: full_extractor(m, folder, device, torch.float32) for m in ("text", "audio", "video")}
+        built = demo_extractors(device=device, dtype=torch.float32, cache=False, progress=False)
+        return {m: built[m] for m in modalities}
+    return {m: full_extractor(m, folder, device, torch.float32) for m in modalities}
 
 
 _weights: dict = {}
@@ -672,6 +673,7 @@ def main() -> None:
     parser.add_argument("--film-compile", action="store_true", help="the film stage compiles the video layers")
     parser.add_argument("--workdir", default=str(Path(os.environ.get("TMPDIR", "/tmp")) / "tribev2-bench-e2e"))
     parser.add_argument("--json", help="write the results here as JSON")
+    parser.add_argument("--modalities", default="text,audio,video", help="the models to build (textfidelity: text)")
     args = parser.parse_args()
     args.models = args.models or ("full" if args.device.startswith("cuda") else "demo")
 
@@ -680,16 +682,18 @@ def main() -> None:
 
     torch.set_grad_enabled(False)
     workdir = Path(args.workdir)
-    t, film = timed(lambda: make_film(workdir, args.seconds), "cpu")
-    print(f"film: {film} ({film.stat().st_size / 2**20:.1f} MiB, made in {t:.0f} s)", file=sys.stderr, flush=True)
-    base = extractors(args.models, args.device, workdir)
+    film = None
+    if set(args.stages.split(",")) - {"text", "textfidelity", "brain"}:  # the stages that read the film
+        t, film = timed(lambda: make_film(workdir, args.seconds), "cpu")
+        print(f"film: {film} ({film.stat().st_size / 2**20:.1f} MiB, made in {t:.0f} s)", file=sys.stderr, flush=True)
+    base = extractors(args.models, args.device, workdir, args.modalities.split(","))
     words = transcript(base["text"].tokenizer, args.seconds)
     out = {
         "device": args.device,
         "machine": _machine(args.device),
         "models": args.models,
         "seconds": args.seconds,
-        "film_mib": film.stat().st_size / 2**20,
+        "film_mib": None if film is None else film.stat().st_size / 2**20,
         "torch": torch.__version__,
     }
     rows: list = []
