@@ -188,7 +188,7 @@ def variant(extractor, dtype, *, rotary_tables: bool | None = None, **options):
     key = (id(extractor), other.dtype, other.weights_dtype, tables, compiled)
     if key not in _weights:
         held = extractor.model
-        model = held if other.weights_dtype == held.dtype else copy.deepcopy(held).to(other.weights_dtype)
+        model = held if other.weights_dtype == held.dtype else cast_copy(held, other.weights_dtype)
         if (tables or compiled or other.autocasts) and model is held:  # the others keep the float32 eager model
             model = copy.deepcopy(held)
         if other.autocasts:  # as the extractor holds them
@@ -198,6 +198,16 @@ def variant(extractor, dtype, *, rotary_tables: bool | None = None, **options):
         _weights[key] = compile_layers(model) if compiled else model
     other._model = _weights[key]
     return other
+
+
+def cast_copy(model, dtype):
+    """``copy.deepcopy(model).to(dtype)`` without the full-precision copy in between (a 3B model's float32 copy
+    would not fit beside the original in a 24-GB machine): each tensor is cast as it is copied."""
+    import torch
+
+    memo = {id(p): torch.nn.Parameter(p.detach().to(dtype), requires_grad=False) for p in model.parameters()}
+    memo.update({id(b): b.to(dtype) if b.is_floating_point() else b.clone() for b in model.buffers()})
+    return copy.deepcopy(model, memo)
 
 
 def brain(feature_dims: dict, device: str, dtype, cache_dir: Path):
