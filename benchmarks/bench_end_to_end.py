@@ -176,7 +176,7 @@ def variant(extractor, dtype, *, rotary_tables: bool | None = None, **options):
     holds them in float32 (autocast), cast once where it holds them in its own dtype (a checkpoint stored so).
     A video variant below float32 rotates from float32 tables (``tribev2.features.vjepa2``) as the extractor
     does, or with transformers' own code where ``rotary_tables=False``; each such model is a copy of its own."""
-    from tribev2.features.base import cast_matmul_weights
+    from tribev2.features.base import MATMUL_LAYERS
     from tribev2.features.video import compile_layers
     from tribev2.features.vjepa2 import precompute_rotary
 
@@ -188,11 +188,12 @@ def variant(extractor, dtype, *, rotary_tables: bool | None = None, **options):
     key = (id(extractor), other.dtype, other.weights_dtype, tables, compiled)
     if key not in _weights:
         held = extractor.model
-        model = held if other.weights_dtype == held.dtype else cast_copy(held, other.weights_dtype)
-        if (tables or compiled or other.autocasts) and model is held:  # the others keep the float32 eager model
+        if other.autocasts and other.weights_dtype == held.dtype:  # as the extractor holds them
+            model = cast_copy(held, other.dtype, only=MATMUL_LAYERS)
+        else:
+            model = held if other.weights_dtype == held.dtype else cast_copy(held, other.weights_dtype)
+        if (tables or compiled) and model is held:  # the others keep the float32 eager model
             model = copy.deepcopy(held)
-        if other.autocasts:  # as the extractor holds them
-            cast_matmul_weights(model, other.dtype)
         if tables:
             precompute_rotary(model)
         _weights[key] = compile_layers(model) if compiled else model
@@ -200,13 +201,22 @@ def variant(extractor, dtype, *, rotary_tables: bool | None = None, **options):
     return other
 
 
-def cast_copy(model, dtype):
+def cast_copy(model, dtype, only: tuple = ()):
     """``copy.deepcopy(model).to(dtype)`` without the full-precision copy in between (a 3B model's float32 copy
-    would not fit beside the original in a 24-GB machine): each tensor is cast as it is copied."""
+    would not fit beside the original in a 24-GB machine): each tensor is cast as it is copied. With ``only``
+    (module types), only those modules' tensors are cast, the others copied as they are
+    (``tribev2.features.base.cast_matmul_weights``'s rounding)."""
     import torch
 
-    memo = {id(p): torch.nn.Parameter(p.detach().to(dtype), requires_grad=False) for p in model.parameters()}
-    memo.update({id(b): b.to(dtype) if b.is_floating_point() else b.clone() for b in model.buffers()})
+    def cast(module) -> bool:
+        return not only or isinstance(module, only)
+
+    memo: dict = {}
+    for module in model.modules():
+        for p in module.parameters(recurse=False):
+            memo[id(p)] = torch.nn.Parameter(p.detach().to(dtype) if cast(module) else p.detach().clone(), False)
+        for b in module.buffers(recurse=False):
+            memo[id(b)] = b.to(dtype) if cast(module) and b.is_floating_point() else b.clone()
     return copy.deepcopy(model, memo)
 
 
@@ -531,8 +541,10 @@ def fidelity(args, film: Path, words, base: dict, rows: list, out: dict) -> None
 
 
 def text_fidelity(args, words, base: dict, out: dict) -> None:
-    """Text features past the cap, bfloat16 against float32 on ``--exact-words`` words: as cuBLAS runs by
-    default (reduced-precision reductions allowed in bfloat16 matrix products) and with full-precision ones."""
+    """Text features past the cap, bfloat16 against float32 on ``--exact-words`` words: bfloat16 weights as
+    cuBLAS runs them by default (reduced-precision reductions allowed) and with full-precision reductions, and
+    under autocast (the bfloat16-stored weights held in float32: the matrix products in bfloat16 on the same
+    weights, the residual stream, norms and embeddings in float32). Each variant's model is freed after it."""
     import torch
 
     n = args.exact_words
@@ -542,14 +554,21 @@ def text_fidelity(args, words, base: dict, out: dict) -> None:
     default = matmul.allow_bf16_reduced_precision_reduction
     results = {}
     try:
-        for name, reduced in [("bfloat16", default), ("bfloat16, full-precision reductions", False)]:
+        for name, reduced, weights in [
+            ("bfloat16", default, None),
+            ("bfloat16, full-precision reductions", False, None),
+            ("bfloat16 under autocast, float32 residual stream", default, torch.float32),
+        ]:
             matmul.allow_bf16_reduced_precision_reduction = reduced
-            fast = variant(base["text"], torch.bfloat16, batch_size=8).word_features(contexts, texts)
+            extractor = variant(base["text"], torch.bfloat16, batch_size=8, weights=weights)
+            t, fast = timed(lambda e=extractor: e.word_features(contexts, texts), args.device)
+            _weights.clear()
             a, b = fast - fast.mean(0), exact - exact.mean(0)
             results[name] = {
                 "r": float(np.corrcoef(fast.ravel(), exact.ravel())[0, 1]),
                 "r_centred_over_words": float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum())),
                 "relative_error": float(np.linalg.norm(fast - exact) / np.linalg.norm(exact)),
+                "seconds_per_word": t / n,
             }
     finally:
         matmul.allow_bf16_reduced_precision_reduction = default
