@@ -95,7 +95,7 @@ def full_extractor(modality: str, folder: Path, device: str, dtype, depth: int |
     from transformers import AutoModel
 
     from tribev2.demo import demo_extractors
-    from tribev2.devices import stored_dtype
+    from tribev2.devices import DTYPES
     from tribev2.features import Extractor
 
     config = full_configs()[modality]
@@ -113,7 +113,7 @@ def full_extractor(modality: str, folder: Path, device: str, dtype, depth: int |
     extractor = Extractor.registry[modality](target, device=device, dtype=dtype, cache=False, progress=False)
     with torch.device(device):
         model = AutoModel.from_config(config, dtype=extractor.weights_dtype)
-    stored = stored_dtype(config)
+    stored = DTYPES.get(str(getattr(config, "dtype", None) or "").removeprefix("torch."))  # as the release stores
     if stored is not None and stored != extractor.weights_dtype:  # random weights that the release could store
         for parameter in model.parameters():
             parameter.data = parameter.data.to(stored).to(extractor.weights_dtype)

@@ -217,24 +217,25 @@ def test_numpy_window_bounds_and_bad_layer_counts():
 
 
 def test_fast_arithmetic_rounds_no_stored_weight(tmp_path):
-    """precision="fast" is bfloat16 arithmetic. A checkpoint that stores float32 weights keeps them in float32
-    under torch.autocast (rounding them all to bfloat16 would make another model; its linear and convolution
-    layers are rounded once, as autocast rounds them at each call: the same numbers); one that stores bfloat16 loads
-    as it is; an expert's ``weights=`` decides otherwise. The cache keeps the variants apart."""
+    """precision="fast" is bfloat16 arithmetic under torch.autocast: the linear and convolution layers rounded
+    once, as autocast rounds them at each call (the same numbers), the rest float32; no stored weight is rounded
+    (rounding all of a float32 checkpoint's would make another model); an expert's ``weights=`` decides
+    otherwise. The cache keeps the variants apart."""
+    import copy
     import json
     import shutil
     from importlib.resources import files
+    from pathlib import Path
 
     import torch
+    from safetensors.torch import load_file
 
     from tribev2.demo import demo_extractors
     from tribev2.devices import weights_dtype
     from tribev2.features import TextExtractor
 
-    assert weights_dtype(torch.float32, torch.bfloat16) == torch.float32  # exact: float32 whatever is stored
-    assert weights_dtype(torch.bfloat16, torch.bfloat16) == torch.bfloat16
-    assert weights_dtype(torch.bfloat16, torch.float32) == weights_dtype(torch.bfloat16, None) == torch.float32
-    assert weights_dtype(torch.bfloat16, torch.float32, "bfloat16") == torch.bfloat16
+    assert weights_dtype(torch.float32) == weights_dtype(torch.bfloat16) == torch.float32  # autocast below float32
+    assert weights_dtype(torch.bfloat16, "bfloat16") == torch.bfloat16  # an expert's choice
 
     def audio(precision: str):
         return demo_extractors(
@@ -257,12 +258,22 @@ def test_fast_arithmetic_rounds_no_stored_weight(tmp_path):
     assert fast.fingerprint()["weights"] == "torch.float32" and "weights" not in exact.fingerprint()
     assert "weights=torch.float32" in repr(fast)
 
-    stored = tmp_path / "text-bf16"  # the demo's text model, its config saying bfloat16 (as Llama-3.2-3B's does)
-    shutil.copytree(demo_extractors()["text"].source, stored)
-    config = json.loads((stored / "config.json").read_text())
-    (stored / "config.json").write_text(json.dumps(config | {"dtype": "bfloat16"}))
+    # a checkpoint stored in bfloat16 (as Llama-3.2-3B is): its values are kept, none rounded; the residual
+    # stream, norms and embeddings run in float32 (a random full-size Llama's word features: r 0.9995 so, 0.94
+    # with every weight and the residual stream in bfloat16)
+    demo_text = demo_extractors()["text"]
+    stored = tmp_path / "text-bf16"
+    copy.deepcopy(demo_text.model).to(torch.bfloat16).save_pretrained(stored)  # the demo's config and weights
+    for extra in Path(demo_text.source).iterdir():  # the tokenizer
+        if not (stored / extra.name).exists():
+            shutil.copy(extra, stored / extra.name)
+    assert json.loads((stored / "config.json").read_text())["dtype"] == "bfloat16"
     text = TextExtractor(stored, device="cpu", precision="fast", progress=False, cache=False)
-    assert text.weights_dtype == torch.bfloat16 and {p.dtype for p in text.model.parameters()} == {torch.bfloat16}
-    assert "weights" not in text.fingerprint()
+    assert (text.dtype, text.weights_dtype) == (torch.bfloat16, torch.float32) and text.autocasts
+    held = text.model.state_dict()
+    saved = load_file(str(stored / "model.safetensors"))
+    assert {held[k].dtype for k in saved} == {torch.bfloat16, torch.float32}
+    assert all(torch.equal(held[k].to(torch.bfloat16), saved[k]) for k in saved)  # nothing rounded
+    assert "weights=torch.float32" in repr(text)
     chosen = TextExtractor(stored, device="cpu", precision="fast", weights="float32", progress=False, cache=False)
     assert chosen.weights_dtype == torch.float32

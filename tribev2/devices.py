@@ -84,22 +84,13 @@ def precision_name(dtype: torch.dtype) -> str:
     return next((name for name, d in PRECISIONS.items() if d == dtype), str(dtype).removeprefix("torch."))
 
 
-def stored_dtype(config) -> torch.dtype | None:
-    """The dtype a Hugging Face checkpoint stores its weights in, as its config says (None where it does not)."""
-    stored = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
-    if isinstance(stored, str):
-        return DTYPES.get(stored)
-    return stored if isinstance(stored, torch.dtype) else None
-
-
-def weights_dtype(
-    compute: torch.dtype, stored: torch.dtype | None, chosen: str | torch.dtype | None = None
-) -> torch.dtype:
+def weights_dtype(compute: torch.dtype, chosen: str | torch.dtype | None = None) -> torch.dtype:
     """The dtype to hold a model's weights in when it computes in ``compute``: ``chosen`` where an expert gives
-    it; ``compute`` where the checkpoint stores its weights in it already (nothing is rounded: Llama-3.2-3B in
-    bfloat16); float32 otherwise, the lower precision then applying to the arithmetic only (``torch.autocast``).
-    Rounding float32-stored weights to bfloat16 makes another model: on a random full-size w2v-BERT 2.0 the
-    features' correlation with float32 fell to 0.988, against 0.999 under autocast (``benchmarks/README.md``)."""
-    if chosen is not None:
-        return as_dtype(chosen)
-    return compute if compute == torch.float32 or stored == compute else torch.float32
+    it; float32 otherwise, a lower precision then applying to the arithmetic only (``torch.autocast``, the
+    linear and convolution layers rounded once as autocast rounds them: ``features.base.cast_matmul_weights``).
+    Nothing the checkpoint stores is rounded (Llama-3.2-3B's bfloat16 weights are bfloat16 numbers), and the
+    residual stream, norms and embeddings stay float32. Measured on random full-size models against float32
+    (``benchmarks/README.md``): w2v-BERT 2.0 features r 0.9995 under autocast, 0.9989 (GPU) to 0.988 (CPU) with
+    every weight rounded; Llama-3.2-3B's word features past the context cap r 0.9995 under autocast, 0.94 with
+    its bfloat16 weights and a bfloat16 residual stream."""
+    return as_dtype(chosen) if chosen is not None else torch.float32

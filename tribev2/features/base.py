@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from ..cache import file_sha256
-from ..devices import precision_dtype, resolve_device, stored_dtype, weights_dtype
+from ..devices import precision_dtype, resolve_device, weights_dtype
 from ..progress import bar, note, progress_bars
 from .cache import FEATURES_VERSION, cache_file, write_cached
 from .grid import COLUMNS_READ, check_window, event_rows, n_samples, overlapping, place_on_event_grid
@@ -97,10 +97,10 @@ class Extractor:
     ):
         """``precision``: ``"exact"`` (float32, the reference's numbers), ``"fast"`` (bfloat16 arithmetic) or
         ``"auto"`` (fast on CUDA, exact elsewhere); ``dtype`` for experts (see
-        :func:`tribev2.devices.precision_dtype`). The weights stay as the checkpoint stores them where that is the
-        arithmetic's dtype, else float32 under ``torch.autocast`` (:func:`tribev2.devices.weights_dtype`;
-        ``weights`` chooses for experts). ``cache``: keep features under ``cache_dir`` (the cache root; default
-        ``$TRIBEV2_CACHE``)."""
+        :func:`tribev2.devices.precision_dtype`). Below float32 the model runs under ``torch.autocast``, its
+        linear and convolution layers held in the arithmetic's dtype and the rest in float32
+        (:func:`tribev2.devices.weights_dtype`; ``weights`` chooses another dtype for experts). ``cache``: keep
+        features under ``cache_dir`` (the cache root; default ``$TRIBEV2_CACHE``)."""
         from transformers import AutoConfig
 
         if not (isinstance(batch_size, int) and batch_size > 0):
@@ -121,7 +121,7 @@ class Extractor:
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.progress = progress
         self.config = load_pretrained(AutoConfig, self.source, revision, f"{self.modality} model config")
-        self.weights_dtype = weights_dtype(self.dtype, stored_dtype(self.config), weights)
+        self.weights_dtype = weights_dtype(self.dtype, weights)
         n_states = self.config.num_hidden_layers + 1  # the embedding output comes first
         self.layer_indices = cached_layer_indices(n_states, cache_n_layers if self.subselects_layers else None)
         self.groups = layer_groups(len(self.layer_indices), self.layers)
@@ -144,9 +144,9 @@ class Extractor:
             note(f"loading the {self.modality} model")
             with progress_bars(self.progress):
                 model = self._load_model()
-            model.to(self.device).eval().requires_grad_(False)
-            if self.autocasts:
+            if self.autocasts:  # before the move: the device never holds those layers in float32
                 cast_matmul_weights(model, self.dtype)
+            model.to(self.device).eval().requires_grad_(False)
             self._model = model
         return self._model
 
