@@ -234,8 +234,8 @@ def test_fast_arithmetic_rounds_no_stored_weight(tmp_path):
     from tribev2.devices import weights_dtype
     from tribev2.features import TextExtractor
 
-    assert weights_dtype(torch.float32) == weights_dtype(torch.bfloat16) == torch.float32  # autocast below float32
-    assert weights_dtype(torch.bfloat16, "bfloat16") == torch.bfloat16  # an expert's choice
+    assert weights_dtype() == torch.float32  # autocast below float32
+    assert weights_dtype("bfloat16") == weights_dtype(torch.bfloat16) == torch.bfloat16  # an expert's choice
 
     def audio(precision: str):
         return demo_extractors(

@@ -84,9 +84,9 @@ def precision_name(dtype: torch.dtype) -> str:
     return next((name for name, d in PRECISIONS.items() if d == dtype), str(dtype).removeprefix("torch."))
 
 
-def weights_dtype(compute: torch.dtype, chosen: str | torch.dtype | None = None) -> torch.dtype:
-    """The dtype to hold a model's weights in when it computes in ``compute``: ``chosen`` where an expert gives
-    it; float32 otherwise, a lower precision then applying to the arithmetic only (``torch.autocast``, the
+def weights_dtype(chosen: str | torch.dtype | None = None) -> torch.dtype:
+    """The dtype to hold a model's weights in, whatever its arithmetic's: ``chosen`` where an expert gives it;
+    float32 otherwise, a lower precision then applying to the arithmetic only (``torch.autocast``, the
     linear and convolution layers rounded once as autocast rounds them: ``features.base.cast_matmul_weights``).
     Nothing the checkpoint stores is rounded (Llama-3.2-3B's bfloat16 weights are bfloat16 numbers), and the
     residual stream, norms and embeddings stay float32. Measured on random full-size models against float32

@@ -121,7 +121,7 @@ class Extractor:
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.progress = progress
         self.config = load_pretrained(AutoConfig, self.source, revision, f"{self.modality} model config")
-        self.weights_dtype = weights_dtype(self.dtype, weights)
+        self.weights_dtype = weights_dtype(weights)
         n_states = self.config.num_hidden_layers + 1  # the embedding output comes first
         self.layer_indices = cached_layer_indices(n_states, cache_n_layers if self.subselects_layers else None)
         self.groups = layer_groups(len(self.layer_indices), self.layers)
