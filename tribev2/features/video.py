@@ -154,8 +154,11 @@ class VideoExtractor(EventExtractor):
 
     @property
     def conversion_workers(self) -> int:
-        """Threads converting decoded frames (:func:`conversion_workers` with the GPU resize, else one)."""
-        return conversion_workers() if self.pixels == "device" else 1
+        """Threads that convert decoded frames to RGB and hand them to the resize: with the GPU resize, half the
+        machine's cores, at most 8; one with the CPU resize, itself multi-threaded. On an H100 machine (16 cores),
+        8 threads took decoding with the GPU resize from 74 to 13 ms a clip of 720p, and the CPU resize from 53 to
+        62 ms (``benchmarks/README.md``)."""
+        return max(1, min(8, (os.cpu_count() or 2) // 2)) if self.pixels == "device" else 1
 
     # -- timing ------------------------------------------------------------------------------------------------
     def request_times(self, clip_duration: float, n_bins: int) -> np.ndarray:
@@ -300,12 +303,10 @@ def _frames_at(filepath: str, needed: np.ndarray, prepare, workers: int) -> Iter
             if frame is not frame_in_hand:  # a frame serving several indices is converted once
                 frame_in_hand, converted = frame, pool.submit(lambda f=frame: prepare(rgb(f)))
             pending.append((index, converted))
-            while len(pending) > 2 * workers:
+            if len(pending) > 2 * workers:
                 done_index, future = pending.popleft()
                 yield done_index, future.result()
-        while pending:
-            done_index, future = pending.popleft()
-            yield done_index, future.result()
+        yield from ((done_index, future.result()) for done_index, future in pending)
 
 
 def _needed_frames(filepath: str, needed: np.ndarray) -> Iterator[tuple[int, Any]]:
@@ -319,13 +320,6 @@ def _needed_frames(filepath: str, needed: np.ndarray) -> Iterator[tuple[int, Any
                 yield int(needed[position]), previous
             position += 1
         previous = frame
-
-
-def conversion_workers() -> int:
-    """Threads that convert decoded frames to RGB and hand them to the GPU resize: half the machine's cores, at
-    most 8. On an H100 machine (16 cores) 8 threads took decoding with the GPU resize from 74 to 13 ms a clip of
-    720p; the CPU resize, itself multi-threaded, went from 53 to 62 ms, so it keeps one (``benchmarks/README.md``)."""
-    return max(1, min(8, (os.cpu_count() or 2) // 2))
 
 
 def _prefetched(items: Iterator, depth: int) -> Iterator:
