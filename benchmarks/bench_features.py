@@ -89,8 +89,9 @@ def full_extractor(modality: str, folder: Path, device: str, dtype, depth: int |
     """An extractor of the full-size architecture: the config (and the demo's tokenizer, whose tokens are
     whole words, or filterbank settings) saved in ``folder``, the model built directly on ``device`` with
     random weights, each a number the release's checkpoint could hold (Llama-3.2-3B stores bfloat16; the
-    others float32), held in the dtype :func:`tribev2.devices.weights_dtype` picks for ``dtype``. ``depth``
-    overrides the layer count (a smoke test of this script, not the release cost)."""
+    others float32), then prepared as the extractor prepares a loaded model (``Extractor.prepare``: its own
+    code, and under autocast its linear and convolution layers rounded once). ``depth`` overrides the layer
+    count (a smoke test of this script, not the release cost)."""
     import torch
     from transformers import AutoModel
 
@@ -117,7 +118,7 @@ def full_extractor(modality: str, folder: Path, device: str, dtype, depth: int |
     if stored is not None and stored != extractor.weights_dtype:  # random weights that the release could store
         for parameter in model.parameters():
             parameter.data = parameter.data.to(stored).to(extractor.weights_dtype)
-    extractor._model = extractor.adapt(model).eval().requires_grad_(False)  # as _load_model adapts a loaded one
+    extractor._model = extractor.prepare(model)
     return extractor
 
 

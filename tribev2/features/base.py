@@ -143,12 +143,17 @@ class Extractor:
         if self._model is None:
             note(f"loading the {self.modality} model")
             with progress_bars(self.progress):
-                model = self._load_model()
-            if self.autocasts:  # before the move: the device never holds those layers in float32
-                cast_matmul_weights(model, self.dtype)
-            model.to(self.device).eval().requires_grad_(False)
-            self._model = model
+                self._model = self.prepare(self._load_model())
         return self._model
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        """``model``, just loaded (or built) in ``weights_dtype``, made ready to run as this extractor runs it:
+        its own code (:meth:`adapt`), its linear and convolution layers rounded where it autocasts (before the
+        move: the device never holds them in float32), on ``device``, in eval mode."""
+        model = self.adapt(model)
+        if self.autocasts:
+            cast_matmul_weights(model, self.dtype)
+        return model.to(self.device).eval().requires_grad_(False)
 
     @property
     def autocasts(self) -> bool:
@@ -167,13 +172,12 @@ class Extractor:
 
         # An explicit dtype pins the reference's float32: transformers 5 would otherwise load the weights'
         # own dtype (bfloat16 for Llama-3.2-3B), where transformers 4 defaulted to float32.
-        return self.adapt(
-            load_pretrained(AutoModel, self.source, self.revision, f"{self.modality} model", dtype=self.weights_dtype)
+        return load_pretrained(
+            AutoModel, self.source, self.revision, f"{self.modality} model", dtype=self.weights_dtype
         )
 
     def adapt(self, model: torch.nn.Module) -> torch.nn.Module:
-        """``model``, just built or loaded, made to run as this extractor runs it (its own attention code,
-        compilation); as it is here."""
+        """``model`` with this extractor's own code in place (attention kernels, compilation); as it is here."""
         return model
 
     def group_mean(self, stack: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
