@@ -718,7 +718,7 @@ def main() -> None:
         t, film = timed(lambda: make_film(workdir, args.seconds), "cpu")
         print(f"film: {film} ({film.stat().st_size / 2**20:.1f} MiB, made in {t:.0f} s)", file=sys.stderr, flush=True)
     base = extractors(args.models, args.device, workdir, args.modalities.split(","))
-    words = transcript(base["text"].tokenizer, args.seconds)
+    words = transcript(base["text"].tokenizer, args.seconds) if "text" in base else None  # audio or video alone
     out = {
         "device": args.device,
         "machine": _machine(args.device),

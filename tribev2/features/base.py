@@ -19,6 +19,7 @@ import contextlib
 import math
 import numbers
 import os
+import types
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -369,4 +370,20 @@ def cast_matmul_weights(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.
     for module in model.modules():
         if isinstance(module, MATMUL_LAYERS):
             module.to(dtype)
+    return model
+
+
+def _layer_norm_in_input_dtype(self: torch.nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+    with torch.autocast(x.device.type, enabled=False):
+        return torch.nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+
+def layer_norms_in_input_dtype(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with its ``LayerNorm`` layers returning their input's dtype under ``torch.autocast``, which would
+    run them in float32: a bfloat16 input is normalised with float32 arithmetic and float32 weights (the kernel
+    takes both dtypes) and its output rounded once to bfloat16, which the linear layer after it would round it to
+    anyway. Saved: a float32 copy of the input and of the output per norm."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.LayerNorm):
+            module.forward = types.MethodType(_layer_norm_in_input_dtype, module)
     return model

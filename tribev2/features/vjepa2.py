@@ -54,16 +54,18 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torc
 
 
 class _Tables:
-    """The rotary tables of one model, by token count and device (every layer shares them)."""
+    """The rotary tables of one model, by token count and device (every layer shares them), built in float32
+    and held in ``dtype``."""
 
-    def __init__(self, head_dim: int, grid: int):
-        self.head_dim, self.grid = head_dim, grid
+    def __init__(self, head_dim: int, grid: int, dtype: torch.dtype):
+        self.head_dim, self.grid, self.dtype = head_dim, grid, dtype
         self.built: dict = {}
 
     def __call__(self, n_tokens: int, device) -> tuple[torch.Tensor, torch.Tensor]:
         key = (n_tokens, str(device))
         if key not in self.built:
-            self.built[key] = rotary_tables(n_tokens, self.head_dim, self.grid, device)
+            cos, sin = rotary_tables(n_tokens, self.head_dim, self.grid, device)
+            self.built[key] = cos.to(self.dtype), sin.to(self.dtype)
         return self.built[key]
 
 
@@ -84,11 +86,13 @@ def _attention_forward(self, hidden_states: torch.Tensor, position_mask: torch.T
     return self.proj(context), None
 
 
-def precompute_rotary(model: torch.nn.Module) -> torch.nn.Module:
-    """``model`` (a ``VJEPA2Model``) with every encoder attention rotating from shared float32 tables."""
+def precompute_rotary(model: torch.nn.Module, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    """``model`` (a ``VJEPA2Model``) with every encoder attention rotating from shared tables, computed in
+    float32 and held in ``dtype`` (in bfloat16 the rotation's element-wise work moves half the bytes and stays
+    in the activations' dtype)."""
     config = model.config
     first = model.encoder.layer[0].attention
-    tables = _Tables(first.attention_head_size, config.crop_size // config.patch_size)
+    tables = _Tables(first.attention_head_size, config.crop_size // config.patch_size, dtype)
     for layer in model.encoder.layer:
         attention = layer.attention
         attention.rotary_tables = tables
