@@ -145,12 +145,18 @@ def transcript(tokenizer, seconds: float) -> pd.DataFrame:  # noqa: F821
 
 
 def events_table(film: Path, words, seconds: float):
+    """Video and Audio events as ``events_from`` makes them: the audio read from the film's soundtrack, a WAV
+    decoded once into the cache (reading each chunk's span from the MP4 would decode the whole track per
+    chunk), cut into 60-s chunks."""
     from tribev2.events.chunks import chunk_media
+    from tribev2.events.media import soundtrack
     from tribev2.events.table import make_table
+    from tribev2.media import probe
 
+    audio = soundtrack(probe(film))
     media = [
-        {"type": kind, "start": 0.0, "duration": float(seconds), "offset": 0.0, "filepath": str(film)}
-        for kind in ("Video", "Audio")
+        {"type": kind, "start": 0.0, "duration": float(seconds), "offset": 0.0, "filepath": str(path)}
+        for kind, path in (("Video", film), ("Audio", audio))
     ]
     return chunk_media(make_table(media + words.to_dict("records")))  # 60-s chunks, as events_from cuts media
 
@@ -653,7 +659,7 @@ def film_run(args, film: Path, tokenizer, base: dict, rows: list, out: dict) -> 
     t, long = timed(lambda: extend_film(film, repeats), "cpu")
     print(f"film of {seconds:g} s: {long} ({long.stat().st_size / 2**20:.0f} MiB, made in {t:.0f} s)", file=sys.stderr)
     words = transcript(tokenizer, seconds)
-    events = events_table(long, words, seconds)
+    t_events, events = timed(lambda: events_table(long, words, seconds), "cpu")  # the soundtrack decoded
     video_options = dict(pixels="device", batch_size=8, compile=args.film_compile)
     chosen = {
         "text": variant(base["text"], torch.bfloat16, mode="windowed"),
@@ -662,6 +668,8 @@ def film_run(args, film: Path, tokenizer, base: dict, rows: list, out: dict) -> 
     }
     model = brain(feature_dims(base), args.device, torch.bfloat16, Path(args.workdir) / "cache")
     t, stage_s, ds = timed_predict(events, chosen, model, args)
+    stage_s["soundtrack"] = t_events  # part of predict's cost on a film (events_from decodes it)
+    t += t_events
     name = f"fast, windowed text{', compiled video layers' if args.film_compile else ''}"
     rows.append(
         {

@@ -374,15 +374,19 @@ def cast_matmul_weights(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.
 
 
 def _layer_norm_in_input_dtype(self: torch.nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+    held = self.__dict__.get("_held_in")  # (weight, bias) in x's dtype and device, made on the first call
+    if held is None or held[0].dtype != x.dtype or held[0].device != x.device:
+        held = self._held_in = tuple(None if p is None else p.to(x) for p in (self.weight, self.bias))
     with torch.autocast(x.device.type, enabled=False):
-        return torch.nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return torch.nn.functional.layer_norm(x, self.normalized_shape, *held, self.eps)
 
 
 def layer_norms_in_input_dtype(model: torch.nn.Module) -> torch.nn.Module:
-    """``model`` with its ``LayerNorm`` layers returning their input's dtype under ``torch.autocast``, which would
-    run them in float32: a bfloat16 input is normalised with float32 arithmetic and float32 weights (the kernel
-    takes both dtypes) and its output rounded once to bfloat16, which the linear layer after it would round it to
-    anyway. Saved: a float32 copy of the input and of the output per norm."""
+    """``model`` with its ``LayerNorm`` layers computing in their input's dtype under ``torch.autocast``, which
+    would run them in float32: a bfloat16 input is normalised by a bfloat16 kernel (its statistics accumulated in
+    float32) with the norm's weights rounded to bfloat16 (a relative change of at most 2^-9), and the output
+    comes out in bfloat16, which the linear layer after it would round it to anyway. Saved: a float32 copy of
+    the input and of the output per norm (the kernels accept no bfloat16 input with float32 weights on CUDA)."""
     for module in model.modules():
         if isinstance(module, torch.nn.LayerNorm):
             module.forward = types.MethodType(_layer_norm_in_input_dtype, module)
