@@ -281,7 +281,7 @@ def speed(args, film: Path, words, base: dict, rows: list) -> None:
         return "speed" in args.stages.split(",") or part in args.stages.split(",")
 
     # video: clips from the middle of the slice; the float32 variants run on the first of the bfloat16 ones' clips
-    video = base["video"]
+    video = base.get("video")
     n_bins = int(round(2 * seconds))
     first_bin = n_bins // 2 - args.fast_bins // 2
 
@@ -293,12 +293,13 @@ def speed(args, film: Path, words, base: dict, rows: list) -> None:
         return lambda: extractor.event_state_means(str(film), 0.0, seconds, bins=bins)
 
     per_hour = HOUR_S * 2
-    for name, extractor, n in [
-        ("decode + CPU resize alone", variant(video, f32, pixels="cpu"), args.fast_bins),
-        ("decode + GPU resize alone", variant(video, bf16, pixels="device"), args.fast_bins),
+    for name, options, n in [
+        ("decode + CPU resize alone", dict(dtype=f32, pixels="cpu"), args.fast_bins),
+        ("decode + GPU resize alone", dict(dtype=bf16, pixels="device"), args.fast_bins),
     ]:
         if not wants("decode"):
             break
+        extractor = variant(video, **options)
         clips(extractor, 4, decode_only=True)()  # warm-up
         t, _ = timed(clips(extractor, n, decode_only=True), device)
         workers = extractor.conversion_workers

@@ -87,6 +87,54 @@ def kernel_ms(run) -> float:
     return sum(e.self_device_time_total for e in prof.key_averages() if e.device_time_total > 0) / 1e3
 
 
+def measure(name: str, recipe: dict, video, pixels, exact, args) -> dict:
+    """One variant's row: wall and kernel ms a clip, states r vs float32, warm-up seconds, dynamo's counters."""
+    import torch
+    from bench_end_to_end import state_r, timed
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    extractor = build(video, recipe)
+    graphs = recipe.get("compile") == "reduce-overhead"
+
+    def run():
+        if graphs:  # one forward pass is one step of the CUDA graphs' tree
+            torch.compiler.cudagraph_mark_step_begin()
+        return extractor.clip_state_means(pixels)
+
+    start = time.perf_counter()
+    for _ in range(3 if graphs else 1):  # CUDA graphs record on a later call
+        run()
+    if args.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    warmup = time.perf_counter() - start
+    seconds = []
+    for _ in range(args.repeats):
+        t, states = timed(run, args.device)
+        seconds.append(t)
+    wall = min(seconds) / args.clips * 1e3
+    kernels = kernel_ms(run) / args.clips if args.device.startswith("cuda") else float("nan")
+    r = state_r(states.cpu().float(), exact)
+    counters = {
+        k: dict(v) for k, v in torch._dynamo.utils.counters.items() if k in ("stats", "graph_break", "recompiles")
+    }
+    print(
+        f"  {name}: {wall:.1f} ms a clip (kernels {kernels:.1f}), states r {r:.6f}, warm-up {warmup:.1f} s"
+        + (f", dynamo {counters}" if recipe.get("compile") else ""),
+        file=sys.stderr,
+        flush=True,
+    )
+    return dict(
+        variant=name,
+        wall_ms=wall,
+        median_ms=sorted(seconds)[len(seconds) // 2] / args.clips * 1e3,
+        kernels_ms=kernels,
+        states_r=r,
+        warmup_s=warmup,
+        dynamo=counters,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda")
@@ -99,7 +147,6 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from bench_end_to_end import state_r, timed
     from bench_features import full_extractor
 
     torch.manual_seed(0)
@@ -116,52 +163,18 @@ def main() -> None:
     if args.only:
         chosen = [chosen[int(i) - 1] for i in args.only.split(",")]
     for name, recipe in chosen:
-        torch._dynamo.reset()
-        torch._dynamo.utils.counters.clear()
-        extractor = build(video, recipe)
-        run = functools.partial(extractor.clip_state_means, pixels)
-        start = time.perf_counter()
-        for _ in range(3 if recipe.get("compile") == "reduce-overhead" else 1):  # CUDA graphs record on a later call
-            run()
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        warmup = time.perf_counter() - start
-        seconds = []
-        for _ in range(args.repeats):
-            t, states = timed(run, args.device)
-            seconds.append(t)
-        wall = min(seconds) / args.clips * 1e3
-        kernels = kernel_ms(run) / args.clips if args.device.startswith("cuda") else float("nan")
-        r = state_r(states.cpu().float(), exact)
-        counters = {
-            k: dict(v) for k, v in torch._dynamo.utils.counters.items() if k in ("stats", "graph_break", "recompiles")
-        }
-        rows.append(
-            dict(
-                variant=name,
-                wall_ms=wall,
-                median_ms=sorted(seconds)[len(seconds) // 2] / args.clips * 1e3,
-                kernels_ms=kernels,
-                states_r=r,
-                warmup_s=warmup,
-                dynamo=counters,
-            )
-        )
-        print(
-            f"  {name}: {wall:.1f} ms a clip (kernels {kernels:.1f}), states r {r:.6f}, warm-up {warmup:.1f} s"
-            + (f", dynamo {counters}" if recipe.get("compile") else ""),
-            file=sys.stderr,
-            flush=True,
-        )
-        del extractor, run
+        try:
+            rows.append(measure(name, recipe, video, pixels, exact, args))
+        except Exception as err:  # one variant's failure (a compiler's) must not lose the others' rows
+            print(f"  {name}: failed: {type(err).__name__}: {str(err)[:300]}", file=sys.stderr, flush=True)
+        if args.json:
+            args.json.write_text(json.dumps({"device": card, "clips": args.clips, "rows": rows}, indent=1))
         if args.device.startswith("cuda"):
             torch.cuda.empty_cache()
     print(f"\n| variant ({card}) | ms a clip | GPU kernels, ms a clip | states r vs float32 |")
     print("|---|---|---|---|")
     for row in rows:
         print(f"| {row['variant']} | {row['wall_ms']:.1f} | {row['kernels_ms']:.1f} | {row['states_r']:.6f} |")
-    if args.json:
-        args.json.write_text(json.dumps({"device": card, "clips": args.clips, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
