@@ -14,7 +14,6 @@ bfloat16 without autocast. Compiled variants print dynamo's counters (graphs, re
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 import tempfile
