@@ -341,8 +341,8 @@ def speed(args, film: Path, words, base: dict, rows: list) -> None:
         attention_backends(rows, video.model.config, device)
 
     # text past the cap
-    text = base["text"]
-    texts, contexts = words["text"].tolist(), words["context"].tolist()
+    text = base.get("text")
+    texts, contexts = (words["text"].tolist(), words["context"].tolist()) if wants("text") else ([], [])
     text_variants = [
         ("reference scheme: 1 word per pass", f32, dict(batch_size=1), args.exact_words),
         ("exact: batches of 8", f32, dict(batch_size=8), args.exact_words),
