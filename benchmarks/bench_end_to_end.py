@@ -13,7 +13,7 @@ Media rows are cut into 60-s chunks, as ``events_from`` cuts them. Stages (``--s
 * ``speed`` = ``decode,video,text,audio``: per-stage throughput, each extrapolated to one hour of film (7,200
   clips, 9,000 words, 30 slices of audio). ``decode``: decoding, colour conversion and resize alone (CPU or GPU
   resize); ``video``: exact (float32, batches of 4; with ``--reference-rows``, the reference's scheme of one clip
-  per pass) and fast variants (transformers' rotary against the float32 rotary tables, CPU or GPU resize, every
+  per pass) and fast variants (transformers' V-JEPA2 code against the own attention and norms, CPU or GPU resize, every
   weight bfloat16, compiled layers), each with its states' correlation to float32's, the GPU kernels of the
   fast ones with ``--profile``, and V-JEPA2's attention alone on each SDPA kernel; ``text`` past the cap (the
   reference's scheme of one word per pass; exact float32 and bfloat16 at several batch sizes; windowed);
@@ -177,32 +177,28 @@ def extractors(models: str, device: str, folder: Path, modalities: list[str]) ->
 _weights: dict = {}
 
 
-def variant(extractor, dtype, *, rotary_tables: bool | None = None, **options):
+def variant(extractor, dtype, *, own_attention: bool | None = None, **options):
     """Another extractor over the same float32 weights, with other options: the weights shared where the variant
-    holds them in float32 (autocast), cast once where it holds them in its own dtype (a checkpoint stored so).
-    A video variant below float32 rotates from float32 tables (``tribev2.features.vjepa2``) as the extractor
-    does, or with transformers' own code where ``rotary_tables=False``; each such model is a copy of its own."""
+    holds them in float32 (autocast), cast once where it holds them in its own dtype (a checkpoint stored so),
+    then adapted as the extractor adapts a loaded model (its own attention, compilation). A video variant with
+    ``own_attention=False`` runs transformers' V-JEPA2 code instead; each adapted model is a copy of its own."""
     from tribev2.features.base import MATMUL_LAYERS
-    from tribev2.features.video import compile_layers
-    from tribev2.features.vjepa2 import precompute_rotary
 
     other = type(extractor)(
         extractor.source, device=str(extractor.device), dtype=dtype, cache=False, progress=False, **options
     )
-    tables = getattr(other, "float32_rotary", False) if rotary_tables is None else rotary_tables
+    own = getattr(other, "own_attention", False) if own_attention is None else own_attention
     compiled = getattr(other, "compile", False)
-    key = (id(extractor), other.dtype, other.weights_dtype, tables, compiled)
+    key = (id(extractor), other.dtype, other.weights_dtype, own, compiled)
     if key not in _weights:
         held = extractor.model
         if other.autocasts and other.weights_dtype == held.dtype:  # as the extractor holds them
             model = cast_copy(held, other.dtype, only=MATMUL_LAYERS)
         else:
             model = held if other.weights_dtype == held.dtype else cast_copy(held, other.weights_dtype)
-        if (tables or compiled) and model is held:  # the others keep the float32 eager model
+        if (own or compiled) and model is held:  # the others keep the float32 eager model
             model = copy.deepcopy(held)
-        if tables:
-            precompute_rotary(model)
-        _weights[key] = compile_layers(model) if compiled else model
+        _weights[key] = other.adapt(model) if (own or compiled) else model
     other._model = _weights[key]
     return other
 
@@ -312,7 +308,7 @@ def speed(args, film: Path, words, base: dict, rows: list) -> None:
             else []
         ),
         ("exact: batches of 4, CPU resize", f32, dict(pixels="cpu", batch_size=4), args.exact_bins),
-        ("fast: batches of 8, GPU resize, transformers' rotary", bf16, dict(gpu8, rotary_tables=False), args.fast_bins),
+        ("fast: batches of 8, GPU resize, transformers' code", bf16, dict(gpu8, own_attention=False), args.fast_bins),
         ("fast: batches of 8, CPU resize", bf16, cpu8, args.fast_bins),
         ("fast: batches of 8, GPU resize", bf16, gpu8, args.fast_bins),
         ("fast: batches of 8, GPU resize, every weight bfloat16", bf16, dict(gpu8, weights=bf16), args.fast_bins),

@@ -277,3 +277,27 @@ def test_fast_arithmetic_rounds_no_stored_weight(tmp_path):
     assert "weights=torch.float32" in repr(text)
     chosen = TextExtractor(stored, device="cpu", precision="fast", weights="float32", progress=False, cache=False)
     assert chosen.weights_dtype == torch.float32
+
+
+def test_layer_norms_in_input_dtype():
+    """Outside autocast a float32 LayerNorm gives its own numbers to the bit; under autocast it returns its
+    bfloat16 input's dtype, with the statistics in float32 (the CPU's autocast does as much: same bits)."""
+    import copy
+
+    import torch
+
+    from tribev2.features.base import layer_norms_in_input_dtype
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.LayerNorm(64), torch.nn.Linear(64, 8))
+    with torch.no_grad():
+        model[0].weight.normal_(1, 0.3), model[0].bias.normal_(0, 0.3)
+    ours = layer_norms_in_input_dtype(copy.deepcopy(model))
+    x = torch.randn(4, 64) * 3 + 1
+    torch.testing.assert_close(ours(x), model(x), rtol=0, atol=0)
+    half = x.to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        normed, theirs = ours[0](half), model[0](half)
+    assert normed.dtype == torch.bfloat16
+    torch.testing.assert_close(normed, theirs, rtol=0, atol=0)
+    torch.testing.assert_close(normed.float(), model[0](half.float()), rtol=2e-2, atol=2e-2)

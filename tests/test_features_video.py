@@ -172,19 +172,25 @@ def test_precomputed_rotary_gives_transformers_states():
 
     theirs, ours = error(_states(model, pixels, torch.bfloat16)), error(_states(tabled, pixels, torch.bfloat16))
     assert 0 < ours <= 1.05 * theirs < 0.02, (ours, theirs)
+    held_in_bf16 = error(_states(precompute_rotary(copy.deepcopy(model), torch.bfloat16), pixels, torch.bfloat16))
+    assert 0 < held_in_bf16 <= 1.05 * theirs, (held_in_bf16, theirs)  # the tables rounded, not the angles
 
 
-def test_rotary_tables_only_below_float32(demo_video):
-    """Float32 keeps transformers' code (the exact path unchanged); bfloat16 rotates from the tables, and its
-    cache entries are told apart."""
+def test_own_attention_only_below_float32(demo_video):
+    """Float32 keeps transformers' code (the exact path unchanged); bfloat16 rotates from tables held in
+    bfloat16, shared by every layer, its layer norms in bfloat16, and its cache entries are told apart."""
     from tribev2.features import VideoExtractor
 
     fast = VideoExtractor(demo_video.source, device="cpu", dtype=torch.bfloat16, progress=False)
-    assert fast.float32_rotary and not demo_video.float32_rotary
-    assert fast.fingerprint()["rotary"] == "float32 tables" and "rotary" not in demo_video.fingerprint()
+    assert fast.own_attention and not demo_video.own_attention
+    assert fast.fingerprint()["rotary"] == "tables in torch.bfloat16" and "rotary" not in demo_video.fingerprint()
+    assert fast.fingerprint()["norms"] == "in torch.bfloat16" and "norms" not in demo_video.fingerprint()
     layers = fast.model.encoder.layer
     assert all(layer.attention.rotary_tables is layers[0].attention.rotary_tables for layer in layers)
-    assert not hasattr(demo_video.model.encoder.layer[0].attention, "rotary_tables")
+    assert layers[0].attention.rotary_tables(8, "cpu")[0].dtype == torch.bfloat16
+    assert all("forward" in layer.norm1.__dict__ and "forward" in layer.norm2.__dict__ for layer in layers)
+    exact_layer = demo_video.model.encoder.layer[0]
+    assert not hasattr(exact_layer.attention, "rotary_tables") and "forward" not in exact_layer.norm1.__dict__
 
 
 def test_frames_converted_on_threads_come_in_order(demo_video, tmp_path):

@@ -374,19 +374,23 @@ def cast_matmul_weights(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.
 
 
 def _layer_norm_in_input_dtype(self: torch.nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
-    held = self.__dict__.get("_held_in")  # (weight, bias) in x's dtype and device, made on the first call
-    if held is None or held[0].dtype != x.dtype or held[0].device != x.device:
-        held = self._held_in = tuple(None if p is None else p.to(x) for p in (self.weight, self.bias))
+    weight, bias = self.weight, self.bias
+    if x.device.type == "cuda" and x.dtype != torch.float32:  # its kernel takes the weights in x's dtype only
+        held = self.__dict__.get("_held_in")  # made on the first call
+        if held is None or held[0].dtype != x.dtype or held[0].device != x.device:
+            held = self._held_in = tuple(None if p is None else p.to(x) for p in (weight, bias))
+        weight, bias = held
     with torch.autocast(x.device.type, enabled=False):
-        return torch.nn.functional.layer_norm(x, self.normalized_shape, *held, self.eps)
+        return torch.nn.functional.layer_norm(x, self.normalized_shape, weight, bias, self.eps)
 
 
 def layer_norms_in_input_dtype(model: torch.nn.Module) -> torch.nn.Module:
     """``model`` with its ``LayerNorm`` layers computing in their input's dtype under ``torch.autocast``, which
-    would run them in float32: a bfloat16 input is normalised by a bfloat16 kernel (its statistics accumulated in
-    float32) with the norm's weights rounded to bfloat16 (a relative change of at most 2^-9), and the output
-    comes out in bfloat16, which the linear layer after it would round it to anyway. Saved: a float32 copy of
-    the input and of the output per norm (the kernels accept no bfloat16 input with float32 weights on CUDA)."""
+    on CUDA would run them in float32 (a float32 copy of the input and of the output per norm): the output comes
+    out in bfloat16, which the linear layer after it would round it to anyway, the statistics still accumulated
+    in float32. CUDA's kernel takes no float32 weights with a bfloat16 input, so there the norm's weights are
+    rounded to bfloat16 (a relative change of at most 2^-9); the CPU's takes both, and its autocast already
+    keeps layer norms in bfloat16, so nothing changes there."""
     for module in model.modules():
         if isinstance(module, torch.nn.LayerNorm):
             module.forward = types.MethodType(_layer_norm_in_input_dtype, module)

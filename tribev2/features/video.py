@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from ..media import frame_index, iter_frames, probe, rgb
-from .base import EventExtractor
+from .base import EventExtractor, layer_norms_in_input_dtype
 from .vjepa2 import precompute_rotary
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -102,15 +102,18 @@ class VideoExtractor(EventExtractor):
         self.std = tuple(processor.get("image_std") or IMAGENET_STD)
 
     @property
-    def float32_rotary(self) -> bool:
-        """Whether the encoder rotates from float32 tables built once (:mod:`.vjepa2`): below float32 (transformers'
-        code rounds the rotary angles to the activations' dtype and rebuilds them in every layer); float32 runs
-        transformers' own code, whose states these tables reproduce to the bit."""
+    def own_attention(self) -> bool:
+        """Whether the encoder runs :mod:`.vjepa2`'s attention and norms: below float32, where transformers' code
+        rounds the rotary angles to the activations' dtype and rebuilds them in every layer, and autocast runs
+        the layer norms in float32 between bfloat16 layers. Then the rotary tables are computed once in float32
+        and held in the activations' dtype, and the layer norms compute in it (their weights rounded). float32
+        runs transformers' own code (which the tables reproduce to the bit)."""
         return self.dtype != torch.float32
 
     def adapt(self, model: torch.nn.Module) -> torch.nn.Module:
-        if self.float32_rotary:
-            precompute_rotary(model)
+        if self.own_attention:
+            precompute_rotary(model, self.dtype)
+            layer_norms_in_input_dtype(model)
         return compile_layers(model) if self.compile else model
 
     def _processor_config(self) -> dict:
@@ -144,7 +147,7 @@ class VideoExtractor(EventExtractor):
             "upright": True,
             "clip_duration": self.clip_duration,
             "final_norm": self.final_norm,
-            **({"rotary": "float32 tables"} if self.float32_rotary else {}),
+            **({"rotary": f"tables in {self.dtype}", "norms": f"in {self.dtype}"} if self.own_attention else {}),
             "frames": self.frames_per_clip,
             "crop": self.crop_size,
             **resize,
