@@ -85,6 +85,7 @@ class VideoExtractor(EventExtractor):
             pixels = "device" if self.device.type == "cuda" and self.dtype != torch.float32 else "cpu"
         self.pixels = pixels
         self.compile = bool(compile)
+        self._pixel_stream = None  # made on first use (see _on_pixel_stream)
         self.clip_duration = float(clip_duration)
         self.final_norm = final_norm
         self.frames_per_clip = int(self.config.frames_per_clip)
@@ -176,7 +177,10 @@ class VideoExtractor(EventExtractor):
         antialiased, computed on uint8 as the reference's processor does), then a centre crop. With
         ``pixels="device"`` the frame goes to the device first (through pinned memory, without waiting) and is
         resized there in float, rounded back to uint8."""
-        image = torch.from_numpy(frame)
+        with self._on_pixel_stream():
+            return self._resized_cropped(torch.from_numpy(frame))
+
+    def _resized_cropped(self, image: torch.Tensor) -> torch.Tensor:
         if self.pixels == "device":  # (H, W, 3) copied as it is: the permute happens on the device
             image = (image.pin_memory() if self.device.type == "cuda" else image).to(self.device, non_blocking=True)
         image = image.permute(2, 0, 1)[None]  # (1, 3, H, W)
@@ -193,6 +197,25 @@ class VideoExtractor(EventExtractor):
         left = int(round((size[1] - self.crop_size) / 2))
         image = image[:, top : top + self.crop_size, left : left + self.crop_size]
         return image if image.dtype == torch.uint8 else image.round_().clamp_(0, 255).to(torch.uint8)
+
+    def _on_pixel_stream(self):
+        """The context the frames are moved and resized in: on a GPU, a CUDA stream of their own, so that they
+        do not queue behind the model's work (nor wait for it to drain before a pinned buffer is reused)."""
+        if self.pixels != "device" or self.device.type != "cuda":
+            return contextlib.nullcontext()
+        if self._pixel_stream is None:
+            self._pixel_stream = torch.cuda.Stream(self.device)
+        return torch.cuda.stream(self._pixel_stream)
+
+    def _handed_over(self, clips: list[torch.Tensor]) -> list[torch.Tensor]:
+        """``clips`` made on the pixel stream, ready for the model's: its work so far waited for, and their
+        memory kept until the model's stream is done with them."""
+        if self._pixel_stream is not None and clips[0].is_cuda:
+            current = torch.cuda.current_stream(self.device)
+            current.wait_stream(self._pixel_stream)
+            for clip in clips:
+                clip.record_stream(current)
+        return clips
 
     def normalize(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 ``(..., 3, H, W)`` -> float: rescaled to [0, 1] and normalised per channel."""
@@ -259,7 +282,9 @@ class VideoExtractor(EventExtractor):
         # closing: an error in the model stops the decoding thread now, not when the traceback is freed
         with contextlib.closing(_prefetched(self._clips(filepath, requests), depth=2 * self.batch_size)) as clips:
             for first in self._bar(range(0, len(requests), self.batch_size), desc="video", unit="batch"):
-                batch = torch.stack([next(clips) for _ in range(min(self.batch_size, len(requests) - first))])
+                batch = torch.stack(
+                    self._handed_over([next(clips) for _ in range(min(self.batch_size, len(requests) - first))])
+                )
                 if batch.device.type == "cpu" and self.device.type == "cuda":
                     batch = batch.pin_memory()  # the copy overlaps the work already queued
                 out.append(self.clip_state_means(self.normalize(batch.to(self.device, non_blocking=True))))
@@ -289,7 +314,9 @@ class VideoExtractor(EventExtractor):
                 frame = have.get(int(index), previous if previous is not None else last)
                 picked.append(frame)
                 previous = frame
-            yield torch.stack(picked)
+            with self._on_pixel_stream():
+                clip = torch.stack(picked)
+            yield clip
             if k + 1 < len(requests):
                 have = {i: f for i, f in have.items() if i >= keep_from[k + 1]}
 
