@@ -1,5 +1,5 @@
 # What the GPU benchmarks need on a lent machine that has no package index (its image has torch, transformers,
-# onnxruntime and tokenizers, not PyAV, julius, CTranslate2 or faster-whisper).
+# onnxruntime and tokenizers, not PyAV, julius, soundfile, CTranslate2 or faster-whisper).
 #
 #   bash benchmarks/device.sh pack       # here: the wheels, unpacked and repacked as .tar.xz (50 MB instead of 80)
 #                                        # into .devcarry/ (git-ignored), with the speech clip of bench_cpu_speech.py
@@ -17,7 +17,8 @@ pack)
     wheels=$(mktemp -d)
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
-        --platform manylinux2014_x86_64 -d "$wheels" av==18.1.0 ctranslate2==4.8.5 faster-whisper==1.2.1 julius==0.2.8
+        --platform manylinux2014_x86_64 -d "$wheels" av==18.1.0 ctranslate2==4.8.5 faster-whisper==1.2.1 julius==0.2.8 \
+        soundfile==0.14.0 cffi==2.1.1 pycparser==3.12
     for wheel in "$wheels"/*.whl; do
         name=$(basename "$wheel" | cut -d- -f1)
         rm -rf "$wheels/unpacked" && mkdir "$wheels/unpacked" && unzip -q "$wheel" -d "$wheels/unpacked"
