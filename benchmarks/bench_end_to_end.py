@@ -354,13 +354,18 @@ def speed(args, film: Path, words, base: dict, rows: list) -> None:
         t, _ = timed(lambda: extractor.word_features(contexts[:n], texts[:n]), device)
         row("text", name, dtype, t, t / n, HOUR_S * WORDS_PER_S, units=f"{n} words")
 
-    # audio: the whole slice
+    # audio: the whole slice, read from the soundtrack WAV as events_from points Audio events at it
+    if wants("audio"):
+        from tribev2.events.media import soundtrack
+        from tribev2.media import probe
+
+        track = str(soundtrack(probe(film)))
     audio_variants = [("exact", f32, {}), ("fast", bf16, {}), ("fast, every weight bfloat16", bf16, {"weights": bf16})]
     exact_features = None
     for name, dtype, options in audio_variants if wants("audio") else []:
         extractor = variant(base["audio"], dtype, **options)
-        extractor.event_features(str(film), 0.0, min(seconds, 10.0))  # warm-up
-        t, features = timed(lambda: extractor.event_features(str(film), 0.0, seconds), device)  # (groups, dim, time)
+        extractor.event_features(track, 0.0, min(seconds, 10.0))  # warm-up
+        t, features = timed(lambda: extractor.event_features(track, 0.0, seconds), device)  # (groups, dim, time)
         exact_features = features if exact_features is None else exact_features
         r = state_r(*(torch.from_numpy(f).permute(2, 0, 1) for f in (features, exact_features)))
         row("audio", name, dtype, t, t, HOUR_S / seconds, units=f"{seconds:g} s", features_r_vs_exact=r)

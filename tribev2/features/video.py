@@ -73,8 +73,9 @@ class VideoExtractor(EventExtractor):
         memory and clips are gathered there; on a GPU the resize differs from the CPU's by rounding, at most one
         grey level) or ``"auto"`` (device when the model runs on CUDA below float32, i.e. ``precision="fast"``).
         ``compile``: ``torch.compile`` each encoder layer (static shapes: fused element-wise work; the first
-        batch pays the compilation, 14 s for ViT-g). Not faster end to end yet: on an H100 its kernels took 69 ms
-        a clip against 90 eager, but the run 142 ms against 95 (``benchmarks/README.md``)."""
+        batch pays the compilation, 10-20 s for ViT-g). On an H100, on clips already on the GPU, 68.6 ms a clip
+        against 75.8 eager; in the frame pipeline it was slower than eager when last measured (before the frames
+        moved to their own CUDA stream), so it is off by default (``benchmarks/README.md``)."""
         options.setdefault("batch_size", 4)
         super().__init__(source, **options)
         if not (math.isfinite(clip_duration) and clip_duration > 0):

@@ -1,13 +1,14 @@
-"""V-JEPA2's encoder attention with its rotary embedding computed once per clip shape, in float32.
+"""V-JEPA2's encoder attention with its rotary embedding computed once per clip shape.
 
 transformers' ``VJEPA2RopeAttention`` rebuilds the rotary angles in every layer for queries and keys alike, in
-the activations' dtype, from some forty small element-wise kernels over 28-wide slices of every head. In
-bfloat16 the angles themselves are rounded (position x frequency up to 31 radians, off by up to 0.06 radian).
+the activations' dtype, from some forty small element-wise kernels over slices of every head. In bfloat16 the
+angles themselves are rounded (position x frequency up to 31 radians, off by up to 0.06 radian).
 :func:`precompute_rotary` swaps each encoder attention's ``forward`` for one that reads two ``(tokens, head_dim)``
-float32 tables, built once per token count and device and shared by every layer, and rotates with three
-element-wise operations (one fused kernel when compiled). In float32 it computes the same products and sums as
-transformers' code, so the states are the same to the last bit; under bfloat16 autocast they stay as close to
-float32 as transformers' code keeps them (``tests/test_features_video.py``).
+tables, computed once per token count and device in float32, held in a chosen dtype and shared by every layer,
+and rotates with three element-wise operations. With float32 tables it computes the same products and sums as
+transformers' code, so the states are the same to the last bit; held in bfloat16 (the fast path: the rotation
+then moves half the bytes and no float32 intermediate) the states stay as close to float32 as transformers'
+code keeps them (``tests/test_features_video.py``).
 
 The rotation it reproduces (the released V-JEPA2's, quirks included): a head of ``D`` channels is cut into
 three slices of ``2 * (D // 3 // 2)`` channels rotated by the token's frame, row and column index (the last
