@@ -76,6 +76,31 @@ def test_read_audio_reads_only_the_span(features_dir, monkeypatch):
     assert len(span) == 88200 and sum(asked) == 88200
 
 
+def test_read_audio_spans_of_a_container_decode_it_once(shared_dir, tmp_path, monkeypatch):
+    """Chunks of a film's audio track read one after another decode the track once (not once per chunk), give
+    the whole decode's samples, and leave nothing the caller could write into; a rewritten file is read again."""
+    import shutil
+
+    import tribev2.media as media
+
+    film = tmp_path / "film.mp4"
+    shutil.copyfile(shared_dir / "e2e" / "stimulus" / "stimulus.mp4", film)
+    whole, rate = read_audio(film)
+    media._decoded_track.cache_clear()
+    decoded = []
+    original = media._decode_audio
+    monkeypatch.setattr(media, "_decode_audio", lambda *a: decoded.append(a[0]) or original(*a))
+    chunks = [read_audio(film, offset=start, duration=60.0)[0] for start in (0.0, 60.0, 120.0)]
+    assert len(decoded) == 1
+    np.testing.assert_array_equal(np.concatenate(chunks), whole)
+    chunks[0][:] = 0  # the caller's copy
+    np.testing.assert_array_equal(read_audio(film, offset=0.0, duration=60.0)[0], whole[: 60 * rate])
+    shutil.copyfile(shared_dir / "e2e" / "stimulus" / "stimulus.mp4", tmp_path / "other.mp4")
+    (tmp_path / "other.mp4").replace(film)  # another file at the same path
+    read_audio(film, offset=1.0, duration=1.0)
+    assert len(decoded) == 2
+
+
 def test_read_audio_from_video_like_ffmpeg(shared_dir):
     """The soundtrack as 16-bit stereo at 44.1 kHz is the WAV the reference's moviepy/ffmpeg wrote."""
     meta = json.loads((shared_dir / "e2e" / "expected" / "meta.json").read_text())["extracted_wav"]

@@ -17,6 +17,7 @@ torchvision and torchaudio are not used: they do not import beside torch 2.13 he
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 import os
@@ -183,11 +184,29 @@ def read_audio(
         raise ValueError(f"{path}: duration must be a positive number of seconds, got {duration!r}")
     if path.suffix.lower() in SOUNDFILE_SUFFIXES and sample_rate is None and channels is None:
         wav, rate, first = _read_soundfile(path, offset, duration, dtype)
-    else:
+    elif offset == 0 and duration is None:  # the whole track
         wav, rate = _decode_audio(path, sample_rate, channels, dtype)
         first = _first_sample(path, offset, rate, len(wav))
-        wav = wav[first : None if duration is None else first + round(duration * rate)]
+    else:  # a span: chunks of one long track are read one after another
+        stat = path.stat()
+        track, rate = _decoded_track(
+            str(path), (stat.st_ino, stat.st_size, stat.st_mtime_ns), sample_rate, channels, dtype
+        )
+        first = _first_sample(path, offset, rate, len(track))
+        wav = track[first : None if duration is None else first + round(duration * rate)].copy()
     return _refuse_non_finite(path, wav, rate, first), rate
+
+
+@functools.lru_cache(maxsize=1)
+def _decoded_track(path: str, identity: tuple, sample_rate: int | None, channels: int | None, dtype: str):
+    """The last container track decoded (read-only), kept for the next span of it: the audio features read a film
+    in 60-s chunks, and decoding the whole track for each would cost the film's length times its chunk count.
+    ``identity`` (inode, size, modification time) tells a rewritten file apart. Held until another track is read
+    (an hour of 48-kHz stereo is 1.4 GB of float32); ``events_from`` decodes a film's track once into a WAV
+    instead, read a span at a time, so this serves events tables that point Audio at the film itself."""
+    wav, rate = _decode_audio(Path(path), sample_rate, channels, dtype)
+    wav.setflags(write=False)
+    return wav, rate
 
 
 def _first_sample(path: Path, offset: float, rate: int, total: int) -> int:
