@@ -86,7 +86,7 @@ class VideoExtractor(EventExtractor):
             pixels = "device" if self.device.type == "cuda" and self.dtype != torch.float32 else "cpu"
         self.pixels = pixels
         self.compile = bool(compile)
-        self._pixel_stream = None  # made on first use (see _on_pixel_stream)
+        self._pixel_stream = None  # made by the first event_state_means on a GPU (see _on_pixel_stream)
         self.clip_duration = float(clip_duration)
         self.final_norm = final_norm
         self.frames_per_clip = int(self.config.frames_per_clip)
@@ -178,10 +178,7 @@ class VideoExtractor(EventExtractor):
         antialiased, computed on uint8 as the reference's processor does), then a centre crop. With
         ``pixels="device"`` the frame goes to the device first (through pinned memory, without waiting) and is
         resized there in float, rounded back to uint8."""
-        with self._on_pixel_stream():
-            return self._resized_cropped(torch.from_numpy(frame))
-
-    def _resized_cropped(self, image: torch.Tensor) -> torch.Tensor:
+        image = torch.from_numpy(frame)
         if self.pixels == "device":  # (H, W, 3) copied as it is: the permute happens on the device
             image = (image.pin_memory() if self.device.type == "cuda" else image).to(self.device, non_blocking=True)
         image = image.permute(2, 0, 1)[None]  # (1, 3, H, W)
@@ -200,13 +197,16 @@ class VideoExtractor(EventExtractor):
         return image if image.dtype == torch.uint8 else image.round_().clamp_(0, 255).to(torch.uint8)
 
     def _on_pixel_stream(self):
-        """The context the frames are moved and resized in: on a GPU, a CUDA stream of their own, so that they
-        do not queue behind the model's work (nor wait for it to drain before a pinned buffer is reused)."""
-        if self.pixels != "device" or self.device.type != "cuda":
-            return contextlib.nullcontext()
+        """The context the decoding threads move, resize and gather frames in: on a GPU, a CUDA stream of their
+        own (made by :meth:`event_state_means` before the threads start), so that they do not queue behind the
+        model's work (nor wait for it to drain before a pinned buffer is reused); elsewhere, nothing to change."""
         if self._pixel_stream is None:
-            self._pixel_stream = torch.cuda.Stream(self.device)
+            return contextlib.nullcontext()
         return torch.cuda.stream(self._pixel_stream)
+
+    def _resize_crop_on_pixel_stream(self, frame: np.ndarray) -> torch.Tensor:
+        with self._on_pixel_stream():
+            return self.resize_crop(frame)
 
     def _handed_over(self, clips: list[torch.Tensor]) -> list[torch.Tensor]:
         """``clips`` made on the pixel stream, ready for the model's: its work so far waited for, and their
@@ -280,6 +280,8 @@ class VideoExtractor(EventExtractor):
         if bins is not None:
             requests = requests[list(bins)]
         out = []
+        if self._pixel_stream is None and self.pixels == "device" and self.device.type == "cuda":
+            self._pixel_stream = torch.cuda.Stream(self.device)  # here, before any decoding thread reads it
         # closing: an error in the model stops the decoding thread now, not when the traceback is freed
         with contextlib.closing(_prefetched(self._clips(filepath, requests), depth=2 * self.batch_size)) as clips:
             for first in self._bar(range(0, len(requests), self.batch_size), desc="video", unit="batch"):
@@ -297,7 +299,7 @@ class VideoExtractor(EventExtractor):
         needed = np.unique(requests)
         # the smallest index that bin k or any later bin asks for: older frames are dropped after bin k - 1
         keep_from = np.minimum.accumulate(requests.min(1)[::-1])[::-1]
-        frames = _frames_at(filepath, needed, self.resize_crop, self.conversion_workers)
+        frames = _frames_at(filepath, needed, self._resize_crop_on_pixel_stream, self.conversion_workers)
         have: dict[int, torch.Tensor] = {}
         last = None  # the last decoded frame, for bins wholly past the end
         done = False
