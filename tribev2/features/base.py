@@ -376,10 +376,10 @@ def cast_matmul_weights(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.
 def _layer_norm_in_input_dtype(self: torch.nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
     weight, bias = self.weight, self.bias
     if x.device.type == "cuda" and x.dtype != torch.float32:  # its kernel takes the weights in x's dtype only
-        held = self.__dict__.get("_held_in")  # made on the first call
-        if held is None or held[0].dtype != x.dtype or held[0].device != x.device:
-            held = self._held_in = tuple(None if p is None else p.to(x) for p in (weight, bias))
-        weight, bias = held
+        held = self.__dict__.get("_held_in")  # ((dtype, device), (weight, bias)), made on the first call
+        if held is None or held[0] != (x.dtype, x.device):
+            held = self._held_in = ((x.dtype, x.device), tuple(None if p is None else p.to(x) for p in (weight, bias)))
+        weight, bias = held[1]
     with torch.autocast(x.device.type, enabled=False):
         return torch.nn.functional.layer_norm(x, self.normalized_shape, weight, bias, self.eps)
 

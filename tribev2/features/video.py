@@ -108,8 +108,8 @@ class VideoExtractor(EventExtractor):
         """Whether the encoder runs :mod:`.vjepa2`'s attention and norms: below float32, where transformers' code
         rounds the rotary angles to the activations' dtype and rebuilds them in every layer, and autocast runs
         the layer norms in float32 between bfloat16 layers. Then the rotary tables are computed once in float32
-        and held in the activations' dtype, and the layer norms compute in it (their weights rounded). float32
-        runs transformers' own code (which the tables reproduce to the bit)."""
+        and held in the activations' dtype, and the layer norms compute in it (on CUDA, their weights rounded).
+        float32 runs transformers' own code (which the tables reproduce to the bit)."""
         return self.dtype != torch.float32
 
     def adapt(self, model: torch.nn.Module) -> torch.nn.Module:
@@ -211,7 +211,7 @@ class VideoExtractor(EventExtractor):
     def _handed_over(self, clips: list[torch.Tensor]) -> list[torch.Tensor]:
         """``clips`` made on the pixel stream, ready for the model's: its work so far waited for, and their
         memory kept until the model's stream is done with them."""
-        if self._pixel_stream is not None and clips[0].is_cuda:
+        if self._pixel_stream is not None:
             current = torch.cuda.current_stream(self.device)
             current.wait_stream(self._pixel_stream)
             for clip in clips:
