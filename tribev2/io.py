@@ -70,13 +70,19 @@ def _check_replaceable(path: Path, kind: str) -> None:
         raise ValueError(f"{path}: a folder is there; a NetCDF Dataset is one file (name another path)")
     if kind == "zarr" and path.is_file():
         raise ValueError(f"{path}: a file is there; a Zarr Dataset is a folder (name another path)")
-    if kind == "zarr" and path.is_dir() and any(path.iterdir()) and not is_zarr_group(path):
+    if kind == "zarr" and holds_other_files(path):
         raise ValueError(f"{path}: a folder of other files, not a Zarr store; saving would replace them")
 
 
 def is_zarr_group(folder: Path) -> bool:
     """Whether ``folder`` holds a Zarr group (v3's ``zarr.json`` or v2's ``.zgroup``)."""
     return (folder / "zarr.json").is_file() or (folder / ".zgroup").is_file()
+
+
+def holds_other_files(folder: Path) -> bool:
+    """Whether ``folder`` is a folder with files in it that are not a Zarr store (writing a store there would mix
+    with them or replace them)."""
+    return folder.is_dir() and any(folder.iterdir()) and not is_zarr_group(folder)
 
 
 def open_dataset(path: str | os.PathLike, *, verify: bool = True) -> xr.Dataset:

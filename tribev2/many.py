@@ -57,7 +57,7 @@ from .dataset import EVENT_DIM, OVERLAP_DIM, from_storage
 from .events import events_from
 from .events.asr import whisper_model_name
 from .events.table import timeline_stop
-from .io import is_zarr_group, save_dataset
+from .io import holds_other_files, is_zarr_group, save_dataset
 from .model import TribeModel
 from .predict import Windows, extractors_used, predict_window_range, resolve_predictor, stimulus_dataset
 from .sources import extractor_sources, weights_source
@@ -538,7 +538,7 @@ def _checked_store(store: Path) -> Path:
     (not a file, nor a folder of other files, which the run would fill with its groups)."""
     if store.is_file():
         raise ValueError(f"store {store}: is a file; a predict_many store is a folder (e.g. out.zarr)")
-    if store.is_dir() and any(store.iterdir()) and not is_zarr_group(store):
+    if holds_other_files(store):
         raise ValueError(
             f"store {store}: a folder of other files, not a predict_many store; name a new folder (e.g. "
             f"{store / 'predictions.zarr'})"
