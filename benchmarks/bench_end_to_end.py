@@ -13,9 +13,9 @@ Media rows are cut into 60-s chunks, as ``events_from`` cuts them. Stages (``--s
 * ``speed`` = ``decode,video,text,audio``: per-stage throughput, each extrapolated to one hour of film (7,200
   clips, 9,000 words, 30 slices of audio). ``decode``: decoding, colour conversion and resize alone (CPU or GPU
   resize); ``video``: exact (float32, batches of 4; with ``--reference-rows``, the reference's scheme of one clip
-  per pass) and fast variants (transformers' V-JEPA2 code against the own attention and norms, CPU or GPU resize, every
-  weight bfloat16, compiled layers), each with its states' correlation to float32's, the GPU kernels of the
-  fast ones with ``--profile``, and V-JEPA2's attention alone on each SDPA kernel; ``text`` past the cap (the
+  per pass) and fast variants (transformers' V-JEPA2 code against the package's attention and norms, CPU or GPU
+  resize, every weight bfloat16, compiled layers), each with its states' correlation to float32's, the GPU kernels
+  of the fast ones with ``--profile``, and V-JEPA2's attention alone on each SDPA kernel; ``text`` past the cap (the
   reference's scheme of one word per pass; exact float32 and bfloat16 at several batch sizes; windowed);
   ``audio`` (exact, fast, every weight bfloat16; features' correlation to exact);
 * ``textfidelity``: bfloat16 text features against float32's, with and without cuBLAS's reduced-precision
@@ -149,16 +149,22 @@ def events_table(film: Path, words, seconds: float):
     decoded once into the cache (reading each chunk's span from the MP4 would decode the whole track per
     chunk), cut into 60-s chunks."""
     from tribev2.events.chunks import chunk_media
-    from tribev2.events.media import soundtrack
     from tribev2.events.table import make_table
-    from tribev2.media import probe
 
-    audio = soundtrack(probe(film))
+    audio = film_soundtrack(film)
     media = [
         {"type": kind, "start": 0.0, "duration": float(seconds), "offset": 0.0, "filepath": str(path)}
         for kind, path in (("Video", film), ("Audio", audio))
     ]
     return chunk_media(make_table(media + words.to_dict("records")))  # 60-s chunks, as events_from cuts media
+
+
+def film_soundtrack(film: Path) -> Path:
+    """The film's audio track as ``events_from`` hands it to the audio features: a WAV in the cache, decoded once."""
+    from tribev2.events.media import soundtrack
+    from tribev2.media import probe
+
+    return soundtrack(probe(film))
 
 
 # -- models --------------------------------------------------------------------------------------------------------
@@ -355,11 +361,7 @@ def speed(args, film: Path, words, base: dict, rows: list) -> None:
         row("text", name, dtype, t, t / n, HOUR_S * WORDS_PER_S, units=f"{n} words")
 
     # audio: the whole slice, read from the soundtrack WAV as events_from points Audio events at it
-    if wants("audio"):
-        from tribev2.events.media import soundtrack
-        from tribev2.media import probe
-
-        track = str(soundtrack(probe(film)))
+    track = str(film_soundtrack(film)) if wants("audio") else None
     audio_variants = [("exact", f32, {}), ("fast", bf16, {}), ("fast, every weight bfloat16", bf16, {"weights": bf16})]
     exact_features = None
     for name, dtype, options in audio_variants if wants("audio") else []:
