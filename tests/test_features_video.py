@@ -176,6 +176,30 @@ def test_precomputed_rotary_gives_transformers_states():
     assert 0 < held_in_bf16 <= 1.05 * theirs, (held_in_bf16, theirs)  # the tables rounded, not the angles
 
 
+def test_patch_embedding_as_matmul_gives_the_convolution():
+    """The tubelets embedded by one matrix product give the 3-D convolution's tokens, in its order: to float32
+    rounding in float32, and within bfloat16's rounding under autocast; a clip the kernel does not tile (an odd
+    frame count) goes through the convolution."""
+    import copy
+
+    from tribev2.features.vjepa2 import patch_embedding_as_matmul
+
+    model, pixels = _tiny_vjepa2()
+    embed = model.encoder.embeddings.patch_embeddings
+    ours = patch_embedding_as_matmul(copy.deepcopy(model)).encoder.embeddings.patch_embeddings
+    videos = pixels.permute(0, 2, 1, 3, 4)  # (B, C, T, H, W), as VJEPA2Embeddings hands them over
+    with torch.inference_mode():
+        exact = embed(videos)
+        torch.testing.assert_close(ours(videos), exact, rtol=1e-5, atol=1e-5)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast, theirs = ours(videos), embed(videos)
+        assert fast.dtype == torch.bfloat16
+        error = float((fast.float() - exact).norm() / exact.norm())
+        assert error <= 2 * float((theirs.float() - exact).norm() / exact.norm()) and error < 0.01, error
+        odd = videos[:, :, :63]
+        torch.testing.assert_close(ours(odd), embed(odd), rtol=0, atol=0)
+
+
 def test_own_attention_only_below_float32(demo_video):
     """Float32 keeps transformers' code (the exact path unchanged); bfloat16 rotates from tables held in
     bfloat16, shared by every layer, its layer norms in bfloat16, and its cache entries are told apart."""
@@ -185,6 +209,9 @@ def test_own_attention_only_below_float32(demo_video):
     assert fast.own_attention and not demo_video.own_attention
     assert fast.fingerprint()["rotary"] == "tables in torch.bfloat16" and "rotary" not in demo_video.fingerprint()
     assert fast.fingerprint()["norms"] == "in torch.bfloat16" and "norms" not in demo_video.fingerprint()
+    assert "patches" in fast.fingerprint() and "patches" not in demo_video.fingerprint()
+    assert "forward" in fast.model.encoder.embeddings.patch_embeddings.__dict__
+    assert "forward" not in demo_video.model.encoder.embeddings.patch_embeddings.__dict__
     layers = fast.model.encoder.layer
     assert all(layer.attention.rotary_tables is layers[0].attention.rotary_tables for layer in layers)
     assert layers[0].attention.rotary_tables(8, "cpu")[0].dtype == torch.bfloat16

@@ -42,7 +42,7 @@ import torch
 
 from ..media import frame_index, iter_frames, probe, rgb
 from .base import EventExtractor, layer_norms_in_input_dtype
-from .vjepa2 import precompute_rotary
+from .vjepa2 import patch_embedding_as_matmul, precompute_rotary
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -108,14 +108,16 @@ class VideoExtractor(EventExtractor):
         """Whether the encoder runs :mod:`.vjepa2`'s attention and norms: below float32, where transformers' code
         rounds the rotary angles to the activations' dtype and rebuilds them in every layer, and autocast runs
         the layer norms in float32 between bfloat16 layers. Then the rotary tables are computed once in float32
-        and held in the activations' dtype, and the layer norms compute in it (on CUDA, their weights rounded).
-        float32 runs transformers' own code (which the tables reproduce to the bit)."""
+        and held in the activations' dtype, the layer norms compute in it (on CUDA, their weights rounded), and
+        the tubelets are embedded by one matrix product instead of cuDNN's slow 3-D convolution. float32 runs
+        transformers' own code (which the tables reproduce to the bit)."""
         return self.dtype != torch.float32
 
     def adapt(self, model: torch.nn.Module) -> torch.nn.Module:
         if self.own_attention:
             precompute_rotary(model, self.dtype)
             layer_norms_in_input_dtype(model)
+            patch_embedding_as_matmul(model)
         return compile_layers(model) if self.compile else model
 
     def _processor_config(self) -> dict:
@@ -149,7 +151,11 @@ class VideoExtractor(EventExtractor):
             "upright": True,
             "clip_duration": self.clip_duration,
             "final_norm": self.final_norm,
-            **({"rotary": f"tables in {self.dtype}", "norms": f"in {self.dtype}"} if self.own_attention else {}),
+            **(
+                {"rotary": f"tables in {self.dtype}", "norms": f"in {self.dtype}", "patches": "matrix product"}
+                if self.own_attention
+                else {}
+            ),
             "frames": self.frames_per_clip,
             "crop": self.crop_size,
             **resize,
