@@ -25,7 +25,8 @@ Media rows are cut into 60-s chunks, as ``events_from`` cuts them. Stages (``--s
   time) of fast against exact predictions, and the text features' correlation;
 * ``brain``: the brain model over one hour of windows (float32, bfloat16, and bfloat16 in one CUDA-graphed batch);
 * ``film``: one real fast run of ``tribev2.predict`` (windowed text; ``--film-compile`` compiles the video layers)
-  on a ``--film-seconds`` film, the slice's packets repeated, timed per stage, to check the extrapolation.
+  on a ``--film-seconds`` film, the slice's packets repeated, timed per stage, to check the extrapolation;
+  ``--film-baseline`` runs it again with the extractors one after another instead of on threads of their own.
 
 Speech recognition is ``bench_asr.py``'s. On the lent GPU (no package index) ``benchmarks/device.sh`` carries
 PyAV, julius, CTranslate2 and faster-whisper. Usage::
@@ -42,11 +43,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import functools
 import json
 import os
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -605,6 +608,7 @@ def timed_predict(events, chosen: dict, model, args):
 
             return run
 
+        vars(extractor).pop("extract", None)  # a previous run's wrapper
         extractor.extract = wrap(extractor.extract)
     t, ds = timed(
         lambda: tribev2.predict(
@@ -656,7 +660,7 @@ def film_run(args, film: Path, tokenizer, base: dict, rows: list, out: dict) -> 
     stage, beside the speed stage's extrapolation for the same variants where it ran."""
     import torch
 
-    from tribev2.features import feature_dims
+    from tribev2.features import extract_features, feature_dims
 
     seconds = args.film_seconds
     repeats = int(np.ceil(seconds / args.seconds))
@@ -671,25 +675,30 @@ def film_run(args, film: Path, tokenizer, base: dict, rows: list, out: dict) -> 
         "video": variant(base["video"], torch.bfloat16, **video_options),
     }
     model = brain(feature_dims(base), args.device, torch.bfloat16, Path(args.workdir) / "cache")
-    t, stage_s, ds = timed_predict(events, chosen, model, args)
-    stage_s["soundtrack"] = t_events  # part of predict's cost on a film (events_from decodes it)
-    t += t_events
     name = f"fast, windowed text{', compiled video layers' if args.film_compile else ''}"
-    rows.append(
-        {
-            "stage": f"predict ({seconds / 60:g}-min film)",
-            "variant": name,
-            "dtype": "bfloat16",
-            "measured_s": t,
-            "stage_s": stage_s,
-            "per_unit_s": t,
-            "units": f"{seconds:g} s",
-            "hour_s": t * HOUR_S / seconds,
-            "time_points": int(ds.sizes["time"]),
-        }
-    )
-    print(f"  predict, {seconds:g}-s film, {name}: {t:.1f} s ({stage_s})", file=sys.stderr, flush=True)
-    out["film"] = {"seconds": seconds, "variant": name, "measured_s": t, "stage_s": stage_s}
+    # the extractors on threads of their own (predict's default on a GPU; the first run pays any compilation),
+    # then, with --film-baseline, one after the other (as before) on the warm models
+    for concurrent in (None, False) if args.film_baseline else (None,):
+        how = "extractors on threads (on a GPU)" if concurrent is None else "extractors one after another"
+        with mock.patch("tribev2.predict.extract_features", functools.partial(extract_features, concurrent=concurrent)):
+            t, stage_s, ds = timed_predict(events, chosen, model, args)
+        stage_s["soundtrack"] = t_events  # part of predict's cost on a film (events_from decodes it)
+        t += t_events
+        rows.append(
+            {
+                "stage": f"predict ({seconds / 60:g}-min film)",
+                "variant": f"{name}, {how}",
+                "dtype": "bfloat16",
+                "measured_s": t,
+                "stage_s": stage_s,  # on threads, the stages overlap: their sum exceeds the run's time
+                "per_unit_s": t,
+                "units": f"{seconds:g} s",
+                "hour_s": t * HOUR_S / seconds,
+                "time_points": int(ds.sizes["time"]),
+            }
+        )
+        print(f"  predict, {seconds:g}-s film, {name}, {how}: {t:.1f} s ({stage_s})", file=sys.stderr, flush=True)
+        out.setdefault("film", []).append({"seconds": seconds, "variant": f"{name}, {how}", "measured_s": t})
 
 
 def per_vertex_r(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -714,6 +723,9 @@ def main() -> None:
     parser.add_argument("--no-reference-rows", dest="reference_rows", action="store_false", help="skip them")
     parser.add_argument("--film-seconds", type=float, default=900.0, help="length of the film stage's film")
     parser.add_argument("--film-compile", action="store_true", help="the film stage compiles the video layers")
+    parser.add_argument(
+        "--film-baseline", action="store_true", help="the film again with the extractors one after another"
+    )
     parser.add_argument("--workdir", default=str(Path(os.environ.get("TMPDIR", "/tmp")) / "tribev2-bench-e2e"))
     parser.add_argument("--json", help="write the results here as JSON")
     parser.add_argument("--modalities", default="text,audio,video", help="the models to build (textfidelity: text)")

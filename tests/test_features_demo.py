@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import soundfile
 
 from tribev2.demo import demo_extractors, demo_model
@@ -21,6 +22,19 @@ def _weights_digest(folder: Path) -> str:
     return hashlib.sha256(
         b"".join((folder / m / "model.safetensors").read_bytes() for m in ("text", "audio", "video"))
     ).hexdigest()
+
+
+def _clip_events(tmp_path, words: list[dict]) -> pd.DataFrame:
+    """The demo clip's Video and Audio events (its soundtrack as a WAV under ``tmp_path``), then ``words``."""
+    info = probe(DEMO_CLIP)
+    pcm, rate = read_audio(DEMO_CLIP, dtype="int16")
+    wav = tmp_path / "demo.wav"
+    soundfile.write(str(wav), pcm, rate, subtype="PCM_16")
+    media = [
+        {"type": "Video", "start": 0.0, "duration": info.duration, "offset": 0.0, "filepath": str(DEMO_CLIP)},
+        {"type": "Audio", "start": 0.0, "duration": info.duration, "offset": 0.0, "filepath": str(wav)},
+    ]
+    return pd.DataFrame(media + words)
 
 
 def test_saved_once_and_seeded():
@@ -40,20 +54,13 @@ def test_saved_once_and_seeded():
 def test_demo_path_on_the_demo_clip(tmp_path):
     """Video, its soundtrack and a few words through the three demo extractors and a fitting brain model."""
     info = probe(DEMO_CLIP)
-    pcm, rate = read_audio(DEMO_CLIP, dtype="int16")
-    wav = tmp_path / "demo.wav"
-    soundfile.write(str(wav), pcm, rate, subtype="PCM_16")
     texts = ["The", "brain", "hears", "these", "words"]
-    rows = [
-        {"type": "Video", "start": 0.0, "duration": info.duration, "offset": 0.0, "filepath": str(DEMO_CLIP)},
-        {"type": "Audio", "start": 0.0, "duration": info.duration, "offset": 0.0, "filepath": str(wav)},
-    ]
-    rows += [
+    words = [
         {"type": "Word", "start": 1.0 + 0.6 * i, "duration": 0.4, "text": t, "context": " ".join(texts[: i + 1])}
         for i, t in enumerate(texts)
     ]
     extractors = demo_extractors(device="cpu", progress=False)
-    features = extract_features(pd.DataFrame(rows), extractors=extractors, start=0.0, duration=100.0)
+    features = extract_features(_clip_events(tmp_path, words), extractors=extractors, start=0.0, duration=100.0)
     assert {m: v.shape for m, v in features.items()} == {
         "text": (2, 32, 200),
         "audio": (2, 24, 200),
@@ -74,3 +81,42 @@ def test_demo_path_on_the_demo_clip(tmp_path):
         device="cpu",
     )
     check_compatible(extractors, model)
+
+
+def test_extractors_on_threads_give_the_same_features(tmp_path):
+    """``concurrent=True`` (the default when an extractor runs on a GPU): each extractor on a thread of its own,
+    in a copy of the caller's context (inside ``progress_bars(False)`` every bar stays hidden), the features the
+    same as one after the other; an extractor's error is raised once the others are done."""
+    import threading
+
+    from tribev2.progress import progress_bars, quiet
+
+    events = _clip_events(tmp_path, [{"type": "Word", "start": 1.0, "duration": 0.4, "text": "hi", "context": "hi"}])
+    extractors = demo_extractors(device="cpu", cache=False, progress=False)
+    one_by_one = extract_features(events, extractors=extractors, start=0.0, duration=20.0)
+    seen: dict = {}
+    for name, extractor in extractors.items():
+
+        def extract(*args, name=name, run=extractor.extract):
+            seen[name] = (threading.current_thread().name, quiet())
+            return run(*args)
+
+        extractor.extract = extract
+    with progress_bars(False):
+        together = extract_features(events, extractors=extractors, start=0.0, duration=20.0, concurrent=True)
+    assert list(together) == list(one_by_one)
+    for name in one_by_one:
+        np.testing.assert_array_equal(together[name], one_by_one[name])
+    assert all(thread.startswith("tribev2-extract") and hidden for thread, hidden in seen.values()), seen
+    assert len({thread for thread, _ in seen.values()}) == 3
+
+    finished = []
+
+    def fails(*args):
+        raise ValueError("text went wrong")
+
+    extractors["text"].extract = fails
+    extractors["video"].extract = lambda *args, run=extractors["video"].extract: finished.append(run(*args))
+    with pytest.raises(ValueError, match="text went wrong"):
+        extract_features(events, extractors=extractors, start=0.0, duration=20.0, concurrent=True)
+    assert len(finished) == 1  # the video's work was not abandoned
