@@ -108,7 +108,6 @@ def test_extractors_on_threads_give_the_same_features(tmp_path):
     for name in one_by_one:
         np.testing.assert_array_equal(together[name], one_by_one[name])
     assert all(thread.startswith("tribev2-extract") and hidden for thread, hidden in seen.values()), seen
-    assert len({thread for thread, _ in seen.values()}) == 3
 
     finished = []
 
