@@ -24,9 +24,10 @@ Media rows are cut into 60-s chunks, as ``events_from`` cuts them. Stages (``--s
   and fast + windowed text, timed per stage; the median over vertices of the per-vertex correlation (over
   time) of fast against exact predictions, and the text features' correlation;
 * ``brain``: the brain model over one hour of windows (float32, bfloat16, and bfloat16 in one CUDA-graphed batch);
-* ``film``: one real fast run of ``tribev2.predict`` (windowed text; ``--film-compile`` compiles the video layers)
-  on a ``--film-seconds`` film, the slice's packets repeated, timed per stage, to check the extrapolation;
-  ``--film-baseline`` runs it again with the extractors one after another instead of on threads of their own.
+* ``film``: one real fast run of ``tribev2.predict`` (windowed text; the video layers compiled as
+  ``compile="auto"`` decides, or always with ``--film-compile``) on a ``--film-seconds`` film, the slice's
+  packets repeated, timed per stage, to check the extrapolation; ``--film-baseline`` runs it again with the
+  extractors one after another instead of on threads of their own.
 
 Speech recognition is ``bench_asr.py``'s. On the lent GPU (no package index) ``benchmarks/device.sh`` carries
 PyAV, julius, CTranslate2 and faster-whisper. Usage::
@@ -299,8 +300,8 @@ def speed(args, film: Path, words, base: dict, rows: list) -> None:
 
     per_hour = HOUR_S * 2
     for name, options, n in [
-        ("decode + CPU resize alone", dict(dtype=f32, pixels="cpu"), args.fast_bins),
-        ("decode + GPU resize alone", dict(dtype=bf16, pixels="device"), args.fast_bins),
+        ("decode + CPU resize alone", dict(dtype=f32, pixels="cpu", compile=False), args.fast_bins),
+        ("decode + GPU resize alone", dict(dtype=bf16, pixels="device", compile=False), args.fast_bins),
     ]:
         if not wants("decode"):
             break
@@ -309,14 +310,15 @@ def speed(args, film: Path, words, base: dict, rows: list) -> None:
         t, _ = timed(clips(extractor, n, decode_only=True), device)
         workers = extractor.conversion_workers
         row("video", name, extractor.dtype, t, t / n, per_hour, units=f"{n} clips", workers=workers)
-    cpu8, gpu8 = dict(pixels="cpu", batch_size=8), dict(pixels="device", batch_size=8)
+    eager = dict(compile=False)  # each row says whether it compiles (the package's default decides by length)
+    cpu8, gpu8 = dict(eager, pixels="cpu", batch_size=8), dict(eager, pixels="device", batch_size=8)
     variants = [
         *(
-            [("reference scheme: 1 clip per pass, CPU resize", f32, dict(pixels="cpu", batch_size=1), args.exact_bins)]
+            [("reference scheme: 1 clip per pass, CPU resize", f32, dict(cpu8, batch_size=1), args.exact_bins)]
             if args.reference_rows
             else []
         ),
-        ("exact: batches of 4, CPU resize", f32, dict(pixels="cpu", batch_size=4), args.exact_bins),
+        ("exact: batches of 4, CPU resize", f32, dict(cpu8, batch_size=4), args.exact_bins),
         ("fast: batches of 8, GPU resize, transformers' code", bf16, dict(gpu8, own_attention=False), args.fast_bins),
         ("fast: batches of 8, CPU resize", bf16, cpu8, args.fast_bins),
         ("fast: batches of 8, GPU resize", bf16, gpu8, args.fast_bins),
@@ -668,14 +670,14 @@ def film_run(args, film: Path, tokenizer, base: dict, rows: list, out: dict) -> 
     print(f"film of {seconds:g} s: {long} ({long.stat().st_size / 2**20:.0f} MiB, made in {t:.0f} s)", file=sys.stderr)
     words = transcript(tokenizer, seconds)
     t_events, events = timed(lambda: events_table(long, words, seconds), "cpu")  # the soundtrack decoded
-    video_options = dict(pixels="device", batch_size=8, compile=args.film_compile)
+    video_options = dict(pixels="device", batch_size=8, compile=True if args.film_compile else "auto")
     chosen = {
         "text": variant(base["text"], torch.bfloat16, mode="windowed"),
         "audio": variant(base["audio"], torch.bfloat16),
         "video": variant(base["video"], torch.bfloat16, **video_options),
     }
     model = brain(feature_dims(base), args.device, torch.bfloat16, Path(args.workdir) / "cache")
-    name = f"fast, windowed text{', compiled video layers' if args.film_compile else ''}"
+    name = f"fast, windowed text, video layers compiled{'' if args.film_compile else ' (auto)'}"
     # the extractors on threads of their own (predict's default on a GPU; the first run pays any compilation),
     # then, with --film-baseline, one after the other (as before) on the warm models
     for concurrent in (None, False) if args.film_baseline else (None,):
@@ -722,7 +724,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print the GPU kernels of the fast video variants")
     parser.add_argument("--no-reference-rows", dest="reference_rows", action="store_false", help="skip them")
     parser.add_argument("--film-seconds", type=float, default=900.0, help="length of the film stage's film")
-    parser.add_argument("--film-compile", action="store_true", help="the film stage compiles the video layers")
+    parser.add_argument(
+        "--film-compile", action="store_true", help="compile=True for the film (default: 'auto', by its length)"
+    )
     parser.add_argument(
         "--film-baseline", action="store_true", help="the film again with the extractors one after another"
     )

@@ -127,6 +127,67 @@ def test_compiled_layers_give_the_eager_states(demo_video, tmp_path):
     np.testing.assert_allclose(compiled.event_state_means(stimulus, 0.0, 2.0), eager, rtol=1e-5, atol=1e-5)
 
 
+def test_compile_auto_decides_from_the_video_length(demo_video):
+    """``compile="auto"`` (the default) compiles on CUDA below float32 for 10 minutes of video or more; never on
+    the CPU, in float32, or with ``compile=False``; a bad value is refused."""
+    from tribev2.features.video import AUTO_COMPILE_S
+
+    fast = VideoExtractor(demo_video.source, device="cpu", dtype=torch.bfloat16, progress=False)
+    assert fast.compile == "auto" == demo_video.compile
+
+    def table(seconds):
+        return pd.DataFrame({"type": ["Video", "Video", "Audio"], "duration": [seconds / 2, seconds / 2, 1e4]})
+
+    assert not fast.auto_compiles(table(3600.0))  # the CPU
+    exact = VideoExtractor(demo_video.source, device="cpu", progress=False)
+    eager = VideoExtractor(demo_video.source, device="cpu", dtype=torch.bfloat16, compile=False, progress=False)
+    for extractor in (fast, exact, eager):
+        extractor.device = torch.device("cuda")  # the decision alone: nothing runs there
+    assert fast.auto_compiles(table(AUTO_COMPILE_S)) and not fast.auto_compiles(table(AUTO_COMPILE_S - 1))
+    assert not exact.auto_compiles(table(3600.0))  # float32: the exact path stays eager
+    assert not eager.auto_compiles(table(3600.0))
+    with pytest.raises(ValueError, match="compile must be"):
+        VideoExtractor(demo_video.source, device="cpu", compile="yes")
+
+
+def test_failed_compilation_leaves_the_layers_eager(demo_video, tmp_path, monkeypatch):
+    """If the automatic compilation fails, a warning names the error and the eager layers give the states."""
+    import inspect
+
+    import tribev2.features.video as video_module
+
+    def broken(model):
+        for layer in model.encoder.layer:
+            layer.forward = lambda *args, **kwargs: (_ for _ in ()).throw(RuntimeError("no C compiler"))
+        return model
+
+    monkeypatch.setattr(video_module, "compile_layers", broken)
+    stimulus = _demo_clip(tmp_path)
+    extractor = VideoExtractor(demo_video.source, device="cpu", progress=False)
+    with pytest.warns(UserWarning, match="no C compiler"):
+        extractor._compile_or_warn()
+    assert all(inspect.ismethod(layer.forward) for layer in extractor.model.encoder.layer)
+    np.testing.assert_array_equal(
+        extractor.event_state_means(stimulus, 0.0, 2.0), demo_video.event_state_means(stimulus, 0.0, 2.0)
+    )
+
+
+def test_compiled_batches_keep_one_shape(demo_video, tmp_path):
+    """Where the layers are compiled, a last batch short of ``batch_size`` is filled with blank clips (one static
+    shape, no recompilation) and their states dropped: the same states as the short batch."""
+    stimulus = _demo_clip(tmp_path)
+    extractor = VideoExtractor(demo_video.source, device="cpu", batch_size=4, compile=False, progress=False)
+    shapes = []
+    extractor.clip_state_means = lambda pixels, run=extractor.clip_state_means: (
+        shapes.append(pixels.shape[0]) or run(pixels)
+    )
+    short = extractor.event_state_means(stimulus, 0.0, 3.0)  # 6 bins: batches of 4 and 2
+    extractor._compiled = True
+    filled = extractor.event_state_means(stimulus, 0.0, 3.0)
+    assert shapes == [4, 2, 4, 4] and filled.shape == short.shape
+    np.testing.assert_allclose(filled, short, rtol=1e-5, atol=1e-6)
+
+
 def _tiny_vjepa2():
     """A random V-JEPA2 with the release's head width (88: three rotated slices of 28 and 4 channels left) and
     its 32 frames of tubelets, on a 2 x 2 grid: rotary angles up to 31 radians."""

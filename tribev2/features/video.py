@@ -33,6 +33,7 @@ import math
 import os
 import queue
 import threading
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from .base import EventExtractor, layer_norms_in_input_dtype
 from .vjepa2 import patch_embedding_as_matmul, precompute_rotary
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
+AUTO_COMPILE_S = 600.0  # seconds of video from which compile="auto" compiles the layers
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
@@ -65,17 +67,20 @@ class VideoExtractor(EventExtractor):
         clip_duration: float = 4.0,
         final_norm: bool = False,
         pixels: str = "auto",
-        compile: bool = False,
+        compile: bool | str = "auto",
         **options,
     ):
         """``pixels``: where frames are resized, cropped and normalised: ``"cpu"`` (the reference's uint8
         resize, bit for bit), ``"device"`` (on the model's device: each decoded frame crosses once through pinned
         memory and clips are gathered there; on a GPU the resize differs from the CPU's by rounding, at most one
         grey level) or ``"auto"`` (device when the model runs on CUDA below float32, i.e. ``precision="fast"``).
-        ``compile``: ``torch.compile`` each encoder layer (static shapes: fused element-wise work; the first
-        batch pays the compilation, 10-20 s for ViT-g). On an H100, on clips already on the GPU, 68.6 ms a clip
-        against 75.8 eager; in the frame pipeline it was slower than eager when last measured (before the frames
-        moved to their own CUDA stream), so it is off by default (``benchmarks/README.md``)."""
+        ``compile``: ``torch.compile`` each encoder layer (static shapes: fused element-wise work), ``True``,
+        ``False`` or ``"auto"``: compiled when the model runs on CUDA below float32 (``precision="fast"``) and
+        the events table handed to :meth:`extract` holds at least ``AUTO_COMPILE_S`` (10 minutes) of video,
+        where the compilation (10-15 s the first time, a few seconds once torch's compile cache holds it) pays
+        off: on an H100 the frame pipeline runs 73 ms a clip compiled against 80 eager (``benchmarks/README.md``).
+        If the automatic compilation fails (no C compiler for Triton, say), a warning says so and the layers
+        stay eager."""
         options.setdefault("batch_size", 4)
         super().__init__(source, **options)
         if not (math.isfinite(clip_duration) and clip_duration > 0):
@@ -85,7 +90,10 @@ class VideoExtractor(EventExtractor):
         if pixels == "auto":
             pixels = "device" if self.device.type == "cuda" and self.dtype != torch.float32 else "cpu"
         self.pixels = pixels
-        self.compile = bool(compile)
+        if compile not in (True, False, "auto"):
+            raise ValueError(f"compile must be True, False or 'auto', got {compile!r}")
+        self.compile = compile
+        self._compiled = compile is True  # whether the layers are (or, once loaded, will be) compiled
         self._pixel_stream = None  # made by the first event_state_means on a GPU (see _on_pixel_stream)
         self.clip_duration = float(clip_duration)
         self.final_norm = final_norm
@@ -118,7 +126,32 @@ class VideoExtractor(EventExtractor):
             precompute_rotary(model, self.dtype)
             layer_norms_in_input_dtype(model)
             patch_embedding_as_matmul(model)
-        return compile_layers(model) if self.compile else model
+        return compile_layers(model) if self.compile is True else model
+
+    def auto_compiles(self, events) -> bool:
+        """Whether ``compile="auto"`` compiles the layers for ``events`` (not compiled yet, on CUDA below
+        float32, ``AUTO_COMPILE_S`` of video or more)."""
+        if self.compile != "auto" or self._compiled or self.device.type != "cuda" or not self.own_attention:
+            return False
+        return float(events.loc[events["type"] == self.event_type, "duration"].sum()) >= AUTO_COMPILE_S
+
+    def extract(self, events, start: float, duration: float) -> np.ndarray:
+        if self.auto_compiles(events):
+            self._compile_or_warn()
+        return super().extract(events, start, duration)
+
+    def _compile_or_warn(self) -> None:
+        """The layers compiled and run once on a batch of blank clips (the compilation happens there); if that
+        fails, the layers put back as they were, with a warning."""
+        self._compiled = True
+        model = compile_layers(self.model)
+        blank = torch.zeros(self.batch_size, self.frames_per_clip, 3, self.crop_size, self.crop_size)
+        try:
+            self.clip_state_means(blank)
+        except Exception as err:  # noqa: BLE001 - whatever stops the compiler, the eager layers still work
+            for layer in model.encoder.layer:
+                vars(layer).pop("forward", None)
+            warnings.warn(f"{self.source}: compiling the video layers failed ({err!r}); they run eagerly", stacklevel=3)
 
     def _processor_config(self) -> dict:
         from transformers.utils import cached_file
@@ -294,9 +327,12 @@ class VideoExtractor(EventExtractor):
                 batch = torch.stack(
                     self._handed_over([next(clips) for _ in range(min(self.batch_size, len(requests) - first))])
                 )
+                n = batch.shape[0]
+                if self._compiled and n < self.batch_size:  # blank clips: compiled layers keep one shape
+                    batch = torch.cat([batch, batch.new_zeros((self.batch_size - n, *batch.shape[1:]))])
                 if batch.device.type == "cpu" and self.device.type == "cuda":
                     batch = batch.pin_memory()  # the copy overlaps the work already queued
-                out.append(self.clip_state_means(self.normalize(batch.to(self.device, non_blocking=True))))
+                out.append(self.clip_state_means(self.normalize(batch.to(self.device, non_blocking=True)))[:n])
         return torch.cat(out).cpu()
 
     def _clips(self, filepath: str, requests: np.ndarray) -> Iterator[torch.Tensor]:
