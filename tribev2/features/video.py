@@ -133,6 +133,8 @@ class VideoExtractor(EventExtractor):
         float32, ``AUTO_COMPILE_S`` of video or more)."""
         if self.compile != "auto" or self._compiled or self.device.type != "cuda" or not self.own_attention:
             return False
+        if not {"type", "duration"} <= set(getattr(events, "columns", ())):  # extract's own checks will say so
+            return False
         return float(events.loc[events["type"] == self.event_type, "duration"].sum()) >= AUTO_COMPILE_S
 
     def extract(self, events, start: float, duration: float) -> np.ndarray:
