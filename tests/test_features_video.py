@@ -241,7 +241,7 @@ def test_precomputed_rotary_gives_transformers_states():
 def test_patch_embedding_as_matmul_gives_the_convolution():
     """The tubelets embedded by one matrix product give the 3-D convolution's tokens, in its order: to float32
     rounding in float32, and within bfloat16's rounding under autocast; a clip the kernel does not tile (an odd
-    frame count) goes through the convolution."""
+    frame count), or a convolution that does not tile (padded), goes through the convolution."""
     import copy
 
     from tribev2.features.vjepa2 import patch_embedding_as_matmul
@@ -260,6 +260,8 @@ def test_patch_embedding_as_matmul_gives_the_convolution():
         assert error <= 2 * float((theirs.float() - exact).norm() / exact.norm()) and error < 0.01, error
         odd = videos[:, :, :63]
         torch.testing.assert_close(ours(odd), embed(odd), rtol=0, atol=0)
+        embed.proj.padding = ours.proj.padding = (0, 1, 1)  # no longer a tiling: the convolution itself
+        torch.testing.assert_close(ours(videos), embed(videos), rtol=0, atol=0)
 
 
 def test_own_attention_only_below_float32(demo_video):

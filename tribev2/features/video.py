@@ -46,8 +46,8 @@ from .base import EventExtractor, layer_norms_in_input_dtype
 from .vjepa2 import patch_embedding_as_matmul, precompute_rotary
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
-AUTO_COMPILE_S = 600.0  # seconds of video from which compile="auto" compiles the layers
 IMAGENET_STD = (0.229, 0.224, 0.225)
+AUTO_COMPILE_S = 600.0  # seconds of video from which compile="auto" compiles the layers
 
 
 class VideoExtractor(EventExtractor):

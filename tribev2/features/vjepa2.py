@@ -104,15 +104,18 @@ def precompute_rotary(model: torch.nn.Module, dtype: torch.dtype = torch.float32
 def _patch_embedding_forward(self, pixels: torch.Tensor) -> torch.Tensor:
     """``VJEPA2PatchEmbeddings3D.forward`` as one matrix product: the convolution's kernel equals its stride, so
     each tubelet of ``C x t x p x p`` values, gathered into a row, meets the kernel flattened the same way.
-    Shapes that the kernel does not tile go through the convolution itself."""
+    Shapes that the kernel does not tile, and a convolution that is not one (kernel and stride apart, padding,
+    dilation, groups), go through the convolution itself."""
     batch, channels, frames, height, width = pixels.shape  # (B, C, T, H, W)
-    t, p, q = self.proj.kernel_size
-    if frames % t or height % p or width % q:
+    conv = self.proj
+    t, p, q = conv.kernel_size
+    tiles = conv.stride == conv.kernel_size and conv.padding == (0, 0, 0) and conv.dilation == (1, 1, 1)
+    if not tiles or conv.groups != 1 or frames % t or height % p or width % q:
         return type(self).forward(self, pixels)
     tubelets = pixels.reshape(batch, channels, frames // t, t, height // p, p, width // q, q)
     rows = tubelets.permute(0, 2, 4, 6, 1, 3, 5, 7).reshape(batch, -1, channels * t * p * q)  # (B, N, C*t*p*q)
-    kernel = self.proj.weight.reshape(self.proj.out_channels, -1)  # (width, C*t*p*q)
-    return torch.nn.functional.linear(rows, kernel, self.proj.bias)  # (B, N, width), tokens frame-major
+    kernel = conv.weight.reshape(conv.out_channels, -1)  # (width, C*t*p*q)
+    return torch.nn.functional.linear(rows, kernel, conv.bias)  # (B, N, width), tokens frame-major
 
 
 def patch_embedding_as_matmul(model: torch.nn.Module) -> torch.nn.Module:
