@@ -119,3 +119,28 @@ def test_extractors_on_threads_give_the_same_features(tmp_path):
     with pytest.raises(ValueError, match="text went wrong"):
         extract_features(events, extractors=extractors, start=0.0, duration=20.0, concurrent=True)
     assert len(finished) == 1  # the video's work was not abandoned
+
+
+def test_models_load_one_at_a_time_on_threads(tmp_path):
+    """Extractors on threads of their own load their models one at a time (loading sets process-wide state: torch's
+    default dtype while transformers builds a model, the progress switches)."""
+    import threading
+    import time
+
+    events = _clip_events(tmp_path, [{"type": "Word", "start": 1.0, "duration": 0.4, "text": "hi", "context": "hi"}])
+    extractors = demo_extractors(device="cpu", cache=False, progress=False)
+    spans, lock = [], threading.Lock()
+    for extractor in extractors.values():
+
+        def load(run=extractor._load_model):
+            start = time.perf_counter()
+            time.sleep(0.2)  # long enough for the others to start theirs, were they allowed to
+            model = run()
+            with lock:
+                spans.append((start, time.perf_counter()))
+            return model
+
+        extractor._load_model = load
+    extract_features(events, extractors=extractors, start=0.0, duration=20.0, concurrent=True)
+    spans.sort()
+    assert len(spans) == 3 and all(end <= later for (_, end), (later, _) in zip(spans, spans[1:])), spans

@@ -21,6 +21,7 @@ import contextvars
 import math
 import numbers
 import os
+import threading
 import types
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -36,6 +37,9 @@ from ..progress import bar, note, progress_bars
 from .cache import FEATURES_VERSION, cache_file, write_cached
 from .grid import COLUMNS_READ, check_window, event_rows, n_samples, overlapping, place_on_event_grid
 from .sources import load_pretrained, model_identity
+
+
+_LOADING = threading.RLock()  # held while a model loads (see Extractor.model)
 
 
 class IncompatibleExtractorError(ValueError):
@@ -142,11 +146,15 @@ class Extractor:
     @property
     def model(self) -> torch.nn.Module:
         """The network, loaded on first use with its weights in ``weights_dtype`` on ``device``, in eval mode;
-        run it inside :meth:`arithmetic`."""
+        run it inside :meth:`arithmetic`. One model loads at a time in the process: loading sets process-wide
+        state (torch's default dtype while transformers builds a model, the progress switches), and the
+        extractors of :func:`extract_features` may run on threads of their own."""
         if self._model is None:
-            note(f"loading the {self.modality} model")
-            with progress_bars(self.progress):
-                self._model = self.prepare(self._load_model())
+            with _LOADING:
+                if self._model is None:  # not loaded by another thread meanwhile
+                    note(f"loading the {self.modality} model")
+                    with progress_bars(self.progress):
+                        self._model = self.prepare(self._load_model())
         return self._model
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
