@@ -38,7 +38,6 @@ from .cache import FEATURES_VERSION, cache_file, write_cached
 from .grid import COLUMNS_READ, check_window, event_rows, n_samples, overlapping, place_on_event_grid
 from .sources import load_pretrained, model_identity
 
-
 _LOADING = threading.RLock()  # held while a model loads (see Extractor.model)
 
 
