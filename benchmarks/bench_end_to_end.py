@@ -677,7 +677,7 @@ def film_run(args, film: Path, tokenizer, base: dict, rows: list, out: dict) -> 
         "video": variant(base["video"], torch.bfloat16, **video_options),
     }
     model = brain(feature_dims(base), args.device, torch.bfloat16, Path(args.workdir) / "cache")
-    name = f"fast, windowed text, video layers compiled{'' if args.film_compile else ' (auto)'}"
+    name = f"fast, windowed text, video compile={video_options['compile']!r}"
     # the extractors on threads of their own (predict's default on a GPU; the first run pays any compilation),
     # then, with --film-baseline, one after the other (as before) on the warm models
     for concurrent in (None, False) if args.film_baseline else (None,):
