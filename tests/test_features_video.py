@@ -145,6 +145,7 @@ def test_compile_auto_decides_from_the_video_length(demo_video):
         extractor.device = torch.device("cuda")  # the decision alone: nothing runs there
     assert fast.auto_compiles(table(AUTO_COMPILE_S)) and not fast.auto_compiles(table(AUTO_COMPILE_S - 1))
     assert not fast.auto_compiles(pd.DataFrame({"type": ["Video"]}))  # no durations: extract's checks will say so
+    assert not fast.auto_compiles(pd.DataFrame({"type": ["Video"], "duration": ["ten minutes"]}))  # nor here
     assert not exact.auto_compiles(table(3600.0))  # float32: the exact path stays eager
     assert not eager.auto_compiles(table(3600.0))
     with pytest.raises(ValueError, match="compile must be"):

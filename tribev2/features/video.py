@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..media import frame_index, iter_frames, probe, rgb
@@ -135,7 +136,8 @@ class VideoExtractor(EventExtractor):
             return False
         if not {"type", "duration"} <= set(getattr(events, "columns", ())):  # extract's own checks will say so
             return False
-        return float(events.loc[events["type"] == self.event_type, "duration"].sum()) >= AUTO_COMPILE_S
+        durations = pd.to_numeric(events.loc[events["type"] == self.event_type, "duration"], errors="coerce")
+        return float(durations.sum()) >= AUTO_COMPILE_S  # bad durations (NaN) are extract's checks' to name
 
     def extract(self, events, start: float, duration: float) -> np.ndarray:
         if self.auto_compiles(events):
@@ -147,7 +149,9 @@ class VideoExtractor(EventExtractor):
         fails, the layers put back as they were, with a warning."""
         self._compiled = True
         model = compile_layers(self.model)
-        blank = torch.zeros(self.batch_size, self.frames_per_clip, 3, self.crop_size, self.crop_size)
+        blank = torch.zeros(
+            self.batch_size, self.frames_per_clip, 3, self.crop_size, self.crop_size, device=self.device
+        )
         try:
             self.clip_state_means(blank)
         except Exception as err:  # noqa: BLE001 - whatever stops the compiler, the eager layers still work
