@@ -16,6 +16,7 @@ from tribev2.features import check_compatible, extract_features, feature_dims
 from tribev2.media import probe, read_audio
 
 DEMO_CLIP = Path(__file__).resolve().parents[1] / "data" / "demo_stimulus.mp4"
+ONE_WORD = [{"type": "Word", "start": 1.0, "duration": 0.4, "text": "hi", "context": "hi"}]
 
 
 def _weights_digest(folder: Path) -> str:
@@ -91,7 +92,7 @@ def test_extractors_on_threads_give_the_same_features(tmp_path):
 
     from tribev2.progress import progress_bars, quiet
 
-    events = _clip_events(tmp_path, [{"type": "Word", "start": 1.0, "duration": 0.4, "text": "hi", "context": "hi"}])
+    events = _clip_events(tmp_path, ONE_WORD)
     extractors = demo_extractors(device="cpu", cache=False, progress=False)
     one_by_one = extract_features(events, extractors=extractors, start=0.0, duration=20.0)
     seen: dict = {}
@@ -127,7 +128,7 @@ def test_models_load_one_at_a_time_on_threads(tmp_path):
     import threading
     import time
 
-    events = _clip_events(tmp_path, [{"type": "Word", "start": 1.0, "duration": 0.4, "text": "hi", "context": "hi"}])
+    events = _clip_events(tmp_path, ONE_WORD)
     extractors = demo_extractors(device="cpu", cache=False, progress=False)
     spans, lock = [], threading.Lock()
     for extractor in extractors.values():
