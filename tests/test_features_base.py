@@ -198,7 +198,8 @@ def test_missing_local_folder(tmp_path):
 
 def test_numpy_window_bounds_and_bad_layer_counts():
     """Window starts taken from numpy (np.arange gives np.int64, a float32 array np.float32) are numbers too;
-    a cache_n_layers of 0 would keep no hidden state (NaN features), so it is refused at construction."""
+    a cache_n_layers of 0 would keep no hidden state (NaN features), so it is refused at construction, as is a
+    batch_size that is not a whole number of at least 1 (True included)."""
     from tribev2.demo import demo_extractors
 
     text = demo_extractors(device="cpu", progress=False)["text"]
@@ -211,9 +212,11 @@ def test_numpy_window_bounds_and_bad_layer_counts():
         extract_features(words, extractors=[text], start=np.float64("nan"), duration=4.0)
     from tribev2.features import TextExtractor
 
-    for bad in (0, -3, 2.5):
+    for bad in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="cache_n_layers must be a positive integer"):
             TextExtractor(text.source, device="cpu", cache_n_layers=bad)
+        with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+            TextExtractor(text.source, device="cpu", batch_size=bad)
 
 
 def test_fast_arithmetic_rounds_no_stored_weight(tmp_path):

@@ -19,7 +19,6 @@ import concurrent.futures as concurrent_futures
 import contextlib
 import contextvars
 import math
-import numbers
 import os
 import threading
 import types
@@ -32,6 +31,7 @@ import pandas as pd
 import torch
 
 from ..cache import file_sha256
+from ..checks import is_whole_number
 from ..devices import precision_dtype, resolve_device, weights_dtype
 from ..progress import bar, note, progress_bars
 from .cache import FEATURES_VERSION, cache_file, write_cached
@@ -109,11 +109,11 @@ class Extractor:
         features under ``cache_dir`` (the cache root; default ``$TRIBEV2_CACHE``)."""
         from transformers import AutoConfig
 
-        if not (isinstance(batch_size, int) and batch_size > 0):
+        if not is_whole_number(batch_size):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not (math.isfinite(frequency) and frequency > 0):
             raise ValueError(f"frequency must be a positive rate in Hz, got {frequency!r}")
-        if cache_n_layers is not None and not (isinstance(cache_n_layers, numbers.Integral) and cache_n_layers > 0):
+        if cache_n_layers is not None and not is_whole_number(cache_n_layers):
             raise ValueError(f"cache_n_layers must be a positive integer or None, got {cache_n_layers!r}")
         self.source = str(source)
         self.revision = revision
