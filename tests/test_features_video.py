@@ -153,7 +153,8 @@ def test_compile_auto_decides_from_the_video_length(demo_video):
 
 
 def test_failed_compilation_leaves_the_layers_eager(demo_video, tmp_path, monkeypatch):
-    """If the automatic compilation fails, a warning names the error and the eager layers give the states."""
+    """If the automatic compilation fails, a warning names the error and the eager layers give the states; it is
+    not tried again."""
     import inspect
 
     import tribev2.features.video as video_module
@@ -169,9 +170,12 @@ def test_failed_compilation_leaves_the_layers_eager(demo_video, tmp_path, monkey
     with pytest.warns(UserWarning, match="no C compiler"):
         extractor._compile_or_warn()
     assert all(inspect.ismethod(layer.forward) for layer in extractor.model.encoder.layer)
+    assert not extractor._compiled  # eager again: short batches are not filled with blank clips
     np.testing.assert_array_equal(
         extractor.event_state_means(stimulus, 0.0, 2.0), demo_video.event_state_means(stimulus, 0.0, 2.0)
     )
+    extractor.device, extractor.dtype = torch.device("cuda"), torch.bfloat16  # the decision alone, as if fast
+    assert not extractor.auto_compiles(pd.DataFrame({"type": ["Video"], "duration": [3600.0]}))
 
 
 def test_compiled_batches_keep_one_shape(demo_video, tmp_path):

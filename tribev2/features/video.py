@@ -95,6 +95,7 @@ class VideoExtractor(EventExtractor):
             raise ValueError(f"compile must be True, False or 'auto', got {compile!r}")
         self.compile = compile
         self._compiled = compile is True  # whether the layers are (or, once loaded, will be) compiled
+        self._auto_compile_tried = False  # compile="auto" compiles (or fails to) once
         self._pixel_stream = None  # made by the first event_state_means on a GPU (see _on_pixel_stream)
         self.clip_duration = float(clip_duration)
         self.final_norm = final_norm
@@ -130,9 +131,9 @@ class VideoExtractor(EventExtractor):
         return compile_layers(model) if self.compile is True else model
 
     def auto_compiles(self, events) -> bool:
-        """Whether ``compile="auto"`` compiles the layers for ``events`` (not compiled yet, on CUDA below
-        float32, ``AUTO_COMPILE_S`` of video or more)."""
-        if self.compile != "auto" or self._compiled or self.device.type != "cuda" or not self.own_attention:
+        """Whether ``compile="auto"`` compiles the layers for ``events`` (not tried yet, on CUDA below float32,
+        ``AUTO_COMPILE_S`` of video or more)."""
+        if self.compile != "auto" or self._auto_compile_tried or self.device.type != "cuda" or not self.own_attention:
             return False
         if not {"type", "duration"} <= set(getattr(events, "columns", ())):  # extract's own checks will say so
             return False
@@ -146,8 +147,8 @@ class VideoExtractor(EventExtractor):
 
     def _compile_or_warn(self) -> None:
         """The layers compiled and run once on a batch of blank clips (the compilation happens there); if that
-        fails, the layers put back as they were, with a warning."""
-        self._compiled = True
+        fails, the layers put back as they were, with a warning (and short batches no longer filled)."""
+        self._auto_compile_tried = self._compiled = True
         model = compile_layers(self.model)
         blank = torch.zeros(
             self.batch_size, self.frames_per_clip, 3, self.crop_size, self.crop_size, device=self.device
@@ -155,8 +156,8 @@ class VideoExtractor(EventExtractor):
         try:
             self.clip_state_means(blank)
         except Exception as err:  # noqa: BLE001 - whatever stops the compiler, the eager layers still work
-            for layer in model.encoder.layer:
-                vars(layer).pop("forward", None)
+            eager_layers(model)
+            self._compiled = False
             warnings.warn(f"{self.source}: compiling the video layers failed ({err!r}); they run eagerly", stacklevel=3)
 
     def _processor_config(self) -> dict:
@@ -445,4 +446,11 @@ def compile_layers(model: torch.nn.Module) -> torch.nn.Module:
     its element-wise work; the layers share one code, compiled on the first batch and reused."""
     for layer in model.encoder.layer:
         layer.forward = torch.compile(layer.forward, dynamic=False)
+    return model
+
+
+def eager_layers(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with the layers that :func:`compile_layers` compiled back on their own ``forward``."""
+    for layer in model.encoder.layer:
+        vars(layer).pop("forward", None)
     return model
