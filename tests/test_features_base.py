@@ -232,6 +232,7 @@ def test_fast_arithmetic_rounds_no_stored_weight(tmp_path):
 
     import torch
     from safetensors.torch import load_file
+    from transformers import AutoModel
 
     from tribev2.demo import demo_extractors
     from tribev2.devices import weights_dtype
@@ -277,6 +278,14 @@ def test_fast_arithmetic_rounds_no_stored_weight(tmp_path):
     saved = load_file(str(stored / "model.safetensors"))
     assert {held[k].dtype for k in saved} == {torch.bfloat16, torch.float32}
     assert all(torch.equal(held[k].to(torch.bfloat16), saved[k]) for k in saved)  # nothing rounded
+    # loaded in bfloat16, all but the linear layers widened: what a float32 load, then rounded, would hold
+    assert text.loads_as_stored and not fast.loads_as_stored
+    widened_first = text.prepare(AutoModel.from_pretrained(stored, dtype=torch.float32))
+    expected = dict(widened_first.named_buffers()) | dict(widened_first.named_parameters())
+    held = dict(text.model.named_buffers()) | dict(text.model.named_parameters())
+    assert held.keys() == expected.keys()
+    for name, tensor in held.items():
+        assert tensor.dtype == expected[name].dtype and torch.equal(tensor, expected[name]), name
     assert "weights=torch.float32" in repr(text)
     chosen = TextExtractor(stored, device="cpu", precision="fast", weights="float32", progress=False, cache=False)
     assert chosen.weights_dtype == torch.float32

@@ -157,7 +157,8 @@ class Extractor:
         return self._model
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
-        """``model``, just loaded (or built) in ``weights_dtype``, made ready to run as this extractor runs it:
+        """``model``, just loaded (or built) in ``weights_dtype`` (its linear and convolution layers perhaps
+        already in ``dtype``: :attr:`loads_as_stored`), made ready to run as this extractor runs it:
         its own code (:meth:`adapt`), its linear and convolution layers rounded where it autocasts (before the
         move: the device never holds them in float32), on ``device``, in eval mode."""
         model = self.adapt(model)
@@ -177,14 +178,22 @@ class Extractor:
         to change."""
         return torch.autocast(self.device.type, dtype=self.dtype) if self.autocasts else contextlib.nullcontext()
 
+    @property
+    def loads_as_stored(self) -> bool:
+        """Whether the checkpoint's config says its weights are stored in the arithmetic's dtype while they are
+        held wider (Llama-3.2-3B's bfloat16 under autocast): then the model loads in that dtype and all but its
+        linear and convolution layers are widened (:func:`widen_all_but_matmul`): the same tensors as loading every
+        weight widened, then rounding those layers (:meth:`prepare`), at half the host memory."""
+        return self.autocasts and self.config.dtype == self.dtype
+
     def _load_model(self) -> torch.nn.Module:
         from transformers import AutoModel
 
         # An explicit dtype pins the reference's float32: transformers 5 would otherwise load the weights'
         # own dtype (bfloat16 for Llama-3.2-3B), where transformers 4 defaulted to float32.
-        return load_pretrained(
-            AutoModel, self.source, self.revision, f"{self.modality} model", dtype=self.weights_dtype
-        )
+        dtype = self.dtype if self.loads_as_stored else self.weights_dtype
+        model = load_pretrained(AutoModel, self.source, self.revision, f"{self.modality} model", dtype=dtype)
+        return widen_all_but_matmul(model, self.weights_dtype) if self.loads_as_stored else model
 
     def adapt(self, model: torch.nn.Module) -> torch.nn.Module:
         """``model`` with this extractor's own code in place (attention kernels, compilation); as it is here."""
@@ -398,6 +407,22 @@ def cast_matmul_weights(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.
     for module in model.modules():
         if isinstance(module, MATMUL_LAYERS):
             module.to(dtype)
+    return model
+
+
+def widen_all_but_matmul(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """``model`` with the floating parameters and buffers of every module but its linear and convolution layers
+    in ``dtype``, those layers as they are: a model loaded in bfloat16 so held as :func:`cast_matmul_weights`
+    holds one loaded in float32 (its float32 copy never made)."""
+    for module in model.modules():
+        if isinstance(module, MATMUL_LAYERS):
+            continue
+        for p in module.parameters(recurse=False):
+            if p.is_floating_point():
+                p.data = p.data.to(dtype)
+        for name, b in module.named_buffers(recurse=False):
+            if b.is_floating_point():
+                setattr(module, name, b.to(dtype))
     return model
 
 
