@@ -95,7 +95,6 @@ def full_extractor(modality: str, folder: Path, device: str, dtype, depth: int |
     import torch
     from transformers import AutoModel
 
-    from tribev2.demo import demo_extractors
     from tribev2.devices import DTYPES
     from tribev2.features import Extractor
 
@@ -107,10 +106,7 @@ def full_extractor(modality: str, folder: Path, device: str, dtype, depth: int |
     target.mkdir(parents=True)
     config.save_pretrained(target)
     if modality != "video":  # the video resize and crop follow the config's crop size
-        demo = Path(demo_extractors()[modality].source)
-        for extra in demo.iterdir():  # the tokenizer, or the (default) filterbank settings
-            if extra.name not in ("config.json", "model.safetensors"):
-                (target / extra.name).write_bytes(extra.read_bytes())
+        copy_demo_files(modality, target)
     extractor = Extractor.registry[modality](target, device=device, dtype=dtype, cache=False, progress=False)
     with torch.device(device):
         model = AutoModel.from_config(config, dtype=extractor.weights_dtype)
@@ -120,6 +116,16 @@ def full_extractor(modality: str, folder: Path, device: str, dtype, depth: int |
             parameter.data = parameter.data.to(stored).to(extractor.weights_dtype)
     extractor._model = extractor.prepare(model)
     return extractor
+
+
+def copy_demo_files(modality: str, target: Path) -> None:
+    """The demo extractor's files but its config and weights (the tokenizer, or the filterbank settings) copied
+    into ``target``, beside a full-size config."""
+    from tribev2.demo import demo_extractors
+
+    for extra in Path(demo_extractors()[modality].source).iterdir():
+        if extra.name not in ("config.json", "model.safetensors"):
+            (target / extra.name).write_bytes(extra.read_bytes())
 
 
 # -- synthetic stimuli ------------------------------------------------------------------------------------------

@@ -27,31 +27,25 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_features import full_configs  # noqa: E402
+from bench_features import copy_demo_files, full_configs  # noqa: E402
 from bench_model import _machine, _peak_rss_mib  # noqa: E402
 
 WAYS = ("widened first", "as stored")
 
 
-def save_checkpoint(folder: Path) -> Path:
+def save_checkpoint(target: Path) -> None:
     """The release architecture with seeded random bfloat16 weights and the demo tokenizer, saved once."""
-    target = folder / "llama-3.2-3b-random-bf16"
     if (target / "config.json").exists():
-        return target
+        return
     import torch
     from transformers import AutoModel
-
-    from tribev2.demo import demo_extractors
 
     torch.manual_seed(0)
     model = AutoModel.from_config(full_configs()["text"], dtype=torch.bfloat16)
     partial = target.with_name(target.name + ".partial")
     model.save_pretrained(partial)
-    for extra in Path(demo_extractors()["text"].source).iterdir():  # the tokenizer
-        if not (partial / extra.name).exists():
-            (partial / extra.name).write_bytes(extra.read_bytes())
+    copy_demo_files("text", partial)
     partial.rename(target)
-    return target
 
 
 def load(checkpoint: Path, way: str) -> dict:
@@ -93,7 +87,7 @@ def main() -> None:
         print(json.dumps(load(checkpoint, args.way)))
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(args.workdir)
+    save_checkpoint(checkpoint)
     rows = []
     for _ in range(args.repeats):
         for way in WAYS:
